@@ -1,0 +1,1 @@
+"""cocotb + Verilator verification of the generated hardware against the spec."""

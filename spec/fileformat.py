@@ -1,0 +1,213 @@
+"""The gamir model file (``.gamir``): a JSON header and raw little-endian arrays.
+
+Layout (all integers little-endian)::
+
+    8 bytes   magic  b"GAMIRMDL"
+    4 bytes   format version (uint32), currently 1
+    4 bytes   header length H (uint32)
+    H bytes   header, UTF-8 JSON (below)
+    rest      payload: the arrays, each at the offset the header gives
+
+The header holds the task, name, image channels, pixel steps, provenance (free JSON: the
+command, data and results that produced the model), the layer list with every scalar, and for
+each parameter array its dtype, shape, byte offset and length, plus a CRC-32 of the payload.
+Binary weights are stored bit-packed (``np.packbits``, big-endian bit order, over the
+flattened (c_out, k, k, c_in) array); fixed weights as int8.
+
+Loading parses JSON and copies bytes into numpy arrays of whitelisted dtypes: it never runs
+code from the file (no pickle). Every failure raises :class:`spec.model.ModelError` with one
+message naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import Layer, Model, ModelError, PixelSteps
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "to_bytes", "from_bytes", "save", "load"]
+
+MAGIC = b"GAMIRMDL"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sII")
+_DTYPES = {"uint8": np.uint8, "int8": np.int8, "int16": np.int16, "int32": np.int32}
+_LAYER_SCALARS = (
+    "kind", "kernel", "c_in", "c_out", "output", "w_bits", "shift", "scale_bits",
+    "out_bits", "frac_bits", "residual",
+)
+
+
+def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
+    if name == "weights":
+        if layer.kind == "binary":
+            return np.packbits(np.asarray(a, dtype=np.uint8).reshape(-1))
+        return np.asarray(a).astype(np.int8)
+    return np.asarray(a).astype(Layer.ARRAYS[name])
+
+
+def to_bytes(model: Model) -> bytes:
+    """Serialize a validated model; the same model always gives the same bytes."""
+    model.validate()
+    payload = bytearray()
+    layers = []
+    for layer in model.layers:
+        entry: dict[str, Any] = {k: getattr(layer, k) for k in _LAYER_SCALARS}
+        arrays = {}
+        for name, a in layer.arrays().items():
+            stored = np.ascontiguousarray(_stored(layer, name, a))
+            arrays[name] = {
+                "dtype": stored.dtype.name,
+                "shape": list(stored.shape),
+                "offset": len(payload),
+                "nbytes": stored.nbytes,
+            }
+            payload += stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+        entry["arrays"] = arrays
+        layers.append(entry)
+    header = {
+        "format": "gamir-model",
+        "task": model.task,
+        "name": model.name,
+        "image_channels": model.image_channels,
+        "steps": vars(model.steps),
+        "provenance": model.provenance,
+        "layers": layers,
+        "payload_nbytes": len(payload),
+        "payload_crc32": zlib.crc32(payload),
+    }
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text + bytes(payload)
+
+
+def _get(d: dict, key: str, types, where: str):
+    if not isinstance(d, dict) or key not in d:
+        raise ModelError(f"model file: {where} is missing {key!r}")
+    v = d[key]
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in _as_tuple(types)):
+        raise ModelError(f"model file: {where}.{key} has the wrong type ({type(v).__name__})")
+    return v
+
+
+def _as_tuple(t):
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
+    dtype = _DTYPES.get(_get(spec, "dtype", str, where))
+    if dtype is None:
+        raise ModelError(f"model file: {where} has unsupported dtype {spec['dtype']!r}")
+    shape = _get(spec, "shape", list, where)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ModelError(f"model file: {where} has a bad shape {shape!r}")
+    offset = _get(spec, "offset", int, where)
+    nbytes = _get(spec, "nbytes", int, where)
+    if nbytes != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize:
+        raise ModelError(f"model file: {where} byte length {nbytes} does not match shape {shape}")
+    if offset < 0 or offset + nbytes > len(payload):
+        raise ModelError(f"model file: {where} lies outside the payload (file truncated?)")
+    raw = np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<"), count=nbytes // np.dtype(dtype).itemsize, offset=offset)
+    return raw.astype(dtype).reshape(shape)
+
+
+def from_bytes(data: bytes) -> Model:
+    """Parse and validate a model file's bytes."""
+    if len(data) < _PREFIX.size:
+        raise ModelError(f"model file: {len(data)} bytes is too short to be a gamir model")
+    magic, version, hlen = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise ModelError("model file: not a gamir model (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise ModelError(
+            f"model file: format version {version} is not supported (this gamir reads "
+            f"version {FORMAT_VERSION})"
+        )
+    if _PREFIX.size + hlen > len(data):
+        raise ModelError("model file: truncated inside the header")
+    try:
+        header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"model file: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != "gamir-model":
+        raise ModelError("model file: header does not describe a gamir model")
+    payload = data[_PREFIX.size + hlen :]
+    n = _get(header, "payload_nbytes", int, "header")
+    if len(payload) != n:
+        raise ModelError(
+            f"model file: payload is {len(payload)} bytes, header says {n} (file truncated?)"
+        )
+    if zlib.crc32(payload) != _get(header, "payload_crc32", int, "header"):
+        raise ModelError("model file: payload checksum mismatch (file corrupted)")
+    steps_d = _get(header, "steps", dict, "header")
+    steps = PixelSteps(
+        unshuffle=_get(steps_d, "unshuffle", int, "steps"),
+        noise_channel=_get(steps_d, "noise_channel", bool, "steps"),
+        noise_level=_get(steps_d, "noise_level", int, "steps"),
+        shuffle=_get(steps_d, "shuffle", int, "steps"),
+    )
+    layers = []
+    for i, entry in enumerate(_get(header, "layers", list, "header"), 1):
+        where = f"layer {i}"
+        kw: dict[str, Any] = {}
+        for key in _LAYER_SCALARS:
+            types = (int, type(None)) if key == "residual" else (str if key in ("kind", "output") else int)
+            kw[key] = _get(entry, key, types, where)
+        arrays = _get(entry, "arrays", dict, where)
+        for name, spec in arrays.items():
+            if name not in Layer.ARRAYS:
+                raise ModelError(f"model file: {where} has an unknown array {name!r}")
+            a = _read_array(spec, payload, f"{where}.{name}")
+            if name == "weights" and kw["kind"] == "binary":
+                shape = (kw["c_out"], kw["kernel"], kw["kernel"], kw["c_in"])
+                count = int(np.prod(shape))
+                if a.size * 8 < count or a.size > (count + 7) // 8:
+                    raise ModelError(
+                        f"model file: {where}.weights holds {a.size} packed bytes, shape "
+                        f"{shape} needs {(count + 7) // 8}"
+                    )
+                a = np.unpackbits(a)[:count].reshape(shape)
+            kw[name] = a
+        layers.append(Layer(**kw))
+    model = Model(
+        layers=layers,
+        image_channels=_get(header, "image_channels", int, "header"),
+        steps=steps,
+        task=_get(header, "task", str, "header"),
+        name=_get(header, "name", str, "header"),
+        provenance=_get(header, "provenance", dict, "header"),
+    )
+    return model.validate()
+
+
+def save(model: Model, path: str | os.PathLike) -> None:
+    """Write atomically: a temporary file beside ``path``, then rename."""
+    data = to_bytes(model)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike) -> Model:
+    """Read and validate a model file; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file {str(path)!r}: {e.strerror}") from None
+    try:
+        return from_bytes(data)
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None

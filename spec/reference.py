@@ -1,0 +1,77 @@
+"""The plain reference: the spec computed the obvious way, for trust, not speed.
+
+Bits stay unpacked (one uint8 per channel), XNOR is ``==`` and popcount a sum; fixed convs are
+integer products summed tap by tap in int64. The window rule is written out as clamped
+coordinates. :mod:`spec.fast` must equal this bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import arith
+from .model import Layer, Model, TensorType
+
+__all__ = ["window_tap", "conv_acc", "output_stage", "run_layers"]
+
+
+def window_tap(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``x[clamp(y+dy), clamp(x+dx)]`` for every pixel: one tap of a replicate-border window."""
+    h, w = x.shape[:2]
+    rows = np.clip(np.arange(h) + dy, 0, h - 1)
+    cols = np.clip(np.arange(w) + dx, 0, w - 1)
+    return x[rows][:, cols]
+
+
+def _offsets(kernel: int):
+    r = kernel // 2
+    for ky in range(kernel):
+        for kx in range(kernel):
+            yield ky, kx, ky - r, kx - r
+
+
+def conv_acc(layer: Layer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
+    """The accumulator (H, W, c_out) int64 of ``layer`` on input tensor ``x``."""
+    h, w = x.shape[:2]
+    acc = np.zeros((h, w, layer.c_out), dtype=np.int64)
+    if layer.kind == "binary":
+        bits = x if in_type.kind == "bit" else arith.sign_bit(x)
+        for ky, kx, dy, dx in _offsets(layer.kernel):
+            tap = window_tap(bits, dy, dx)  # (h, w, c_in)
+            wt = layer.weights[:, ky, kx, :]  # (c_out, c_in)
+            xnor = tap[:, :, None, :] == wt[None, None, :, :]
+            acc += xnor.sum(axis=3)
+        return acc
+    vals = arith.bit_to_pm1(x) if in_type.kind == "bit" else x.astype(np.int64)
+    for ky, kx, dy, dx in _offsets(layer.kernel):
+        tap = window_tap(vals, dy, dx)
+        acc += tap @ layer.weights[:, ky, kx, :].astype(np.int64).T
+    return acc
+
+
+def output_stage(layer: Layer, acc: np.ndarray, tensors: list[np.ndarray]) -> np.ndarray:
+    """Threshold, affine (+ residual) or pixel (+ global residual) stage of ``layer``."""
+    if layer.output == "threshold":
+        ge = acc >= layer.threshold
+        le = acc <= layer.threshold
+        return np.where(layer.flip, le, ge).astype(np.uint8)
+    y = arith.rshift_round(acc * layer.scale + layer.bias, layer.shift)
+    if layer.output == "affine":
+        if layer.residual is not None:
+            y = y + tensors[layer.residual]
+        return arith.saturate(y, layer.out_bits)
+    x0 = tensors[0].astype(np.int64)
+    for c, src in enumerate(layer.residual_map):
+        if src >= 0:
+            y[:, :, c] += x0[:, :, src]
+    return arith.clamp_pixel(y)
+
+
+def run_layers(model: Model, x0: np.ndarray) -> list[np.ndarray]:
+    """All tensors 0..L for input tensor ``x0`` (H, W, input_channels) uint8."""
+    types = model.tensor_types()
+    tensors = [x0]
+    for i, layer in enumerate(model.layers, 1):
+        acc = conv_acc(layer, tensors[i - 1], types[i - 1])
+        tensors.append(output_stage(layer, acc, tensors))
+    return tensors
