@@ -1,0 +1,147 @@
+"""The model file: round trip, determinism, and one clear error per kind of damage."""
+
+import json
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import spec
+from spec import fileformat
+from spec.model import ModelError
+
+
+@pytest.fixture
+def model():
+    return spec.random_model(7, channels=5, n_binary=3, noise_channel=True, unshuffle=2)
+
+
+def _split(data):
+    magic, version, hlen = struct.unpack_from("<8sII", data)
+    header = json.loads(data[16 : 16 + hlen])
+    return header, data[16 + hlen :]
+
+
+def _join(header, payload, version=fileformat.FORMAT_VERSION):
+    text = json.dumps(header).encode()
+    return struct.pack("<8sII", b"GAMIRMDL", version, len(text)) + text + payload
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_round_trip_keeps_every_value(seed):
+    m = spec.random_model(seed)
+    m2 = spec.from_bytes(spec.to_bytes(m))
+    assert m2.shape_dict() == m.shape_dict()
+    assert spec.to_bytes(m2) == spec.to_bytes(m)
+    for a, b in zip(m.layers, m2.layers):
+        for name, arr in a.arrays().items():
+            np.testing.assert_array_equal(arr, b.arrays()[name], err_msg=name)
+    x0 = spec.model_input(m, spec.random_image(seed, 4 * m.steps.unshuffle, 6 * m.steps.unshuffle, m.image_channels))
+    np.testing.assert_array_equal(spec.run_tensor(m, x0), spec.run_tensor(m2, x0))
+
+
+def test_save_load_and_metadata(tmp_path, model):
+    model.provenance = {"command": "python -m training.train --task denoise", "psnr": 30.1}
+    p = tmp_path / "m.gamir"
+    spec.save(model, p)
+    m2 = spec.load(p)
+    assert m2.provenance == model.provenance
+    assert (m2.task, m2.name, m2.steps) == (model.task, model.name, model.steps)
+    assert m2.digest() == model.digest()
+    assert list(tmp_path.iterdir()) == [p]  # no temporary file left
+
+
+def test_shape_hash_ignores_parameters():
+    a = spec.random_model(3, channels=4, n_binary=2)
+    b = spec.random_model(3, channels=4, n_binary=2)
+    b.layers[1].weights = 1 - b.layers[1].weights
+    assert a.shape_hash() == b.shape_hash() and a.digest() != b.digest()
+
+
+def _err(data, pattern):
+    with pytest.raises(ModelError, match=pattern):
+        spec.from_bytes(data)
+
+
+def test_not_a_model(model):
+    _err(b"", r"^model file: 0 bytes is too short to be a gamir model$")
+    _err(pickle.dumps({"layers": []}) + bytes(32), r"^model file: not a gamir model \(bad magic bytes\)$")
+
+
+def test_wrong_version(model):
+    header, payload = _split(spec.to_bytes(model))
+    _err(_join(header, payload, version=99), r"^model file: format version 99 is not supported")
+
+
+def test_truncated(model):
+    data = spec.to_bytes(model)
+    _err(data[:20], r"^model file: truncated inside the header$")
+    _err(data[:-3], r"payload is \d+ bytes, header says \d+ \(file truncated\?\)$")
+
+
+def test_corrupted_payload(model):
+    data = bytearray(spec.to_bytes(model))
+    data[-1] ^= 0x40
+    _err(bytes(data), r"^model file: payload checksum mismatch \(file corrupted\)$")
+
+
+def test_bad_json(model):
+    data = spec.to_bytes(model)
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    broken = data[:16] + b"x" + data[17:]
+    _err(broken, r"^model file: header is not valid JSON")
+
+
+def _edit(model, fn):
+    header, payload = _split(spec.to_bytes(model))
+    payload = fn(header, bytearray(payload)) or payload
+    header["payload_nbytes"] = len(payload)
+    header["payload_crc32"] = zlib.crc32(bytes(payload))
+    return _join(header, bytes(payload))
+
+
+def test_inconsistent_shapes(model):
+    def wrong_cin(h, p):
+        h["layers"][1]["c_in"] += 1
+    _err(_edit(model, wrong_cin),
+         r"^model file: layer 2.weights holds 29 packed bytes, shape \(5, 3, 3, 6\) needs 34$")
+
+    def short_threshold(h, p):
+        h["layers"][-1]["arrays"]["scale"]["shape"] = [2]
+        h["layers"][-1]["arrays"]["scale"]["nbytes"] = 8
+    _err(_edit(model, short_threshold), r"^layer \d: scale has shape \(2,\), expected \(\d+,\)$")
+
+
+def test_missing_key_and_bad_types(model):
+    def drop(h, p):
+        del h["layers"][0]["kernel"]
+    _err(_edit(model, drop), r"^model file: layer 1 is missing 'kernel'$")
+
+    def boolish(h, p):
+        h["layers"][0]["kernel"] = True
+    _err(_edit(model, boolish), r"^model file: layer 1.kernel has the wrong type \(bool\)$")
+
+    def dtype(h, p):
+        h["layers"][0]["arrays"]["weights"]["dtype"] = "object"
+    _err(_edit(model, dtype), r"^model file: layer 1.weights has unsupported dtype 'object'$")
+
+    def outside(h, p):
+        h["layers"][0]["arrays"]["weights"]["offset"] = 10**6
+    _err(_edit(model, outside), r"^model file: layer 1.weights lies outside the payload")
+
+
+def test_out_of_range_values(model):
+    def narrow_weights(h, p):
+        h["layers"][0]["w_bits"] = 2  # the stored int8 weights no longer fit 2 bits
+    _err(_edit(model, narrow_weights), r"^layer 1: weights value -?\d+ is (above 1|below -2)$")
+
+
+def test_load_names_the_file(tmp_path):
+    p = tmp_path / "broken.gamir"
+    p.write_bytes(b"GAMIRMDL")
+    with pytest.raises(ModelError, match=r"broken.gamir: model file: 8 bytes is too short"):
+        spec.load(p)
+    with pytest.raises(ModelError, match=r"^cannot read model file .*missing.gamir.*No such file"):
+        spec.load(tmp_path / "missing.gamir")

@@ -1,0 +1,64 @@
+"""Model validation: each rule broken once, each with its message."""
+
+import numpy as np
+import pytest
+
+import spec
+from spec.model import ModelError
+
+
+def _model():
+    return spec.random_model(11, channels=4, n_binary=3, unshuffle=1, shuffle=1, image_channels=3)
+
+
+def _expect(mutate, pattern):
+    m = _model()
+    mutate(m)
+    with pytest.raises(ModelError, match=pattern):
+        m.validate()
+
+
+def test_rules():
+    _expect(lambda m: setattr(m, "layers", []), r"^model has no layers$")
+    _expect(lambda m: setattr(m, "task", "paint"), r"^task 'paint' is not one of")
+    _expect(lambda m: setattr(m.layers[0], "kernel", 5), r"^layer 1: kernel=5 must be 1 or 3$")
+    _expect(lambda m: setattr(m.layers[0], "kind", "binary"),
+            r"^layer 1: a binary layer cannot read pixels")
+    _expect(lambda m: setattr(m.layers[1], "output", "pixel"),
+            r"^layer 2: the last layer, and only the last, must have output 'pixel'")
+    _expect(lambda m: setattr(m.layers[1], "c_in", 5),
+            r"^layer 2: c_in=5 but its input tensor has 4 channels$")
+    _expect(lambda m: setattr(m.layers[0], "shift", 31), r"^layer 1: shift=31 must be 0..30$")
+    _expect(lambda m: setattr(m.steps, "unshuffle", 5), r"^pixel step unshuffle=5 must be 1, 2, 3 or 4$")
+    _expect(lambda m: setattr(m.layers[-1], "residual_map", np.full(3, 7)),
+            r"residual_map names channel 7, but the input has 3 channels$")
+
+
+def test_residual_rules():
+    m = spec.random_model(5, channels=4, n_binary=3, residual_prob=1.0)
+    affine = [i for i, l in enumerate(m.layers, 1) if l.output == "affine" and l.residual]
+    assert affine, "seed should give a residual layer"
+    i = affine[0]
+    layer = m.layers[i - 1]
+    layer.residual = i
+    with pytest.raises(ModelError, match=rf"^layer {i}: residual={i} must name an earlier"):
+        m.validate()
+
+
+def test_noise_level():
+    m = spec.random_model(2, noise_channel=True)
+    assert m.with_noise_level(50).steps.noise_level == 50
+    with pytest.raises(ModelError, match=r"^noise level 300 must be in 0..255"):
+        m.with_noise_level(300)
+    with pytest.raises(ModelError, match=r"has no noise-level channel$"):
+        spec.random_model(2, noise_channel=False).with_noise_level(3)
+
+
+def test_image_checks():
+    m = spec.random_model(4, unshuffle=2, image_channels=3)
+    with pytest.raises(ModelError, match=r"^image size 5x4 must be a positive multiple of 2"):
+        spec.restore(m, np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(ModelError, match=r"^image has 1 channels"):
+        spec.restore(m, np.zeros((4, 4, 1), np.uint8))
+    with pytest.raises(ModelError, match=r"^image must be a uint8 array"):
+        spec.restore(m, np.zeros((4, 4, 3), np.float32))
