@@ -55,23 +55,40 @@ def _pad_edges(x: np.ndarray, r: int) -> np.ndarray:
     """Replicate-border padding by ``r`` rows and columns (the spec's border rule)."""
     if r == 0:
         return x
-    return np.pad(x, ((r, r), (r, r), (0, 0)), mode="edge")
+    h, w = x.shape[:2]
+    out = np.empty((h + 2 * r, w + 2 * r) + x.shape[2:], dtype=x.dtype)
+    out[r : r + h, r : r + w] = x
+    out[r : r + h, :r] = x[:, :1]
+    out[r : r + h, r + w :] = x[:, -1:]
+    out[:r] = out[r : r + 1]
+    out[r + h :] = out[r + h - 1 : r + h]
+    return out
+
+
+def _exact_float_dtype(layer: Layer, t_in: TensorType):
+    """float32 when every partial sum stays below 2**24 (exact), else float64 (2**53)."""
+    lo, hi = t_in.value_range()
+    bound = int(np.abs(layer.weights).astype(np.int64).sum(axis=(1, 2, 3)).max()) * max(-lo, hi)
+    return np.float32 if bound < 2**24 else np.float64
 
 
 class _Runner:
-    """Runs one model over one input, sharing a thread pool across layers."""
+    """Runs one model over one input, sharing a thread pool across layers.
+
+    Each conv hands its accumulator for a band of rows to the layer's output stage; for
+    binary layers the stage receives the mismatch count ``m = N - acc`` (uint16), which keeps
+    the per-pixel work in narrow integers.
+    """
 
     def __init__(self, model: Model, pool: ThreadPoolExecutor):
         self.model = model
         self.pool = pool
         self.types = model.tensor_types()
 
-    def _bands(self, h: int, w: int):
-        rows = max(1, _BAND_PIXELS // max(w, 1))
-        return [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
-
     def _map(self, fn, h, w):
-        list(self.pool.map(lambda b: fn(*b), self._bands(h, w)))
+        rows = max(1, _BAND_PIXELS // max(w, 1))
+        bands = [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
+        list(self.pool.map(lambda b: fn(*b), bands))
 
     # -------------------------------------------------------------- binary conv
     def binary(self, layer: Layer, x: np.ndarray, t_in: TensorType, stage) -> None:
@@ -83,39 +100,36 @@ class _Runner:
         nw = (win_bytes + 7) // 8
         wbytes = np.zeros((layer.c_out, nw * 8), dtype=np.uint8)
         wbytes[:, :win_bytes] = _pack_channels(layer.weights).reshape(layer.c_out, win_bytes)
-        wwords = wbytes.view(np.uint64)  # (c_out, nw)
-        n_real = layer.taps
+        wwords = np.ascontiguousarray(wbytes.view(np.uint64).T)  # (nw, c_out)
 
         def band(r0, r1):
-            rows = r1 - r0
-            buf = np.zeros((rows, w, nw * 8), dtype=np.uint8)
-            t = 0
-            for ky in range(k):
-                for kx in range(k):
-                    buf[:, :, t * nb : (t + 1) * nb] = padded[r0 + ky : r1 + ky, kx : kx + w]
-                    t += 1
-            xw = buf.reshape(rows * w, nw * 8).view(np.uint64)  # (n, nw)
-            mism = np.zeros((rows * w, layer.c_out), dtype=np.uint16)
-            tmp = np.empty((rows * w, layer.c_out), dtype=np.uint64)
+            n = (r1 - r0) * w
+            buf = np.empty((r1 - r0, w, nw * 8), dtype=np.uint8)
+            buf[:, :, win_bytes:] = 0  # padding bytes: zero in windows and weights alike
+            for t, (ky, kx) in enumerate((ky, kx) for ky in range(k) for kx in range(k)):
+                buf[:, :, t * nb : (t + 1) * nb] = padded[r0 + ky : r1 + ky, kx : kx + w]
+            xw = buf.reshape(n, nw * 8).view(np.uint64)  # (n, nw)
+            mism = np.zeros((n, layer.c_out), dtype=np.uint16)
+            tmp = np.empty((n, layer.c_out), dtype=np.uint64)
             for j in range(nw):
-                np.bitwise_xor(xw[:, j, None], wwords[None, :, j], out=tmp)
-                mism += _popcount(tmp)
-            acc = n_real - mism.astype(np.int64)
-            stage(r0, r1, acc.reshape(rows, w, layer.c_out))
+                np.bitwise_xor(xw[:, j : j + 1], wwords[j], out=tmp)
+                np.add(mism, _popcount(tmp), out=mism)
+            stage(r0, r1, mism.reshape(r1 - r0, w, layer.c_out))
 
         self._map(band, h, w)
 
     # --------------------------------------------------------------- fixed conv
     def fixed(self, layer: Layer, x: np.ndarray, t_in: TensorType, stage) -> None:
+        ftype = _exact_float_dtype(layer, t_in)
         if t_in.kind == "bit":
-            vals = _unpack_channels(x, t_in.channels).astype(np.float64) * 2 - 1
+            vals = _unpack_channels(x, t_in.channels).astype(ftype) * 2 - 1
         else:
-            vals = x.astype(np.float64)
+            vals = x.astype(ftype)
         h, w, _ = vals.shape
         k, r = layer.kernel, layer.kernel // 2
         padded = _pad_edges(vals, r)
         # (k*k*c_in, c_out): rows in (ky, kx, c_in) order, like the gathered windows below.
-        wmat = layer.weights.reshape(layer.c_out, -1).T.astype(np.float64)
+        wmat = layer.weights.reshape(layer.c_out, -1).T.astype(ftype)
 
         def band(r0, r1):
             rows = r1 - r0
@@ -146,23 +160,43 @@ class _Runner:
         return tensors
 
     def _stage(self, layer: Layer, tensors: list[np.ndarray], out: np.ndarray):
+        """The output stage as a function of (row band, accumulator or mismatch count)."""
+        binary = layer.kind == "binary"
         if layer.output == "threshold":
-            t, flip = layer.threshold, layer.flip
+            # flip: acc <= T  ==  not (acc >= T + 1). For binary layers, with m = N - acc,
+            # acc >= T'  ==  m <= N - T'.
+            t_ge = layer.threshold + layer.flip
+            flip = layer.flip
+            if binary:
+                m_le = (layer.taps - t_ge).astype(np.int32)
 
-            def stage(r0, r1, acc):
-                bits = np.where(flip, acc <= t, acc >= t)
-                out[r0:r1] = _pack_channels(bits)
+                def stage(r0, r1, mism):
+                    out[r0:r1] = _pack_channels((mism <= m_le) ^ flip)
+            else:
+
+                def stage(r0, r1, acc):
+                    out[r0:r1] = _pack_channels((acc >= t_ge) ^ flip)
 
             return stage
         a, b, s = layer.scale, layer.bias, layer.shift
+        if binary:  # acc*A + B = (N - m)*A + B = m*(-A) + (N*A + B)
+            a, b = -a, layer.taps * a + b
+        if s:
+            b = b + (1 << (s - 1))  # rshift_round's constant, folded into B
+        a, b = a.astype(np.int64), b.astype(np.int64)
+
+        def affine(acc):
+            return (acc * a + b) >> s
+
         if layer.output == "affine":
             res = tensors[layer.residual] if layer.residual is not None else None
+            lo, hi = arith.signed_range(layer.out_bits)
 
             def stage(r0, r1, acc):
-                y = arith.rshift_round(acc * a + b, s)
+                y = affine(acc)
                 if res is not None:
                     y += res[r0:r1]
-                out[r0:r1] = arith.saturate(y, layer.out_bits)
+                np.clip(y, lo, hi, out=out[r0:r1], casting="unsafe")
 
             return stage
         x0 = tensors[0]
@@ -170,9 +204,9 @@ class _Runner:
         used = rmap >= 0
 
         def stage(r0, r1, acc):
-            y = arith.rshift_round(acc * a + b, s)
+            y = affine(acc)
             y[:, :, used] += x0[r0:r1][:, :, rmap[used]]
-            out[r0:r1] = arith.clamp_pixel(y)
+            np.clip(y, 0, arith.PIXEL_MAX, out=out[r0:r1], casting="unsafe")
 
         return stage
 

@@ -1,0 +1,63 @@
+"""A float32 torch implementation of a spec model's layers: the speed baseline.
+
+The same convolutions, replicate borders, sign activations, folded norms, residual adds and
+clamps as the spec, computed the way a torch user would run the network (float32 conv2d,
+NCHW). It is a speed yardstick, not bit-exact: float rounding differs from the spec's integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import spec
+
+__all__ = ["TorchFloatModel"]
+
+
+class TorchFloatModel(torch.nn.Module):
+    """Runs ``model`` on an NCHW float32 tensor of tensor-0 values."""
+
+    def __init__(self, model: spec.Model):
+        super().__init__()
+        self.model = model
+        self.types = model.tensor_types()
+        self.weights = []
+        for layer in model.layers:
+            w = layer.weights.astype(np.float32)
+            if layer.kind == "binary":
+                w = w * 2 - 1
+            self.weights.append(torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))))
+
+    def _stage(self, layer, acc, tensors):
+        c = lambda a: torch.from_numpy(np.asarray(a, np.float32)).view(1, -1, 1, 1)  # noqa: E731
+        if layer.output == "threshold":
+            t = c(layer.threshold)
+            return torch.where(c(layer.flip) > 0, acc <= t, acc >= t).float() * 2 - 1
+        y = torch.floor((acc * c(layer.scale) + c(layer.bias)) / 2.0**layer.shift + 0.5)
+        if layer.output == "affine":
+            if layer.residual is not None:
+                y = y + tensors[layer.residual]
+            lo, hi = spec.arith.signed_range(layer.out_bits)
+            return y.clamp(lo, hi)
+        used = [(k, int(s)) for k, s in enumerate(layer.residual_map) if s >= 0]
+        if used:
+            idx = torch.tensor([k for k, _ in used])
+            y[:, idx] += tensors[0][:, [s for _, s in used]]
+        return y.clamp(0, 255)
+
+    @torch.no_grad()
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        tensors = [x0]
+        for i, (layer, w) in enumerate(zip(self.model.layers, self.weights), 1):
+            x = tensors[-1]
+            if layer.kind == "binary" and self.types[i - 1].kind == "fixed":
+                x = torch.where(x >= 0, 1.0, -1.0)
+            if layer.kernel == 3:
+                x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            acc = F.conv2d(x, w)
+            if layer.kind == "binary":
+                acc = (acc + layer.taps) / 2  # popcount from the +/-1 dot product
+            tensors.append(self._stage(layer, acc, tensors))
+        return tensors[-1]
