@@ -1,0 +1,98 @@
+"""The narrow interface every backend implements, the CPU emulation, and the choice among them.
+
+A backend turns accelerator input tensors (tensor 0: (H, W, input_channels) uint8, one tile at
+a time) into output tensors ((H, W, c_out) uint8), in order. ``run`` takes an iterable so a
+board backend can keep two frames in flight (send n+1 while n comes back); everything else
+(pixel steps, tiling, video) happens above it, identically for every backend.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+import spec
+from spec import Model
+
+from .errors import HostError
+from .manifest import Manifest
+
+__all__ = ["BACKENDS", "Backend", "EmulateBackend", "open_backend"]
+
+BACKENDS = ("auto", "pynq", "verilator", "emulate")
+
+
+class Backend:
+    """Runs one model's layers on tiles of tensor 0.
+
+    ``max_width``/``max_height`` are the largest tile (accelerator pixels) it accepts, ``None``
+    for no limit. ``cycles_per_frame`` is the hardware's cycle count for a tile where known.
+    """
+
+    name = "backend"
+
+    def __init__(self, model: Model, manifest: Manifest | None = None):
+        self.model, self.manifest = model, manifest
+        self.max_width = manifest.max_width if manifest else None
+        self.max_height = manifest.max_height if manifest else None
+
+    def cycles_per_frame(self, height: int, width: int) -> int | None:
+        return self.manifest.cycles_per_frame(height, width) if self.manifest else None
+
+    def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Output tensor for each input tensor, in order."""
+        raise NotImplementedError
+
+    def process(self, x0: np.ndarray) -> np.ndarray:
+        """Output tensor for one input tensor."""
+        return next(iter(self.run([x0])))
+
+    def close(self) -> None:
+        """Release the device (buffers, simulator)."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EmulateBackend(Backend):
+    """The spec on the CPU (:func:`spec.run_tensor`, the packed fast implementation).
+
+    Bit for bit what the accelerator computes; with a manifest it still tiles to the
+    bitstream's width so it exercises exactly the board's path.
+    """
+
+    name = "emulate"
+
+    def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for x0 in tensors:
+            yield spec.run_tensor(self.model, x0)
+
+
+def open_backend(kind: str, model: Model, manifest: Manifest | None,
+                 bitstream: Path | None) -> Backend:
+    """The backend ``kind`` (one of :data:`BACKENDS`) for ``model``; ``auto`` explains its pick."""
+    if kind not in BACKENDS:
+        raise HostError(f"backend {kind!r} is not one of {', '.join(BACKENDS)}")
+    if kind == "emulate":
+        return EmulateBackend(model, manifest)
+    if kind == "verilator":
+        from .verilator_backend import VerilatorBackend
+
+        return VerilatorBackend(model, manifest)
+    from . import pynq_backend
+
+    present, why = pynq_backend.board_present()
+    if kind == "pynq" or present:
+        if not present:
+            raise HostError(f"--backend pynq: no PYNQ board here ({why}). Run on the board, or "
+                            f"use --backend emulate for the bit-exact CPU emulation")
+        return pynq_backend.PynqBackend(model, manifest, bitstream)
+    print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU",
+          file=sys.stderr)
+    return EmulateBackend(model, manifest)

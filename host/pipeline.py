@@ -1,0 +1,84 @@
+"""Frames in, restored frames out: pixel steps, tiling and reassembly around a backend.
+
+The same code path runs for every backend, so emulation, Verilator and the board differ only
+in who computes each tile.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+import spec
+from spec import Model
+
+from .backend import Backend
+from .errors import HostError
+from .tiling import Tile, plan, radius
+
+__all__ = ["FramePlan", "frame_plan", "restore_frames"]
+
+
+@dataclass
+class FramePlan:
+    """How one frame size is cut: padding to the unshuffle factor, tiles, output size."""
+
+    height: int
+    width: int
+    pad: tuple[int, int]  # rows, columns added at the bottom/right (edge replicated)
+    tiles: list[Tile] = field(repr=False)
+    out_size: tuple[int, int]  # restored image (height, width) after cropping the padding
+
+
+def frame_plan(model: Model, backend: Backend, height: int, width: int) -> FramePlan:
+    """Plan a ``height`` x ``width`` frame; one clear error if the model cannot take it."""
+    r, s = model.steps.unshuffle, model.steps.shuffle
+    if height < r or width < r:
+        raise HostError(f"frame {width}x{height} is too small: the model packs {r}x{r} pixel "
+                        f"blocks (pixel unshuffle), so frames need at least {r} pixels each way")
+    # A partial block at the bottom/right is completed by repeating the edge, then cropped off.
+    pad = (-height % r, -width % r)
+    th, tw = (height + pad[0]) // r, (width + pad[1]) // r
+    tiles = plan(th, tw, backend.max_height, backend.max_width, radius(model))
+    out = (-(-height * s // r), -(-width * s // r))
+    return FramePlan(height, width, pad, tiles, out)
+
+
+def _tensor0(model: Model, frame: np.ndarray, fp: FramePlan) -> np.ndarray:
+    if any(fp.pad):
+        frame = np.pad(frame, ((0, fp.pad[0]), (0, fp.pad[1]), (0, 0)), mode="edge")
+    return spec.model_input(model, frame)
+
+
+def restore_frames(model: Model, backend: Backend,
+                   frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Restored image for each (H, W, image_channels) uint8 frame, in order.
+
+    Tiles of all frames go to ``backend.run`` as one stream, so a board backend can overlap
+    the last tile of frame n with the first of frame n+1.
+    """
+    pending: deque = deque()  # (plan, output tensor, tiles left) of frames in flight
+    plans: dict[tuple[int, int], FramePlan] = {}
+
+    def tiles_in() -> Iterator[np.ndarray]:
+        for frame in frames:
+            h, w = frame.shape[:2]
+            fp = plans.get((h, w)) or plans.setdefault((h, w), frame_plan(model, backend, h, w))
+            x0 = _tensor0(model, frame, fp)
+            y0 = np.empty(x0.shape[:2] + (model.layers[-1].c_out,), np.uint8)
+            pending.append([fp, y0, len(fp.tiles)])
+            for t in fp.tiles:
+                yield x0[t.ys, t.xs]
+
+    for y in backend.run(tiles_in()):
+        fp, y0, left = pending[0]
+        t = fp.tiles[len(fp.tiles) - left]
+        y0[t.out_ys, t.out_xs] = y[t.core()]
+        pending[0][2] -= 1
+        if pending[0][2] == 0:
+            pending.popleft()
+            img = spec.model_output(model, y0)
+            yield img[: fp.out_size[0], : fp.out_size[1]]

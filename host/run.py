@@ -1,0 +1,210 @@
+"""``python -m host.run``: restore a video, an image or a folder of images.
+
+Examples::
+
+    python -m host.run --bitstream gam.bit video.mp4          # board if present, else emulate
+    python -m host.run --task sr photo.png -o photo_x4.png    # shipped model, no bitstream
+    python -m host.run --backend verilator --model m.gamir clip.mp4
+
+Where ``--bitstream`` names a file that is not here (the usual case off the board), the host
+says so and, unless the board backend was asked for, emulates: with the model the bitstream's
+manifest names if the manifest is here, else with ``--model`` or the ``--task`` model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import spec
+from spec import Model, ModelError
+
+from .backend import BACKENDS, open_backend
+from .errors import HostError
+from .manifest import Manifest, find_manifest, load_manifest
+from .media import open_sink, open_source
+from .pipeline import frame_plan, restore_frames
+
+__all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
+
+#: Shipped models, ``models/<task>.gamir``.
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+TASKS = ("denoise", "sr", "lowlight", "derain")
+
+
+def _load_model(path: Path) -> Model:
+    try:
+        return spec.load(path)
+    except ModelError as e:
+        raise HostError(str(e)) from None
+
+
+def choose_model(model_path: Path | None, task: str | None,
+                 manifest: Manifest | None) -> tuple[Model, str]:
+    """The model to run and a name for messages: ``--model``, else the manifest's, else the task's."""
+    if model_path is not None:
+        if not model_path.is_file():
+            raise HostError(f"model file {str(model_path)!r} does not exist")
+        return _load_model(model_path), repr(str(model_path))
+    if manifest is not None and task is None:
+        digest = manifest.model_digest
+        named = manifest.data.get("model_file")
+        candidates = ([manifest.path.parent / named] if named else []) + sorted(
+            manifest.path.parent.glob("*.gamir")) + sorted(MODELS_DIR.glob("*.gamir"))
+        for p in candidates:
+            if p.is_file():
+                m = _load_model(p)
+                if m.digest() == digest:
+                    return m, repr(str(p))
+        raise HostError(f"the bitstream's manifest {str(manifest.path)!r} names model "
+                        f"{str(digest)[:12]}..., which is neither beside it nor in "
+                        f"{MODELS_DIR}: pass the model file with --model")
+    task = task or "denoise"
+    path = MODELS_DIR / f"{task}.gamir"
+    if not path.is_file():
+        raise HostError(f"the shipped {task} model {str(path)!r} is not here: pass a model file "
+                        f"with --model (see training/ to train and export one)")
+    return _load_model(path), repr(str(path))
+
+
+class Progress:
+    """Frames done, fps and ETA on stderr, redrawn at most twice a second."""
+
+    def __init__(self, total: int | None, stream=None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+        self.tty = self.stream.isatty()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last < 0.5 and self.done != self.total:
+            return
+        self.last = now
+        fps = self.done / max(now - self.start, 1e-9)
+        text = f"frame {self.done}" + (f"/{self.total}" if self.total else "") + f"  {fps:.2f} fps"
+        if self.total and self.done < self.total:
+            text += f"  ETA {_clock((self.total - self.done) / fps)}"
+        print(("\r" + text) if self.tty else text, end="" if self.tty else "\n",
+              file=self.stream, flush=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def close(self) -> None:
+        if self.tty and self.done:
+            print(file=self.stream)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Input (scaled up by pixel repetition if the model upscales) left of the output."""
+    h, w = after.shape[:2]
+    fy, fx = -(-h // before.shape[0]), -(-w // before.shape[1])
+    big = before.repeat(fy, axis=0).repeat(fx, axis=1)[:h, :w]
+    return np.concatenate([big, after], axis=1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m host.run",
+        description="Restore a video, image or folder of images with a gamir model: on a PYNQ "
+                    "board, in Verilator, or bit-exactly emulated on the CPU.")
+    p.add_argument("input", type=Path, help="video file, image, or folder of images")
+    p.add_argument("-o", "--output", type=Path,
+                   help="output file or folder (default: NAME_restored.mp4/.png or DIR_restored "
+                        "beside the input)")
+    p.add_argument("--bitstream", type=Path,
+                   help="the accelerator's .bit (its .hwh and manifest .json beside it)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: the board if present, else emulate (default)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--model", type=Path, help="a .gamir model file")
+    g.add_argument("--task", choices=TASKS, help="a shipped model, models/TASK.gamir")
+    p.add_argument("--sigma", type=int,
+                   help="noise level 0..255 for models with a noise-level channel")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="write input and output next to each other")
+    return p
+
+
+def _run(a: argparse.Namespace) -> None:
+    manifest = None
+    if a.bitstream is not None:
+        mpath = find_manifest(a.bitstream)
+        if mpath is not None:
+            manifest = load_manifest(mpath)
+        if not a.bitstream.is_file() and a.backend in ("auto", "emulate", "verilator"):
+            print(f"note: bitstream {str(a.bitstream)!r} is not here; "
+                  + ("using its manifest" if manifest else "no manifest beside it either, so "
+                     "no bitstream limits apply"), file=sys.stderr)
+    model, model_name = choose_model(a.model, a.task, manifest)
+    if a.sigma is not None:
+        try:
+            model = model.with_noise_level(a.sigma)
+        except ModelError as e:
+            raise HostError(f"--sigma: {e}") from None
+    if manifest is not None:
+        manifest.check_model(model, model_name)
+    source = open_source(a.input, model.image_channels)
+    try:
+        with open_backend(a.backend, model, manifest, a.bitstream) as backend, \
+                open_sink(source, a.output) as sink:
+            progress = Progress(source.n_frames)
+            inputs: list[np.ndarray] = []
+            pts: list[int | None] = []
+
+            def frames():
+                for pixels, t in source.frames():
+                    inputs.append(pixels)
+                    pts.append(t)
+                    yield pixels
+
+            shape = None
+            for out in restore_frames(model, backend, frames()):
+                before = inputs.pop(0)
+                shape = shape or before.shape[:2]
+                sink.write(side_by_side(before, out) if a.side_by_side else out, pts.pop(0))
+                progress.update()
+            progress.close()
+            path = sink.commit()
+    finally:
+        source.close()
+    elapsed = progress.elapsed()
+    fp = frame_plan(model, backend, *shape)
+    cycles = [backend.cycles_per_frame(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start)
+              for t in fp.tiles]
+    summary = (f"done: {progress.done} frames in {elapsed:.2f} s "
+               f"({progress.done / max(elapsed, 1e-9):.2f} fps), backend {backend.name}, "
+               f"model {model_name}")
+    if all(c is not None for c in cycles):
+        summary += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), predicted)"
+    print(summary, file=sys.stderr)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0, 1 on error, 130 on Ctrl-C)."""
+    a = _parser().parse_args(argv)
+    try:
+        _run(a)
+    except HostError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: no output written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The command line on videos, images and folders, with the emulate backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import make_clip, read_frames, write_png
+
+import spec
+from host.media import Sink
+from host.run import MODELS_DIR, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_video_keeps_frame_count_rate_and_audio(tmp_path, model_file):
+    frames = [spec.random_image(k, 24, 32, 3) for k in range(5)]
+    src = make_clip(tmp_path / "talk.mp4", frames, fps=12, audio=True)
+    assert main(["--backend", "emulate", "--model", str(model_file), str(src)]) == 0
+    out = tmp_path / "talk_restored.mp4"
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert v.average_rate == Fraction(12) and (v.width, v.height) == (32, 24)
+        assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
+    assert len(read_frames(out)) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gamir", "talk.mp4",
+                                                         "talk_restored.mp4"]
+
+
+def test_video_frames_are_the_spec_of_the_decoded_frames(tmp_path, model_file, clip,
+                                                        monkeypatch):
+    # H.264 is lossy, so check exactly what goes into the encoder.
+    written = []
+    orig = Sink.write
+    monkeypatch.setattr(Sink, "write", lambda self, px, pts=None: (written.append(px.copy()),
+                                                                   orig(self, px, pts)))
+    model = spec.load(model_file)
+    out = tmp_path / "o.mkv"
+    assert main(["--model", str(model_file), "-o", str(out), "--side-by-side", str(clip)]) == 0
+    ins = read_frames(clip)
+    assert len(written) == len(ins) == len(read_frames(out)) == 4
+    for a, b in zip(ins, written):
+        np.testing.assert_array_equal(b, np.concatenate([a, spec.restore(model, a)], axis=1))
+
+
+@pytest.mark.parametrize("sr", [False, True])
+def test_image_is_bit_exact(tmp_path, sr):
+    if sr:
+        model = spec.random_model(5, image_channels=3, channels=4, n_binary=1, unshuffle=1,
+                                  shuffle=2, noise_channel=False)
+    else:
+        model = spec.random_model(6, image_channels=3, channels=4, n_binary=2, unshuffle=2,
+                                  noise_channel=True)
+    spec.save(model, tmp_path / "m.gamir")
+    img = spec.random_image(1, 18, 22, 3)
+    src = write_png(tmp_path / "photo.png", img)
+    assert main(["--model", str(tmp_path / "m.gamir"), str(src)]) == 0
+    (got,) = read_frames(tmp_path / "photo_restored.png")
+    np.testing.assert_array_equal(got, spec.restore(model, img))
+
+
+def test_sigma_sets_the_noise_channel(tmp_path, model_file):
+    img = spec.random_image(2, 16, 16, 3)
+    src = write_png(tmp_path / "a.png", img)
+    assert main(["--model", str(model_file), "--sigma", "40", "-o",
+                 str(tmp_path / "b.png"), str(src)]) == 0
+    (got,) = read_frames(tmp_path / "b.png")
+    want = spec.restore(spec.load(model_file).with_noise_level(40), img)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gray_model_on_a_folder(tmp_path):
+    model = spec.random_model(8, image_channels=1, channels=4, n_binary=1, unshuffle=1)
+    spec.save(model, tmp_path / "g.gamir")
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    imgs = [spec.random_image(k, 12, 10, 3) for k in range(3)]
+    for k, im in enumerate(imgs):
+        write_png(folder / f"{k}.png", im)
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["--model", str(tmp_path / "g.gamir"), str(folder)]) == 0
+    out = tmp_path / "shots_restored"
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]
+    for k in range(3):
+        (gray,) = read_frames(folder / f"{k}.png", "gray")
+        (got,) = read_frames(out / f"{k}.png", "gray")
+        np.testing.assert_array_equal(got, spec.restore(model, gray[..., None])[..., 0])
+
+
+def test_progress_and_summary(tmp_path, model_file, clip, capsys):
+    assert main(["--model", str(model_file), str(clip)]) == 0
+    err = capsys.readouterr().err
+    assert "auto: no PYNQ board here" in err and "emulating" in err
+    assert "frame 4/4" in err
+    assert "done: 4 frames in" in err and "fps), backend emulate" in err
+
+
+def test_missing_bitstream_emulates_with_a_note(tmp_path, model_file, clip, capsys):
+    assert main(["--bitstream", str(tmp_path / "gam.bit"), "--model", str(model_file),
+                 str(clip)]) == 0
+    err = capsys.readouterr().err
+    assert "gam.bit' is not here; no manifest beside it" in err
+    assert (tmp_path / "clip_restored.mp4").is_file()
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "denoise.gamir").is_file(),
+                    reason="models/denoise.gamir is not trained yet")
+def test_readme_command_on_the_shipped_clip(tmp_path):
+    """The README's run command, as a user types it, on the shipped clip and model."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((REPO / "samples" / "clip.mp4").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "host.run", "--bitstream", "gam.bit", str(clip)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "no PYNQ board here" in r.stderr
+    assert len(read_frames(tmp_path / "clip_restored.mp4")) == len(read_frames(clip))

@@ -1,0 +1,63 @@
+"""Tiling equals whole-frame processing (the spec on the whole frame), for every model shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spec
+from host.backend import EmulateBackend
+from host.errors import HostError
+from host.manifest import Manifest
+from host.pipeline import frame_plan, restore_frames
+from host.tiling import plan_1d, radius
+
+
+@pytest.mark.parametrize("size,limit,halo", [(10, None, 2), (10, 10, 2), (11, 10, 2),
+                                             (37, 7, 3), (100, 9, 4), (5, 3, 1), (64, 16, 0)])
+def test_plan_1d_partitions_the_axis(size, limit, halo):
+    wins = plan_1d(size, limit, halo)
+    assert wins[0][2] == 0 and wins[-1][3] == size
+    for (a, b, lo, hi), nxt in zip(wins, wins[1:] + [None]):
+        assert b - a == min(size, limit or size)  # every tile the same size
+        assert 0 <= a <= lo < hi <= b <= size
+        assert lo == 0 or lo - a >= halo  # interior edges keep a full halo
+        assert hi == size or b - hi >= halo
+        if nxt is not None:
+            assert nxt[2] == hi  # cores partition the axis
+
+
+def test_plan_1d_rejects_a_width_smaller_than_the_halo():
+    with pytest.raises(HostError, match=r"maximum of 6 pixels leaves no room .* halo of 3"):
+        plan_1d(20, 6, 3)
+
+
+def _manifest(model, max_width, max_height=None):
+    data = {"shape_hash": model.shape_hash(), "max_width": max_width, "max_height": max_height}
+    return Manifest(path=None, data=data)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tiled_frames_equal_whole_frame_restore(seed):
+    rng = np.random.default_rng(seed)
+    model = spec.random_model(100 + seed, channels=int(rng.choice([2, 4, 8])),
+                              kernels=(3, 3, 1))
+    r = model.steps.unshuffle
+    halo = radius(model)
+    mw, mh = 2 * halo + int(rng.integers(1, 5)), 2 * halo + int(rng.integers(1, 8))
+    h, w = (mh + int(rng.integers(1, 12))) * r, (mw + int(rng.integers(1, 20))) * r
+    backend = EmulateBackend(model, _manifest(model, mw, mh))
+    assert len(frame_plan(model, backend, h, w).tiles) >= 4
+    frames = [spec.random_image(seed * 10 + k, h, w, model.image_channels) for k in range(2)]
+    got = list(restore_frames(model, backend, frames))
+    assert len(got) == 2
+    for frame, out in zip(frames, got):
+        np.testing.assert_array_equal(out, spec.restore(model, frame))
+
+
+def test_partial_unshuffle_blocks_are_edge_padded_then_cropped():
+    model = spec.random_model(7, image_channels=3, channels=4, n_binary=1, unshuffle=2)
+    frame = spec.random_image(3, 15, 21, 3)
+    (out,) = restore_frames(model, EmulateBackend(model), [frame])
+    padded = np.pad(frame, ((0, 1), (0, 1), (0, 0)), mode="edge")
+    np.testing.assert_array_equal(out, spec.restore(model, padded)[:15, :21])
