@@ -1,0 +1,153 @@
+"""GAM trainer: stage transitions, resume, export through the spec, DDP on 2 gloo processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+from skimage import data, io
+
+import spec
+from training.binary import STAGES, BinaryConv2d, stage_quant
+from training.data import PatchSampler
+from training.evaluate import load_run
+from training.export import export_checked
+from training.export import main as export_main
+from training.gam import Trainer, plan
+from training.streamable import StreamNet
+
+torch.set_num_threads(1)
+
+
+def _images():
+    img = data.astronaut()
+    return [img[:96, :96].copy(), img[200:296, 200:296].copy()]
+
+
+def _net(**kw):
+    torch.manual_seed(0)
+    return StreamNet(width=8, blocks=2, unshuffle=2, shuffle=2, noise_channel=True, **kw)
+
+
+def _sampler(seed=0, batch=2):
+    return PatchSampler(_images(), "denoise", 16, batch, seed=seed, sigma_range=(15, 35))
+
+
+def test_four_stages_binarize_weights_then_activations(tmp_path):
+    net = _net()
+    seen = []
+
+    def hook(m, inputs):
+        w = stage_quant(m.weight_quant, m.weight)
+        a = stage_quant(m.input_quant, inputs[0])
+        seen.append(((m.weight_quant, m.input_quant), bool(torch.all(w.abs() == 1)),
+                     bool(torch.all(a.abs() == 1))))
+
+    conv = net.blocks[0].conv
+    conv.register_forward_pre_hook(hook)
+    Trainer(net, _sampler(), [], tmp_path, "gam", 8, fracs=(0.25, 0.25, 0.25, 0.25),
+            log_every=100).run()
+    assert [s[0] for s in seen] == [STAGES[k] for k in (1, 1, 2, 2, 3, 3, 4, 4)]
+    assert [s[1] for s in seen] == [False] * 2 + [True] * 6  # weights binary from stage 2
+    assert [s[2] for s in seen] == [False] * 6 + [True] * 2  # activations binary in stage 4
+    for k in (1, 2, 3, 4):
+        assert (tmp_path / f"stage{k}.pt").exists()
+
+
+def test_plan_budgets_and_errors():
+    assert plan("gam", 10, (0.3, 0.2, 0.2, 0.3)) == [(1, 3), (2, 2), (3, 2), (4, 3)]
+    assert plan("ste", 10) == [(4, 10)] and plan("fp", 10) == [(1, 10)]
+    with pytest.raises(ValueError, match=r"^method='x' must be one of gam, ste, fp$"):
+        plan("x", 10)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    calls = []
+    sampler = _sampler()
+    inner = sampler.one
+
+    def counting():
+        calls.append(1)
+        if len(calls) == 2 * 5:  # interrupt during step 5 (2 patches per batch)
+            raise _Interrupt
+        return inner()
+
+    sampler.one = counting
+    with pytest.raises(_Interrupt):
+        Trainer(_net(), sampler, [], tmp_path, "gam", 8, ckpt_every=1, log_every=100).run()
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    done = sum(n for _, n in state["plan"][:state["stage_index"]]) + state["step"]
+    assert done == 4
+    calls.clear()
+    Trainer(_net(), _sampler(), [], tmp_path, "gam", 8, log_every=100).run()
+    final = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert final["stage_index"] == len(final["plan"]) and final["step"] == 0
+
+
+def test_export_matches_torch_through_the_spec(tmp_path):
+    run = tmp_path / "run"
+    net = _net()
+    state = Trainer(net, _sampler(), [], run, "gam", 8, log_every=100,
+                    meta={"task": "denoise", "command": "test"}).run()
+    torch.save(state, run / "final.pt")
+    val = tmp_path / "val"
+    val.mkdir()
+    for i, img in enumerate([data.chelsea()[:64, :96], data.coffee()[100:164, 100:180]]):
+        io.imsave(val / f"v{i}.png", img, check_contrast=False)
+    # The eval-mode network needs BN statistics that actually move the stream.
+    model, got = export_checked(run / "final.pt", val, tolerance=0.05)
+    assert model.steps.unshuffle == 2 and model.steps.noise_channel and model.input_channels == 13
+    kinds = [(l.kind, l.output, l.residual) for l in model.layers]
+    assert kinds == [("fixed", "affine", None), ("binary", "affine", 1), ("binary", "affine", 2),
+                     ("fixed", "pixel", None)]
+    # Bit-level agreement on a random image: torch eval form == spec.restore.
+    net, _ = load_run(run / "final.pt")
+    img = spec.random_image(3, 32, 40, 3)
+    with torch.no_grad():
+        y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float(), torch.tensor([25.0]))
+    y = y[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    z = spec.restore(model, img)
+    assert np.mean(y != z) < 1e-3
+    out = tmp_path / "m.gamir"
+    assert export_main(["--checkpoint", str(run / "final.pt"), "--data", str(val),
+                        "--out", str(out)]) == 0
+    loaded = spec.load(out)
+    assert loaded.provenance["metrics"]["spec_psnr"] == pytest.approx(got["psnr"], abs=1e-3)
+    assert loaded.shape_hash() == model.shape_hash()
+
+
+def test_export_refuses_full_precision_run(tmp_path):
+    state = Trainer(_net(), _sampler(), [], tmp_path, "fp", 2, log_every=100,
+                    meta={"task": "denoise"}).run()
+    torch.save(state, tmp_path / "final.pt")
+    with pytest.raises(spec.ModelError, match="full-precision run"):
+        export_checked(tmp_path / "final.pt", tmp_path)
+
+
+def _ddp_worker(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+    torch.set_num_threads(1)
+    net = _net()
+    Trainer(net, _sampler(seed=rank), [], out, "gam", 4, log_every=100).run()
+    torch.save(net.state_dict(), out / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(port, tmp_path), nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt")
+    b = torch.load(tmp_path / "rank1.pt")
+    for k in a:
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(a[k], b[k]), k
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "stage4.pt").exists()

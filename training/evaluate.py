@@ -1,0 +1,92 @@
+"""Shared evaluation: load a run checkpoint, restore validation images through torch or the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import spec
+
+from .binary import conv_macs, set_stage
+from .metrics import psnr, ssim
+from .streamable import StreamNet
+from .tasks import build_net, run_net
+
+__all__ = ["load_run", "score", "net_costs", "classical"]
+
+
+def load_run(path: Path) -> tuple[StreamNet, dict]:
+    """The trained network of a run checkpoint (``final.pt``/``last.pt``) in eval mode."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist (train with python -m training.train)")
+    cfg = dict(state["net_config"])
+    task = state["meta"]["task"]
+    net = build_net(task, **cfg)
+    net.load_state_dict(state["model"])
+    last_stage = state["plan"][-1][0]
+    set_stage(net, last_stage)
+    net.set_quant(state["method"] != "fp")
+    net.eval()
+    return net, state
+
+
+def score(restore, pairs) -> dict:
+    """Mean PSNR/SSIM of ``restore(degraded, level)`` over [(name, degraded, clean, level)]."""
+    rows = []
+    for name, d, c, level in pairs:
+        y = restore(d, level)
+        rows.append((name, psnr(y, c), ssim(y, c)))
+    return {"psnr": float(np.mean([r[1] for r in rows])), "ssim": float(np.mean([r[2] for r in rows])),
+            "images": [{"name": n, "psnr": round(p, 3), "ssim": round(s, 4)} for n, p, s in rows]}
+
+
+def torch_restore(net: StreamNet):
+    return lambda d, level: run_net(net, d, level)
+
+
+def spec_restore(model: spec.Model):
+    def run(d, level):
+        m = model.with_noise_level(int(level)) if model.steps.noise_channel else model
+        return spec.restore(m, d)
+    return run
+
+
+def net_costs(net: StreamNet, task: str) -> dict:
+    """Parameters and per-output-pixel cost: full-precision MACs and binary (XNOR) MACs.
+
+    Counted at one output pixel of the restored image; FLOPs = 2 x MACs (the usual count),
+    binary ops reported separately as the paper does.
+    """
+    cfg = net.config
+    size = 8 * cfg["unshuffle"] * cfg["shuffle"]
+    x = torch.zeros(1, cfg["image_channels"], size, size)
+    fp, binary = conv_macs(net, x, torch.tensor([25.0]))
+    out_px = (size * cfg["shuffle"] // cfg["unshuffle"]) ** 2
+    params = sum(p.numel() for p in net.parameters())
+    return {"params": params, "flops_per_px": 2 * fp / out_px, "binary_ops_per_px": 2 * binary / out_px}
+
+
+def classical(task: str, method: str, sigma: int = 25):
+    """Classical baselines: tuned non-local means / wavelet denoising, bicubic upscaling."""
+    from skimage.restoration import denoise_nl_means, denoise_wavelet
+
+    def to_u8(x):
+        return np.clip(np.floor(x * 255 + 0.5), 0, 255).astype(np.uint8)
+
+    if method == "nlm":
+        s = sigma / 255.0
+        return lambda d, level: to_u8(denoise_nl_means(
+            d / 255.0, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
+            channel_axis=2))
+    if method == "wavelet":
+        return lambda d, level: to_u8(denoise_wavelet(
+            d / 255.0, sigma=sigma / 255.0, mode="soft", method="BayesShrink", wavelet="db2",
+            rescale_sigma=True, convert2ycbcr=True, channel_axis=2))
+    if method == "bicubic":
+        from .data import bicubic, to_image, to_tensor
+        return lambda d, level: to_image(bicubic(to_tensor(d), 2.0))
+    raise ValueError(f"baseline {method!r} must be nlm, wavelet or bicubic")

@@ -1,0 +1,129 @@
+"""Gather clean training and validation photos offline, from Debian packages and scikit-image.
+
+The standard restoration sets cannot be downloaded here (see ``shared/DATA.md``), so gamir
+trains on the natural photos that Debian packages ship. Most are JPEGs saved at quality 40..80,
+so every package photo is downscaled 2x with an area (box) filter, which averages the JPEG
+blocking away, before it is used as a clean target.
+
+Validation photos are a fixed list held out of training (``VALIDATION``) plus scikit-image's
+astronaut, coffee and chelsea; no validation photo is ever written to the training folder.
+
+Usage::
+
+    python -m training.gather_data --out /work/data/photos [--debs DIR]
+
+``--debs`` is where the ``.deb`` files are (or will be fetched with ``apt-get download``, the
+only step that needs the Debian mirror). Writes ``OUT/train/*.png`` and ``OUT/val/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PACKAGES", "PHOTOS", "VALIDATION", "gather", "area_downscale"]
+
+#: Debian packages holding natural photos (fetched with ``apt-get download``, never installed).
+PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "opencv-doc", "libjxl-testdata")
+
+_PLASMA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
+_MATE = "usr/share/backgrounds/mate/nature/{}.jpg"
+_OPENCV = "usr/share/doc/opencv-doc/examples/data/{}"
+_JXL = "usr/share/libjxl-testdata/"
+
+#: name -> path inside the extracted packages. Illustrations, logos and charts are left out.
+PHOTOS = {
+    **{f"plasma_{n}": _PLASMA.format(n) for n in (
+        "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
+        "Grey", "Kite", "OneStandsOut", "Path", "summer_1am")},
+    **{f"mate_{n}": _MATE.format(n) for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
+        "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower")},
+    **{f"opencv_{Path(n).stem}": _OPENCV.format(n) for n in (
+        "aloeL.jpg", "building.jpg", "graf1.png", "leuvenA.jpg", "baboon.jpg", "fruits.jpg",
+        "home.jpg", "messi5.jpg", "orange.jpg", "apple.jpg", "butterfly.jpg", "squirrel_cls.jpg",
+        "stuff.jpg", "smarties.png", "basketball1.png", "rubberwhale1.png", "lena.jpg")},
+    **{f"opencv_scenetext0{i}": f"usr/share/doc/opencv-doc/examples/text/scenetext0{i}.jpg"
+       for i in range(1, 7)},
+    "jxl_flower": _JXL + "jxl/flower/flower.png",
+    **{f"jxl_{n.split('_')[1]}": _JXL + f"external/wesaturate/500px/{n}_srgb8.png" for n in (
+        "cvo9xd_keong_macan", "tmshre_riaphotographs", "u76c0g_bliznaca")},
+}
+
+#: Photos held out for validation (never written to train/), plus :data:`SKIMAGE_VALIDATION`.
+VALIDATION = ("plasma_Kite", "mate_LadyBird", "opencv_fruits", "opencv_building")
+SKIMAGE_VALIDATION = ("astronaut", "coffee", "chelsea")
+
+
+def area_downscale(img: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Box-filter downscale of an (H, W, C) uint8 image; odd edges are cropped."""
+    h, w = img.shape[0] // factor * factor, img.shape[1] // factor * factor
+    x = img[:h, :w].astype(np.float64).reshape(h // factor, factor, w // factor, factor, -1)
+    return np.clip(np.round(x.mean(axis=(1, 3))), 0, 255).astype(np.uint8)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from skimage import io
+
+    img = io.imread(path)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
+
+
+def _extract(debs: Path, root: Path) -> None:
+    debs.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    for pkg in PACKAGES:
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if not found:
+            print(f"fetching {pkg} with apt-get download", flush=True)
+            subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+            found = sorted(debs.glob(f"{pkg}_*.deb"))
+        subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+
+
+def gather(out: Path, debs: Path) -> dict[str, int]:
+    """Write the train/ and val/ folders; returns the photo counts."""
+    from skimage import data, io
+
+    root = out / "pkgroot"
+    _extract(debs, root)
+    counts = {"train": 0, "val": 0}
+    for split in counts:
+        (out / split).mkdir(parents=True, exist_ok=True)
+    for name, rel in PHOTOS.items():
+        path = root / rel
+        if not path.exists():
+            print(f"skipping {name}: {rel} is not in this package version", flush=True)
+            continue
+        split = "val" if name in VALIDATION else "train"
+        io.imsave(out / split / f"{name}.png", area_downscale(_read_rgb(path)), check_contrast=False)
+        counts[split] += 1
+    for name in SKIMAGE_VALIDATION:
+        io.imsave(out / "val" / f"skimage_{name}.png", getattr(data, name)(), check_contrast=False)
+        counts["val"] += 1
+    return counts
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output folder (train/, val/)")
+    p.add_argument("--debs", type=Path, default=None,
+                   help="folder of the .deb files (default OUT/debs; fetched if missing)")
+    a = p.parse_args(argv)
+    try:
+        counts = gather(a.out, a.debs or a.out / "debs")
+    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        print(f"error: could not fetch or unpack the photo packages: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {counts['train']} training and {counts['val']} validation photos to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

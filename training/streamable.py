@@ -1,0 +1,229 @@
+"""The streamable network family the accelerator runs, in torch, and its export to the spec.
+
+``StreamNet`` is exactly the shape of a ``spec.Model``:
+
+* host pixel steps: optional ``pixel_unshuffle(r)`` and a constant noise-level channel (sigma
+  in 0..255 pixel units, appended last) before, optional ``pixel_shuffle`` after;
+* head: a full-precision 3x3 conv on the pixels (``pixels / 255``), per-output-channel
+  ``w_bits`` signed weights, written to the fixed-point residual stream;
+* body: ``blocks`` binary residual layers ``x_i = q(x_{i-1} + BN(bconv(sign(x_{i-1}))))``;
+* tail: a full-precision 3x3 conv to the image channels (times shuffle**2), plus the global
+  residual with the input pixels (spec ``residual_map``), clamped to 0..255.
+
+Every conv uses ``padding_mode="replicate"`` (the spec's border rule). With ``quant=True`` the
+model carries the deployed arithmetic as fake quantization: the residual stream is rounded
+half-up to ``frac_bits`` and saturated to ``stream_bits`` (``q``), head/tail weights are
+rounded per channel, the output is rounded to integer pixels. In eval mode (BatchNorm on
+running statistics, GAM stage 4) the torch model then computes what :func:`export` writes,
+up to float rounding of the folded constants (``scale_bits``-bit ``A``, see ``spec.arith``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import spec
+from spec import arith
+
+from .binary import BinaryConv2d, set_stage
+
+__all__ = ["StreamNet", "QuantConv2d", "round_ste", "export"]
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """The spec's round-half-up ``floor(x + 0.5)`` with an identity (straight-through) gradient."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+class QuantConv2d(nn.Conv2d):
+    """3x3 full-precision conv whose weights are fake-quantized per output channel.
+
+    ``w = s_c * round(w / s_c)`` with ``s_c = max|w_c| / (2**(w_bits-1) - 1)``: the integer
+    weights the spec's fixed conv multiplies with, the scale folded into its affine ``A``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, w_bits: int = 6):
+        super().__init__(c_in, c_out, 3, padding=1, padding_mode="replicate")
+        if not 2 <= w_bits <= arith.MAX_WEIGHT_BITS:
+            raise ValueError(f"w_bits={w_bits!r} must be 2..{arith.MAX_WEIGHT_BITS}")
+        self.w_bits = w_bits
+        self.quant = True
+
+    def weight_scale(self) -> torch.Tensor:
+        top = 2 ** (self.w_bits - 1) - 1
+        return self.weight.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8) / top
+
+    def int_weight(self) -> torch.Tensor:
+        return torch.floor(self.weight / self.weight_scale() + 0.5)
+
+    def forward(self, x):
+        w = self.weight
+        if self.quant:
+            s = self.weight_scale()
+            w = s * round_ste(w / s)
+        return self._conv_forward(x, w, self.bias)
+
+
+class _Block(nn.Module):
+    """One binary residual layer: ``BN(bconv(act(x)))`` (the caller adds ``x`` and rounds)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv = BinaryConv2d(width, width, 3, padding=1, bias=False, padding_mode="replicate")
+        self.bn = nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class StreamNet(nn.Module):
+    """A streamable restoration network (see the module docstring).
+
+    Parameters
+    ----------
+    image_channels : int
+        Channels of the image (3 colour, 1 gray).
+    width : int
+        Channels of the residual stream and of every binary layer.
+    blocks : int
+        Number of binary residual layers.
+    unshuffle, shuffle : int
+        Host pixel (un)shuffle factors; SR x2 is ``unshuffle=1, shuffle=2``.
+    noise_channel : bool
+        Append the noise level (sigma, 0..255) as a constant input channel.
+    frac_bits, stream_bits : int
+        Fixed-point format of the residual stream (value = integer / 2**frac_bits).
+    w_bits : int
+        Signed width of head and tail weights.
+    quant : bool
+        Carry the deployed fixed-point arithmetic (False gives the full-precision comparison
+        network of the same architecture).
+    """
+
+    def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
+                 unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
+                 frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True):
+        super().__init__()
+        if unshuffle not in (1, shuffle):
+            raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
+        self.config = dict(image_channels=image_channels, width=width, blocks=blocks,
+                           unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
+                           frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant)
+        c0 = image_channels * unshuffle**2 + int(noise_channel)
+        c_out = image_channels * shuffle**2
+        self.head = QuantConv2d(c0, width, w_bits)
+        self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
+        self.tail = QuantConv2d(width, c_out, w_bits)
+        with torch.no_grad():  # start near the identity (the global residual) for a useful first loss
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
+        # Global residual: output channel k adds input channel k when the layouts agree
+        # (unshuffle == shuffle), else the LR pixel it upsamples (nearest neighbour).
+        per = shuffle**2 // unshuffle**2
+        self.register_buffer("residual_map", torch.arange(c_out) // per, persistent=False)
+        self.set_quant(quant)
+        set_stage(self, 1)
+
+    def set_quant(self, quant: bool) -> None:
+        self.quant = quant
+        self.head.quant = self.tail.quant = quant
+
+    def q(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual stream's fixed point: round half up, saturate (identity if not quant)."""
+        if not self.quant:
+            return x
+        f = 2.0 ** self.config["frac_bits"]
+        lo, hi = arith.signed_range(self.config["stream_bits"])
+        return torch.clamp(round_ste(x * f), lo, hi) / f
+
+    def tensor0(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """The accelerator's input stream (N, C0, H, W) from pixels (N, C, H, W) in 0..255."""
+        r = self.config["unshuffle"]
+        t0 = F.pixel_unshuffle(x, r) if r > 1 else x
+        if self.config["noise_channel"]:
+            if sigma is None:
+                raise ValueError("this network has a noise-level channel: pass sigma")
+            s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            t0 = torch.cat([t0, s.expand(x.shape[0], 1, *t0.shape[2:])], dim=1)
+        return t0
+
+    def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """Pixels (N, C, H, W) in 0..255 -> restored pixels in 0..255 (integers when quant)."""
+        t0 = self.tensor0(x, sigma)
+        s = self.q(self.head(t0 / 255.0))
+        for blk in self.blocks:
+            s = self.q(s + blk(s))
+        y = self.tail(s) * 255.0
+        if self.quant:
+            y = round_ste(y)
+        y = torch.clamp(y + t0[:, self.residual_map], 0, 255)
+        r = self.config["shuffle"]
+        return F.pixel_shuffle(y, r) if r > 1 else y
+
+
+def _affine(a: np.ndarray, b: np.ndarray, scale_bits: int = 18) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integers ``A, B, shift`` with ``(acc*A + B) / 2**shift ~= acc*a + b`` (largest shift that fits)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    amax = float(np.abs(a).max()) or 1.0
+    bmax = float(np.abs(b).max()) or 1.0
+    top_a = 2 ** (scale_bits - 1) - 1
+    top_b = 2 ** (arith.CONST_BITS - 1) - 1
+    shift = min(arith.MAX_SHIFT, math.floor(math.log2(top_a / amax)),
+                math.floor(math.log2(top_b / (bmax + 1))) - 1)
+    if shift < 0:
+        raise spec.ModelError(f"affine constants too large to fold (|a|max={amax:.3g}, |b|max={bmax:.3g})")
+    return np.round(a * 2**shift).astype(np.int64), np.round(b * 2**shift).astype(np.int64), shift
+
+
+def _spec_weights(w: torch.Tensor) -> np.ndarray:
+    """torch (c_out, c_in, ky, kx) -> spec (c_out, ky, kx, c_in)."""
+    return w.detach().cpu().numpy().transpose(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
+           provenance: dict | None = None) -> spec.Model:
+    """The integer ``spec.Model`` that ``net`` computes in eval mode (stage 4, quant on)."""
+    cfg = net.config
+    if not net.quant:
+        raise ValueError("only a quant=True network has a deployed integer form")
+    f = 2.0 ** cfg["frac_bits"]
+    layers = []
+    # Head: y*2^F = (s_c/255 * acc + b) * 2^F, acc = sum w_int * pixel.
+    s = net.head.weight_scale().flatten().cpu().double().numpy()
+    A, B, sh = _affine(s * f / 255.0, net.head.bias.cpu().double().numpy() * f)
+    layers.append(spec.Layer(
+        "fixed", 3, net.head.in_channels, net.head.out_channels, "affine",
+        _spec_weights(net.head.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
+        scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
+        frac_bits=cfg["frac_bits"]))
+    # Body: BN(dot) = a*dot + c with dot = 2*acc - N, so y*2^F = 2a*2^F*acc + (c - a*N)*2^F.
+    for i, blk in enumerate(net.blocks, start=1):
+        bn = blk.bn
+        a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).cpu().double().numpy()
+        c = bn.bias.cpu().double().numpy() - a * bn.running_mean.cpu().double().numpy()
+        n = blk.conv.in_channels * 9
+        A, B, sh = _affine(2 * a * f, (c - a * n) * f)
+        bits = (_spec_weights(blk.conv.weight) >= 0).astype(np.uint8)
+        layers.append(spec.Layer(
+            "binary", 3, blk.conv.in_channels, blk.conv.out_channels, "affine", bits,
+            scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
+            frac_bits=cfg["frac_bits"], residual=i))
+    # Tail: pixels = 255 * (s_c * acc / 2^F + b), acc = sum w_int * v (v the stream integers).
+    s = net.tail.weight_scale().flatten().cpu().double().numpy()
+    A, B, sh = _affine(255.0 * s / f, 255.0 * net.tail.bias.cpu().double().numpy())
+    layers.append(spec.Layer(
+        "fixed", 3, net.tail.in_channels, net.tail.out_channels, "pixel",
+        _spec_weights(net.tail.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
+        scale=A, bias=B, shift=sh, scale_bits=18, residual_map=net.residual_map.cpu().numpy()))
+    steps = spec.PixelSteps(unshuffle=cfg["unshuffle"], noise_channel=cfg["noise_channel"],
+                            noise_level=int(noise_level), shuffle=cfg["shuffle"])
+    model = spec.Model(layers, image_channels=cfg["image_channels"], steps=steps, task=task,
+                       name=name, provenance=provenance or {})
+    return model.validate()

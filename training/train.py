@@ -1,0 +1,81 @@
+"""``python -m training.train``: train a streamable network for one task with GAM or a baseline.
+
+Example (the shipped denoiser)::
+
+    python -m training.train --task denoise --method gam --steps 6000 \\
+        --data /work/data/photos --out runs/denoise_gam
+
+``--data`` holds ``train/`` and ``val/`` folders of clean photos (``python -m
+training.gather_data`` makes them). Runs resume from ``OUT/last.pt``; under ``torchrun`` they
+use DistributedDataParallel. ``OUT/final.pt`` is the trained network, ready for
+``python -m training.eval`` and ``python -m training.export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from .data import PatchSampler, read_folder
+from .gam import METHODS, Trainer
+from .tasks import TASKS, build_net, validation_pairs
+
+__all__ = ["main"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=sorted(TASKS), required=True)
+    p.add_argument("--method", choices=METHODS, default="gam",
+                   help="gam (4 stages), ste (plain BNN from scratch), fp (full precision)")
+    p.add_argument("--steps", type=int, default=6000, help="total optimizer steps (the budget)")
+    p.add_argument("--fracs", type=float, nargs=4, default=(0.3, 0.15, 0.15, 0.4),
+                   metavar=("S1", "S2", "S3", "S4"), help="GAM stage lengths as fractions")
+    p.add_argument("--data", type=Path, required=True, help="folder with train/ and val/")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=None, help="clean patch size (task default)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--width", type=int, default=None, help="override the task's channel width")
+    p.add_argument("--blocks", type=int, default=None, help="override the number of binary layers")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--val-every", type=int, default=500)
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    torch.set_num_threads(a.threads)
+    rank = int(__import__("os").environ.get("RANK", "0"))
+    torch.manual_seed(a.seed)
+    t = TASKS[a.task]
+    try:
+        train = list(read_folder(a.data / "train").values())
+        val = validation_pairs(a.task, a.data / "val", crop=128)
+    except FileNotFoundError as e:
+        print(f"error: {e} (make the photo folders with python -m training.gather_data)", file=sys.stderr)
+        return 1
+    overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks)) if v is not None}
+    net = build_net(a.task, quant=True, **overrides)
+    sampler = PatchSampler(train, a.task, a.patch or t["patch"], a.batch, seed=a.seed * 1000 + rank,
+                           sigma_range=t["sigma_range"], scale=t["scale"])
+    cmd = "python -m training.train " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
+    meta = {"task": a.task, "command": cmd, "data": str(a.data), "batch": a.batch,
+            "patch": a.patch or t["patch"], "lr": a.lr, "seed": a.seed}
+    trainer = Trainer(net, sampler, val, a.out, a.method, a.steps, lr=a.lr, fracs=tuple(a.fracs),
+                      log_every=a.log_every, val_every=a.val_every,
+                      name=f"{a.task} {a.method}", meta=meta)
+    state = trainer.run()
+    if trainer.rank == 0 and state is not None:
+        torch.save(state, a.out / "final.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
