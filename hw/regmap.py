@@ -168,6 +168,8 @@ def normalize_fold(model: Model, fold=None) -> list[LayerFold]:
             v = getattr(f, key)
             if not isinstance(v, int) or v < 1 or total % v:
                 raise FoldError(f"layer {i}: {what}={total} must be a multiple of {key}={v!r}")
+        if f.pe % f.out_pe:
+            raise FoldError(f"layer {i}: pe={f.pe} must be a multiple of out_pe={f.out_pe}")
         out.append(f)
     return out
 

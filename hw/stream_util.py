@@ -1,0 +1,202 @@
+"""Stream plumbing: broadcast, width conversion, delay FIFOs, element maps.
+
+Every block here keeps ``lib.stream`` semantics: a beat moves when ``valid`` and ``ready`` are
+both high, nothing is lost or duplicated under any stall pattern, and ``valid`` never waits for
+``ready`` (AXI's rule, so blocks compose without combinational loops).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["pixel_layout", "Fork", "Split", "Gather", "DelayFIFO", "SignBits", "popcount",
+           "tree_sum"]
+
+
+def pixel_layout(elem, count: int) -> data.ArrayLayout:
+    """``count`` channels (or lanes, or window taps) of shape ``elem``, element 0 in the LSBs."""
+    return data.ArrayLayout(elem, count)
+
+
+def tree_sum(values):
+    """Balanced adder tree (log depth instead of a chain); Amaranth widens each sum exactly."""
+    values = list(values)
+    if not values:
+        return Const(0)
+    while len(values) > 1:
+        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
+
+
+def popcount(value):
+    """Number of one bits of ``value`` as an adder tree."""
+    return tree_sum([value[k] for k in range(len(value))])
+
+
+class Fork(wiring.Component):
+    """Broadcast one stream to ``n`` outputs; each output takes every beat exactly once.
+
+    Eager fork: an output that accepted the current beat is masked until all have, so a slow
+    consumer never makes another one see a beat twice. No added latency.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o0 .. o{n-1} : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape, n: int):
+        if n < 1:
+            raise ValueError(f"n={n!r} must be at least 1")
+        self.n = n
+        members = {"i": In(stream.Signature(shape))}
+        members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
+        super().__init__(members)
+
+    def outputs(self):
+        return [getattr(self, f"o{k}") for k in range(self.n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = self.outputs()
+        done = Signal(self.n)
+        taken = Cat(*[done[k] | o.ready for k, o in enumerate(outs)])
+        m.d.comb += self.i.ready.eq(taken.all())
+        for k, o in enumerate(outs):
+            m.d.comb += [o.payload.eq(self.i.payload), o.valid.eq(self.i.valid & ~done[k])]
+        with m.If(self.i.valid):
+            with m.If(self.i.ready):
+                m.d.sync += done.eq(0)
+            with m.Else():
+                m.d.sync += done.eq(taken)
+        return m
+
+
+class Split(wiring.Component):
+    """Width down-conversion: a beat of ``n*lanes`` elements leaves as ``n`` beats of ``lanes``.
+
+    Element group ``k`` (elements ``k*lanes ..``) leaves ``k``-th. Combinational (no latency);
+    ``n == 1`` is a wire.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(elem, n*lanes)))
+    o : Out(stream.Signature(ArrayLayout(elem, lanes)))
+    """
+
+    def __init__(self, elem, lanes: int, n: int):
+        self.lanes, self.n = lanes, n
+        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes * n))),
+                          "o": Out(stream.Signature(pixel_layout(elem, lanes)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.n == 1:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        k = Signal(range(self.n))
+        width = Shape.cast(self.o.payload.shape()).width
+        m.d.comb += [
+            self.o.payload.eq(self.i.payload.as_value().word_select(k, width)),
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready & (k == self.n - 1)),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += k.eq(Mux(k == self.n - 1, 0, k + 1))
+        return m
+
+
+class Gather(wiring.Component):
+    """Width up-conversion: ``n`` beats of ``lanes`` elements leave as one beat of ``n*lanes``.
+
+    Beat ``k`` fills elements ``k*lanes ..``. One cycle of latency on the last beat (the output
+    is a register); groups ``0..n-2`` are taken even while the previous whole beat waits.
+    ``n == 1`` is a wire.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(elem, lanes)))
+    o : Out(stream.Signature(ArrayLayout(elem, n*lanes)))
+    """
+
+    def __init__(self, elem, lanes: int, n: int):
+        self.lanes, self.n = lanes, n
+        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes))),
+                          "o": Out(stream.Signature(pixel_layout(elem, lanes * n)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.n == 1:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        k = Signal(range(self.n))
+        width = Shape.cast(self.i.payload.shape()).width
+        buf = Signal(width * (self.n - 1))
+        last = k == self.n - 1
+        m.d.comb += self.i.ready.eq(~last | ~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += k.eq(Mux(last, 0, k + 1))
+            with m.If(last):
+                m.d.sync += [self.o.payload.eq(Cat(buf, self.i.payload)), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += buf.word_select(k, width).eq(self.i.payload)
+        return m
+
+
+class DelayFIFO(wiring.Component):
+    """A block-RAM FIFO of ``depth`` beats that holds a stream while a longer path catches up.
+
+    Residual shortcuts and the global residual go through one: the FIFO must hold every beat
+    that enters before its partner on the long path leaves, or the fork feeding both stalls
+    forever. ``SyncFIFOBuffered`` reads its memory synchronously, so it maps to EBR/BRAM.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape, depth: int):
+        if depth < 1:
+            raise ValueError(f"depth={depth!r} must be at least 1")
+        self.shape, self.depth = shape, depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=Shape.cast(self.shape).width,
+                                                       depth=self.depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload), q.w_en.eq(self.i.valid), self.i.ready.eq(q.w_rdy),
+            self.o.payload.eq(q.r_data), self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready),
+        ]
+        return m
+
+
+class SignBits(wiring.Component):
+    """Fixed values to sign bits (``bit = x >= 0``, :func:`spec.arith.sign_bit`): the inverted
+    sign bit of each channel, no logic and no latency. A binary layer reading a fixed tensor
+    keeps only these bits in its line buffers.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(signed(bits), channels)))
+    o : Out(stream.Signature(ArrayLayout(unsigned(1), channels)))
+    """
+
+    def __init__(self, elem, channels: int):
+        self.channels = channels
+        super().__init__({"i": In(stream.Signature(pixel_layout(elem, channels))),
+                          "o": Out(stream.Signature(pixel_layout(unsigned(1), channels)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [
+            self.o.payload.as_value().eq(Cat(self.i.payload[c] >= 0 for c in range(self.channels))),
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready),
+        ]
+        return m

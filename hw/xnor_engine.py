@@ -1,0 +1,160 @@
+"""The folded PE array (FINN's matrix-vector unit) and its binary XNOR-popcount form.
+
+Spec: binary conv accumulator of :mod:`spec.arith` -- ``acc = popcount(XNOR(window, weights))``
+over ``taps = kernel*kernel*c_in`` bits, one per output channel.
+
+Folding (FINN's names): a grid of ``pe`` processing elements (output channels) by ``simd``
+inputs each; ``nf = c_out/pe`` neuron folds and ``sf = taps/simd`` synapse folds, so a window
+takes ``nf*sf`` cycles. Invariant of the sequencer: step ``c = n*sf + s`` multiplies window slice
+``s`` with weight memory row ``c`` for output channels ``n*pe ..``; the accumulators clear at
+``s == 0`` and leave at ``s == sf-1``. Fully unfolded (``pe = c_out``, ``simd = taps``) is one
+window per cycle. The inputs are broadcast to the PEs (FINN MVU style) rather than shifted
+through them systolically: at these array sizes a broadcast costs less than ``pe`` pipeline
+registers per input bit.
+
+Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
+memory, dot products of the PE array are registered -> accumulate and emit. All three stages
+share one enable (the output register is free), so a stall freezes the pipeline, memory read
+included; latency 3 cycles, ``i.ready`` is high on a window's last step only (the window
+generator's output register holds the window meanwhile, so no copy is kept here).
+"""
+
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec import arith
+
+from . import regmap
+from .stream_util import pixel_layout, popcount
+from .weights import ParamBus, ParamMemory
+
+__all__ = ["FoldedMVU", "XnorEngine", "PIPELINE_LATENCY", "acc_shape_for"]
+
+#: Cycles from a window's last step to its accumulators on ``o`` (for :mod:`hw.perf`).
+PIPELINE_LATENCY = 3
+
+
+class FoldedMVU(wiring.Component):
+    """Windows in, accumulator groups out: ``nf`` beats of ``pe`` accumulators per window.
+
+    Subclasses define :meth:`dot` (the PE's arithmetic on one slice) and the shapes.
+
+    Parameters
+    ----------
+    region : regmap.Region
+        The weight region (its fold gives ``pe`` and ``simd``).
+    init : list of int
+        Initial weight rows.
+    elem : shape
+        Shape of one window element.
+    taps, c_out : int
+        Window elements and output channels.
+    acc_shape : shape
+        Accumulator shape (from :func:`hw.regmap.acc_bounds`).
+    w_shape : shape
+        Shape of one stored weight.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(elem, taps)))
+    o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
+    bus : In(ParamBus())
+    """
+
+    def __init__(self, region, init, *, elem, taps, c_out, acc_shape, w_shape):
+        fold = region.fold
+        if taps % fold.simd or c_out % fold.pe:
+            raise ValueError(f"taps={taps} must be a multiple of simd={fold.simd} and "
+                             f"c_out={c_out} a multiple of pe={fold.pe}")
+        self.pe, self.simd = fold.pe, fold.simd
+        self.nf, self.sf = c_out // fold.pe, taps // fold.simd
+        self.elem, self.acc_shape, self.w_shape = elem, acc_shape, w_shape
+        self.weights = ParamMemory(region, init, read_domain="sync")
+        super().__init__({
+            "i": In(stream.Signature(pixel_layout(elem, taps))),
+            "o": Out(stream.Signature(pixel_layout(acc_shape, fold.pe))),
+            "bus": In(ParamBus()),
+        })
+
+    def dot(self, x, w):
+        """One PE: the partial accumulator of input slice ``x`` and weight slice ``w`` (views of
+        ``ArrayLayout``s of ``simd`` elements)."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.weights = wm = self.weights
+        wiring.connect(m, wiring.flipped(self.bus), wm.bus)
+        steps = self.nf * self.sf
+        chunk_layout = pixel_layout(self.elem, self.simd)
+        chunk_bits = Shape.cast(chunk_layout).width
+        en = ~self.o.valid | self.o.ready
+
+        # Stage 0: sequencer. c counts n*sf + s; s is kept separately to slice the window.
+        c = Signal(range(max(2, steps)))
+        s = Signal(range(max(2, self.sf)))
+        issue = en & self.i.valid
+        m.d.comb += [self.i.ready.eq(issue & (c == steps - 1)),
+                     wm.addr.eq(c), wm.en.eq(en)]
+        with m.If(issue):
+            m.d.sync += [c.eq(Mux(c == steps - 1, 0, c + 1)),
+                         s.eq(Mux(s == self.sf - 1, 0, s + 1))]
+
+        # Stage 1: the slice waits one cycle for its weight row.
+        x1 = Signal(chunk_layout)
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [x1.as_value().eq(self.i.payload.as_value().word_select(s, chunk_bits)),
+                         v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
+
+        # Stage 2: the PE array.
+        wbits = self.simd * Shape.cast(self.w_shape).width
+        part = Signal(pixel_layout(self.acc_shape, self.pe))
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
+            for p in range(self.pe):
+                w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
+                m.d.sync += part[p].eq(self.dot(x1, w))
+
+        # Stage 3: accumulate, emit after the last slice.
+        acc = Signal(pixel_layout(self.acc_shape, self.pe))
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v2 & last2)
+            with m.If(v2):
+                for p in range(self.pe):
+                    total = Mux(first2, 0, acc[p]) + part[p]
+                    m.d.sync += [acc[p].eq(total), self.o.payload[p].eq(total)]
+        return m
+
+
+class XnorEngine(FoldedMVU):
+    """Binary conv: bits in, ``popcount(XNOR)`` accumulators (unsigned, 0..taps) out.
+
+    Parameters
+    ----------
+    region, init : see :class:`FoldedMVU`.
+    taps, c_out : int
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(unsigned(1), taps)))
+    o : Out(stream.Signature(ArrayLayout(unsigned(bits(taps)), pe)))
+    bus : In(ParamBus())
+    """
+
+    def __init__(self, region, init, *, taps, c_out):
+        super().__init__(region, init, elem=unsigned(1), taps=taps, c_out=c_out,
+                         acc_shape=unsigned(taps.bit_length()), w_shape=unsigned(1))
+
+    def dot(self, x, w):
+        return popcount(~(x.as_value() ^ w.as_value()))
+
+
+def acc_shape_for(layer, in_type):
+    """Accumulator shape of a layer from :func:`hw.regmap.acc_bounds` (shape-only, exact)."""
+    lo, hi = regmap.acc_bounds(layer, in_type)
+    if lo >= 0:
+        return unsigned(max(1, hi.bit_length()))
+    return signed(arith.bits_for_range(lo, hi))

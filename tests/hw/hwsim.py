@@ -1,0 +1,94 @@
+"""Shared Amaranth-simulator helpers for tests/hw: stream drivers with random stalls and
+element packing (values <-> the flat integers of ArrayLayout payloads)."""
+
+import numpy as np
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+
+def _with_clock(dut):
+    """Wrap ``dut`` so a ``sync`` domain exists even for purely combinational blocks."""
+    m = Module()
+    m.submodules.dut = dut
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)
+    return m
+
+
+def pack(values, bits: int) -> int:
+    """Elements (any ints, two's complement for negatives) -> flat integer, element 0 lowest."""
+    mask = (1 << bits) - 1
+    out = 0
+    for k, v in enumerate(np.asarray(values).reshape(-1).tolist()):
+        out |= (int(v) & mask) << (k * bits)
+    return out
+
+
+def unpack(word: int, bits: int, n: int, signed: bool = False) -> list[int]:
+    mask = (1 << bits) - 1
+    vals = [(word >> (k * bits)) & mask for k in range(n)]
+    if signed:
+        vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
+    return vals
+
+
+def put(stream, items, rng=None, gap=0.0):
+    """Testbench sending ``items`` (flat ints) on ``stream``, idle cycles with probability ``gap``."""
+    async def bench(ctx):
+        for item in items:
+            while rng is not None and rng.random() < gap:
+                await ctx.tick()
+            ctx.set(stream.payload.as_value(), item)
+            ctx.set(stream.valid, 1)
+            await ctx.tick().until(stream.ready)
+            ctx.set(stream.valid, 0)
+    return bench
+
+
+def get(stream, n, out, rng=None, stall=0.0, times=None):
+    """Testbench taking ``n`` beats from ``stream`` into ``out`` (ready low with probability
+    ``stall``); ``times`` collects the cycle number of each beat."""
+    async def bench(ctx):
+        cycle = 0
+        while len(out) < n:
+            ready = not (rng is not None and rng.random() < stall)
+            ctx.set(stream.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload.as_value())
+            if ready and valid:
+                out.append(payload)
+                if times is not None:
+                    times.append(cycle)
+            cycle += 1
+        ctx.set(stream.ready, 0)
+    return bench
+
+
+def run(dut, benches, processes=(), deadline_cycles=200_000):
+    """Simulate ``dut`` until every testbench returns; fail if ``deadline_cycles`` pass first."""
+    sim = Simulator(_with_clock(dut))
+    sim.add_clock(1e-8)
+    for b in benches:
+        sim.add_testbench(b)
+    for p in processes:
+        sim.add_process(p)
+    sim.run_until(deadline_cycles * 1e-8)
+    return sim
+
+
+def run_to_completion(dut, benches, deadline_cycles=200_000):
+    """Like :func:`run`, but the last testbench decides the end (stops as soon as it returns)."""
+    sim = Simulator(_with_clock(dut))
+    sim.add_clock(1e-8)
+    done = []
+    *others, last = benches
+
+    async def final(ctx):
+        await last(ctx)
+        done.append(True)
+
+    for b in others:
+        sim.add_testbench(b, background=True)
+    sim.add_testbench(final)
+    sim.run_until(deadline_cycles * 1e-8)
+    assert done, f"simulation did not finish within {deadline_cycles} cycles (deadlock?)"
+    return sim
