@@ -75,8 +75,12 @@ class EmulateBackend(Backend):
 
 
 def open_backend(kind: str, model: Model, manifest: Manifest | None,
-                 bitstream: Path | None) -> Backend:
-    """The backend ``kind`` (one of :data:`BACKENDS`) for ``model``; ``auto`` explains its pick."""
+                 bitstream: Path | None, timeout: float | None = None) -> Backend:
+    """The backend ``kind`` (one of :data:`BACKENDS`) for ``model``; ``auto`` explains its pick.
+
+    ``timeout`` (seconds per tile) applies to the board's DMA; ``None`` derives it from the
+    predicted cycles per frame.
+    """
     if kind not in BACKENDS:
         raise HostError(f"backend {kind!r} is not one of {', '.join(BACKENDS)}")
     if kind == "emulate":
@@ -92,7 +96,7 @@ def open_backend(kind: str, model: Model, manifest: Manifest | None,
         if not present:
             raise HostError(f"--backend pynq: no PYNQ board here ({why}). Run on the board, or "
                             f"use --backend emulate for the bit-exact CPU emulation")
-        return pynq_backend.PynqBackend(model, manifest, bitstream)
+        return pynq_backend.PynqBackend(model, manifest, bitstream, timeout)
     print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU",
           file=sys.stderr)
     return EmulateBackend(model, manifest)

@@ -1,10 +1,50 @@
-"""The PYNQ board backend (placeholder until hw/regmap.py lands)."""
+"""The PYNQ board backend: the accelerator in the FPGA, fed by AXI DMA.
+
+Sequence (the register contract is :mod:`hw.regmap`):
+
+1. ``pynq.Overlay(gam.bit)`` (it reads ``gam.hwh`` beside it) downloads the bitstream; the
+   accelerator's AXI4-Lite window and the AXI DMA are found in its ``ip_dict``.
+2. ``ID`` must read :data:`hw.regmap.ID_VALUE` and ``SHAPE`` the model's shape id, else the
+   bitstream is not a gamir accelerator for this model's shape.
+3. ``CONTROL`` soft-resets the pipeline and clears the error bits; the model's parameters are
+   loaded as ``PARAM_ADDR`` + ``PARAM_DATA`` runs (:func:`hw.regmap.param_writes`), so any
+   model of the bitstream's shape runs without a rebuild. ``STATUS`` must show no address error.
+4. Per tile size: ``WIDTH``/``HEIGHT`` while idle. Per tile: the packed pixels
+   (:func:`hw.regmap.pack_pixels`) go out on the DMA's MM2S channel and the result comes back
+   on S2MM (the accelerator ends each frame with TLAST). Two buffer pairs alternate: tile n+1
+   is packed and sent while tile n is still coming back.
+5. After each tile, ``STATUS`` error bits abort with a message and ``CYCLES`` gives the measured
+   cycles per frame. A DMA channel that does not finish within the timeout aborts too; the
+   channels and the pipeline are reset so the next run starts clean.
+
+``pynq`` is imported lazily: it pins numpy<2 and exists only on the board image (the ``board``
+extra). Off the board this module is exercised against a fake of the pynq API
+(tests/host/fake_pynq.py) that checks this register and DMA sequence.
+"""
 
 from __future__ import annotations
 
 import importlib
+import time
+from functools import reduce
+from pathlib import Path
+from typing import Iterable, Iterator
 
-__all__ = ["board_present"]
+import numpy as np
+
+from hw import regmap
+from spec import Model
+
+from .backend import Backend
+from .errors import HostError
+from .manifest import Manifest
+
+__all__ = ["board_present", "PynqBackend", "DEFAULT_CLOCK_HZ"]
+
+#: Accelerator clock assumed for timeouts when the manifest does not give one (PYNQ-Z2 FCLK0).
+DEFAULT_CLOCK_HZ = 100_000_000
+#: A tile may take this many times its predicted time (plus a second) before it is a timeout.
+TIMEOUT_MARGIN = 10
 
 
 def board_present() -> tuple[bool, str]:
@@ -19,4 +59,206 @@ def board_present() -> tuple[bool, str]:
         return False, f"pynq finds no device: {e}"
     if not devices:
         return False, "pynq finds no device"
-    return True, f"pynq device {devices[0].name}"
+    return True, f"pynq device {getattr(devices[0], 'name', devices[0])}"
+
+
+def _status_text(status: int) -> str:
+    names = [n for n, bit in (("busy", regmap.STATUS_BUSY),
+                              ("TLAST before the frame's last pixel", regmap.STATUS_ERR_TLAST_EARLY),
+                              ("no TLAST on the frame's last pixel", regmap.STATUS_ERR_TLAST_LATE),
+                              ("parameter address out of range", regmap.STATUS_ERR_PARAM_ADDR))
+             if status & bit]
+    return f"STATUS=0x{status:x}" + (f" ({', '.join(names)})" if names else "")
+
+
+def _find_ip(ip_dict: dict, wanted: str | None, type_part: str, what: str) -> str:
+    if wanted is not None:
+        if wanted not in ip_dict:
+            raise HostError(f"the overlay has no IP named {wanted!r} ({what}); it has "
+                            f"{', '.join(sorted(ip_dict)) or 'none'}")
+        return wanted
+    names = [n for n, d in ip_dict.items() if type_part in str(d.get("type", ""))]
+    if len(names) != 1:
+        raise HostError(f"the overlay has {len(names)} {what} IPs ({', '.join(names) or 'none'}"
+                        f"); name the right one in the manifest's \"pynq\" section")
+    return names[0]
+
+
+class PynqBackend(Backend):
+    """The accelerator on a PYNQ board (see the module docstring for the sequence)."""
+
+    name = "pynq"
+
+    def __init__(self, model: Model, manifest: Manifest | None, bitstream: Path | None,
+                 timeout: float | None = None):
+        super().__init__(model, manifest)
+        if bitstream is None:
+            raise HostError("--backend pynq needs --bitstream gam.bit (with gam.hwh and its "
+                            "manifest beside it)")
+        if not bitstream.is_file():
+            raise HostError(f"bitstream {str(bitstream)!r} does not exist")
+        hwh = bitstream.with_suffix(".hwh")
+        if not hwh.is_file():
+            raise HostError(f"{str(hwh)!r} is missing: PYNQ needs the .hwh that Vivado wrote "
+                            f"with the bitstream (copy it beside {bitstream.name})")
+        if manifest is None:
+            raise HostError(f"no manifest beside {str(bitstream)!r}: copy the manifest.json "
+                            f"that `python -m hw.generate` wrote for this bitstream beside it "
+                            f"as {bitstream.with_suffix('.json').name}")
+        self._pynq = importlib.import_module("pynq")
+        self._clock_hz = float(manifest.data.get("clock_hz") or DEFAULT_CLOCK_HZ)
+        self._timeout = timeout
+        self._bufs: list = []
+        self._shape: tuple[int, int] | None = None
+        self._measured: dict[tuple[int, int], int] = {}
+        try:
+            self._overlay = self._pynq.Overlay(str(bitstream))
+        except Exception as e:  # noqa: BLE001 - pynq's errors are many and plain
+            raise HostError(f"cannot load bitstream {str(bitstream)!r}: {e}") from None
+        names = manifest.data.get("pynq", {})
+        ips = self._overlay.ip_dict
+        accel = _find_ip(ips, names.get("accelerator"), "gam_top", "accelerator (gam_top)")
+        dma = _find_ip(ips, names.get("dma"), "axi_dma", "AXI DMA")
+        self._mmio = self._pynq.MMIO(ips[accel]["phys_addr"], ips[accel]["addr_range"])
+        self._dma = reduce(getattr, dma.split("/"), self._overlay)
+        width = ips[dma].get("parameters", {}).get("c_sg_length_width")
+        self._dma_max_bytes = (1 << int(width)) - 1 if width else None
+        self._setup()
+
+    # ------------------------------------------------------------------ registers
+    def _read(self, name: str) -> int:
+        return int(self._mmio.read(regmap.REG[name]))
+
+    def _write(self, name: str, value: int) -> None:
+        self._mmio.write(regmap.REG[name], int(value))
+
+    def _setup(self) -> None:
+        model = self.model
+        ident = self._read("ID")
+        if ident != regmap.ID_VALUE:
+            raise HostError(f"the bitstream's accelerator answers ID=0x{ident:08x}, not a gamir "
+                            f"accelerator (0x{regmap.ID_VALUE:08x}): wrong bitstream?")
+        shape = self._read("SHAPE")
+        if shape != regmap.shape_id(model):
+            raise HostError(f"the accelerator in the bitstream was built for another model "
+                            f"shape (SHAPE=0x{shape:08x}, the model's is "
+                            f"0x{regmap.shape_id(model):08x}): regenerate the bitstream")
+        self.max_width = min(self.max_width, self._read("MAX_WIDTH"))
+        self.max_height = min(self.max_height or regmap.MAX_HEIGHT, regmap.MAX_HEIGHT)
+        if self._dma_max_bytes is not None:
+            # One DMA transfer carries a whole tile: limit tile rows so it fits the length
+            # register (AXI DMA's default of 14 bits is only 16 KiB).
+            beat = max(regmap.stream_bytes(model.input_channels),
+                       regmap.stream_bytes(model.layers[-1].c_out))
+            rows = self._dma_max_bytes // (self.max_width * beat)
+            if rows < 1:
+                raise HostError(f"the AXI DMA moves at most {self._dma_max_bytes} bytes per "
+                                f"transfer, less than one {self.max_width}-pixel row: rebuild "
+                                f"with a wider buffer length register (c_sg_length_width 26)")
+            self.max_height = min(self.max_height, rows)
+        self._write("CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
+        for addr, words in regmap.param_writes(model, self.manifest.data.get("fold")):
+            self._write("PARAM_ADDR", addr)
+            for w in words:
+                self._write("PARAM_DATA", int(w))
+        status = self._read("STATUS")
+        if status & regmap.STATUS_ERR_PARAM_ADDR:
+            raise HostError(f"loading the model's parameters failed ({_status_text(status)}): "
+                            f"the bitstream's folding differs from its manifest's")
+
+    # ------------------------------------------------------------------ frames
+    def cycles_per_frame(self, height: int, width: int) -> int | None:
+        return self._measured.get((height, width)) or super().cycles_per_frame(height, width)
+
+    def _set_shape(self, h: int, w: int) -> None:
+        """Frame size registers (idle only) and two buffer pairs of that size."""
+        self._free()
+        self._write("WIDTH", w)
+        self._write("HEIGHT", h)
+        cin, cout = self.model.input_channels, self.model.layers[-1].c_out
+        alloc = self._pynq.allocate
+        self._bufs = [(alloc(shape=(h * w, regmap.stream_bytes(cin)), dtype=np.uint8),
+                       alloc(shape=(h * w, regmap.stream_bytes(cout)), dtype=np.uint8))
+                      for _ in range(2)]
+        self._shape = (h, w)
+
+    def _deadline(self) -> float:
+        h, w = self._shape
+        if self._timeout is not None:
+            return time.monotonic() + self._timeout
+        cycles = super().cycles_per_frame(h, w) or 4 * h * w * self.model.input_channels
+        return time.monotonic() + 1.0 + TIMEOUT_MARGIN * cycles / self._clock_hz
+
+    def _wait(self, channel, what: str, n: int, deadline: float) -> None:
+        while not channel.idle:
+            if time.monotonic() > deadline:
+                status = self._read("STATUS")
+                self._recover()
+                raise HostError(
+                    f"DMA timeout: the {what} of tile {n} did not finish in time "
+                    f"({_status_text(status)}). The accelerator or its DMA is stuck: check that "
+                    f"the bitstream matches its manifest; the pipeline has been reset")
+        channel.wait()  # returns at once; checks DMA errors, invalidates the receive buffer
+
+    def _recover(self) -> None:
+        for ch in (self._dma.sendchannel, self._dma.recvchannel):
+            ch.stop()
+            ch.start()
+        self._write("CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
+
+    def _send(self, slot: int, x0: np.ndarray) -> None:
+        inbuf = self._bufs[slot][0]
+        inbuf[:] = regmap.pack_pixels(x0)
+        self._dma.sendchannel.transfer(inbuf)
+
+    def _receive(self, slot: int) -> None:
+        self._dma.recvchannel.transfer(self._bufs[slot][1])
+
+    def _finish(self, slot: int, n: int, deadline: float) -> np.ndarray:
+        self._wait(self._dma.recvchannel, "output", n, deadline)
+        status = self._read("STATUS")
+        if status & (regmap.STATUS_ERR_TLAST_EARLY | regmap.STATUS_ERR_TLAST_LATE):
+            self._recover()
+            raise HostError(f"the accelerator flagged tile {n}: {_status_text(status)}")
+        self._measured[self._shape] = self._read("CYCLES")
+        h, w = self._shape
+        c = self.model.layers[-1].c_out
+        return regmap.unpack_pixels(np.array(self._bufs[slot][1]), h, w, c)
+
+    def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        it = iter(tensors)
+        x = next(it, None)
+        n, pre_sent, deadline = 0, False, 0.0
+        while x is not None:
+            if x.shape[:2] != self._shape:
+                self._set_shape(*x.shape[:2])
+            slot = n % 2
+            if not pre_sent:
+                self._receive(slot)
+                self._send(slot, x)
+                deadline = self._deadline()
+            nxt = next(it, None)
+            # Double buffering: tile n+1 goes out while tile n comes back (same size only:
+            # the size registers change only while the pipeline is idle).
+            pre_sent = nxt is not None and nxt.shape[:2] == self._shape
+            if pre_sent:
+                self._wait(self._dma.sendchannel, "input", n, deadline)
+                self._send(1 - slot, nxt)
+            y = self._finish(slot, n, deadline)
+            if pre_sent:
+                self._receive(1 - slot)
+                deadline = self._deadline()
+            else:
+                self._wait(self._dma.sendchannel, "input", n, deadline)
+            yield y
+            x, n = nxt, n + 1
+
+    def _free(self) -> None:
+        for pair in self._bufs:
+            for buf in pair:
+                buf.freebuffer()
+        self._bufs = []
+        self._shape = None
+
+    def close(self) -> None:
+        self._free()

@@ -132,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--task", choices=TASKS, help="a shipped model, models/TASK.gamir")
     p.add_argument("--sigma", type=int,
                    help="noise level 0..255 for models with a noise-level channel")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="board DMA timeout per tile (default: from the predicted cycles)")
     p.add_argument("--side-by-side", action="store_true",
                    help="write input and output next to each other")
     return p
@@ -157,7 +159,7 @@ def _run(a: argparse.Namespace) -> None:
         manifest.check_model(model, model_name)
     source = open_source(a.input, model.image_channels)
     try:
-        with open_backend(a.backend, model, manifest, a.bitstream) as backend, \
+        with open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend, \
                 open_sink(source, a.output) as sink:
             progress = Progress(source.n_frames)
             inputs: list[np.ndarray] = []
