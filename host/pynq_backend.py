@@ -38,6 +38,7 @@ from spec import Model
 from .backend import Backend
 from .errors import HostError
 from .manifest import Manifest
+from .protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
 
 __all__ = ["board_present", "PynqBackend", "DEFAULT_CLOCK_HZ"]
 
@@ -60,15 +61,6 @@ def board_present() -> tuple[bool, str]:
     if not devices:
         return False, "pynq finds no device"
     return True, f"pynq device {getattr(devices[0], 'name', devices[0])}"
-
-
-def _status_text(status: int) -> str:
-    names = [n for n, bit in (("busy", regmap.STATUS_BUSY),
-                              ("TLAST before the frame's last pixel", regmap.STATUS_ERR_TLAST_EARLY),
-                              ("no TLAST on the frame's last pixel", regmap.STATUS_ERR_TLAST_LATE),
-                              ("parameter address out of range", regmap.STATUS_ERR_PARAM_ADDR))
-             if status & bit]
-    return f"STATUS=0x{status:x}" + (f" ({', '.join(names)})" if names else "")
 
 
 def _find_ip(ip_dict: dict, wanted: str | None, type_part: str, what: str) -> str:
@@ -134,15 +126,7 @@ class PynqBackend(Backend):
 
     def _setup(self) -> None:
         model = self.model
-        ident = self._read("ID")
-        if ident != regmap.ID_VALUE:
-            raise HostError(f"the bitstream's accelerator answers ID=0x{ident:08x}, not a gamir "
-                            f"accelerator (0x{regmap.ID_VALUE:08x}): wrong bitstream?")
-        shape = self._read("SHAPE")
-        if shape != regmap.shape_id(model):
-            raise HostError(f"the accelerator in the bitstream was built for another model "
-                            f"shape (SHAPE=0x{shape:08x}, the model's is "
-                            f"0x{regmap.shape_id(model):08x}): regenerate the bitstream")
+        self._execute(setup_ops(model, self.manifest.data.get("fold")))
         self.max_width = min(self.max_width, self._read("MAX_WIDTH"))
         self.max_height = min(self.max_height or regmap.MAX_HEIGHT, regmap.MAX_HEIGHT)
         if self._dma_max_bytes is not None:
@@ -156,15 +140,13 @@ class PynqBackend(Backend):
                                 f"transfer, less than one {self.max_width}-pixel row: rebuild "
                                 f"with a wider buffer length register (c_sg_length_width 26)")
             self.max_height = min(self.max_height, rows)
-        self._write("CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
-        for addr, words in regmap.param_writes(model, self.manifest.data.get("fold")):
-            self._write("PARAM_ADDR", addr)
-            for w in words:
-                self._write("PARAM_DATA", int(w))
-        status = self._read("STATUS")
-        if status & regmap.STATUS_ERR_PARAM_ADDR:
-            raise HostError(f"loading the model's parameters failed ({_status_text(status)}): "
-                            f"the bitstream's folding differs from its manifest's")
+
+    def _execute(self, ops) -> None:
+        for op in ops:
+            if op.kind == "write":
+                self._mmio.write(op.address, op.value)
+            else:
+                op.check(self._mmio.read(op.address))
 
     # ------------------------------------------------------------------ frames
     def cycles_per_frame(self, height: int, width: int) -> int | None:
@@ -173,8 +155,7 @@ class PynqBackend(Backend):
     def _set_shape(self, h: int, w: int) -> None:
         """Frame size registers (idle only) and two buffer pairs of that size."""
         self._free()
-        self._write("WIDTH", w)
-        self._write("HEIGHT", h)
+        self._execute(size_ops(h, w))
         cin, cout = self.model.input_channels, self.model.layers[-1].c_out
         alloc = self._pynq.allocate
         self._bufs = [(alloc(shape=(h * w, regmap.stream_bytes(cin)), dtype=np.uint8),
@@ -196,7 +177,7 @@ class PynqBackend(Backend):
                 self._recover()
                 raise HostError(
                     f"DMA timeout: the {what} of tile {n} did not finish in time "
-                    f"({_status_text(status)}). The accelerator or its DMA is stuck: check that "
+                    f"({status_text(status)}). The accelerator or its DMA is stuck: check that "
                     f"the bitstream matches its manifest; the pipeline has been reset")
         channel.wait()  # returns at once; checks DMA errors, invalidates the receive buffer
 
@@ -217,9 +198,9 @@ class PynqBackend(Backend):
     def _finish(self, slot: int, n: int, deadline: float) -> np.ndarray:
         self._wait(self._dma.recvchannel, "output", n, deadline)
         status = self._read("STATUS")
-        if status & (regmap.STATUS_ERR_TLAST_EARLY | regmap.STATUS_ERR_TLAST_LATE):
+        if status & FRAME_ERRORS:
             self._recover()
-            raise HostError(f"the accelerator flagged tile {n}: {_status_text(status)}")
+            raise HostError(f"the accelerator flagged tile {n}: {status_text(status)}")
         self._measured[self._shape] = self._read("CYCLES")
         h, w = self._shape
         c = self.model.layers[-1].c_out

@@ -219,6 +219,13 @@ def test_missing_bitstream_on_a_board(board_dir, work, model_file, capsys):
           r"bitstream '.*other.bit' does not exist")
 
 
+def test_bitstream_built_for_another_shape(board_dir, work, model_file, capsys):
+    model, d = board_dir
+    fake_pynq.install(spec.random_model(5, channels=3))  # the FPGA holds another shape
+    fails(capsys, ["--bitstream", d / "gam.bit", "--model", model_file, work / "clip.mp4"],
+          r"the accelerator was built for another model shape \(SHAPE=0x[0-9a-f]{8}, the model")
+
+
 def test_dma_timeout(board_dir, work, model_file, capsys):
     model, d = board_dir
     fake_pynq.install(model, hang=True)

@@ -63,13 +63,16 @@ def test_register_and_dma_sequence(board, tmp_path):
 
     log = fake_pynq.LOG
     assert log[0] == ("overlay", "gam.bit")
-    assert [e[1] for e in log[1:4]] == ["ID", "SHAPE", "MAX_WIDTH"]
-    assert log[4] == ("write", "CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
+    assert [e[:2] for e in log[1:3]] == [("read", "ID"), ("read", "SHAPE")]
+    assert log[3] == ("write", "CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
     writes = [e for e in log if e[0] == "write" and e[1] in ("PARAM_ADDR", "PARAM_DATA")]
     want = []
     for addr, words in regmap.param_writes(model):
         want += [("write", "PARAM_ADDR", addr)] + [("write", "PARAM_DATA", int(w)) for w in words]
     assert writes == want
+    last_param = max(i for i, e in enumerate(log) if e[:2] == ("write", "PARAM_DATA"))
+    assert [e[:2] for e in log[last_param + 1:last_param + 3]] == [("read", "STATUS"),
+                                                                   ("read", "MAX_WIDTH")]
     first_dma = next(i for i, e in enumerate(log) if e[0] in ("send", "recv"))
     sizes = [e for e in log[:first_dma] if e[0] == "write" and e[1] in ("WIDTH", "HEIGHT")]
     assert [e[1] for e in sizes] == ["WIDTH", "HEIGHT"]
