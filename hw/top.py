@@ -89,6 +89,8 @@ class Pipeline(wiring.Component):
         self.model, self.max_width = model, max_width
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
+        #: Per layer, its internal streams (filled at elaboration; tests time them).
+        self.probes = {}
         types = model.tensor_types()
         super().__init__({
             "i": In(stream.Signature(pixel_layout(unsigned(8), types[0].channels))),
@@ -187,6 +189,7 @@ class Pipeline(wiring.Component):
             wiring.connect(m, delayed[(0, k)], stage.r)
         gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
         wiring.connect(m, stage.o, gather.i)
+        self.probes[k] = {"window": win.o, "mvu": mvu.o, "stage": stage.o, "out": gather.o}
         return gather.o
 
 

@@ -14,8 +14,8 @@ registers per input bit.
 
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
 memory, dot products of the PE array are registered -> accumulate and emit. All three stages
-share one enable (the output register is free), so a stall freezes the pipeline, memory read
-included; latency 3 cycles, ``i.ready`` is high on a window's last step only (the window
+share one enable, low only while a finished group meets a full output register, so a stall
+freezes the pipeline, memory read included; latency 3 cycles, ``i.ready`` is high on a window's last step only (the window
 generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
@@ -89,7 +89,10 @@ class FoldedMVU(wiring.Component):
         steps = self.nf * self.sf
         chunk_layout = pixel_layout(self.elem, self.simd)
         chunk_bits = Shape.cast(chunk_layout).width
-        en = ~self.o.valid | self.o.ready
+        # Freeze only when a finished group meets a full output register: partial slices keep
+        # flowing while the output stage drains the previous group.
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        en = ~(v2 & last2 & self.o.valid & ~self.o.ready)
 
         # Stage 0: sequencer. c counts n*sf + s; s is kept separately to slice the window.
         c = Signal(range(max(2, steps)))
@@ -111,7 +114,6 @@ class FoldedMVU(wiring.Component):
         # Stage 2: the PE array.
         wbits = self.simd * Shape.cast(self.w_shape).width
         part = Signal(pixel_layout(self.acc_shape, self.pe))
-        v2, first2, last2 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
             for p in range(self.pe):
@@ -120,12 +122,16 @@ class FoldedMVU(wiring.Component):
 
         # Stage 3: accumulate, emit after the last slice.
         acc = Signal(pixel_layout(self.acc_shape, self.pe))
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(v2 & last2)
-            with m.If(v2):
-                for p in range(self.pe):
-                    total = Mux(first2, 0, acc[p]) + part[p]
-                    m.d.sync += [acc[p].eq(total), self.o.payload[p].eq(total)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(en & v2):
+            for p in range(self.pe):
+                total = Mux(first2, 0, acc[p]) + part[p]
+                m.d.sync += acc[p].eq(total)
+                with m.If(last2):
+                    m.d.sync += self.o.payload[p].eq(total)
+            with m.If(last2):
+                m.d.sync += self.o.valid.eq(1)
         return m
 
 

@@ -63,18 +63,6 @@ def get(stream, n, out, rng=None, stall=0.0, times=None):
     return bench
 
 
-def run(dut, benches, processes=(), deadline_cycles=200_000):
-    """Simulate ``dut`` until every testbench returns; fail if ``deadline_cycles`` pass first."""
-    sim = Simulator(_with_clock(dut))
-    sim.add_clock(1e-8)
-    for b in benches:
-        sim.add_testbench(b)
-    for p in processes:
-        sim.add_process(p)
-    sim.run_until(deadline_cycles * 1e-8)
-    return sim
-
-
 def run_to_completion(dut, benches, deadline_cycles=200_000):
     """Like :func:`run`, but the last testbench decides the end (stops as soon as it returns)."""
     sim = Simulator(_with_clock(dut))
@@ -86,9 +74,16 @@ def run_to_completion(dut, benches, deadline_cycles=200_000):
         await last(ctx)
         done.append(True)
 
+    async def watchdog(ctx):
+        for _ in range(deadline_cycles):
+            await ctx.tick()
+        raise AssertionError(f"simulation did not finish within {deadline_cycles} cycles "
+                             f"(deadlock?)")
+
     for b in others:
         sim.add_testbench(b, background=True)
+    sim.add_testbench(watchdog, background=True)
     sim.add_testbench(final)
-    sim.run_until(deadline_cycles * 1e-8)
-    assert done, f"simulation did not finish within {deadline_cycles} cycles (deadlock?)"
+    sim.run()
+    assert done
     return sim

@@ -1,0 +1,226 @@
+"""Analytic performance and cost model of the accelerator, and automatic folding (numpy only).
+
+Throughput: a layer with fold (``pe``, ``simd``, ``out_pe``) accepts a window every
+``II = max(nf*sf, c_out/out_pe)`` cycles; the slowest layer sets the pixels per clock.
+
+Cycles per frame: a max-plus recurrence over the pixels of one frame that mirrors the pipeline
+stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its interval)``):
+
+* window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
+  row, emitting the column of row ``y-1``; the horizontal stage steps once per column plus one
+  flush step, emitting the window one column back (:mod:`hw.window`); one register each;
+* PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.xnor_engine.PIPELINE_LATENCY`
+  cycles after their last slice;
+* output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
+  it has more than one group.
+
+It assumes unbounded buffers between stages (the real ones are one register), which is exact
+when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
+
+Costs are estimates for choosing a fold (LUT4-equivalents, multipliers, RAM bits), not
+synthesis results; the build reports give those.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spec.model import Model
+
+from . import regmap
+
+__all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
+           "report"]
+
+#: Latencies in cycles, mirrored from the blocks (tests keep them honest).
+MVU_LATENCY = 3  # hw.xnor_engine.PIPELINE_LATENCY
+STAGE_LATENCY = 1  # hw.threshold.LATENCY (register of the output stage)
+
+
+def layer_ii(layer, fold: regmap.LayerFold) -> int:
+    """Cycles per pixel of one layer."""
+    nf, sf = layer.c_out // fold.pe, layer.taps // fold.simd
+    return max(nf * sf, layer.c_out // fold.out_pe)
+
+
+def pixels_per_clock(model: Model, fold=None) -> float:
+    folds = regmap.normalize_fold(model, fold)
+    return 1.0 / max(layer_ii(layer, f) for layer, f in zip(model.layers, folds))
+
+
+def _serve(ready: np.ndarray, interval: int) -> np.ndarray:
+    """Start times of a server taking item k at ``max(ready[k], start[k-1] + interval)``."""
+    k = np.arange(len(ready), dtype=np.int64) * interval
+    return k + np.maximum.accumulate(ready - k)
+
+
+def _window(ready: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Cycle at which each 3x3 window is valid on the window generator's output."""
+    n = h * w
+    # Vertical: steps 0..n-1 take input pixels, steps n..n+w-1 are the flush row.
+    v_ready = np.concatenate([ready, np.full(w, -(1 << 40), dtype=np.int64)])
+    v_step = _serve(v_ready, 1)
+    col_ready = v_step[w:] + 1  # column k (raster) leaves with step k + w
+    # Horizontal: steps 0..n-1 take columns, step n is the flush; step k emits window k-1.
+    h_ready = np.concatenate([col_ready, [-(1 << 40)]])
+    h_step = _serve(h_ready, 1)
+    return h_step[1:] + 1
+
+
+def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
+    """Predicted CYCLES register value: first input beat to last output beat, inclusive, with
+    input offered every cycle and output always ready."""
+    folds = regmap.normalize_fold(model, fold)
+    ready = np.arange(height * width, dtype=np.int64)  # input beats offered back to back
+    first_in = None
+    for layer, f in zip(model.layers, folds):
+        if layer.kernel == 3:
+            if first_in is None:
+                first_in = _serve(ready, 1)[0]
+            win = _window(ready, height, width)
+        else:
+            win = ready
+            if first_in is None:
+                first_in = 0
+        nf, sf = layer.c_out // f.pe, layer.taps // f.simd
+        k = f.pe // f.out_pe
+        start = _serve(win, nf * sf)  # first issue step of each window
+        # Group n of pixel p leaves the PE array after its last slice, then splits into k.
+        groups = (start[:, None] + (np.arange(nf)[None, :] + 1) * sf - 1 + MVU_LATENCY)
+        sub = np.repeat(groups.reshape(-1), k)
+        stage = _serve(sub, 1) + STAGE_LATENCY
+        groups_per_pixel = nf * k
+        last = stage.reshape(-1, groups_per_pixel)[:, -1]
+        ready = last + (1 if groups_per_pixel > 1 else 0)
+    return int(ready[-1] - first_in + 1)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
+    """Rough resource estimate: LUT4-equivalents, hard multipliers, RAM bits, flip-flops."""
+    folds = regmap.normalize_fold(model, fold)
+    types = model.tensor_types()
+    luts = mults = ram_bits = ffs = 0
+    per_layer = []
+    for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
+        t_in = types[i - 1]
+        in_bits = 1 if layer.kind == "binary" else t_in.bits
+        lo, hi = regmap.acc_bounds(layer, t_in)
+        acc_bits = max(abs(lo), abs(hi)).bit_length() + 1
+        nf, sf = layer.c_out // f.pe, layer.taps // f.simd
+        lanes = f.pe * f.simd
+        if layer.kind == "binary":
+            l_mvu = int(1.2 * lanes)  # XNOR folded into the popcount tree's first LUT level
+        elif t_in.kind == "bit":
+            l_mvu = lanes * (layer.w_bits + 2)  # +/-w then the adder tree
+        else:
+            l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
+        l_mvu += f.pe * acc_bits * 2  # accumulators
+        l_sel = 0 if sf == 1 else int(f.simd * in_bits * math.log2(sf))  # slice mux
+        if layer.output == "threshold":
+            l_out = f.out_pe * acc_bits * 2
+            m_out = 0
+        else:
+            l_out = f.out_pe * 80  # bias add, rounding, residual, saturation
+            m_out = f.out_pe * max(1, math.ceil(acc_bits / 18))
+        wbits = layer.c_out * layer.taps * (1 if layer.kind == "binary" else layer.w_bits)
+        w_ram = wbits if nf * sf > 1 else 0
+        w_ff = wbits if nf * sf == 1 else 0
+        lines = 2 * max_width * t_in.channels * in_bits if layer.kernel == 3 else 0
+        luts += l_mvu + l_sel + l_out + w_ram // 32
+        mults += m_out
+        ram_bits += lines
+        ffs += w_ff + f.pe * acc_bits * 2
+        per_layer.append({"layer": i, "ii": layer_ii(layer, f), "luts": l_mvu + l_sel + l_out,
+                          "mults": m_out, "weight_bits": wbits})
+    # Residual delays and the global residual FIFO (hw.top sizes them).
+    for k, layer in enumerate(model.layers, 1):
+        if layer.residual is not None:
+            ram_bits += (k - layer.residual) * max_width * layer.c_out * layer.out_bits
+    ram_bits += len(model.layers) * max_width * model.input_channels * 8
+    return {"luts": luts, "mults": mults, "ram_bits": ram_bits, "ffs": ffs, "layers": per_layer}
+
+
+def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
+    """The fold with the fewest lanes (pe*simd) within ``ii_max`` cycles per pixel; ties go to
+    more ``pe`` (a shallower weight memory, no partial-output gather) and the smallest out_pe."""
+    best = None
+    for pe in _divisors(layer.c_out):
+        for simd in _divisors(layer.taps):
+            nf, sf = layer.c_out // pe, layer.taps // simd
+            if nf * sf > ii_max:
+                continue
+            key = (pe * simd, -pe)
+            if best is None or key < best[0]:
+                best = (key, pe, simd)
+    _, pe, simd = best
+    out_pe = min(d for d in _divisors(pe) if layer.c_out // d <= ii_max)
+    return regmap.LayerFold(pe, simd, out_pe)
+
+
+def choose_fold(model: Model, *, pixels_per_second: float | None = None,
+                clock_hz: float | None = None, lut_budget: int | None = None,
+                height: int = 360, width: int = 640, max_width: int | None = None
+                ) -> list[regmap.LayerFold]:
+    """Fold every layer as much as a target allows.
+
+    With ``pixels_per_second`` and ``clock_hz``: the slowest fold whose predicted frame time
+    (``height x width``, fill included) still meets the rate. With ``lut_budget``: the fastest
+    fold whose estimated LUTs fit. Raises ``ValueError`` when even full unfolding misses.
+    """
+    if (pixels_per_second is None) == (lut_budget is None):
+        raise ValueError("give either pixels_per_second (with clock_hz) or lut_budget")
+    max_ii = max(layer.c_out * layer.taps for layer in model.layers)
+    candidates = list(range(1, max_ii + 1))
+    mw = max_width or width
+    if pixels_per_second is not None:
+        if not clock_hz:
+            raise ValueError("pixels_per_second needs clock_hz")
+        budget = clock_hz * height * width / pixels_per_second
+
+        def fits(ii):
+            fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+            return frame_cycles(model, fold, height=height, width=width) <= budget
+
+        # Frame time grows with the interval: binary search for the largest that fits.
+        lo, hi = 0, len(candidates) - 1
+        if fits(candidates[0]):
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if fits(candidates[mid]) else (lo, mid - 1)
+            return [_cheapest_layer_fold(layer, candidates[lo]) for layer in model.layers]
+        raise ValueError(f"{pixels_per_second:.3g} pixels/s at {clock_hz:.3g} Hz is out of reach "
+                         f"even fully unfolded (1 pixel per clock)")
+    def cost(ii):
+        fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+        return estimate_cost(model, fold, max_width=mw)["luts"]
+
+    # LUTs shrink as the interval grows: binary search for the smallest that fits.
+    lo, hi = 0, len(candidates) - 1
+    if cost(candidates[hi]) <= lut_budget:
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if cost(candidates[mid]) <= lut_budget else (mid + 1, hi)
+        return [_cheapest_layer_fold(layer, candidates[lo]) for layer in model.layers]
+    raise ValueError(f"lut_budget={lut_budget} is too small even for the most folded design")
+
+
+def report(model: Model, fold=None, *, height: int, width: int, clock_hz: float = 100e6,
+           max_width: int = 1280) -> dict:
+    """JSON-ready summary for the manifest and CLIs."""
+    folds = regmap.normalize_fold(model, fold)
+    cycles = frame_cycles(model, folds, height=height, width=width)
+    return {
+        "frame": [height, width],
+        "cycles_per_frame": cycles,
+        "pixels_per_clock": pixels_per_clock(model, folds),
+        "layer_ii": [layer_ii(layer, f) for layer, f in zip(model.layers, folds)],
+        "fps_at_clock": clock_hz / cycles,
+        "clock_hz": clock_hz,
+        "cost_estimate": estimate_cost(model, folds, max_width=max_width),
+    }
