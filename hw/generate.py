@@ -1,0 +1,128 @@
+"""Generate the accelerator's Verilog and manifest for a model file.
+
+``python -m hw.generate --model M [--fold F] [--max-width W] -o DIR`` writes ``DIR/gam_top.v``
+(module ``gam_top``) and ``DIR/manifest.json``, which the host driver and the builds read:
+model digest and shape hash, network shape, max width, folding, register map, parameter
+regions, stream widths and the predicted cycles per frame.
+
+``--fold`` is ``full`` (one pixel per clock), ``auto`` (the slowest fold that still reaches
+``--fps`` at ``--clock-mhz`` on a ``--frame`` HxW accelerator frame), ``lut:N`` (the fastest
+fold estimated under N LUTs), a JSON list (one ``{"pe", "simd", "out_pe"}`` or null per layer)
+or ``@file.json`` holding such a list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import spec
+from spec.model import Model, ModelError
+
+from . import perf, regmap
+
+__all__ = ["resolve_fold", "manifest", "generate", "main"]
+
+
+def resolve_fold(model: Model, fold, *, fps: float = 30.0, clock_hz: float = 100e6,
+                 frame=(360, 640), max_width: int = 1280) -> list[regmap.LayerFold]:
+    """Turn a ``--fold`` value (see the module doc) or a fold list into per-layer folds."""
+    if isinstance(fold, str):
+        text = fold.strip()
+        if text == "full":
+            fold = None
+        elif text == "auto":
+            h, w = frame
+            fold = perf.choose_fold(model, pixels_per_second=fps * h * w, clock_hz=clock_hz,
+                                    height=h, width=w, max_width=max_width)
+        elif text.startswith("lut:"):
+            fold = perf.choose_fold(model, lut_budget=int(text[4:]), height=frame[0],
+                                    width=frame[1], max_width=max_width)
+        else:
+            if text.startswith("@"):
+                text = Path(text[1:]).read_text()
+            try:
+                fold = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise regmap.FoldError(f"--fold {fold!r} is not full, auto, lut:N, @file or "
+                                       f"JSON ({e})") from None
+    return regmap.normalize_fold(model, fold)
+
+
+def manifest(model: Model, folds, *, max_width: int, frame=(360, 640),
+             clock_hz: float = 100e6) -> dict:
+    """Everything the host and the builds need to know about one generated accelerator."""
+    h, w = frame
+    return {
+        "top": "gam_top",
+        "model": {"name": model.name, "task": model.task, "digest": model.digest(),
+                  "shape_hash": model.shape_hash(), "shape": model.shape_dict(),
+                  "input_channels": model.input_channels,
+                  "output_channels": model.layers[-1].c_out},
+        "max_width": max_width,
+        "max_height": regmap.MAX_HEIGHT,
+        "fold": [f.as_dict() for f in folds],
+        "streams": {"s_axis_tdata_bits": regmap.stream_bits(model.input_channels),
+                    "m_axis_tdata_bits": regmap.stream_bits(model.layers[-1].c_out)},
+        "axil_addr_bits": 12,
+        "register_map": regmap.register_map(),
+        "shape_id": regmap.shape_id(model),
+        "param_regions": [r.as_dict() for r in regmap.regions(model, folds)],
+        "performance": perf.report(model, folds, height=h, width=w, clock_hz=clock_hz,
+                                   max_width=max_width),
+    }
+
+
+def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: float = 30.0,
+             clock_hz: float = 100e6, frame=(360, 640)) -> dict:
+    """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    from amaranth.back import verilog
+
+    from .top import AXIL_ADDR_BITS, Top
+
+    model.validate()
+    folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
+                         max_width=max_width)
+    top = Top(model, max_width=max_width, fold=folds)
+    text = verilog.convert(top, name="gam_top", emit_src=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gam_top.v").write_text(text)
+    man = manifest(model, folds, max_width=max_width, frame=frame, clock_hz=clock_hz)
+    man["axil_addr_bits"] = AXIL_ADDR_BITS
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hw.generate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="model file (.gamir)")
+    ap.add_argument("--fold", default="full", help="full, auto, lut:N, JSON list or @file.json")
+    ap.add_argument("--max-width", type=int, default=1280, help="line buffer width (pixels)")
+    ap.add_argument("--fps", type=float, default=30.0, help="target frames/s for --fold auto")
+    ap.add_argument("--clock-mhz", type=float, default=100.0, help="clock for --fold auto")
+    ap.add_argument("--frame", default="360x640",
+                    help="accelerator frame HxW for --fold auto and the cycle prediction")
+    ap.add_argument("-o", "--out", required=True, help="output directory")
+    args = ap.parse_args(argv)
+    try:
+        model = spec.load(args.model)
+        h, w = (int(v) for v in args.frame.lower().split("x"))
+        man = generate(model, args.out, fold=args.fold, max_width=args.max_width, fps=args.fps,
+                       clock_hz=args.clock_mhz * 1e6, frame=(h, w))
+    except (OSError, ModelError, ValueError) as e:
+        print(f"hw.generate: error: {e}", file=sys.stderr)
+        return 2
+    perf_ = man["performance"]
+    print(f"wrote {args.out}/gam_top.v and manifest.json: fold {man['fold']}, "
+          f"{perf_['cycles_per_frame']} cycles per {h}x{w} frame "
+          f"({perf_['fps_at_clock']:.1f} fps at {args.clock_mhz:g} MHz)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
