@@ -131,8 +131,13 @@ _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.S
 
 def _has_shortcut(model: nn.Module) -> bool:
     """True where the traced graph adds two tensors (some shortcut already exists)."""
+    import inspect
+
+    # Extra forward arguments (a noise level, say) are traced at their defaults.
+    params = list(inspect.signature(model.forward).parameters.values())[1:]
+    concrete = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = torch.fx.symbolic_trace(model, concrete_args=concrete).graph
     except Exception:  # untraceable forward (data-dependent control flow): assume none
         return False
     adds = (operator.add, operator.iadd, torch.add)

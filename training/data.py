@@ -116,7 +116,7 @@ def _rain(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A streak layer (h, w) in 0..1: random segments at one angle, blurred, random density."""
     angle = math.radians(rng.uniform(-30, 30))
     length = rng.uniform(8, 30)
-    count = int(h * w * rng.uniform(0.002, 0.012))
+    count = int(h * w * rng.uniform(0.004, 0.016))
     dy, dx = math.cos(angle), math.sin(angle)
     y0 = rng.uniform(-length, h, count)
     x0 = rng.uniform(-length, w, count)

@@ -138,8 +138,8 @@ class FFDNetRes(nn.Module):
 
     def forward(self, x, sigma=None):
         t = F.pixel_unshuffle(x / 255.0, 2)
-        s = torch.as_tensor(0.0 if sigma is None else sigma, dtype=x.dtype).reshape(-1, 1, 1, 1) / 255.0
-        h = self.head(torch.cat([t, s.expand(t.shape[0], 1, *t.shape[2:])], 1))
+        level = 0.0 if sigma is None else torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1, 1, 1)
+        h = self.head(torch.cat([t, torch.zeros_like(t[:, :1]) + level / 255.0], 1))
         for layer in self.body:
             h = h + layer(h)
         return F.pixel_shuffle(self.tail(h), 2) * 255.0
