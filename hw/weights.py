@@ -77,8 +77,8 @@ class ParamMemory(wiring.Component):
         offset = self.bus.addr[:regmap.REGION_SHIFT]
         entry = offset[word_bits:]
         word = offset[:word_bits] if word_bits else Const(0, 1)
-        in_region = (self.bus.addr[regmap.REGION_SHIFT:] == r.index) & (entry < r.entries) \
-            & (word < r.words)
+        # Padding words of an entry's stride hit (so a region loads as one run) but store nothing.
+        in_region = (self.bus.addr[regmap.REGION_SHIFT:] == r.index) & (entry < r.entries)
         m.d.comb += [
             self.hit.eq(self.bus.en & in_region),
             wr.addr.eq(entry),

@@ -32,13 +32,17 @@ def unpack(word: int, bits: int, n: int, signed: bool = False) -> list[int]:
     return vals
 
 
+def _flat(value):
+    return value.as_value() if hasattr(value, "as_value") else value
+
+
 def put(stream, items, rng=None, gap=0.0):
     """Testbench sending ``items`` (flat ints) on ``stream``, idle cycles with probability ``gap``."""
     async def bench(ctx):
         for item in items:
             while rng is not None and rng.random() < gap:
                 await ctx.tick()
-            ctx.set(stream.payload.as_value(), item)
+            ctx.set(_flat(stream.payload), item)
             ctx.set(stream.valid, 1)
             await ctx.tick().until(stream.ready)
             ctx.set(stream.valid, 0)
@@ -53,7 +57,7 @@ def get(stream, n, out, rng=None, stall=0.0, times=None):
         while len(out) < n:
             ready = not (rng is not None and rng.random() < stall)
             ctx.set(stream.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload.as_value())
+            _, _, valid, payload = await ctx.tick().sample(stream.valid, _flat(stream.payload))
             if ready and valid:
                 out.append(payload)
                 if times is not None:
@@ -64,15 +68,9 @@ def get(stream, n, out, rng=None, stall=0.0, times=None):
 
 
 def run_to_completion(dut, benches, deadline_cycles=200_000):
-    """Like :func:`run`, but the last testbench decides the end (stops as soon as it returns)."""
+    """Simulate ``dut`` until every testbench returns; fail after ``deadline_cycles``."""
     sim = Simulator(_with_clock(dut))
     sim.add_clock(1e-8)
-    done = []
-    *others, last = benches
-
-    async def final(ctx):
-        await last(ctx)
-        done.append(True)
 
     async def watchdog(ctx):
         for _ in range(deadline_cycles):
@@ -80,10 +78,35 @@ def run_to_completion(dut, benches, deadline_cycles=200_000):
         raise AssertionError(f"simulation did not finish within {deadline_cycles} cycles "
                              f"(deadlock?)")
 
-    for b in others:
-        sim.add_testbench(b, background=True)
     sim.add_testbench(watchdog, background=True)
-    sim.add_testbench(final)
+    for b in benches:
+        sim.add_testbench(b)
     sim.run()
-    assert done
     return sim
+
+def layer_case(seed, k, fold=None, h=3, w=4, **model_kw):
+    """A random model, its tensors on a random image (spec.reference), and layer ``k``'s
+    regions, input tensor type and the reference accumulators."""
+    import spec
+    from hw import regmap
+    from spec.reference import conv_acc, run_layers
+
+    model = spec.random_model(seed, **model_kw)
+    folds = [None] * len(model.layers)
+    folds[k - 1] = fold
+    x0 = spec.random_image(seed, h, w, model.input_channels)
+    tensors = run_layers(model, x0)
+    types = model.tensor_types()
+    layer = model.layers[k - 1]
+    regions = regmap.regions(model, folds)
+    acc = conv_acc(layer, tensors[k - 1], types[k - 1])
+    return model, layer, tensors, types, regions[2 * k - 2], regions[2 * k - 1], acc
+
+
+def windows(x, kernel):
+    """Flat windows (h*w, kernel*kernel*c) of tensor ``x`` by the spec's border rule."""
+    from spec.reference import window_tap
+
+    r = kernel // 2
+    taps = [window_tap(x, ky - r, kx - r) for ky in range(kernel) for kx in range(kernel)]
+    return np.concatenate(taps, axis=2).reshape(x.shape[0] * x.shape[1], -1)

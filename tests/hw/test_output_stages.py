@@ -1,0 +1,85 @@
+"""Threshold, Affine (with and without residual) and PixelOutput against
+spec.reference.output_stage, fed the reference accumulators in out_pe groups, with stalls.
+(Mirrors hw/threshold.py, hw/affine.py and the pixel stage of hw/fixed_conv.py.)"""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Shape
+
+from hw import regmap
+from hw.affine import Affine
+from hw.fixed_conv import PixelOutput
+from hw.threshold import Threshold
+from hw.xnor_engine import acc_shape_for
+from spec.reference import output_stage
+from hwsim import get, layer_case, pack, put, run_to_completion, unpack
+
+
+def run_stage(dut, acc, acc_shape, residual=None, r_bits=None, seed=0):
+    rng = np.random.default_rng(seed)
+    lanes = dut.lanes
+    acc_w = Shape.cast(acc_shape).width
+    flat = acc.reshape(-1, acc.shape[-1])
+    groups = [pack(px[g * lanes:(g + 1) * lanes], acc_w) for px in flat
+              for g in range(dut.groups)]
+    benches = [put(dut.i, groups, rng, 0.3)]
+    if residual is not None:
+        benches.append(put(dut.r, [pack(v, r_bits) for v in residual.reshape(len(flat), -1)],
+                           rng, 0.5))
+    out = []
+    benches.append(get(dut.o, len(groups), out, rng, 0.3))
+    run_to_completion(dut, benches, deadline_cycles=40 * len(groups) + 200)
+    o = Shape.cast(dut.out_elem)
+    return np.array([unpack(v, o.width, lanes, o.signed) for v in out]).reshape(acc.shape)
+
+
+def find_layer(pred, seeds=range(1, 200), **kw):
+    """First (seed, k) whose layer k satisfies ``pred`` in spec.random_model(seed, **kw)."""
+    import spec
+
+    for seed in seeds:
+        m = spec.random_model(seed, **kw)
+        for k, layer in enumerate(m.layers, 1):
+            if pred(layer):
+                return seed, k
+    raise AssertionError("no such layer in the seeds tried")
+
+
+KW = dict(channels=4, n_binary=3, image_channels=1, unshuffle=1)
+
+
+@pytest.mark.parametrize("out_pe", [4, 1, 2])
+def test_threshold_matches_spec(out_pe):
+    seed, k = find_layer(lambda l: l.output == "threshold" and l.flip.any(), **KW)
+    model, layer, tensors, types, _, oreg, acc = layer_case(
+        seed, k, {"pe": 4, "simd": 1, "out_pe": out_pe}, **KW)
+    shape = acc_shape_for(layer, types[k - 1])
+    dut = Threshold(oreg, regmap.region_entries(model, oreg), acc_shape=shape)
+    assert (run_stage(dut, acc, shape) == tensors[k]).all()
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_affine_matches_spec(with_residual):
+    seed, k = find_layer(lambda l: l.output == "affine" and (l.residual is not None) == with_residual
+                         and l.kind == "binary", **KW)
+    model, layer, tensors, types, _, oreg, acc = layer_case(
+        seed, k, {"pe": 4, "simd": 1, "out_pe": 2}, **KW)
+    shape = acc_shape_for(layer, types[k - 1])
+    dut = Affine(oreg, regmap.region_entries(model, oreg), acc_shape=shape, shift=layer.shift,
+                 out_bits=layer.out_bits, residual=with_residual)
+    res = tensors[layer.residual] if with_residual else None
+    got = run_stage(dut, acc, shape, res, layer.out_bits)
+    assert (got == output_stage(layer, acc, tensors)).all()
+
+
+def test_pixel_output_matches_spec():
+    seed, k = find_layer(lambda l: l.output == "pixel" and (l.residual_map >= 0).any(),
+                         channels=2, n_binary=1, image_channels=3, unshuffle=1)
+    model, layer, tensors, types, _, oreg, acc = layer_case(
+        seed, k, {"pe": 3, "simd": 1, "out_pe": 1}, channels=2, n_binary=1, image_channels=3,
+        unshuffle=1)
+    shape = acc_shape_for(layer, types[k - 1])
+    dut = PixelOutput(oreg, regmap.region_entries(model, oreg), acc_shape=shape,
+                      shift=layer.shift, in_channels=model.input_channels)
+    got = run_stage(dut, acc, shape, tensors[0], 8)
+    assert (got == tensors[k]).all()

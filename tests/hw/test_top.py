@@ -1,0 +1,160 @@
+"""hw.top.Top end to end against spec.run_tensor: random models and frame sizes, random valid
+gaps and ready stalls, back-to-back frames, TLAST, registers, reloading another model of the
+same shape through AXI4-Lite, soft reset."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import spec
+from hw import regmap
+from hw.top import Top
+from spec.random_model import random_layer_params
+from axi import axil_read, axil_write, frame_beats, load_params, receive, send, to_image
+from hwsim import run_to_completion
+
+REG = regmap.REG
+
+
+def small_model(seed, **kw):
+    kw = {"channels": 3, "n_binary": 2, "image_channels": 1, "unshuffle": 1, **kw}
+    return spec.random_model(seed, kernels=(1, 3), **kw)
+
+
+def run_frames(dut, frames, *, gap=0.0, stall=0.0, seed=0, before=None, after=None,
+               beats=None):
+    """Send ``frames`` back to back, return the output images, TLAST flags and registers."""
+    rng = np.random.default_rng(seed)
+    h, w = frames[0].shape[:2]
+    res = {}
+
+    async def tx(ctx):
+        await axil_write(ctx, dut.s_axil, REG["WIDTH"], w)
+        await axil_write(ctx, dut.s_axil, REG["HEIGHT"], h)
+        if before is not None:
+            await before(ctx)
+        res["tx_ready"] = True
+        for x in frames:
+            await send(ctx, dut.s_axis, beats(x) if beats else frame_beats(x), rng, gap)
+
+    async def rx(ctx):
+        out = await receive(ctx, dut.m_axis, h * w * len(frames), rng, stall)
+        res["images"] = [to_image(out[k * h * w:(k + 1) * h * w], h, w, dut.c_out)
+                         for k in range(len(frames))]
+        res["tlast"] = [t for _, t in out]
+        for name in ("STATUS", "FRAMES", "CYCLES", "ID", "SHAPE", "CHANNELS", "MAX_WIDTH"):
+            res[name] = await axil_read(ctx, dut.s_axil, REG[name])
+        if after is not None:
+            await after(ctx, res)
+
+    n = h * w * len(frames)
+    run_to_completion(dut, [tx, rx], deadline_cycles=400 * n + 20000)
+    return res
+
+
+CASES = [  # seed, height, width, fold
+    (1, 4, 5, None),
+    (2, 1, 6, None),
+    (3, 5, 1, None),
+    (4, 1, 1, None),
+    (5, 3, 7, "fold"),
+    (6, 2, 3, "fold"),
+]
+
+
+@pytest.mark.parametrize("seed,h,w,fold", CASES)
+def test_top_matches_spec(seed, h, w, fold):
+    model = small_model(seed)
+    if fold == "fold":  # fold the first two layers (the rest fully unfolded)
+        l1, l2 = model.layers[:2]
+        fold = [{"pe": 1, "simd": l1.c_in, "out_pe": 1}, {"pe": l2.c_out, "simd": l2.c_in, "out_pe": 1}]
+        fold += [None] * (len(model.layers) - 2)
+    dut = Top(model, max_width=8, fold=fold)
+    frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]
+    res = run_frames(dut, frames, gap=0.3, stall=0.3, seed=seed)
+    for got, x in zip(res["images"], frames):
+        assert (got == spec.run_tensor(model, x)).all()
+    assert res["tlast"] == ([False] * (h * w - 1) + [True]) * 2
+    assert res["STATUS"] == 0 and res["FRAMES"] == 2
+    assert res["ID"] == regmap.ID_VALUE and res["SHAPE"] == regmap.shape_id(model)
+    assert res["CHANNELS"] == model.input_channels | (model.layers[-1].c_out << 16)
+    assert res["MAX_WIDTH"] == 8
+
+
+def same_shape_model(model, seed):
+    """Another model of ``model``'s shape: new weights and constants, same shape fields."""
+    other = copy.deepcopy(model)
+    rng = np.random.default_rng(seed)
+    lo, hi = 0, 255
+    for layer in other.layers:
+        shift = layer.shift
+        random_layer_params(rng, layer, lo, hi)
+        layer.shift = shift
+        if layer.output == "pixel":
+            layer.residual_map = rng.integers(-1, model.input_channels, layer.c_out)
+        lo, hi = (-1, 1) if layer.output == "threshold" else \
+            spec.arith.signed_range(layer.out_bits)
+    other.validate()
+    assert other.shape_hash() == model.shape_hash()
+    return other
+
+
+def test_reload_runs_another_model_without_rebuild():
+    model = small_model(11, image_channels=3)
+    other = same_shape_model(model, 99)
+    fold = [{"pe": 3, "simd": 3}] + [None] * (len(model.layers) - 1)
+    dut = Top(model, max_width=6, fold=fold)
+    x = spec.random_image(5, 3, 4, model.input_channels)
+    want_other = spec.run_tensor(other, x)
+    assert not (want_other == spec.run_tensor(model, x)).all()
+
+    async def load(ctx):
+        await load_params(ctx, dut.s_axil, other, fold)
+
+    res = run_frames(dut, [x], before=load)
+    assert (res["images"][0] == want_other).all()
+    assert res["STATUS"] == 0
+
+
+def test_tlast_errors_and_soft_reset():
+    model = small_model(12)
+    dut = Top(model, max_width=8)
+    h, w = 2, 3
+    x = spec.random_image(3, h, w, model.input_channels)
+    bad = [(d, k == 2) for k, (d, _) in enumerate(frame_beats(x))]  # TLAST early, then missing
+
+    async def after(ctx, res):
+        await axil_write(ctx, dut.s_axil, REG["CONTROL"], regmap.CONTROL_CLEAR_ERRORS)
+        res["cleared"] = await axil_read(ctx, dut.s_axil, REG["STATUS"])
+        # A soft reset in the middle of a frame, then a whole frame: its output is right.
+        await send(ctx, dut.s_axis, frame_beats(x)[:4])
+        await axil_write(ctx, dut.s_axil, REG["CONTROL"], regmap.CONTROL_SOFT_RESET)
+        await send(ctx, dut.s_axis, frame_beats(x))
+        out = await receive(ctx, dut.m_axis, h * w)
+        res["after_reset"] = to_image(out, h, w, dut.c_out)
+
+    res = run_frames(dut, [x], beats=lambda _: bad, after=after)
+    assert res["STATUS"] == regmap.STATUS_ERR_TLAST_EARLY | regmap.STATUS_ERR_TLAST_LATE
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()  # processed by count
+    assert res["cleared"] == 0
+    assert (res["after_reset"] == spec.run_tensor(model, x)).all()
+
+
+def test_param_address_outside_regions_sets_error():
+    model = small_model(13)
+    dut = Top(model, max_width=4)
+    x = spec.random_image(3, 2, 2, model.input_channels)
+
+    async def poke(ctx):
+        await axil_write(ctx, dut.s_axil, REG["PARAM_ADDR"], 0xFFF00000)
+        await axil_write(ctx, dut.s_axil, REG["PARAM_DATA"], 1)
+
+    res = run_frames(dut, [x], before=poke)
+    assert res["STATUS"] == regmap.STATUS_ERR_PARAM_ADDR
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
+
+
+def test_bad_max_width_is_rejected():
+    with pytest.raises(ValueError, match=r"^max_width=0 must be an integer in 1\.\.65535$"):
+        Top(small_model(1), max_width=0)
