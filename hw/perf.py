@@ -176,24 +176,18 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
     if (pixels_per_second is None) == (lut_budget is None):
         raise ValueError("give either pixels_per_second (with clock_hz) or lut_budget")
     max_ii = max(layer.c_out * layer.taps for layer in model.layers)
-    candidates = list(range(1, max_ii + 1))
     mw = max_width or width
     if pixels_per_second is not None:
         if not clock_hz:
             raise ValueError("pixels_per_second needs clock_hz")
         budget = clock_hz * height * width / pixels_per_second
 
-        def fits(ii):
+        # A frame takes at least height*width*II cycles: start at the largest II that could
+        # fit and walk down until the full prediction (fill included) fits.
+        for ii in range(min(max_ii, int(budget // (height * width))), 0, -1):
             fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
-            return frame_cycles(model, fold, height=height, width=width) <= budget
-
-        # Frame time grows with the interval: binary search for the largest that fits.
-        lo, hi = 0, len(candidates) - 1
-        if fits(candidates[0]):
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                lo, hi = (mid, hi) if fits(candidates[mid]) else (lo, mid - 1)
-            return [_cheapest_layer_fold(layer, candidates[lo]) for layer in model.layers]
+            if frame_cycles(model, fold, height=height, width=width) <= budget:
+                return fold
         raise ValueError(f"{pixels_per_second:.3g} pixels/s at {clock_hz:.3g} Hz is out of reach "
                          f"even fully unfolded (1 pixel per clock)")
     def cost(ii):
@@ -201,12 +195,12 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
         return estimate_cost(model, fold, max_width=mw)["luts"]
 
     # LUTs shrink as the interval grows: binary search for the smallest that fits.
-    lo, hi = 0, len(candidates) - 1
-    if cost(candidates[hi]) <= lut_budget:
+    lo, hi = 1, max_ii
+    if cost(hi) <= lut_budget:
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if cost(candidates[mid]) <= lut_budget else (mid + 1, hi)
-        return [_cheapest_layer_fold(layer, candidates[lo]) for layer in model.layers]
+            lo, hi = (lo, mid) if cost(mid) <= lut_budget else (mid + 1, hi)
+        return [_cheapest_layer_fold(layer, lo) for layer in model.layers]
     raise ValueError(f"lut_budget={lut_budget} is too small even for the most folded design")
 
 

@@ -1,0 +1,93 @@
+"""hw.perf against measurement: full unfolding sustains one pixel per clock after the fill
+(measured on the output beats), and the cycle model matches the CYCLES register within 2 %
+over folded and unfolded designs. Folding choice reaches the shipped denoiser's target."""
+
+import numpy as np
+import pytest
+
+import spec
+from hw import perf, regmap
+from hw.top import Top
+from axi import axil_read, axil_write, frame_beats, receive, send
+from hwsim import run_to_completion
+
+REG = regmap.REG
+
+
+def measure(model, fold, h, w):
+    """CYCLES register and output beat times of one frame into an empty pipeline, input
+    offered every cycle, output always ready."""
+    dut = Top(model, max_width=w, fold=fold)
+    x = spec.random_image(1, h, w, model.input_channels)
+    res = {}
+
+    async def tx(ctx):
+        await axil_write(ctx, dut.s_axil, REG["WIDTH"], w)
+        await axil_write(ctx, dut.s_axil, REG["HEIGHT"], h)
+        await send(ctx, dut.s_axis, frame_beats(x))
+
+    async def rx(ctx):
+        times = []
+        out = await receive(ctx, dut.m_axis, h * w, times=times)
+        res["times"], res["cycles"] = times, await axil_read(ctx, dut.s_axil, REG["CYCLES"])
+        res["ok"] = regmap.unpack_pixels([d for d, _ in out], h, w, dut.c_out)
+
+    run_to_completion(dut, [tx, rx], deadline_cycles=200 * h * w + 5000)
+    assert (res["ok"] == spec.run_tensor(model, x)).all()
+    return res
+
+
+def test_full_unfolding_sustains_one_pixel_per_clock():
+    model = spec.random_model(21, channels=4, n_binary=3, image_channels=1, unshuffle=1)
+    h, w = 6, 16
+    res = measure(model, None, h, w)
+    gaps = np.diff(res["times"])
+    assert (gaps == 1).all(), f"output gaps {sorted(set(gaps.tolist()))}"
+    assert perf.pixels_per_clock(model) == 1.0
+    pred = perf.frame_cycles(model, None, height=h, width=w)
+    assert abs(res["cycles"] - pred) <= 0.02 * res["cycles"]
+
+
+@pytest.mark.parametrize("seed,fold", [
+    (22, [{"pe": 1, "simd": 3}, {"pe": 2, "simd": 3, "out_pe": 1}, {"pe": 1, "simd": 18},
+          {"pe": 1, "simd": 6}]),
+    (23, [None, {"pe": 2, "simd": 6}, {"pe": 1, "simd": 2, "out_pe": 1}, None]),
+    (24, [{"pe": 2, "simd": 1}, {"pe": 1, "simd": 1}, None, {"pe": 1, "simd": 1}]),
+])
+def test_cycle_model_within_two_percent(seed, fold):
+    model = spec.random_model(seed, channels=2, n_binary=2, image_channels=1, unshuffle=1,
+                              noise_channel=False)
+    h, w = 5, 7
+    res = measure(model, fold, h, w)
+    pred = perf.frame_cycles(model, fold, height=h, width=w)
+    assert abs(res["cycles"] - pred) <= 0.02 * res["cycles"], (res["cycles"], pred)
+
+
+def denoiser_shape():
+    """The shipped denoiser's shape: unshuffle 2 + noise channel (13 in), fixed head 13->32,
+    8 binary residual layers of 32 channels, fixed tail 32->12."""
+    return spec.random_model(0, image_channels=3, channels=32, n_binary=8, unshuffle=2,
+                             noise_channel=True)
+
+
+def test_auto_fold_reaches_720p30_on_the_denoiser():
+    model = denoiser_shape()
+    target = 640 * 360 * 30
+    fold = perf.choose_fold(model, pixels_per_second=target, clock_hz=100e6, height=360,
+                            width=640)
+    cycles = perf.frame_cycles(model, fold, height=360, width=640)
+    assert cycles <= 100e6 / 30
+    # Real folding: far fewer lanes than fully unfolded, and a LUT budget fold fits it.
+    assert perf.pixels_per_clock(model, fold) < 0.2
+    cost = perf.estimate_cost(model, fold)
+    assert cost["luts"] < perf.estimate_cost(model, None)["luts"] / 4
+    budget = perf.choose_fold(model, lut_budget=40_000, height=360, width=640)
+    assert perf.estimate_cost(model, budget)["luts"] <= 40_000
+
+
+def test_choose_fold_errors():
+    model = denoiser_shape()
+    with pytest.raises(ValueError, match=r"^give either pixels_per_second"):
+        perf.choose_fold(model)
+    with pytest.raises(ValueError, match=r"out of reach even fully unfolded"):
+        perf.choose_fold(model, pixels_per_second=1e9, clock_hz=100e6)
