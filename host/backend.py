@@ -29,7 +29,9 @@ class Backend:
     """Runs one model's layers on tiles of tensor 0.
 
     ``max_width``/``max_height`` are the largest tile (accelerator pixels) it accepts, ``None``
-    for no limit. ``cycles_per_frame`` is the hardware's cycle count for a tile where known.
+    for no limit. ``cycles_per_frame`` is the hardware's cycle count for a tile where known:
+    measured (``measured_cycles``, filled by backends that read the ``CYCLES`` register),
+    else predicted from the manifest.
     """
 
     name = "backend"
@@ -38,8 +40,11 @@ class Backend:
         self.model, self.manifest = model, manifest
         self.max_width = manifest.max_width if manifest else None
         self.max_height = manifest.max_height if manifest else None
+        self.measured_cycles: dict[tuple[int, int], int] = {}
 
     def cycles_per_frame(self, height: int, width: int) -> int | None:
+        if (height, width) in self.measured_cycles:
+            return self.measured_cycles[(height, width)]
         return self.manifest.cycles_per_frame(height, width) if self.manifest else None
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

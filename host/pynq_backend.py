@@ -102,7 +102,6 @@ class PynqBackend(Backend):
         self._timeout = timeout
         self._bufs: list = []
         self._shape: tuple[int, int] | None = None
-        self._measured: dict[tuple[int, int], int] = {}
         try:
             self._overlay = self._pynq.Overlay(str(bitstream))
         except Exception as e:  # noqa: BLE001 - pynq's errors are many and plain
@@ -149,9 +148,6 @@ class PynqBackend(Backend):
                 op.check(self._mmio.read(op.address))
 
     # ------------------------------------------------------------------ frames
-    def cycles_per_frame(self, height: int, width: int) -> int | None:
-        return self._measured.get((height, width)) or super().cycles_per_frame(height, width)
-
     def _set_shape(self, h: int, w: int) -> None:
         """Frame size registers (idle only) and two buffer pairs of that size."""
         self._free()
@@ -167,7 +163,8 @@ class PynqBackend(Backend):
         h, w = self._shape
         if self._timeout is not None:
             return time.monotonic() + self._timeout
-        cycles = super().cycles_per_frame(h, w) or 4 * h * w * self.model.input_channels
+        predicted = self.manifest.cycles_per_frame(h, w)
+        cycles = predicted or 4 * h * w * self.model.input_channels
         return time.monotonic() + 1.0 + TIMEOUT_MARGIN * cycles / self._clock_hz
 
     def _wait(self, channel, what: str, n: int, deadline: float) -> None:
@@ -201,7 +198,7 @@ class PynqBackend(Backend):
         if status & FRAME_ERRORS:
             self._recover()
             raise HostError(f"the accelerator flagged tile {n}: {status_text(status)}")
-        self._measured[self._shape] = self._read("CYCLES")
+        self.measured_cycles[self._shape] = self._read("CYCLES")
         h, w = self._shape
         c = self.model.layers[-1].c_out
         return regmap.unpack_pixels(np.array(self._bufs[slot][1]), h, w, c)

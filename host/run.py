@@ -183,13 +183,14 @@ def _run(a: argparse.Namespace) -> None:
         source.close()
     elapsed = progress.elapsed()
     fp = frame_plan(model, backend, *shape)
-    cycles = [backend.cycles_per_frame(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start)
-              for t in fp.tiles]
+    sizes = [(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start) for t in fp.tiles]
+    cycles = [backend.cycles_per_frame(*hw) for hw in sizes]
     summary = (f"done: {progress.done} frames in {elapsed:.2f} s "
                f"({progress.done / max(elapsed, 1e-9):.2f} fps), backend {backend.name}, "
                f"model {model_name}")
     if all(c is not None for c in cycles):
-        summary += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), predicted)"
+        how = "measured" if all(hw in backend.measured_cycles for hw in sizes) else "predicted"
+        summary += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), {how})"
     print(summary, file=sys.stderr)
     print(f"wrote {path}", file=sys.stderr)
 

@@ -75,7 +75,6 @@ class VerilatorBackend(Backend):
         self._runner.build(sources=[src], hdl_toplevel="gam_top", build_dir=self.build_dir,
                            build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
                            always=False, log_file=self.build_dir / "build.log")
-        self.last_cycles: dict[tuple[int, int], int] = {}
 
     def _verilog(self) -> str:
         os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -91,9 +90,6 @@ class VerilatorBackend(Backend):
 
         top = Top(self.model, max_width=self.max_width, fold=self.fold)
         return verilog.convert(top, name="gam_top")
-
-    def cycles_per_frame(self, height: int, width: int) -> int | None:
-        return self.last_cycles.get((height, width)) or super().cycles_per_frame(height, width)
 
     def _simulate(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         with tempfile.TemporaryDirectory(prefix="gamir-verilator-") as tmp:
@@ -116,7 +112,7 @@ class VerilatorBackend(Backend):
             if res.get("error"):
                 raise HostError(f"Verilator: {res['error']}")
             for (h, w), c in res["cycles"]:
-                self.last_cycles[(h, w)] = c
+                self.measured_cycles[(h, w)] = c
             with np.load(job / "outputs.npz") as out:
                 return [out[f"arr_{k}"] for k in range(len(tiles))]
 

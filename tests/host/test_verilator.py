@@ -37,7 +37,7 @@ def tiny_model():
 def test_verilator_equals_emulate_on_a_clip(tmp_path, monkeypatch, capsys):
     model = tiny_model()
     spec.save(model, tmp_path / "tiny.gamir")
-    max_width = 2 * radius(model) + 2  # frames 14 wide -> two overlapping tiles per row
+    max_width = 2 * radius(model) + 2  # 8: frames 14 wide -> four overlapping tiles
     (tmp_path / "gam.json").write_text(json.dumps({
         "shape_hash": model.shape_hash(), "model_digest": model.digest(),
         "max_width": max_width, "fold": None}))
@@ -54,7 +54,7 @@ def test_verilator_equals_emulate_on_a_clip(tmp_path, monkeypatch, capsys):
         assert main(["--backend", backend, "--bitstream", str(tmp_path / "gam.bit"),
                      "-o", str(tmp_path / f"{backend}.mp4"), str(clip)]) == 0
     err = capsys.readouterr().err
-    assert "backend verilator" in err and "cycles/frame" in err
+    assert "backend verilator" in err and "cycles/frame (4 tile(s), measured)" in err
     assert len(written["verilator.mp4"]) == 3
     for a, b in zip(written["verilator.mp4"], written["emulate.mp4"]):
         np.testing.assert_array_equal(a, b)
