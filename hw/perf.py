@@ -12,7 +12,7 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.xnor_engine.PIPELINE_LATENCY`
   cycles after their last slice;
 * output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
-  it has more than one group.
+  it has more than one group; the register slice at the layer's output adds one more.
 
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
@@ -37,6 +37,7 @@ __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "cho
 #: Latencies in cycles, mirrored from the blocks (tests keep them honest).
 MVU_LATENCY = 3  # hw.xnor_engine.PIPELINE_LATENCY
 STAGE_LATENCY = 1  # hw.threshold.LATENCY (register of the output stage)
+SLICE_LATENCY = 1  # hw.stream_util.SkidBuffer at each layer's output
 
 
 def layer_ii(layer, fold: regmap.LayerFold) -> int:
@@ -93,7 +94,7 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
         stage = _serve(sub, 1) + STAGE_LATENCY
         groups_per_pixel = nf * k
         last = stage.reshape(-1, groups_per_pixel)[:, -1]
-        ready = last + (1 if groups_per_pixel > 1 else 0)
+        ready = last + (1 if groups_per_pixel > 1 else 0) + SLICE_LATENCY
     return int(ready[-1] - first_in + 1)
 
 

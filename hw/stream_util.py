@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["pixel_layout", "Fork", "Split", "Gather", "DelayFIFO", "SignBits", "popcount",
+__all__ = ["pixel_layout", "SkidBuffer", "Fork", "Split", "Gather", "DelayFIFO", "SignBits", "popcount",
            "tree_sum"]
 
 
@@ -32,6 +32,39 @@ def tree_sum(values):
 def popcount(value):
     """Number of one bits of ``value`` as an adder tree."""
     return tree_sum([value[k] for k in range(len(value))])
+
+
+class SkidBuffer(wiring.Component):
+    """A register slice: ``valid``/``payload`` and ``ready`` both registered.
+
+    Placed between layers so no combinational ``ready`` path crosses a layer (otherwise the
+    output's ``tready`` would ripple back to ``s_axis.tready`` through every stage). Latency 1,
+    one beat per cycle; when the output stalls, the beat in flight goes to the skid register.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape):
+        self.shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self.shape)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        load = ~self.o.valid | self.o.ready
+        with m.If(load):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
 
 
 class Fork(wiring.Component):

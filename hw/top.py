@@ -6,9 +6,10 @@ Data path (one stream per tensor, valid/ready everywhere)::
                   |                              |  (residual tensors fork into a DelayFIFO
                   +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
-A layer is ``[SignBits] -> WindowGen -> FoldedMVU -> Split -> output stage -> Gather``: the PE
-array emits ``pe`` accumulators per beat, the output stage (threshold, affine or pixel) takes
-``out_pe`` per beat, and the gather rebuilds a whole pixel for the next layer's line buffer.
+A layer is ``[SignBits] -> WindowGen -> FoldedMVU -> Split -> output stage -> Gather ->
+SkidBuffer``: the PE array emits ``pe`` accumulators per beat, the output stage (threshold,
+affine or pixel) takes ``out_pe`` per beat, the gather rebuilds a whole pixel for the next
+layer's line buffer, and the register slice keeps every ``ready`` path inside one layer.
 
 Registers (:mod:`hw.regmap`): frame size, status and sticky errors, frame and cycle counters,
 and the parameter port that rewrites every weight/threshold/affine memory so one bitstream runs
@@ -25,7 +26,7 @@ from spec.model import Model
 from . import regmap
 from .affine import Affine
 from .fixed_conv import FixedConv, PixelOutput
-from .stream_util import DelayFIFO, Fork, Gather, SignBits, Split, pixel_layout
+from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
 from .threshold import Threshold
 from .weights import ParamBus
 from .window import WindowGen
@@ -189,8 +190,10 @@ class Pipeline(wiring.Component):
             wiring.connect(m, delayed[(0, k)], stage.r)
         gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
         wiring.connect(m, stage.o, gather.i)
-        self.probes[k] = {"window": win.o, "mvu": mvu.o, "stage": stage.o, "out": gather.o}
-        return gather.o
+        slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))
+        wiring.connect(m, gather.o, slice_.i)
+        self.probes[k] = {"window": win.o, "mvu": mvu.o, "stage": stage.o, "out": slice_.o}
+        return slice_.o
 
 
 class Top(wiring.Component):
