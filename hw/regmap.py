@@ -59,6 +59,7 @@ __all__ = [
     "STATUS_ERR_TLAST_EARLY",
     "STATUS_ERR_TLAST_LATE",
     "STATUS_ERR_PARAM_ADDR",
+    "STATUS_ERR_FRAME_SIZE",
     "REGION_SHIFT",
     "MAX_HEIGHT",
     "FoldError",
@@ -88,11 +89,12 @@ REGISTERS = {
     "ID": (0x00, "r", "constant ID_VALUE"),
     "SHAPE": (0x04, "r", "first 32 bits of the model's shape_hash (which models this bitstream runs)"),
     "CONTROL": (0x08, "w", "bit 0 soft reset of the pixel pipeline, bit 1 clear error bits (pulses)"),
-    "STATUS": (0x0C, "r", "bit 0 busy (a frame is in flight), bits 1..3 sticky errors"),
+    "STATUS": (0x0C, "r", "bit 0 busy (a frame is in flight), bits 1..4 sticky errors"),
     "WIDTH": (0x10, "rw", "frame width in accelerator pixels, 1..MAX_WIDTH (set while idle)"),
     "HEIGHT": (0x14, "rw", "frame height in accelerator pixels, 1..65535 (set while idle)"),
     "FRAMES": (0x18, "r", "frames completed on the output since reset"),
-    "CYCLES": (0x1C, "r", "clock cycles of the last frame, first input beat to last output beat"),
+    "CYCLES": (0x1C, "r", "clock cycles of the last frame, first input beat to last output beat "
+                          "(exact while at most 16 frames are in flight)"),
     "PARAM_ADDR": (0x20, "rw", "parameter word address (region << REGION_SHIFT | offset)"),
     "PARAM_DATA": (0x24, "w", "write one parameter word at PARAM_ADDR, then PARAM_ADDR += 1"),
     "MAX_WIDTH": (0x28, "r", "largest frame width the line buffers hold"),
@@ -110,6 +112,8 @@ STATUS_ERR_TLAST_EARLY = 1 << 1
 STATUS_ERR_TLAST_LATE = 1 << 2
 #: A PARAM_DATA write hit an address outside every region (the word was dropped).
 STATUS_ERR_PARAM_ADDR = 1 << 3
+#: A WIDTH/HEIGHT write outside 1..MAX_WIDTH / 1..MAX_HEIGHT (the register kept its value).
+STATUS_ERR_FRAME_SIZE = 1 << 4
 
 REGION_SHIFT = 20
 MAX_HEIGHT = 65535
@@ -371,7 +375,8 @@ def register_map() -> dict:
         "id": ID_VALUE,
         "control": {"soft_reset": CONTROL_SOFT_RESET, "clear_errors": CONTROL_CLEAR_ERRORS},
         "status": {"busy": STATUS_BUSY, "err_tlast_early": STATUS_ERR_TLAST_EARLY,
-                   "err_tlast_late": STATUS_ERR_TLAST_LATE, "err_param_addr": STATUS_ERR_PARAM_ADDR},
+                   "err_tlast_late": STATUS_ERR_TLAST_LATE, "err_param_addr": STATUS_ERR_PARAM_ADDR,
+                   "err_frame_size": STATUS_ERR_FRAME_SIZE},
         "region_shift": REGION_SHIFT,
         "max_height": MAX_HEIGHT,
     }

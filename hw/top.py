@@ -246,10 +246,11 @@ class Top(wiring.Component):
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
         m.submodules.starts = starts = ResetInserter({"sync": soft_reset})(
-            fifo.SyncFIFO(width=32, depth=4))
+            fifo.SyncFIFO(width=32, depth=16))
+        in_flight = Signal(32)
         ix, iy = Signal(range(self.max_width)), Signal(range(regmap.MAX_HEIGHT))
         ox, oy = Signal(range(self.max_width)), Signal(range(regmap.MAX_HEIGHT))
-        err_early, err_late, err_param = Signal(), Signal(), Signal()
+        err_early, err_late, err_param, err_size = Signal(), Signal(), Signal(), Signal()
         frames, cycles = Signal(32), Signal(32)
         i_last = (ix == width - 1) & (iy == height - 1)
         o_last = (ox == width - 1) & (oy == height - 1)
@@ -263,6 +264,9 @@ class Top(wiring.Component):
             p.o.ready.eq(self.m_axis.tready),
             starts.w_data.eq(now),
         ]
+        frame_in = self.s_axis.tvalid & self.s_axis.tready & (ix == 0) & (iy == 0)
+        frame_out = self.m_axis.tvalid & self.m_axis.tready & o_last
+        m.d.sync += in_flight.eq(in_flight + frame_in - frame_out)
         with m.If(self.s_axis.tvalid & self.s_axis.tready):
             m.d.comb += starts.w_en.eq((ix == 0) & (iy == 0))
             m.d.sync += ix.eq(Mux(ix == width - 1, 0, ix + 1))
@@ -300,19 +304,23 @@ class Top(wiring.Component):
                 with m.Case(reg["CONTROL"] >> 2):
                     m.d.sync += soft_reset.eq(bus.wdata & regmap.CONTROL_SOFT_RESET != 0)
                     with m.If(bus.wdata & regmap.CONTROL_CLEAR_ERRORS != 0):
-                        m.d.sync += [err_early.eq(0), err_late.eq(0), err_param.eq(0)]
-                with m.Case(reg["WIDTH"] >> 2):
-                    m.d.sync += width.eq(bus.wdata)
-                with m.Case(reg["HEIGHT"] >> 2):
-                    m.d.sync += height.eq(bus.wdata)
+                        m.d.sync += [err_early.eq(0), err_late.eq(0), err_param.eq(0),
+                                     err_size.eq(0)]
+                for name, target, limit in (("WIDTH", width, self.max_width),
+                                            ("HEIGHT", height, regmap.MAX_HEIGHT)):
+                    with m.Case(reg[name] >> 2):
+                        with m.If((bus.wdata >= 1) & (bus.wdata <= limit)):
+                            m.d.sync += target.eq(bus.wdata)
+                        with m.Else():
+                            m.d.sync += err_size.eq(1)
                 with m.Case(reg["PARAM_ADDR"] >> 2):
                     m.d.sync += param_addr.eq(bus.wdata)
                 with m.Case(reg["PARAM_DATA"] >> 2):
                     m.d.sync += [p.bus.data.eq(bus.wdata), p.bus.en.eq(1)]
         with m.If(soft_reset):
-            m.d.sync += [ix.eq(0), iy.eq(0), ox.eq(0), oy.eq(0)]
+            m.d.sync += [ix.eq(0), iy.eq(0), ox.eq(0), oy.eq(0), in_flight.eq(0)]
 
-        status = Cat(starts.level != 0, err_early, err_late, err_param)
+        status = Cat(in_flight != 0, err_early, err_late, err_param, err_size)
         values = {
             "ID": regmap.ID_VALUE, "SHAPE": regmap.shape_id(self.model), "STATUS": status,
             "WIDTH": width, "HEIGHT": height, "FRAMES": frames, "CYCLES": cycles,

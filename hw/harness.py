@@ -1,0 +1,139 @@
+"""The measurement harness that puts the accelerator on a Lattice board.
+
+A Lattice board has no AXI master: no processor drives ``s_axil``, no DMA feeds ``s_axis`` or
+drains ``m_axis``. Left unconnected, those ports would be constants and Yosys would remove
+nearly all of the accelerator (constant register writes fold the weights, an undriven stream
+removes the datapath), so the utilization and Fmax would be meaningless.
+
+The harness keeps every port alive with two pins and shift registers:
+
+- ``serial_in``: a shift register as wide as all of ``gam_top``'s inputs (AXI-Stream data,
+  valid, last, the output stream's ready and every AXI4-Lite input) takes one bit from the pin
+  each clock, and its bits drive those inputs directly;
+- ``serial_out``: a shift register as wide as all of ``gam_top``'s outputs loads them in
+  parallel once every ``len(outputs)`` clocks (a counter from reset frames the words) and
+  shifts them out on the pin in between.
+
+So every input bit is controllable from the pin and every output bit observable on the pin,
+and nothing can be optimized away. The cost is one flip-flop per input bit and per output
+bit, plus a counter: a few hundred FFs and LUTs, counted in the board reports. This is a
+measurement interface, not a usable video path: it exists so that Yosys and nextpnr place and
+time exactly the accelerator that the PYNQ build places, with its register file and weight
+loading intact.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+
+__all__ = ["Port", "verilog_ports", "SerialHarness"]
+
+#: Ports of ``gam_top`` the harness does not serialize: the clock and reset come from the
+#: board's clock domain.
+CLOCK_RESET = ("clk", "rst")
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of the accelerator's Verilog module."""
+
+    name: str
+    direction: str  # "input" or "output"
+    width: int
+
+
+def verilog_ports(verilog: str, module: str = "gam_top") -> list[Port]:
+    """The ports of ``module`` in ``verilog``, in declaration order.
+
+    Reads the declarations Yosys writes for Amaranth designs (``input [31:0] s_axis__tdata;``),
+    so the build works from the same ``gam_top.v`` the PYNQ project and the simulator use.
+    """
+    match = re.search(rf"^module\s+{re.escape(module)}\b(.*?)^endmodule", verilog, re.S | re.M)
+    if match is None:
+        raise ValueError(f"no module {module!r} in the Verilog")
+    ports = []
+    decl = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?(\\?\S+?)\s*;",
+                      re.M)
+    for direction, msb, lsb, name in decl.findall(match.group(1)):
+        width = abs(int(msb) - int(lsb)) + 1 if msb else 1
+        ports.append(Port(name, direction, width))
+    if not ports:
+        raise ValueError(f"module {module!r} has no ports")
+    return ports
+
+
+class SerialHarness(Elaboratable):
+    """Top level of a Lattice build: the board clock, ``gam_top`` and two serial pins.
+
+    Parameters
+    ----------
+    ports : list of Port
+        ``gam_top``'s ports (from :func:`verilog_ports`); ``clk`` is the board clock, ``rst``
+        a power-on reset, all others go through the shift registers.
+    serial_in, serial_out : tuple
+        ``(resource, number[, subsignal])`` naming the two pins in the board's platform.
+    """
+
+    def __init__(self, ports: list[Port], serial_in: tuple, serial_out: tuple):
+        self.inputs = [p for p in ports if p.direction == "input" and p.name not in CLOCK_RESET]
+        self.outputs = [p for p in ports if p.direction == "output"]
+        if not self.inputs or not self.outputs:
+            raise ValueError("gam_top needs at least one input and one output besides clk/rst")
+        self.serial_in = serial_in
+        self.serial_out = serial_out
+
+    @property
+    def input_bits(self) -> int:
+        return sum(p.width for p in self.inputs)
+
+    @property
+    def output_bits(self) -> int:
+        return sum(p.width for p in self.outputs)
+
+    def elaborate(self, platform):
+        m = Module()
+        requested = {}  # both pins may be subsignals of one resource (a UART's rx and tx)
+
+        def pin(spec, direction):
+            if spec[:2] not in requested:
+                requested[spec[:2]] = platform.request(*spec[:2], dir="-")
+            res = requested[spec[:2]]
+            for sub in spec[2:]:
+                res = getattr(res, sub)
+            return io.Buffer(direction, res)
+
+        m.submodules.sin = sin = pin(self.serial_in, "i")
+        m.submodules.sout = sout = pin(self.serial_out, "o")
+
+        shift_in = Signal(self.input_bits)
+        m.d.sync += shift_in.eq(Cat(sin.i[0], shift_in[:-1]))
+
+        outs = {p.name: Signal(p.width, name=f"acc_{p.name}") for p in self.outputs}
+        shift_out = Signal(self.output_bits)
+        count = Signal(range(self.output_bits))
+        with m.If(count == self.output_bits - 1):
+            m.d.sync += [count.eq(0), shift_out.eq(Cat(*outs.values()))]
+        with m.Else():
+            m.d.sync += [count.eq(count + 1), shift_out.eq(shift_out >> 1)]
+        m.d.comb += sout.o[0].eq(shift_out[0])
+
+        # gam_top's reset: held for the first clocks after configuration. The platforms' own
+        # sync domains are not all resettable (ECP5's is reset-less), so the harness counts up
+        # from the all-zero state every FPGA family configures flip-flops to.
+        por = Signal(4)
+        with m.If(~por.all()):
+            m.d.sync += por.eq(por + 1)
+
+        kwargs = {"i_clk": ClockSignal(), "i_rst": ~por.all()}
+        offset = 0
+        for p in self.inputs:
+            kwargs[f"i_{p.name}"] = shift_in[offset:offset + p.width]
+            offset += p.width
+        for p in self.outputs:
+            kwargs[f"o_{p.name}"] = outs[p.name]
+        m.submodules.gam = Instance("gam_top", **kwargs)
+        return m
