@@ -160,3 +160,49 @@ def test_bad_param_address_and_frame_size_set_errors():
 def test_bad_max_width_is_rejected():
     with pytest.raises(ValueError, match=r"^max_width=0 must be an integer in 1\.\.65535$"):
         Top(small_model(1), max_width=0)
+
+
+def random_fold(rng, model):
+    """A random valid fold: pe | c_out, simd | taps, out_pe | pe, per layer."""
+    def pick(n):
+        divs = [d for d in range(1, n + 1) if n % d == 0]
+        return int(divs[rng.integers(len(divs))])
+
+    fold = []
+    for layer in model.layers:
+        pe = pick(layer.c_out)
+        fold.append({"pe": pe, "simd": pick(layer.taps), "out_pe": pick(pe)})
+    return fold
+
+
+@pytest.mark.parametrize("seed", range(30, 36))
+def test_random_models_folds_and_frames(seed):
+    """Any model of the family (residual spans, 1x1 kernels, noise channel, unshuffle), a random
+    fold and a random small frame size, under stalls."""
+    rng = np.random.default_rng(seed)
+    model = spec.random_model(seed, channels=int(rng.integers(1, 5)), n_binary=int(rng.integers(0, 4)),
+                              image_channels=1, kernels=(1, 3), residual_prob=0.8)
+    fold = random_fold(rng, model)
+    h, w = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    dut = Top(model, max_width=w + int(rng.integers(0, 3)), fold=fold)
+    frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]
+    res = run_frames(dut, frames, gap=0.4, stall=0.4, seed=seed)
+    for got, x in zip(res["images"], frames):
+        assert (got == spec.run_tensor(model, x)).all(), (fold, h, w)
+    assert res["STATUS"] == 0 and res["FRAMES"] == 2
+
+
+def test_larger_denoiser_like_case():
+    """One bigger case: 8 channels, 3 binary layers with residuals, the unshuffle + noise-channel
+    input (13 channels here 5: 1 image channel x 4 + noise), auto fold for a rate."""
+    from hw import perf
+
+    model = spec.random_model(40, channels=8, n_binary=3, image_channels=1, unshuffle=2,
+                              noise_channel=True, residual_prob=1.0)
+    h, w = 4, 9
+    fold = perf.choose_fold(model, pixels_per_second=0.25e6, clock_hz=4e6, height=h, width=w)
+    assert perf.pixels_per_clock(model, fold) < 1
+    dut = Top(model, max_width=12, fold=fold)
+    x = spec.random_image(40, h, w, model.input_channels)
+    res = run_frames(dut, [x], gap=0.2, stall=0.2, seed=40)
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
