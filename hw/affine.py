@@ -19,9 +19,10 @@ from .threshold import LaneStage
 __all__ = ["Affine", "scale_round"]
 
 
-def scale_round(acc, prm, shift: int):
-    """``rshift_round(acc*A + B, shift)`` of one lane (constants ``prm.scale``, ``prm.bias``)."""
-    value = acc * prm.scale + prm.bias
+def scale_round(product, prm, shift: int):
+    """``rshift_round(acc*A + B, shift)`` of one lane from ``product = acc*A`` (registered by
+    the first stage) and ``prm.bias``."""
+    value = product + prm.bias
     if shift:
         value = (value + Const(1 << (shift - 1))) >> shift
     return value
@@ -62,9 +63,12 @@ class Affine(LaneStage):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=signed(out_bits),
                          r_layout=r_layout)
 
-    def lane(self, m, acc, prm, group, lane):
-        y = scale_round(acc, prm, self.shift)
+    def pre(self, acc, prm):
+        return acc * prm.scale
+
+    def post(self, product, prm, group, lane, r):
+        y = scale_round(product, prm, self.shift)
         if self.r_layout is not None:
-            rv = self.r.payload.as_value().word_select(group, self.lanes * self.out_bits)
+            rv = r.as_value().word_select(group, self.lanes * self.out_bits)
             y = y + rv[lane * self.out_bits:(lane + 1) * self.out_bits].as_signed()
         return saturate(y, self.out_bits)

@@ -16,7 +16,7 @@ from amaranth.lib import data
 from spec import arith
 
 from .affine import scale_round
-from .stream_util import pixel_layout, tree_sum
+from .stream_util import pixel_layout
 from .threshold import LaneStage
 from .xnor_engine import FoldedMVU
 
@@ -49,12 +49,10 @@ class FixedConv(FoldedMVU):
         super().__init__(region, init, elem=elem, taps=taps, c_out=c_out, acc_shape=acc_shape,
                          w_shape=signed(w_bits))
 
-    def dot(self, x, w):
+    def terms(self, x, w):
         if self.bit_input:
-            terms = [Mux(x[j], w[j], -w[j]) for j in range(self.simd)]
-        else:
-            terms = [x[j] * w[j] for j in range(self.simd)]
-        return tree_sum(terms)
+            return [Mux(x[j], w[j], -w[j]) for j in range(self.simd)]
+        return [x[j] * w[j] for j in range(self.simd)]
 
 
 class PixelOutput(LaneStage):
@@ -86,10 +84,13 @@ class PixelOutput(LaneStage):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(8),
                          r_layout=pixel_layout(unsigned(8), in_channels))
 
-    def lane(self, m, acc, prm, group, lane):
-        y = scale_round(acc, prm, self.shift)
+    def pre(self, acc, prm):
+        return acc * prm.scale
+
+    def post(self, product, prm, group, lane, r):
+        y = scale_round(product, prm, self.shift)
         # map 0 selects the zero prepended to the input channels.
         choices = data.View(pixel_layout(unsigned(8), self.in_channels + 1),
-                            Cat(Const(0, 8), self.r.payload.as_value()))
+                            Cat(Const(0, 8), r.as_value()))
         y = y + choices[prm.map]
         return Mux(y < 0, 0, Mux(y > arith.PIXEL_MAX, arith.PIXEL_MAX, y))

@@ -35,8 +35,8 @@ __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "cho
            "report"]
 
 #: Latencies in cycles, mirrored from the blocks (tests keep them honest).
-MVU_LATENCY = 3  # hw.xnor_engine.PIPELINE_LATENCY
-STAGE_LATENCY = 1  # hw.threshold.LATENCY (register of the output stage)
+MVU_LATENCY = 4  # hw.xnor_engine.PIPELINE_LATENCY
+STAGE_LATENCY = 2  # hw.threshold.LATENCY (register of the output stage)
 SLICE_LATENCY = 1  # hw.stream_util.SkidBuffer at each layer's output
 
 

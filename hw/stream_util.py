@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["pixel_layout", "SkidBuffer", "Fork", "Split", "Gather", "DelayFIFO", "SignBits", "popcount",
+__all__ = ["pixel_layout", "SkidBuffer", "Fork", "Split", "Gather", "DelayFIFO", "SignBits",
            "tree_sum"]
 
 
@@ -27,11 +27,6 @@ def tree_sum(values):
         values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
                   for k in range(0, len(values), 2)]
     return values[0]
-
-
-def popcount(value):
-    """Number of one bits of ``value`` as an adder tree."""
-    return tree_sum([value[k] for k in range(len(value))])
 
 
 class SkidBuffer(wiring.Component):

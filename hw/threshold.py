@@ -15,7 +15,7 @@ from .weights import ParamBus, ParamMemory
 __all__ = ["LaneStage", "Threshold", "LATENCY"]
 
 #: Cycles from an accumulator group in to its result out (for :mod:`hw.perf`).
-LATENCY = 1
+LATENCY = 2
 
 
 class LaneStage(wiring.Component):
@@ -24,8 +24,8 @@ class LaneStage(wiring.Component):
     Beat ``g`` of a pixel carries the accumulators of channels ``g*lanes ..``; their constants
     are row ``g`` of a parameter region (combinational read: these regions are a few hundred
     bits). With ``r_layout`` set, a second stream ``r`` carries one whole residual pixel per
-    output pixel; it is joined with every group and taken with the last one. Output is a
-    register: latency 1, one group per cycle.
+    output pixel; it is joined with every group and taken with the last one. Two registers
+    (:meth:`pre`, e.g. the multiply, then :meth:`post`): latency 2, one group per cycle.
 
     Members
     -------
@@ -46,9 +46,13 @@ class LaneStage(wiring.Component):
             members["r"] = In(stream.Signature(r_layout))
         super().__init__(members)
 
-    def lane(self, m, acc, prm, group, lane):
-        """The stage's arithmetic for one channel: ``acc`` its accumulator, ``prm`` its
-        constants (a view with the region's fields), ``group``/``lane`` locate the channel."""
+    def pre(self, acc, prm):
+        """First pipeline stage of one channel (e.g. the product ``acc*A``), registered."""
+        raise NotImplementedError
+
+    def post(self, pre, prm, group, lane, r):
+        """Second stage: the channel's output from ``pre``, its constants ``prm`` (a view with
+        the region's fields), its position ``group``/``lane`` and the residual pixel ``r``."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -56,21 +60,39 @@ class LaneStage(wiring.Component):
         m.submodules.params = pm = self.params
         wiring.connect(m, wiring.flipped(self.bus), pm.bus)
         fields = {name: (signed(b) if sgn else unsigned(b)) for name, b, sgn in self.region.fields}
-        prm = data.View(pixel_layout(data.StructLayout(fields), self.lanes), pm.data)
+        row_layout = pixel_layout(data.StructLayout(fields), self.lanes)
+        prm = data.View(row_layout, pm.data)
         g = Signal(range(max(2, self.groups)))
         last = g == self.groups - 1
-        free = ~self.o.valid | self.o.ready
+        # Both registers advance together unless the output is stalled (no bubbles).
+        en = ~self.o.valid | self.o.ready
         r_valid = self.r.valid if self.r_layout is not None else 1
-        fire = free & self.i.valid & r_valid
-        m.d.comb += [pm.addr.eq(g), self.i.ready.eq(free & r_valid)]
+        fire = en & self.i.valid & r_valid
+        m.d.comb += [pm.addr.eq(g), self.i.ready.eq(en & r_valid)]
         if self.r_layout is not None:
-            m.d.comb += self.r.ready.eq(free & self.i.valid & last)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+            m.d.comb += self.r.ready.eq(en & self.i.valid & last)
+
+        # Stage 1: per-lane first step, the constants row, the group and the residual pixel.
+        pre_shape = self.pre(self.i.payload[0], prm[0]).shape()
+        pre1 = Signal(pixel_layout(pre_shape, self.lanes))
+        prm1 = Signal(row_layout)
+        g1 = Signal.like(g)
+        v1 = Signal()
+        r1 = Signal(self.r_layout) if self.r_layout is not None else None
+        with m.If(en):
+            m.d.sync += v1.eq(fire)
         with m.If(fire):
-            m.d.sync += [g.eq(Mux(last, 0, g + 1)), self.o.valid.eq(1)]
-            for p in range(self.lanes):
-                m.d.sync += self.o.payload[p].eq(self.lane(m, self.i.payload[p], prm[p], g, p))
+            m.d.sync += [g.eq(Mux(last, 0, g + 1)), g1.eq(g), prm1.eq(prm)]
+            m.d.sync += [pre1[p].eq(self.pre(self.i.payload[p], prm[p]))
+                         for p in range(self.lanes)]
+            if r1 is not None:
+                m.d.sync += r1.eq(self.r.payload)
+
+        # Stage 2: the output register.
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v1)
+            m.d.sync += [self.o.payload[p].eq(self.post(pre1[p], prm1[p], g1, p, r1))
+                         for p in range(self.lanes)]
         return m
 
 
@@ -94,5 +116,8 @@ class Threshold(LaneStage):
     def __init__(self, region, init, *, acc_shape):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(1))
 
-    def lane(self, m, acc, prm, group, lane):
+    def pre(self, acc, prm):
+        return acc
+
+    def post(self, acc, prm, group, lane, r):
         return Mux(prm.flip, acc <= prm.threshold, acc >= prm.threshold)

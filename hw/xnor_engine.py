@@ -13,9 +13,9 @@ through them systolically: at these array sizes a broadcast costs less than ``pe
 registers per input bit.
 
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
-memory, dot products of the PE array are registered -> accumulate and emit. All three stages
-share one enable, low only while a finished group meets a full output register, so a stall
-freezes the pipeline, memory read included; latency 3 cycles, ``i.ready`` is high on a window's last step only (the window
+memory -> the PE array's terms (XNOR bits or products) are registered -> adder trees ->
+accumulate and emit. All stages share one enable, low only while a finished group meets a full
+output register, so a stall freezes the pipeline, memory read included; latency 4 cycles, ``i.ready`` is high on a window's last step only (the window
 generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
@@ -26,13 +26,13 @@ from amaranth.lib.wiring import In, Out
 from spec import arith
 
 from . import regmap
-from .stream_util import pixel_layout, popcount
+from .stream_util import pixel_layout, tree_sum
 from .weights import ParamBus, ParamMemory
 
 __all__ = ["FoldedMVU", "XnorEngine", "PIPELINE_LATENCY", "acc_shape_for"]
 
 #: Cycles from a window's last step to its accumulators on ``o`` (for :mod:`hw.perf`).
-PIPELINE_LATENCY = 3
+PIPELINE_LATENCY = 4
 
 
 class FoldedMVU(wiring.Component):
@@ -77,9 +77,9 @@ class FoldedMVU(wiring.Component):
             "bus": In(ParamBus()),
         })
 
-    def dot(self, x, w):
-        """One PE: the partial accumulator of input slice ``x`` and weight slice ``w`` (views of
-        ``ArrayLayout``s of ``simd`` elements)."""
+    def terms(self, x, w):
+        """One PE's ``simd`` terms for input slice ``x`` and weight slice ``w`` (views of
+        ``ArrayLayout``s of ``simd`` elements); they are registered, then summed."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -89,10 +89,11 @@ class FoldedMVU(wiring.Component):
         steps = self.nf * self.sf
         chunk_layout = pixel_layout(self.elem, self.simd)
         chunk_bits = Shape.cast(chunk_layout).width
+        wbits = self.simd * Shape.cast(self.w_shape).width
         # Freeze only when a finished group meets a full output register: partial slices keep
         # flowing while the output stage drains the previous group.
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        en = ~(v2 & last2 & self.o.valid & ~self.o.ready)
+        v3, first3, last3 = Signal(), Signal(), Signal()
+        en = ~(v3 & last3 & self.o.valid & ~self.o.ready)
 
         # Stage 0: sequencer. c counts n*sf + s; s is kept separately to slice the window.
         c = Signal(range(max(2, steps)))
@@ -111,26 +112,37 @@ class FoldedMVU(wiring.Component):
             m.d.sync += [x1.as_value().eq(self.i.payload.as_value().word_select(s, chunk_bits)),
                          v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
 
-        # Stage 2: the PE array.
-        wbits = self.simd * Shape.cast(self.w_shape).width
-        part = Signal(pixel_layout(self.acc_shape, self.pe))
+        # Stage 2: the PE array's terms (XNOR bits or products), registered.
+        term_regs = []
+        for p in range(self.pe):
+            w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
+            terms = self.terms(x1, w)
+            regs = [Signal(t.shape(), name=f"term_{p}_{j}") for j, t in enumerate(terms)]
+            with m.If(en):
+                m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+            term_regs.append(regs)
+        v2, first2, last2 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
-            for p in range(self.pe):
-                w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-                m.d.sync += part[p].eq(self.dot(x1, w))
 
-        # Stage 3: accumulate, emit after the last slice.
+        # Stage 3: adder trees.
+        part = Signal(pixel_layout(self.acc_shape, self.pe))
+        with m.If(en):
+            m.d.sync += [v3.eq(v2), first3.eq(first2), last3.eq(last2)]
+            for p in range(self.pe):
+                m.d.sync += part[p].eq(tree_sum(term_regs[p]))
+
+        # Stage 4: accumulate, emit after the last slice.
         acc = Signal(pixel_layout(self.acc_shape, self.pe))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(en & v2):
+        with m.If(en & v3):
             for p in range(self.pe):
-                total = Mux(first2, 0, acc[p]) + part[p]
+                total = Mux(first3, 0, acc[p]) + part[p]
                 m.d.sync += acc[p].eq(total)
-                with m.If(last2):
+                with m.If(last3):
                     m.d.sync += self.o.payload[p].eq(total)
-            with m.If(last2):
+            with m.If(last3):
                 m.d.sync += self.o.valid.eq(1)
         return m
 
@@ -154,8 +166,9 @@ class XnorEngine(FoldedMVU):
         super().__init__(region, init, elem=unsigned(1), taps=taps, c_out=c_out,
                          acc_shape=unsigned(taps.bit_length()), w_shape=unsigned(1))
 
-    def dot(self, x, w):
-        return popcount(~(x.as_value() ^ w.as_value()))
+    def terms(self, x, w):
+        xnor = ~(x.as_value() ^ w.as_value())
+        return [xnor[j] for j in range(self.simd)]
 
 
 def acc_shape_for(layer, in_type):
