@@ -45,7 +45,9 @@ class Backend:
     def cycles_per_frame(self, height: int, width: int) -> int | None:
         if (height, width) in self.measured_cycles:
             return self.measured_cycles[(height, width)]
-        return self.manifest.cycles_per_frame(height, width) if self.manifest else None
+        if self.manifest is None:
+            return None
+        return self.manifest.cycles_per_frame(self.model, height, width)
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Output tensor for each input tensor, in order."""

@@ -1,10 +1,11 @@
 """The bitstream's manifest: what the accelerator was generated for.
 
-``python -m hw.generate`` writes ``manifest.json`` beside the Verilog; a board build copies it
-beside ``gam.bit``. The host looks for ``<bitstream stem>.json`` first, then ``manifest.json``
-in the bitstream's folder. The manifest names the model (digest and shape hash), the maximum
-frame width of the line buffers, the folding, the register map and the predicted cycles per
-frame; the host needs it to check the model, to tile, and to program the registers.
+``python -m hw.generate`` (and ``python -m hw.build``) write ``manifest.json`` beside the
+Verilog; the PYNQ build puts ``gam.bit`` and ``gam.hwh`` beside it. The host looks for
+``<bitstream stem>.json`` first, then ``manifest.json`` in the bitstream's folder. From it the
+host takes the model's shape hash and digest (to check and to find the model), the maximum
+frame width of the line buffers (to tile), the folding (to pack parameters and predict cycles)
+and the clock (for timeouts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hw import perf
 from spec import Model
 
 from .errors import HostError
@@ -21,20 +23,25 @@ from .errors import HostError
 __all__ = ["Manifest", "find_manifest", "load_manifest"]
 
 
-@dataclass
+@dataclass(eq=False)
 class Manifest:
-    """The parsed manifest; ``data`` keeps every field for the board driver."""
+    """The parsed manifest; ``data`` keeps every field (layout: :func:`hw.generate.manifest`)."""
 
     path: Path
     data: dict[str, Any] = field(repr=False)
+    _cycles: dict = field(default_factory=dict, repr=False)
 
     @property
     def shape_hash(self) -> str:
-        return self.data["shape_hash"]
+        return self.data["model"]["shape_hash"]
 
     @property
-    def model_digest(self) -> str | None:
-        return self.data.get("model_digest")
+    def model_digest(self) -> str:
+        return self.data["model"]["digest"]
+
+    @property
+    def fold(self) -> list | None:
+        return self.data.get("fold")
 
     @property
     def max_width(self) -> int:
@@ -46,15 +53,20 @@ class Manifest:
         v = self.data.get("max_height")
         return int(v) if v is not None else None
 
-    def cycles_per_frame(self, height: int, width: int) -> int | None:
-        """Predicted accelerator cycles for one ``height`` x ``width`` tile, where known."""
-        perf = self.data.get("cycles_per_frame")
-        if isinstance(perf, (int, float)):
-            return int(perf)
-        if isinstance(perf, dict) and {"per_pixel", "fixed"} <= perf.keys():
-            return int(perf["per_pixel"] * height * width + perf.get("per_row", 0) * height
-                       + perf["fixed"])
-        return None
+    @property
+    def clock_hz(self) -> float | None:
+        """The accelerator's clock: the build's if it was built, else the generator's guess."""
+        build = self.data.get("build", {})
+        if build.get("clock_mhz"):
+            return float(build["clock_mhz"]) * 1e6
+        return self.data.get("performance", {}).get("clock_hz")
+
+    def cycles_per_frame(self, model: Model, height: int, width: int) -> int:
+        """Predicted ``CYCLES`` for one ``height`` x ``width`` tile (:func:`hw.perf.frame_cycles`)."""
+        key = (model.shape_hash(), height, width)  # every tile of a video has one size
+        if key not in self._cycles:
+            self._cycles[key] = perf.frame_cycles(model, self.fold, height=height, width=width)
+        return self._cycles[key]
 
     def check_model(self, model: Model, model_name: str) -> None:
         """Raise unless ``model`` can run on this bitstream (same shape; weights may differ)."""
@@ -83,9 +95,10 @@ def load_manifest(path: Path) -> Manifest:
         raise HostError(f"cannot read manifest {str(path)!r}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise HostError(f"manifest {str(path)!r} is not valid JSON ({e})") from None
-    missing = [k for k in ("shape_hash", "max_width") if k not in data]
-    if not isinstance(data, dict) or missing:
-        raise HostError(f"manifest {str(path)!r} is not a gamir bitstream manifest (missing "
-                        f"{', '.join(missing) or 'everything'}): regenerate it with "
-                        f"`python -m hw.generate`")
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or not {"shape_hash", "digest"} <= model.keys() \
+            or "max_width" not in data or "fold" not in data:
+        raise HostError(f"manifest {str(path)!r} is not a gamir bitstream manifest (it needs "
+                        f"model.shape_hash, model.digest, max_width and fold): regenerate it "
+                        f"with `python -m hw.generate`")
     return Manifest(path, data)

@@ -63,16 +63,17 @@ def board_present() -> tuple[bool, str]:
     return True, f"pynq device {getattr(devices[0], 'name', devices[0])}"
 
 
-def _find_ip(ip_dict: dict, wanted: str | None, type_part: str, what: str) -> str:
-    if wanted is not None:
-        if wanted not in ip_dict:
-            raise HostError(f"the overlay has no IP named {wanted!r} ({what}); it has "
-                            f"{', '.join(sorted(ip_dict)) or 'none'}")
-        return wanted
+def _find_ip(ip_dict: dict, name: str, type_part: str, what: str) -> str:
+    """``name`` if the overlay has it (hw/vivado names the cells ``gam`` and ``dma``), else
+    the one IP whose type contains ``type_part``."""
+    if name in ip_dict:
+        return name
     names = [n for n, d in ip_dict.items() if type_part in str(d.get("type", ""))]
     if len(names) != 1:
-        raise HostError(f"the overlay has {len(names)} {what} IPs ({', '.join(names) or 'none'}"
-                        f"); name the right one in the manifest's \"pynq\" section")
+        raise HostError(f"the overlay has no IP named {name!r} and {len(names)} {what} IPs "
+                        f"({', '.join(names) or 'none'}): name the right one in the manifest's "
+                        f"\"pynq\" section, e.g. {{\"pynq\": {{\"accelerator\": \"gam\", "
+                        f"\"dma\": \"dma\"}}}}")
     return names[0]
 
 
@@ -98,7 +99,7 @@ class PynqBackend(Backend):
                             f"that `python -m hw.generate` wrote for this bitstream beside it "
                             f"as {bitstream.with_suffix('.json').name}")
         self._pynq = importlib.import_module("pynq")
-        self._clock_hz = float(manifest.data.get("clock_hz") or DEFAULT_CLOCK_HZ)
+        self._clock_hz = manifest.clock_hz or DEFAULT_CLOCK_HZ
         self._timeout = timeout
         self._bufs: list = []
         self._shape: tuple[int, int] | None = None
@@ -108,8 +109,8 @@ class PynqBackend(Backend):
             raise HostError(f"cannot load bitstream {str(bitstream)!r}: {e}") from None
         names = manifest.data.get("pynq", {})
         ips = self._overlay.ip_dict
-        accel = _find_ip(ips, names.get("accelerator"), "gam_top", "accelerator (gam_top)")
-        dma = _find_ip(ips, names.get("dma"), "axi_dma", "AXI DMA")
+        accel = _find_ip(ips, names.get("accelerator", "gam"), "gam_", "accelerator (gam_pynq)")
+        dma = _find_ip(ips, names.get("dma", "dma"), "axi_dma", "AXI DMA")
         self._mmio = self._pynq.MMIO(ips[accel]["phys_addr"], ips[accel]["addr_range"])
         self._dma = reduce(getattr, dma.split("/"), self._overlay)
         width = ips[dma].get("parameters", {}).get("c_sg_length_width")
@@ -125,7 +126,7 @@ class PynqBackend(Backend):
 
     def _setup(self) -> None:
         model = self.model
-        self._execute(setup_ops(model, self.manifest.data.get("fold")))
+        self._execute(setup_ops(model, self.manifest.fold))
         self.max_width = min(self.max_width, self._read("MAX_WIDTH"))
         self.max_height = min(self.max_height or regmap.MAX_HEIGHT, regmap.MAX_HEIGHT)
         if self._dma_max_bytes is not None:
@@ -163,8 +164,7 @@ class PynqBackend(Backend):
         h, w = self._shape
         if self._timeout is not None:
             return time.monotonic() + self._timeout
-        predicted = self.manifest.cycles_per_frame(h, w)
-        cycles = predicted or 4 * h * w * self.model.input_channels
+        cycles = self.manifest.cycles_per_frame(self.model, h, w)
         return time.monotonic() + 1.0 + TIMEOUT_MARGIN * cycles / self._clock_hz
 
     def _wait(self, channel, what: str, n: int, deadline: float) -> None:

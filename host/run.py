@@ -52,9 +52,7 @@ def choose_model(model_path: Path | None, task: str | None,
         return _load_model(model_path), repr(str(model_path))
     if manifest is not None and task is None:
         digest = manifest.model_digest
-        named = manifest.data.get("model_file")
-        candidates = ([manifest.path.parent / named] if named else []) + sorted(
-            manifest.path.parent.glob("*.gamir")) + sorted(MODELS_DIR.glob("*.gamir"))
+        candidates = sorted(manifest.path.parent.glob("*.gamir")) + sorted(MODELS_DIR.glob("*.gamir"))
         for p in candidates:
             if p.is_file():
                 m = _load_model(p)

@@ -1,7 +1,6 @@
 """The Verilator backend: the generated Verilog, driven like the board.
 
-The accelerator's Verilog for the model's shape (``hw.top.Top`` via :mod:`hw.generate` when
-present) is compiled once with Verilator through cocotb's runner and cached by the Verilog's
+The accelerator's Verilog for the model's shape (:mod:`hw.generate`) is compiled once with Verilator through cocotb's runner and cached by the Verilog's
 hash. Tiles go to the simulator in batches: each batch is one simulator run of the testbench
 :mod:`host.verilator_tb`, which executes the same register sequence as the board
 (:mod:`host.protocol`: ID/SHAPE checks, soft reset, parameter loading, frame size) through an
@@ -59,7 +58,7 @@ class VerilatorBackend(Backend):
         except ImportError as e:
             raise HostError(f"--backend verilator needs the dev tools ({e.name} is missing): "
                             f"pip install -e \".[dev]\"") from None
-        self.fold = manifest.data.get("fold") if manifest else None
+        self.fold = manifest.fold if manifest else None
         if self.max_width is None:
             self.max_width = DEFAULT_MAX_WIDTH
         setup_verilator_env()
@@ -77,19 +76,17 @@ class VerilatorBackend(Backend):
                            always=False, log_file=self.build_dir / "build.log")
 
     def _verilog(self) -> str:
-        os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-        try:
-            from hw.generate import verilog_text
-        except ImportError:
-            verilog_text = None
-        if verilog_text is not None:
-            return verilog_text(self.model, max_width=self.max_width, fold=self.fold)
-        from amaranth.back import verilog
+        """The manifest's own ``gam_top.v`` (``hw.generate`` wrote them together), else the
+        Verilog :func:`hw.generate.generate` makes for this model, width and fold."""
+        if self.manifest is not None:
+            beside = self.manifest.path.with_name("gam_top.v")
+            if beside.is_file():
+                return beside.read_text()
+        from hw.generate import generate
 
-        from hw.top import Top
-
-        top = Top(self.model, max_width=self.max_width, fold=self.fold)
-        return verilog.convert(top, name="gam_top")
+        with tempfile.TemporaryDirectory(prefix="gamir-verilog-") as tmp:
+            generate(self.model, tmp, fold=self.fold or "full", max_width=self.max_width)
+            return (Path(tmp) / "gam_top.v").read_text()
 
     def _simulate(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         with tempfile.TemporaryDirectory(prefix="gamir-verilator-") as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 import spec
+from hw import regmap
+from hw.generate import manifest
 
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int = 10, audio: bool = False) -> Path:
@@ -47,6 +50,13 @@ def write_png(path: Path, image: np.ndarray, pix_fmt: str = "rgb24") -> Path:
                                            format=fmt)
         out.mux(s.encode(frame.reformat(format=pix_fmt)))
         out.mux(s.encode(None))
+    return path
+
+
+def write_manifest(path: Path, model, max_width: int, fold=None) -> Path:
+    """The manifest ``python -m hw.generate`` would write for ``model``."""
+    data = manifest(model, regmap.normalize_fold(model, fold), max_width=max_width)
+    path.write_text(json.dumps(data))
     return path
 
 

@@ -161,10 +161,11 @@ class Overlay:
         LOG.append(("overlay", Path(bitfile).name))
         STATE["accelerator"] = _Accelerator()
         self.ip_dict = {
-            "gam_top_0": {"type": "gamir:accel:gam_top:1.0", "phys_addr": 0x4000_0000,
-                          "addr_range": 0x1000},
-            "axi_dma_0": {"type": "xilinx.com:ip:axi_dma:7.1", "phys_addr": 0x4040_0000,
-                          "addr_range": 0x10000,
-                          "parameters": {"c_sg_length_width": str(STATE["dma_width"])}},
+            # The cell names and types of hw/vivado's block design.
+            "gam": {"type": "xilinx.com:module_ref:gam_pynq:1.0", "phys_addr": 0x4000_0000,
+                    "addr_range": 0x1000},
+            "dma": {"type": "xilinx.com:ip:axi_dma:7.1", "phys_addr": 0x4040_0000,
+                    "addr_range": 0x10000,
+                    "parameters": {"c_sg_length_width": str(STATE["dma_width"])}},
         }
-        self.axi_dma_0 = _DMA()
+        self.dma = _DMA()

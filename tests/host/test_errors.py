@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -10,7 +9,7 @@ import sys
 import av
 import numpy as np
 import pytest
-from conftest import make_clip, write_png
+from conftest import make_clip, write_manifest, write_png
 
 import fake_pynq
 import host.media
@@ -165,8 +164,7 @@ def test_model_does_not_match_the_manifest(work, model_file, capsys):
     other = spec.random_model(99, channels=3)
     d = work / "bits"
     d.mkdir()
-    (d / "gam.json").write_text(json.dumps({"shape_hash": other.shape_hash(),
-                                            "model_digest": other.digest(), "max_width": 64}))
+    write_manifest(d / "gam.json", other, max_width=64)
     try:
         fails(capsys, ["--bitstream", d / "gam.bit", "--model", model_file, work / "clip.mp4"],
               r"model '.*m.gamir' does not match the bitstream's manifest '.*gam.json'")
@@ -196,8 +194,7 @@ def board_dir(work, model_file, monkeypatch):
     d.mkdir()
     (d / "gam.bit").write_bytes(b"bit")
     (d / "gam.hwh").write_text("<hwh/>")
-    (d / "gam.json").write_text(json.dumps({"shape_hash": model.shape_hash(),
-                                            "model_digest": model.digest(), "max_width": 64}))
+    write_manifest(d / "gam.json", model, max_width=64)
     yield model, d
     for p in d.iterdir():
         p.unlink()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
 import pytest
-from conftest import make_clip, read_frames, write_png
+from conftest import make_clip, read_frames, write_manifest, write_png
 
 import fake_pynq
 import spec
@@ -30,11 +29,6 @@ def board(tmp_path, monkeypatch):
     spec.save(model, d / "default.gamir")  # the model the bitstream was generated for
     write_manifest(d / "gam.json", model, max_width=64)
     return model, d / "gam.bit", tmp_path / "m.gamir"
-
-
-def write_manifest(path, model, max_width):
-    path.write_text(json.dumps({"shape_hash": model.shape_hash(), "model_digest": model.digest(),
-                                "max_width": max_width, "fold": None}))
 
 
 def run_ok(*args):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import spec
+from hw import regmap
+from hw.generate import manifest
 from host.backend import EmulateBackend
 from host.errors import HostError
 from host.manifest import Manifest
@@ -32,9 +34,9 @@ def test_plan_1d_rejects_a_width_smaller_than_the_halo():
         plan_1d(20, 6, 3)
 
 
-def _manifest(model, max_width, max_height=None):
-    data = {"shape_hash": model.shape_hash(), "max_width": max_width, "max_height": max_height}
-    return Manifest(path=None, data=data)
+def _manifest(model, max_width, max_height):
+    data = manifest(model, regmap.normalize_fold(model), max_width=max_width)
+    return Manifest(path=None, data=dict(data, max_height=max_height))
 
 
 @pytest.mark.parametrize("seed", range(8))
