@@ -36,12 +36,26 @@ __all__ = ["VerilatorBackend", "DEFAULT_MAX_WIDTH", "BATCH_TILES"]
 DEFAULT_MAX_WIDTH = 256
 #: Tiles per simulator run: amortizes start-up, reset and parameter loading.
 BATCH_TILES = 32
+#: Verilator builds kept in the cache (each a few MB once its precompiled headers are gone).
+KEEP_BUILDS = 8
 _REPO = Path(__file__).resolve().parent.parent
 
 
 def _cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "gamir" / "verilator"
+
+
+def _tidy_cache(current: Path) -> None:
+    """Drop the 140 MB of precompiled headers (the runner skips the build while the simulator
+    binary is newer than the Verilog) and all but the newest :data:`KEEP_BUILDS` builds."""
+    for p in current.glob("*.gch"):
+        p.unlink()
+    current.touch()
+    builds = sorted((d for d in current.parent.iterdir() if d.is_dir()),
+                    key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[KEEP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class VerilatorBackend(Backend):
@@ -74,6 +88,7 @@ class VerilatorBackend(Backend):
         self._runner.build(sources=[src], hdl_toplevel="gam_top", build_dir=self.build_dir,
                            build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
                            always=False, log_file=self.build_dir / "build.log")
+        _tidy_cache(self.build_dir)
 
     def _verilog(self) -> str:
         """The manifest's own ``gam_top.v`` (``hw.generate`` wrote them together), else the
@@ -122,8 +137,3 @@ class VerilatorBackend(Backend):
                 batch = []
         if batch:
             yield from self._simulate(batch)
-
-    @staticmethod
-    def clear_cache() -> None:
-        """Delete every cached Verilator build."""
-        shutil.rmtree(_cache_root(), ignore_errors=True)
