@@ -46,7 +46,8 @@ def status_text(status: int) -> str:
     names = [n for n, bit in (("busy", regmap.STATUS_BUSY),
                               ("TLAST before the frame's last pixel", regmap.STATUS_ERR_TLAST_EARLY),
                               ("no TLAST on the frame's last pixel", regmap.STATUS_ERR_TLAST_LATE),
-                              ("parameter address out of range", regmap.STATUS_ERR_PARAM_ADDR))
+                              ("parameter address out of range", regmap.STATUS_ERR_PARAM_ADDR),
+                              ("frame size out of range", regmap.STATUS_ERR_FRAME_SIZE))
              if status & bit]
     return f"STATUS=0x{status:x}" + (f" ({', '.join(names)})" if names else "")
 
@@ -74,4 +75,7 @@ def setup_ops(model: Model, fold=None) -> list[Op]:
 
 def size_ops(height: int, width: int) -> list[Op]:
     """Frame size for the following frames (write only while no frame is in flight)."""
-    return [Op("write", "WIDTH", width), Op("write", "HEIGHT", height)]
+    return [Op("write", "WIDTH", width), Op("write", "HEIGHT", height),
+            Op("read", "STATUS", 0, mask=regmap.STATUS_ERR_FRAME_SIZE,
+               message=f"the accelerator refused the frame size {width}x{height} ({{status}}): "
+                       f"the bitstream's limits differ from its manifest's")]

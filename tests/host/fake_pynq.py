@@ -22,11 +22,16 @@ LOG: list[tuple] = []
 STATE: dict = {}
 
 
-def install(model, fold=None, devices=("fake-pynq-z2",), hang=False, dma_width=26):
-    """Reset the fake: a board whose bitstream was built for ``model``'s shape."""
+def install(model, fold=None, devices=("fake-pynq-z2",), hang=False, dma_width=26,
+            frame_status=0):
+    """Reset the fake: a board whose bitstream was built for ``model``'s shape.
+
+    ``hang``: no frame ever comes out; ``frame_status``: STATUS bits set by every frame.
+    """
     LOG.clear()
     STATE.clear()
-    STATE.update(model=model, fold=fold, hang=hang, dma_width=dma_width)
+    STATE.update(model=model, fold=fold, hang=hang, dma_width=dma_width,
+                 frame_status=frame_status)
     Device.devices = list(devices)
 
 
@@ -81,6 +86,7 @@ class _Accelerator:
         model = STATE["model"]
         y = spec.run_tensor(model, self.inputs.pop(0))
         self.regs["FRAMES"] += 1
+        self.regs["STATUS"] |= STATE["frame_status"]
         self.regs["CYCLES"] = y.shape[0] * y.shape[1] + 7
         return regmap.pack_pixels(y)
 

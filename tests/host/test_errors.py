@@ -15,6 +15,7 @@ import fake_pynq
 import host.media
 import host.run
 import spec
+from hw import regmap
 from host.backend import EmulateBackend
 from host.run import main
 
@@ -230,6 +231,13 @@ def test_dma_timeout(board_dir, work, model_file, capsys):
                    work / "clip.mp4"],
           r"DMA timeout: the output of tile 0 did not finish in time \(STATUS=0x0\)")
     assert ("recv_stop",) in fake_pynq.LOG  # the channels were reset
+
+
+def test_tlast_error_on_the_board(board_dir, work, model_file, capsys):
+    model, d = board_dir
+    fake_pynq.install(model, frame_status=regmap.STATUS_ERR_TLAST_LATE)
+    fails(capsys, ["--bitstream", d / "gam.bit", "--model", model_file, work / "clip.mp4"],
+          r"the accelerator flagged tile 0: STATUS=0x4 \(no TLAST on the frame's last pixel\)")
 
 
 def test_ctrl_c(work, model_file, capsys, monkeypatch):
