@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(a: argparse.Namespace) -> None:
+def _setup(a: argparse.Namespace) -> tuple[Model, str, Manifest | None]:
+    """The bitstream's manifest (if any), then the model, checked against it."""
     manifest = None
     if a.bitstream is not None:
         mpath = find_manifest(a.bitstream)
@@ -155,41 +156,45 @@ def _run(a: argparse.Namespace) -> None:
             raise HostError(f"--sigma: {e}") from None
     if manifest is not None:
         manifest.check_model(model, model_name)
+    return model, model_name, manifest
+
+
+def _summary(model: Model, model_name: str, backend, shape, frames: int, elapsed: float) -> str:
+    fp = frame_plan(model, backend, *shape)
+    sizes = [(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start) for t in fp.tiles]
+    cycles = [backend.cycles_per_frame(*hw) for hw in sizes]
+    text = (f"done: {frames} frames in {elapsed:.2f} s ({frames / max(elapsed, 1e-9):.2f} fps), "
+            f"backend {backend.name}, model {model_name}")
+    if all(c is not None for c in cycles):
+        how = "measured" if all(hw in backend.measured_cycles for hw in sizes) else "predicted"
+        text += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), {how})"
+    return text
+
+
+def _run(a: argparse.Namespace) -> None:
+    model, model_name, manifest = _setup(a)
     source = open_source(a.input, model.image_channels)
     try:
         with open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend, \
                 open_sink(source, a.output) as sink:
             progress = Progress(source.n_frames)
-            inputs: list[np.ndarray] = []
-            pts: list[int | None] = []
+            inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts
 
             def frames():
-                for pixels, t in source.frames():
-                    inputs.append(pixels)
-                    pts.append(t)
+                for pixels, pts in source.frames():
+                    inputs.append((pixels, pts))
                     yield pixels
 
-            shape = None
             for out in restore_frames(model, backend, frames()):
-                before = inputs.pop(0)
-                shape = shape or before.shape[:2]
-                sink.write(side_by_side(before, out) if a.side_by_side else out, pts.pop(0))
+                before, pts = inputs.pop(0)
+                sink.write(side_by_side(before, out) if a.side_by_side else out, pts)
                 progress.update()
             progress.close()
             path = sink.commit()
     finally:
         source.close()
-    elapsed = progress.elapsed()
-    fp = frame_plan(model, backend, *shape)
-    sizes = [(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start) for t in fp.tiles]
-    cycles = [backend.cycles_per_frame(*hw) for hw in sizes]
-    summary = (f"done: {progress.done} frames in {elapsed:.2f} s "
-               f"({progress.done / max(elapsed, 1e-9):.2f} fps), backend {backend.name}, "
-               f"model {model_name}")
-    if all(c is not None for c in cycles):
-        how = "measured" if all(hw in backend.measured_cycles for hw in sizes) else "predicted"
-        summary += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), {how})"
-    print(summary, file=sys.stderr)
+    print(_summary(model, model_name, backend, before.shape[:2], progress.done,
+                   progress.elapsed()), file=sys.stderr)
     print(f"wrote {path}", file=sys.stderr)
 
 
