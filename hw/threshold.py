@@ -5,7 +5,7 @@ Spec: threshold output of :mod:`spec.arith` -- ``bit = acc >= T``, or ``acc <= T
 whose norm scale is negative (``flip``).
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
