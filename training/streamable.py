@@ -32,7 +32,14 @@ from spec import arith
 
 from .binary import BinaryConv2d, set_stage
 
-__all__ = ["StreamNet", "QuantConv2d", "round_ste", "export"]
+__all__ = ["HEAD_GAIN", "StreamNet", "QuantConv2d", "round_ste", "export"]
+
+
+#: Fixed gain on the head's output. The head alone writes the image into the 8-bit stream, whose
+#: range (+/-2**(stream_bits-1-frac_bits)) must also hold the body's growing sum; without a gain
+#: the head learns outputs of std ~0.1, under two stream LSBs, and the image detail the tail
+#: needs is lost (measured: 0.7 dB on denoising). Folded into the head's affine ``A`` at export.
+HEAD_GAIN = 8.0
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +162,7 @@ class StreamNet(nn.Module):
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Pixels (N, C, H, W) in 0..255 -> restored pixels in 0..255 (integers when quant)."""
         t0 = self.tensor0(x, sigma)
-        s = self.q(self.head(t0 / 255.0))
+        s = self.q(self.head(t0 / 255.0) * HEAD_GAIN)
         for blk in self.blocks:
             s = self.q(s + blk(s))
         y = self.tail(s) * 255.0
@@ -195,9 +202,9 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
         raise ValueError("only a quant=True network has a deployed integer form")
     f = 2.0 ** cfg["frac_bits"]
     layers = []
-    # Head: y*2^F = (s_c/255 * acc + b) * 2^F, acc = sum w_int * pixel.
+    # Head: y*2^F = g * (s_c/255 * acc + b) * 2^F, acc = sum w_int * pixel, g = HEAD_GAIN.
     s = net.head.weight_scale().flatten().cpu().double().numpy()
-    A, B, sh = _affine(s * f / 255.0, net.head.bias.cpu().double().numpy() * f)
+    A, B, sh = _affine(s * f * HEAD_GAIN / 255.0, net.head.bias.cpu().double().numpy() * f * HEAD_GAIN)
     layers.append(spec.Layer(
         "fixed", 3, net.head.in_channels, net.head.out_channels, "affine",
         _spec_weights(net.head.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
