@@ -1,79 +1,90 @@
-"""cocotb testbench run by :mod:`host.verilator_backend`: the board's sequence in Verilator.
+"""cocotb bench run by :mod:`host.verilator_backend`: the board's sequence in Verilator.
 
-Reads a job folder (``GAMIR_VERILATOR_JOB``: ``model.gamir``, ``job.json``, ``inputs.npz``),
-executes :func:`host.protocol.setup_ops` over AXI4-Lite, then for each run of equal-size tiles
-writes the size registers and streams every tile back to back (several frames in flight, as
-the board's double buffering does), collecting the outputs. Writes ``outputs.npz`` and
-``result.json`` (cycles per tile size, or the error message).
+The job (:func:`sim.runner.load_job`) holds the model file's bytes, the fold and the tiles.
+The bench executes :func:`host.protocol.setup_ops` over AXI4-Lite, then for each run of
+equal-size tiles :func:`host.protocol.size_ops` and streams the tiles back to back (several
+frames in flight, as the board's double buffering does), collecting the outputs, checking
+``STATUS`` and reading ``CYCLES``. The bus models are ``sim``'s (:mod:`sim.drivers`).
+
+A register check that fails (wrong ID/SHAPE, a parameter or size error) is a driver error,
+reported in the result as ``driver_error`` for the host to print; a hang (no output within
+four times the predicted cycles) fails the run, and :mod:`sim.runner` records a waveform.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import random
 from itertools import groupby
-from pathlib import Path
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSink, AxiStreamSource)
+from cocotb.triggers import ClockCycles, RisingEdge
 
 import spec
-from hw import regmap
+from hw import perf, regmap
+from sim.drivers import AxiLiteManager, Clocked, StreamBus, StreamSink, StreamSource
+from sim.runner import load_job, save_result
 
 from .errors import HostError
 from .protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
 
 
-async def _execute(axil: AxiLiteMaster, ops) -> None:
+async def _execute(axil: AxiLiteManager, ops) -> None:
     for op in ops:
         if op.kind == "write":
-            await axil.write_dword(op.address, op.value)
+            await axil.write(op.address, op.value)
         else:
-            op.check(await axil.read_dword(op.address))
+            op.check(await axil.read(op.address))
 
 
 @cocotb.test()
-async def run_job(dut):
-    job = Path(os.environ["GAMIR_VERILATOR_JOB"])
-    model = spec.load(job / "model.gamir")
-    fold = json.loads((job / "job.json").read_text())["fold"]
-    with np.load(job / "inputs.npz") as z:
-        tiles = [z[f"arr_{k}"] for k in range(len(z.files))]
+async def host_job(dut):
+    job, arrays = load_job()
+    model = spec.from_bytes(arrays["model"].tobytes())
+    tiles = [arrays[f"x{k}"] for k in range(job["tiles"])]
     c_out = model.layers[-1].c_out
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    clock = Clocked(dut.clk)
+    axil = AxiLiteManager(dut, dut.clk)
+    rng = random.Random(0)
+    source = StreamSource(StreamBus.axis(dut, "s_axis"), rng)
+    sink = StreamSink(StreamBus.axis(dut, "m_axis"), rng)
+    clock.add(source, sink)
+    Clock(dut.clk, Clocked.period_ns, unit="ns").start()
+    clock.start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
-    await ClockCycles(dut.clk, 2)
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"),
-                         dut.clk, dut.rst)
-    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"),
-                             dut.clk, dut.rst)
-    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"),
-                         dut.clk, dut.rst)
-    outputs, cycles, error = [], [], None
+    await RisingEdge(dut.clk)
+
+    result = {"status": "fail", "error": None, "driver_error": None, "cycles": []}
+    outputs = {}
     try:
-        await _execute(axil, setup_ops(model, fold))
+        await _execute(axil, setup_ops(model, job["fold"]))
+        k = 0
         for (h, w), group in groupby(tiles, key=lambda t: t.shape[:2]):
             group = list(group)
             await _execute(axil, size_ops(h, w))
+            n = h * w
+            sink.clear()
             for x in group:
-                await source.send(AxiStreamFrame(regmap.pack_pixels(x).tobytes()))
-            for _ in group:
-                frame = await sink.recv()
-                beats = np.frombuffer(bytes(frame.tdata), np.uint8)
-                beats = beats.reshape(-1, regmap.stream_bytes(c_out))
-                outputs.append(regmap.unpack_pixels(beats, h, w, c_out))
-            status = await axil.read_dword(regmap.REG["STATUS"])
+                source.send(regmap.beats_to_ints(regmap.pack_pixels(x)), [False] * (n - 1) + [True])
+            timeout = 4 * len(group) * perf.frame_cycles(model, job["fold"], height=h, width=w)
+            await sink.expect(clock, n * len(group), timeout + 4000)
+            for j in range(len(group)):
+                beats = [b[0] for b in sink.beats[j * n:(j + 1) * n]]
+                outputs[f"y{k}"] = regmap.unpack_pixels(beats, h, w, c_out)
+                k += 1
+            status = await axil.read(regmap.REG["STATUS"])
             if status & FRAME_ERRORS:
-                raise HostError(f"the accelerator flagged a frame: {status_text(status)}")
-            cycles.append([[h, w], await axil.read_dword(regmap.REG["CYCLES"])])
+                raise HostError(f"the accelerator flagged a tile: {status_text(status)}")
+            result["cycles"].append([[h, w], await axil.read(regmap.REG["CYCLES"])])
+        result["status"] = "pass"
     except HostError as e:
-        error = str(e)
-    np.savez(job / "outputs.npz", *outputs)
-    (job / "result.json").write_text(json.dumps({"cycles": cycles, "error": error}))
+        result["status"], result["driver_error"] = "pass", str(e)  # the bench ran; the driver stopped
+    except AssertionError as e:
+        result["error"] = str(e)
+        raise
+    finally:
+        result["cycles_simulated"] = clock.cycle
+        save_result(result, outputs)
