@@ -204,6 +204,15 @@ class PynqBackend(Backend):
         return regmap.unpack_pixels(np.array(self._bufs[slot][1]), h, w, c)
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        try:
+            yield from self._stream(tensors)
+        except BaseException:
+            # Ctrl-C, an input error or a timeout with transfers in flight: stop the DMA
+            # before its buffers are freed, and clear the pipeline for the next run.
+            self._recover()
+            raise
+
+    def _stream(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         it = iter(tensors)
         x = next(it, None)
         n, pre_sent, deadline = 0, False, 0.0

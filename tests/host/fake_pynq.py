@@ -23,15 +23,16 @@ STATE: dict = {}
 
 
 def install(model, fold=None, devices=("fake-pynq-z2",), hang=False, dma_width=26,
-            frame_status=0):
+            frame_status=0, interrupt_at=None):
     """Reset the fake: a board whose bitstream was built for ``model``'s shape.
 
-    ``hang``: no frame ever comes out; ``frame_status``: STATUS bits set by every frame.
+    ``hang``: no frame ever comes out; ``frame_status``: STATUS bits set by every frame;
+    ``interrupt_at``: Ctrl-C while waiting for that output frame (0-based).
     """
     LOG.clear()
     STATE.clear()
     STATE.update(model=model, fold=fold, hang=hang, dma_width=dma_width,
-                 frame_status=frame_status)
+                 frame_status=frame_status, interrupt_at=interrupt_at)
     Device.devices = list(devices)
 
 
@@ -136,6 +137,8 @@ class _Channel:
     @property
     def idle(self):
         if not self.done and self.kind == "recv":
+            if STATE["interrupt_at"] == STATE["accelerator"].regs["FRAMES"]:
+                raise KeyboardInterrupt
             out = STATE["accelerator"].pop()
             if out is not None:
                 assert out.shape == self.buf.shape, "receive buffer does not fit the frame"
@@ -150,6 +153,7 @@ class _Channel:
     def stop(self):
         LOG.append((self.kind + "_stop",))
         self.done = True
+        STATE["interrupt_at"] = None
 
     def start(self):
         pass

@@ -240,6 +240,18 @@ def test_tlast_error_on_the_board(board_dir, work, model_file, capsys):
           r"the accelerator flagged tile 0: STATUS=0x4 \(no TLAST on the frame's last pixel\)")
 
 
+def test_ctrl_c_on_the_board_stops_the_dma_before_freeing(board_dir, work, model_file,
+                                                         capsys):
+    model, d = board_dir
+    fake_pynq.install(model, interrupt_at=1)
+    fails(capsys, ["--bitstream", d / "gam.bit", "--model", model_file, work / "clip.mp4"],
+          r"interrupted: no output written", code=130)
+    log = fake_pynq.LOG
+    stops = [i for i, e in enumerate(log) if e[0] in ("send_stop", "recv_stop")]
+    frees = [i for i, e in enumerate(log) if e[0] == "free"]
+    assert len(stops) == 2 and len(frees) == 4 and max(stops) < min(frees)
+
+
 def test_ctrl_c(work, model_file, capsys, monkeypatch):
     frames = [spec.random_image(k, 24, 32, 3) for k in range(6)]
     make_clip(work / "long.mp4", frames)
