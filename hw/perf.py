@@ -103,10 +103,12 @@ def _divisors(n: int) -> list[int]:
 
 
 def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
-    """Rough resource estimate: LUT4-equivalents, hard multipliers, RAM bits, flip-flops."""
+    """Rough resource estimate: LUT4-equivalents, hard multipliers of the output stages
+    (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
+    counted in ``luts``), RAM bits, flip-flops."""
     folds = regmap.normalize_fold(model, fold)
     types = model.tensor_types()
-    luts = mults = ram_bits = ffs = 0
+    luts = mults = conv_mults = ram_bits = ffs = 0
     per_layer = []
     for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
         t_in = types[i - 1]
@@ -135,16 +137,21 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
         lines = 2 * max_width * t_in.channels * in_bits if layer.kernel == 3 else 0
         luts += l_mvu + l_sel + l_out + w_ram // 32
         mults += m_out
+        c_mults = lanes if layer.kind == "fixed" and t_in.kind != "bit" else 0
+        conv_mults += c_mults
         ram_bits += lines
         ffs += w_ff + f.pe * acc_bits * 2
         per_layer.append({"layer": i, "ii": layer_ii(layer, f), "luts": l_mvu + l_sel + l_out,
-                          "mults": m_out, "weight_bits": wbits})
+                          "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
     # Residual delays and the global residual FIFO (hw.top sizes them).
     for k, layer in enumerate(model.layers, 1):
         if layer.residual is not None:
             ram_bits += (k - layer.residual) * max_width * layer.c_out * layer.out_bits
     ram_bits += len(model.layers) * max_width * model.input_channels * 8
-    return {"luts": luts, "mults": mults, "ram_bits": ram_bits, "ffs": ffs, "layers": per_layer}
+    # luts include the conv multipliers built from LUTs; conv_mults counts them so a build can
+    # move up to its DSP budget into hard multipliers instead.
+    return {"luts": luts, "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits,
+            "ffs": ffs, "layers": per_layer}
 
 
 def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
