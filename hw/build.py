@@ -148,18 +148,37 @@ def _overflow(board: Board, used: dict) -> list[str]:
     ]
 
 
-def _fit_error(board: Board, model, fold, lines: list[str]) -> BuildError:
+def _fit_error(board: Board, model, manifest: dict, used: dict) -> BuildError:
+    """What does not fit, by how much, and a ``--fold`` / ``--max-width`` that would.
+
+    The folding hint scales :func:`hw.perf.estimate_cost`'s LUT estimate of the current fold
+    by the ratio synthesis measured, so the estimate's bias cancels, and asks
+    :func:`hw.perf.choose_fold` for the fastest fold under 90 % of the device's LUTs. BRAM holds
+    the line buffers, which grow with the frame width, not with the folding.
+    """
     from . import perf
 
-    hint = ""
-    suggest = getattr(perf, "suggest_fold", None)
-    if suggest is not None:
+    lines = _overflow(board, used)
+    fold, max_width = manifest["fold"], manifest["max_width"]
+    hints = []
+    if used["LUT"] > board.resources["LUT"] or used["FF"] > board.resources["FF"]:
+        ratio = max(used["LUT"] / board.resources["LUT"], used["FF"] / board.resources["FF"])
+        estimate = perf.estimate_cost(model, fold, max_width=max_width)["luts"]
+        budget = int(0.9 * estimate / ratio)
         try:
-            hint = f"\ntry --fold {suggest(model, board.resources['LUT'])}"
-        except Exception as exc:  # a hint must never hide the real error
-            hint = f"\n(no folding suggestion: {exc})"
-    return BuildError(f"model does not fit {board.name} ({board.device}) with fold={fold!r}:\n  "
-                      + "\n  ".join(lines) + hint)
+            new = perf.choose_fold(model, lut_budget=budget, max_width=max_width)
+        except ValueError:
+            hints.append("no folding fits: even the most folded design is too large")
+        else:
+            text = json.dumps([f.as_dict() for f in new], separators=(",", ":"))
+            hints.append(f"try --fold '{text}' ({perf.pixels_per_clock(model, new):.3g} pixels/clock,"
+                         f" now {perf.pixels_per_clock(model, fold):.3g}), or --fold lut:{budget}")
+    if used["BRAM"] > board.resources["BRAM"]:
+        width = int(0.9 * max_width * board.resources["BRAM"] / used["BRAM"])
+        hints.append(f"line buffers grow with the frame width: try --max-width {width} "
+                     f"(now {max_width}; the host tiles wider frames)")
+    return BuildError(f"model does not fit {board.name} ({board.device}):\n  "
+                      + "\n  ".join(lines + hints))
 
 
 # ------------------------------------------------------------------ Lattice (open flow)
@@ -213,7 +232,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
             used = _resources_from_cells(board.family, _cell_counts(stat))
             lines = _overflow(board, used)
             if lines:
-                raise _FitFailure(lines) from None
+                raise _FitFailure(used) from None
         raise
     report = json.loads((work / "top.report.json").read_text())
     util = report["utilization"]
@@ -226,7 +245,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
     ext = ".bit" if board.family == "ecp5" else ".bin"
     bitstream = out / f"gam{ext}"
     shutil.copyfile(work / f"top{ext}", bitstream)
-    fmax = {name: {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
+    fmax = {name.replace("$glbnet$", ""): {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
             for name, v in report["fmax"].items()}
     return {
         "bitstream": bitstream.name,
@@ -239,8 +258,10 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
 
 
 class _FitFailure(Exception):
-    def __init__(self, lines):
-        self.lines = lines
+    """Synthesis finished but the design needs more than the device has (``used`` per resource)."""
+
+    def __init__(self, used: dict):
+        self.used = used
 
 
 # ------------------------------------------------------------------ Xilinx (estimate + Vivado)
@@ -256,9 +277,8 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
     _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
     cells = _cell_counts(work / "gam_top.stat.json")
     used = _resources_from_cells("xc7", cells)
-    lines = _overflow(board, used)
-    if lines:
-        raise _FitFailure(lines)
+    if _overflow(board, used):
+        raise _FitFailure(used)
     vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest, board.clock_hz)
     return {
         "bitstream": None,
@@ -268,23 +288,26 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
         "fmax": {},
         "clock_mhz": board.clock_hz / 1e6,
         "clock_source": "PYNQ FCLK0 of the Vivado project (no Xilinx timing analysis here)",
+        "pynq": {"accelerator": "gam", "dma": "dma"},
     }
 
 
 # ------------------------------------------------------------------ throughput
-def _throughput(model, fold, manifest: dict, clock_mhz: float) -> dict:
-    """Pixels per clock (performance model) and frames per second at :data:`FRAMES`.
+def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
+    """Pixels per clock and frames per second at :data:`FRAMES` (:mod:`hw.perf`).
 
     The accelerator sees the image after the host's pixel steps: with unshuffle r a W x H
-    frame is (W/r) x (H/r) accelerator pixels.
+    frame is (W/r) x (H/r) accelerator pixels. Frame cycles include the pipeline fill.
     """
     from . import perf
 
+    fold = manifest["fold"]
     r = model.steps.unshuffle
-    out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {}, "accelerator_frame": {}}
+    out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {},
+           "accelerator_frame": {}}
     for w, h in FRAMES:
         aw, ah = -(-w // r), -(-h // r)
-        cycles = perf.cycles_per_frame(model, fold, aw, ah)
+        cycles = perf.frame_cycles(model, fold, height=ah, width=aw)
         key = f"{w}x{h}"
         out["accelerator_frame"][key] = [aw, ah]
         out["fps"][key] = round(clock_mhz * 1e6 / cycles, 2)
@@ -292,11 +315,13 @@ def _throughput(model, fold, manifest: dict, clock_mhz: float) -> dict:
 
 
 # ------------------------------------------------------------------ entry point
-def build(model, board: str | Board, out_dir, *, fold=None, max_width: int | None = None) -> dict:
+def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None) -> dict:
     """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
 
-    ``max_width`` defaults to the accelerator width of a 1280-pixel-wide image, so the
-    1280x720 figure of the report is a frame the bitstream can take whole.
+    ``fold`` is anything ``python -m hw.generate --fold`` takes; ``auto`` folds as far as
+    30 fps at 1280x720 allows at the board's clock target. ``max_width`` defaults to the
+    accelerator width of a 1280-pixel-wide image, so the 1280x720 figure of the report is a
+    frame the bitstream takes whole.
     """
     from . import generate
 
@@ -305,10 +330,13 @@ def build(model, board: str | Board, out_dir, *, fold=None, max_width: int | Non
     out = Path(out_dir)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
+    r = model.steps.unshuffle
+    (w, h) = FRAMES[-1]
     if max_width is None:
-        max_width = -(-FRAMES[-1][0] // model.steps.unshuffle)
+        max_width = -(-w // r)
     start = time.monotonic()
-    manifest = generate.generate(model, out, fold=fold, max_width=max_width)
+    manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=30.0,
+                                 clock_hz=board.clock_hz, frame=(-(-h // r), -(-w // r)))
     verilog = (out / "gam_top.v").read_text()
     try:
         if board.family == "xc7":
@@ -316,21 +344,24 @@ def build(model, board: str | Board, out_dir, *, fold=None, max_width: int | Non
         else:
             result = _build_lattice(board, work, out, verilog, env)
     except _FitFailure as fail:
-        raise _fit_error(board, model, fold, fail.lines) from None
+        raise _fit_error(board, model, manifest, fail.used) from None
     report = {
         "board": board.name,
         "device": board.device,
         "family": board.family,
         "model": {"name": model.name, "task": model.task, "digest": model.digest(),
                   "shape_hash": model.shape_hash()},
-        "fold": fold,
+        "fold_arg": fold,
+        "fold": manifest["fold"],
         "max_width": max_width,
         **result,
-        **_throughput(model, fold, manifest, result["clock_mhz"]),
+        **_throughput(model, manifest, result["clock_mhz"]),
         "seconds": round(time.monotonic() - start, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     manifest["build"] = {k: report[k] for k in ("board", "device", "bitstream", "clock_mhz")}
+    if "pynq" in result:  # the block design's IP names, for host/pynq_backend
+        manifest["pynq"] = result["pynq"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return report
 
@@ -338,7 +369,7 @@ def build(model, board: str | Board, out_dir, *, fold=None, max_width: int | Non
 def format_report(report: dict) -> str:
     """The report as the few lines the CLI prints."""
     lines = [f"{report['board']} ({report['device']}), model {report['model']['name']}, "
-             f"fold={report['fold']!r}, max width {report['max_width']}"]
+             f"fold {report['fold_arg']}, max width {report['max_width']}"]
     for res, u in report["utilization"].items():
         lines.append(f"  {res:4} {u['used']:>9g} / {u['available']:<7g} ({u['percent']:.1f} %)")
     for name, f in report["fmax"].items():
@@ -361,7 +392,9 @@ def main(argv=None) -> int:
         epilog=f"boards: {', '.join(f'{b.name} ({b.note})' for b in BOARDS.values())}")
     parser.add_argument("--board", required=True, help="target board (see below)")
     parser.add_argument("--model", required=True, help="model file (.gamir)")
-    parser.add_argument("--fold", default=None, help="folding, as python -m hw.generate takes it")
+    parser.add_argument("--fold", default="full",
+                        help="full, auto (30 fps at 1280x720), lut:N, JSON list or @file.json,"
+                             " as python -m hw.generate takes it")
     parser.add_argument("--max-width", type=int, default=None,
                         help="widest accelerator frame (default: 1280 / unshuffle)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
@@ -372,7 +405,7 @@ def main(argv=None) -> int:
         board = get_board(args.board)
         model = spec.load(args.model)
         report = build(model, board, args.out, fold=args.fold, max_width=args.max_width)
-    except (BoardError, BuildError, spec.ModelError, OSError) as exc:
+    except (BoardError, BuildError, ValueError, OSError) as exc:  # ModelError, FoldError too
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
