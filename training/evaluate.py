@@ -74,11 +74,11 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     """Classical baselines as [(setting, restore)]: a grid the caller tunes over.
 
     Denoising uses scikit-image's non-local means (``h`` from 0.6 to 1.0 sigma, 5x5 patches,
-    13x13 search) or wavelet shrinkage (BayesShrink / VisuShrink in YCbCr); picking the best
-    setting on the evaluation images themselves favours the baseline. SR uses the antialiased
+    13x13 search); picking the best setting on the evaluation images themselves favours the
+    baseline. (Wavelet shrinkage would need PyWavelets, which gamir does not depend on.) SR uses the antialiased
     bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention).
     """
-    from skimage.restoration import denoise_nl_means, denoise_wavelet
+    from skimage.restoration import denoise_nl_means
 
     def to_u8(x):
         return np.clip(np.floor(x * 255 + 0.5), 0, 255).astype(np.uint8)
@@ -88,11 +88,7 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
         return [(f"h={f}*sigma", lambda d, level, f=f: to_u8(denoise_nl_means(
             d / 255.0, h=f * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
             channel_axis=2))) for f in (0.6, 0.8, 1.0)]
-    if method == "wavelet":
-        return [(m, lambda d, level, m=m: to_u8(denoise_wavelet(
-            d / 255.0, sigma=s, mode="soft", method=m, wavelet="db2", rescale_sigma=True,
-            convert2ycbcr=True, channel_axis=2))) for m in ("BayesShrink", "VisuShrink")]
     if method == "bicubic":
         from .data import bicubic, to_image, to_tensor
         return [("a=-0.5 antialiased", lambda d, level: to_image(bicubic(to_tensor(d), 2.0)))]
-    raise ValueError(f"baseline {method!r} must be nlm, wavelet or bicubic")
+    raise ValueError(f"baseline {method!r} must be nlm or bicubic")
