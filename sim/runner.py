@@ -9,7 +9,8 @@ compiles the Verilog into ``sim_build/<hash>`` where the hash covers the Verilog
 module name, the tool versions and flags, so tests that simulate the same design share one C++
 build (the expensive part: 5-60 s on two cores) and an unchanged design is never rebuilt. A
 file lock makes concurrent builds of the same design (pytest-xdist) wait instead of racing.
-Builds have no tracing (it adds a quarter to the C++); a failing run is repeated on a second,
+Verilator's design-independent runtime objects are compiled once and copied into later
+builds. Builds have no tracing (it adds a quarter to the C++); a failing run is repeated on a second,
 traced build of the same design (``<hash>-trace``) to record its VCD. (FST would be smaller,
 but the wheel's FST writer needs ``lz4.h``, which a machine without apt packages lacks.)
 
@@ -108,26 +109,57 @@ def build(verilog: str, toplevel: str, *, trace: bool = False) -> Build:
     return Build(bdir, toplevel)
 
 
-def _runner_class():
+#: Verilator's runtime objects: the same for every design, so compiled once and copied.
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
+                   "verilated_vcd_c")
+
+
+def _runtime_dir(trace: bool) -> Path:
+    tag = hashlib.sha256(_versions().encode()).hexdigest()[:8]
+    return build_root() / f"runtime-{tag}{'-trace' if trace else ''}"
+
+
+def _runner_class(runtime: Path):
     from cocotb_tools.runner import Verilator
 
     class LeanVerilator(Verilator):
-        """cocotb's Verilator runner with two build-time savings.
+        """cocotb's Verilator runner with three build-time savings.
 
         * Only the top module's signals are made VPI-visible (a control file) instead of every
           signal of every submodule (``--public-flat-rw``): the benches touch ports only, and
           the generated C++ shrinks by a third.
         * The model's C++ compiles at ``-O0``: the benches spend their time in Python, not in
           the model, and the accelerator's C++ is large.
+        * Verilator's runtime objects (``verilated*.o``, design-independent, about half of a
+          small block's build) are copied from the first build instead of recompiled; make
+          sees them up to date through their dependency files.
         """
 
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0].remove("--public-flat-rw")
             cmds[1] += list(MAKE_ARGS)
+            if runtime.is_dir():
+                files = sorted(str(f) for f in runtime.iterdir())
+                cmds.insert(1, ["cp", *files, str(self.build_dir)])  # mtime now: newer than Vtop.mk
             return cmds
 
     return LeanVerilator
+
+
+def _save_runtime(bdir: Path, runtime: Path) -> None:
+    """Keep ``bdir``'s runtime objects for later builds (atomically: rename a full folder)."""
+    if runtime.is_dir():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="runtime-", dir=build_root()))
+    for name in RUNTIME_OBJECTS:
+        for ext in (".o", ".d"):
+            if (bdir / (name + ext)).exists():
+                shutil.copy2(bdir / (name + ext), tmp)
+    try:
+        tmp.rename(runtime)
+    except OSError:  # another process saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool) -> None:
@@ -138,9 +170,10 @@ def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool) -> None:
     vlt = bdir / "public.vlt"
     vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
     log = bdir / "build.log"
+    runtime = _runtime_dir(trace)
     t0 = time.time()
     try:
-        _runner_class()().build(
+        _runner_class(runtime)().build(
             sources=[VerilatorControlFile(vlt), src], hdl_toplevel=toplevel, build_dir=bdir,
             waves=trace, build_args=list(BUILD_ARGS), log_file=log)
     except (RuntimeError, SystemExit) as e:
@@ -148,6 +181,7 @@ def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool) -> None:
         raise RuntimeError(f"Verilator build of {toplevel} failed ({e}); log {log}:\n{tail}") \
             from None
     (bdir / "build_seconds").write_text(f"{time.time() - t0:.1f}\n")
+    _save_runtime(bdir, runtime)
 
 
 def run(b: Build, test_module: str, job: dict, arrays: dict | None = None, *,
