@@ -9,8 +9,8 @@ compiles the Verilog into ``sim_build/<hash>`` where the hash covers the Verilog
 module name, the tool versions and flags, so tests that simulate the same design share one C++
 build (the expensive part: 5-60 s on two cores) and an unchanged design is never rebuilt. A
 file lock makes concurrent builds of the same design (pytest-xdist) wait instead of racing.
-Verilator's design-independent runtime objects are compiled once and copied into later
-builds. Builds have no tracing (it adds a quarter to the C++); a failing run is repeated on a second,
+Verilator's design-independent runtime objects are compiled once and copied into later builds.
+Builds have no tracing (it adds a quarter to the C++); a failing run is repeated on a second,
 traced build of the same design (``<hash>-trace``) to record its VCD. (FST would be smaller,
 but the wheel's FST writer needs ``lz4.h``, which a machine without apt packages lacks.)
 
