@@ -12,7 +12,8 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.xnor_engine.PIPELINE_LATENCY`
   cycles after their last slice;
 * output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
-  it has more than one group; the register slice at the layer's output adds one more.
+  it has more than one group; three register slices (after the window generator, the PE
+  array and the layer) add one cycle each.
 
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
@@ -37,7 +38,7 @@ __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "cho
 #: Latencies in cycles, mirrored from the blocks (tests keep them honest).
 MVU_LATENCY = 4  # hw.xnor_engine.PIPELINE_LATENCY
 STAGE_LATENCY = 2  # hw.threshold.LATENCY (register of the output stage)
-SLICE_LATENCY = 1  # hw.stream_util.SkidBuffer at each layer's output
+SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE array, the layer)
 
 
 def layer_ii(layer, fold: regmap.LayerFold) -> int:
@@ -87,9 +88,10 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
                 first_in = 0
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
         k = f.pe // f.out_pe
-        start = _serve(win, nf * sf)  # first issue step of each window
+        start = _serve(win + SLICE_LATENCY, nf * sf)  # first issue step of each window
         # Group n of pixel p leaves the PE array after its last slice, then splits into k.
-        groups = (start[:, None] + (np.arange(nf)[None, :] + 1) * sf - 1 + MVU_LATENCY)
+        groups = (start[:, None] + (np.arange(nf)[None, :] + 1) * sf - 1 + MVU_LATENCY
+                  + SLICE_LATENCY)
         sub = np.repeat(groups.reshape(-1), k)
         stage = _serve(sub, 1) + STAGE_LATENCY
         groups_per_pixel = nf * k

@@ -6,10 +6,11 @@ Data path (one stream per tensor, valid/ready everywhere)::
                   |                              |  (residual tensors fork into a DelayFIFO
                   +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
-A layer is ``[SignBits] -> WindowGen -> FoldedMVU -> Split -> output stage -> Gather ->
-SkidBuffer``: the PE array emits ``pe`` accumulators per beat, the output stage (threshold,
+A layer is ``[SignBits] -> WindowGen -> slice -> FoldedMVU -> slice -> Split -> output stage
+-> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`): the PE array emits ``pe`` accumulators per beat, the output stage (threshold,
 affine or pixel) takes ``out_pe`` per beat, the gather rebuilds a whole pixel for the next
-layer's line buffer, and the register slice keeps every ``ready`` path inside one layer.
+layer's line buffer, and the register slices keep ``ready`` paths short (none crosses a
+layer).
 
 Registers (:mod:`hw.regmap`): frame size, status and sticky errors, frame and cycle counters,
 and the parameter port that rewrites every weight/threshold/affine memory so one bitstream runs
@@ -170,9 +171,15 @@ class Pipeline(wiring.Component):
                             taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits)
         add("mvu", mvu)
         hits.append(mvu.weights.hit)
-        wiring.connect(m, win.o, mvu.i)
+        # Register slices around the PE array: its enable (thousands of flip-flops) and the
+        # line buffer's read address then depend on registered ``ready`` signals only.
+        win_slice = add("win_slice", SkidBuffer(win.o.payload.shape()))
+        wiring.connect(m, win.o, win_slice.i)
+        wiring.connect(m, win_slice.o, mvu.i)
+        acc_slice = add("acc_slice", SkidBuffer(mvu.o.payload.shape()))
+        wiring.connect(m, mvu.o, acc_slice.i)
         split = add("split", Split(mvu.acc_shape, f.out_pe, f.pe // f.out_pe))
-        wiring.connect(m, mvu.o, split.i)
+        wiring.connect(m, acc_slice.o, split.i)
         if layer.output == "threshold":
             stage = Threshold(o_region, init(o_region), acc_shape=mvu.acc_shape)
         elif layer.output == "affine":
