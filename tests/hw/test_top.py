@@ -206,3 +206,18 @@ def test_larger_denoiser_like_case():
     x = spec.random_image(40, h, w, model.input_channels)
     res = run_frames(dut, [x], gap=0.2, stall=0.2, seed=40)
     assert (res["images"][0] == spec.run_tensor(model, x)).all()
+
+
+@pytest.mark.parametrize("fold", [None, [{"pe": 1, "simd": 3}]])
+def test_single_pixel_layer_model(fold):
+    """The smallest model: one fixed 3x3 pixel layer with a partial global residual."""
+    from spec.model import Layer, Model
+
+    layer = Layer("fixed", 3, 3, 3, "pixel", None, w_bits=5, scale_bits=12)
+    layer.residual_map = np.array([0, 1, -1])
+    random_layer_params(np.random.default_rng(0), layer, 0, 255)
+    model = Model(layers=[layer], image_channels=3).validate()
+    dut = Top(model, max_width=4, fold=fold)
+    x = spec.random_image(1, 3, 4, 3)
+    res = run_frames(dut, [x], gap=0.3, stall=0.3, seed=2)
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
