@@ -38,9 +38,11 @@ __all__ = ["AXIStreamSignature", "AXILiteSignature", "Pipeline", "Top", "AXIL_AD
 
 #: AXI4-Lite address width (a 4 KiB register window).
 AXIL_ADDR_BITS = 12
-#: Beats a layer may hold beyond its line buffer (stage registers); residual FIFOs add this per
-#: layer spanned so the fork feeding them never waits on its own delayed partner.
-FIFO_SLACK = 16
+#: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
+#: three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
+#: them never waits on its own delayed partner. Twice the count, for margin: 32 beats cost
+#: little next to a row.
+FIFO_SLACK = 32
 
 
 class AXIStreamSignature(wiring.Signature):

@@ -221,3 +221,16 @@ def test_single_pixel_layer_model(fold):
     x = spec.random_image(1, 3, 4, 3)
     res = run_frames(dut, [x], gap=0.3, stall=0.3, seed=2)
     assert (res["images"][0] == spec.run_tensor(model, x)).all()
+
+
+def test_residual_chains_survive_long_output_stalls():
+    """Every binary layer adds a residual (spans 1 and 2); the output is ready 10 % of the time,
+    so the forks and delay FIFOs fill: nothing deadlocks or drops."""
+    model = spec.random_model(54, channels=2, n_binary=4, image_channels=1, unshuffle=1,
+                              residual_prob=1.0, max_residual_span=2, kernels=(1, 3))
+    assert sum(layer.residual is not None for layer in model.layers) >= 3
+    dut = Top(model, max_width=3)
+    frames = [spec.random_image(54 + k, 3, 3, model.input_channels) for k in range(2)]
+    res = run_frames(dut, frames, stall=0.9, seed=54)
+    for got, x in zip(res["images"], frames):
+        assert (got == spec.run_tensor(model, x)).all()
