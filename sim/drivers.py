@@ -5,11 +5,12 @@ Why our own and not cocotbext-axi: with cocotb 2.1 and Verilator 5.48, cocotbext
 (the simulation ran 14 minutes without a received frame; it also warns about removed cocotb
 APIs). These models are small and fast: one coroutine per clock serves every stream agent.
 
-Timing rule (the whole point of a bus model): right after a rising edge an agent drives its
-outputs for the coming cycle; in the ReadOnly phase of that cycle, when the design has settled,
-it samples the handshake (``valid & ready``) that the *next* edge will complete. So no agent
-ever reads a value that is still changing, and a combinational ``ready`` that depends on
-``valid`` is seen correctly.
+Timing rule (the whole point of a bus model): at a rising edge an agent first samples the
+handshake (``valid & ready``) the edge completes -- cocotb runs the edge's callback before
+Verilator evaluates the edge, so the values read are the ones the flip-flops sample -- then
+drives its outputs for the coming cycle; cocotb applies those writes after the edge (inertial
+writes), as a flip-flop output would change. One trigger per clock for all agents. The
+scoreboards of ``sim/`` would catch a one-cycle slip at once (every handshake would move).
 
 Random stalls: a source leaves ``valid`` low with probability ``gap`` before each beat (never
 dropping ``valid`` once raised, AXI's rule), a sink leaves ``ready`` low with probability
@@ -47,11 +48,11 @@ class StreamBus:
 
 
 class Clocked:
-    """Runs ``drive()`` of every agent after each rising edge and ``sample(cycle)`` in the
-    ReadOnly phase of the same cycle, in one coroutine (cheaper than one per agent).
+    """Runs ``sample(cycle)`` then ``drive()`` of every agent at each rising edge, in one
+    coroutine (cheaper than one per agent, and one trigger per clock).
 
-    ``cycle`` counts rising edges since :meth:`start`; a handshake sampled in cycle ``k``
-    completes at the edge that starts cycle ``k + 1``.
+    ``cycle`` counts rising edges since :meth:`start`; ``sample(k)`` sees the handshake that
+    the edge ending cycle ``k`` completed.
     """
 
     def __init__(self, clk):
@@ -66,18 +67,18 @@ class Clocked:
         cocotb.start_soon(self._loop())
 
     async def _loop(self) -> None:
-        edge, settled = RisingEdge(self.clk), ReadOnly()
+        edge = RisingEdge(self.clk)
+        agents = self.agents
         while True:
             await edge
-            self.cycle += 1
-            for a in self.agents:
-                a.drive()
-            await settled
-            for a in self.agents:
+            for a in agents:
                 a.sample(self.cycle)
+            self.cycle += 1
+            for a in agents:
+                a.drive()
 
     async def wait_for(self, event: Event, cycles: int, what: str) -> None:
-        """Wait for ``event`` at most ``cycles`` clock cycles, then leave the ReadOnly phase."""
+        """Wait for ``event`` at most ``cycles`` clock cycles, then for the next edge."""
         period = self.period_ns
         try:
             await with_timeout(event.wait(), cycles * period, "ns")
