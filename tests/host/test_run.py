@@ -120,3 +120,14 @@ def test_readme_command_on_the_shipped_clip(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "no PYNQ board here" in r.stderr
     assert len(read_frames(tmp_path / "clip_restored.mp4")) == len(read_frames(clip))
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "denoise.gamir").is_file(),
+                    reason="models/denoise.gamir is not trained yet")
+def test_task_picks_the_shipped_model(tmp_path):
+    img = spec.random_image(3, 24, 36, 3)
+    src = write_png(tmp_path / "noisy.png", img)
+    assert main(["--task", "denoise", "--sigma", "30", str(src)]) == 0
+    (got,) = read_frames(tmp_path / "noisy_restored.png")
+    model = spec.load(MODELS_DIR / "denoise.gamir").with_noise_level(30)
+    np.testing.assert_array_equal(got, spec.restore(model, img))
