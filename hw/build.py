@@ -315,11 +315,13 @@ def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
 
 
 # ------------------------------------------------------------------ entry point
-def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None) -> dict:
+def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None,
+          fps: float = 30.0) -> dict:
     """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
 
     ``fold`` is anything ``python -m hw.generate --fold`` takes; ``auto`` folds as far as
-    30 fps at 1280x720 allows at the board's clock target. ``max_width`` defaults to the
+    ``fps`` at 1280x720 allows at the board's clock target (ask for more than you need when
+    Fmax may fall short of the target). ``max_width`` defaults to the
     accelerator width of a 1280-pixel-wide image, so the 1280x720 figure of the report is a
     frame the bitstream takes whole.
     """
@@ -335,7 +337,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     if max_width is None:
         max_width = -(-w // r)
     start = time.monotonic()
-    manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=30.0,
+    manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
                                  clock_hz=board.clock_hz, frame=(-(-h // r), -(-w // r)))
     verilog = (out / "gam_top.v").read_text()
     try:
@@ -397,6 +399,8 @@ def main(argv=None) -> int:
                              " as python -m hw.generate takes it")
     parser.add_argument("--max-width", type=int, default=None,
                         help="widest accelerator frame (default: 1280 / unshuffle)")
+    parser.add_argument("--fps", type=float, default=30.0,
+                        help="frames/s at 1280x720 that --fold auto aims at (default 30)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     import spec
@@ -404,7 +408,8 @@ def main(argv=None) -> int:
     try:
         board = get_board(args.board)
         model = spec.load(args.model)
-        report = build(model, board, args.out, fold=args.fold, max_width=args.max_width)
+        report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
+                       fps=args.fps)
     except (BoardError, BuildError, ValueError, OSError) as exc:  # ModelError, FoldError too
         print(f"error: {exc}", file=sys.stderr)
         return 2

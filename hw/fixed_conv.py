@@ -16,11 +16,11 @@ from amaranth.lib import data
 from spec import arith
 
 from .affine import scale_round
-from .stream_util import pixel_layout
+from .stream_util import pixel_layout, tree_sum
 from .threshold import LaneStage
 from .xnor_engine import FoldedMVU
 
-__all__ = ["FixedConv", "PixelOutput"]
+__all__ = ["FixedConv", "PixelOutput", "shift_add_product"]
 
 
 class FixedConv(FoldedMVU):
@@ -36,6 +36,11 @@ class FixedConv(FoldedMVU):
     taps, c_out : int
     acc_shape : shape
     w_bits : int
+    dsp_terms : int or None
+        How many of the ``pe*simd`` products are written as ``*`` (synthesis maps those to hard
+        multipliers); the rest are shift-and-add trees, which synthesis keeps in LUTs. ``None``
+        writes every product as ``*``. This is how a fold larger than the device's DSP count
+        still fits (an ECP5-85F has 156 MULT18X18, a Zynq-7020 220 DSP48).
 
     Members
     -------
@@ -44,15 +49,32 @@ class FixedConv(FoldedMVU):
     bus : In(ParamBus())
     """
 
-    def __init__(self, region, init, *, elem, bit_input, taps, c_out, acc_shape, w_bits):
-        self.bit_input = bit_input
+    def __init__(self, region, init, *, elem, bit_input, taps, c_out, acc_shape, w_bits,
+                 dsp_terms=None):
+        if dsp_terms is not None and (not isinstance(dsp_terms, int) or dsp_terms < 0):
+            raise ValueError(f"dsp_terms={dsp_terms!r} must be None or a non-negative integer")
+        self.bit_input, self.dsp_terms = bit_input, dsp_terms
         super().__init__(region, init, elem=elem, taps=taps, c_out=c_out, acc_shape=acc_shape,
                          w_shape=signed(w_bits))
 
-    def terms(self, x, w):
+    def terms(self, x, w, pe):
         if self.bit_input:
             return [Mux(x[j], w[j], -w[j]) for j in range(self.simd)]
-        return [x[j] * w[j] for j in range(self.simd)]
+        out = []
+        for j in range(self.simd):
+            if self.dsp_terms is None or pe * self.simd + j < self.dsp_terms:
+                out.append(x[j] * w[j])
+            else:
+                out.append(shift_add_product(x[j], w[j]))
+        return out
+
+
+def shift_add_product(x, w):
+    """``x * w`` for a two's complement ``w`` as a sum of shifted copies of ``x`` (one per
+    weight bit, the top bit's copy subtracted): no ``$mul`` cell, so no hard multiplier."""
+    n = len(w)
+    rows = [Mux(w[b], x << b, 0) for b in range(n - 1)]
+    return tree_sum(rows) - Mux(w[n - 1], x << (n - 1), 0)
 
 
 class PixelOutput(LaneStage):

@@ -77,8 +77,11 @@ def manifest(model: Model, folds, *, max_width: int, frame=(360, 640),
 
 
 def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: float = 30.0,
-             clock_hz: float = 100e6, frame=(360, 640)) -> dict:
-    """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest."""
+             clock_hz: float = 100e6, frame=(360, 640), dsp: int | None = None) -> dict:
+    """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
+
+    ``dsp`` caps the hard multipliers the design asks for (:func:`hw.top.dsp_allocation`);
+    ``None`` leaves every product to synthesis."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
@@ -87,13 +90,15 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
     model.validate()
     folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
                          max_width=max_width)
-    top = Top(model, max_width=max_width, fold=folds)
+    top = Top(model, max_width=max_width, fold=folds, dsp=dsp)
     text = verilog.convert(top, name="gam_top", emit_src=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gam_top.v").write_text(text)
     man = manifest(model, folds, max_width=max_width, frame=frame, clock_hz=clock_hz)
     man["axil_addr_bits"] = AXIL_ADDR_BITS
+    man["dsp_budget"] = dsp
+    man["dsp_terms"] = top.pipeline.dsp_terms
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return man
 
@@ -107,13 +112,16 @@ def main(argv=None) -> int:
     ap.add_argument("--clock-mhz", type=float, default=100.0, help="clock for --fold auto")
     ap.add_argument("--frame", default="360x640",
                     help="accelerator frame HxW for --fold auto and the cycle prediction")
+    ap.add_argument("--dsp", type=int, default=None,
+                    help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
+                         " the fixed convs' other products become LUT shift-and-add trees")
     ap.add_argument("-o", "--out", required=True, help="output directory")
     args = ap.parse_args(argv)
     try:
         model = spec.load(args.model)
         h, w = (int(v) for v in args.frame.lower().split("x"))
         man = generate(model, args.out, fold=args.fold, max_width=args.max_width, fps=args.fps,
-                       clock_hz=args.clock_mhz * 1e6, frame=(h, w))
+                       clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp)
     except (OSError, ModelError, ValueError) as e:
         print(f"hw.generate: error: {e}", file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ class SerialHarness(Elaboratable):
         shift_in = Signal(self.input_bits)
         m.d.sync += shift_in.eq(Cat(sin.i[0], shift_in[:-1]))
 
-        outs = {p.name: Signal(p.width, name=f"acc_{p.name}") for p in self.outputs}
+        outs = {p.name: Signal(p.width, name=f"out_{p.name}") for p in self.outputs}
         shift_out = Signal(self.output_bits)
         count = Signal(range(self.output_bits))
         with m.If(count == self.output_bits - 1):

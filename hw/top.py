@@ -34,7 +34,7 @@ from .window import WindowGen
 from .xnor_engine import XnorEngine, acc_shape_for
 
 __all__ = ["AXIStreamSignature", "AXILiteSignature", "Pipeline", "Top", "AXIL_ADDR_BITS",
-           "FIFO_SLACK"]
+           "FIFO_SLACK", "dsp_allocation"]
 
 #: AXI4-Lite address width (a 4 KiB register window).
 AXIL_ADDR_BITS = 12
@@ -75,6 +75,28 @@ def tensor_elem(t):
     return signed(t.bits)
 
 
+def dsp_allocation(model: Model, folds, dsp):
+    """Per layer, how many conv products may use hard multipliers (``None`` = all).
+
+    ``dsp`` is the device budget. The output stages' ``out_pe`` multipliers (accumulator x
+    ``A``, up to 18 bits: one DSP each) are counted first; the rest goes to the fixed convs in
+    layer order, the head first. Their remaining products become LUT shift-and-add trees.
+    """
+    if dsp is None:
+        return [None] * len(model.layers)
+    if not isinstance(dsp, int) or dsp < 0:
+        raise ValueError(f"dsp={dsp!r} must be None or a non-negative integer")
+    left = dsp - sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.output != "threshold")
+    out = []
+    for layer, f in zip(model.layers, folds):
+        n = 0
+        if layer.kind == "fixed":
+            n = max(0, min(left, f.pe * f.simd))
+            left -= n
+        out.append(n)
+    return out
+
+
 class Pipeline(wiring.Component):
     """All layers of ``model`` with ``fold``: tensor 0 pixels in, output pixels out.
 
@@ -88,11 +110,12 @@ class Pipeline(wiring.Component):
     height : In(16)
     """
 
-    def __init__(self, model: Model, *, max_width: int, fold=None):
+    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None):
         model.validate()
         self.model, self.max_width = model, max_width
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
+        self.dsp_terms = dsp_allocation(model, self.folds, dsp)
         #: Per layer, its internal streams (filled at elaboration; tests time them).
         self.probes = {}
         types = model.tensor_types()
@@ -170,7 +193,8 @@ class Pipeline(wiring.Component):
             mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out)
         else:
             mvu = FixedConv(w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
-                            taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits)
+                            taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
+                            dsp_terms=self.dsp_terms[k - 1])
         add("mvu", mvu)
         hits.append(mvu.weights.hit)
         # Register slices around the PE array: its enable (thousands of flip-flops) and the
@@ -221,6 +245,9 @@ class Top(wiring.Component):
     max_width : int
         Largest frame width (line buffer depth).
     fold : see :func:`hw.regmap.normalize_fold`
+    dsp : int or None
+        Hard multiplier budget (:func:`dsp_allocation`); ``None`` leaves every product to
+        synthesis.
 
     Members
     -------
@@ -229,10 +256,10 @@ class Top(wiring.Component):
     s_axil : In(AXILiteSignature())
     """
 
-    def __init__(self, model: Model, *, max_width: int = 1280, fold=None):
+    def __init__(self, model: Model, *, max_width: int = 1280, fold=None, dsp=None):
         if not isinstance(max_width, int) or not 1 <= max_width <= 65535:
             raise ValueError(f"max_width={max_width!r} must be an integer in 1..65535")
-        self.pipeline = Pipeline(model, max_width=max_width, fold=fold)
+        self.pipeline = Pipeline(model, max_width=max_width, fold=fold, dsp=dsp)
         self.model, self.max_width, self.folds = model, max_width, self.pipeline.folds
         self.c_in, self.c_out = model.input_channels, model.layers[-1].c_out
         super().__init__({

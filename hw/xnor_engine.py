@@ -77,8 +77,8 @@ class FoldedMVU(wiring.Component):
             "bus": In(ParamBus()),
         })
 
-    def terms(self, x, w):
-        """One PE's ``simd`` terms for input slice ``x`` and weight slice ``w`` (views of
+    def terms(self, x, w, pe):
+        """PE ``pe``'s ``simd`` terms for input slice ``x`` and weight slice ``w`` (views of
         ``ArrayLayout``s of ``simd`` elements); they are registered, then summed."""
         raise NotImplementedError
 
@@ -116,7 +116,7 @@ class FoldedMVU(wiring.Component):
         term_regs = []
         for p in range(self.pe):
             w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-            terms = self.terms(x1, w)
+            terms = self.terms(x1, w, p)
             regs = [Signal(t.shape(), name=f"term_{p}_{j}") for j, t in enumerate(terms)]
             with m.If(en):
                 m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
@@ -166,7 +166,7 @@ class XnorEngine(FoldedMVU):
         super().__init__(region, init, elem=unsigned(1), taps=taps, c_out=c_out,
                          acc_shape=unsigned(taps.bit_length()), w_shape=unsigned(1))
 
-    def terms(self, x, w):
+    def terms(self, x, w, pe):
         xnor = ~(x.as_value() ^ w.as_value())
         return [xnor[j] for j in range(self.simd)]
 

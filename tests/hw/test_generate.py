@@ -16,7 +16,7 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
     spec.save(model, path)
     fold = '[{"pe": 2, "simd": 3}, null, null, null]'
     r = subprocess.run([sys.executable, "-m", "hw.generate", "--model", str(path), "--fold", fold,
-                        "--max-width", "64", "--frame", "8x16", "-o", str(tmp_path / "out")],
+                        "--max-width", "64", "--frame", "8x16", "--dsp", "50", "-o", str(tmp_path / "out")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "out" / "gam_top.v").read_text()
@@ -31,6 +31,7 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
     assert man["model"]["shape_hash"] == model.shape_hash()
     assert man["fold"][0] == {"pe": 2, "simd": 3, "out_pe": 2}
     assert man["max_width"] == 64
+    assert man["dsp_budget"] == 50 and len(man["dsp_terms"]) == len(model.layers)
     assert man["streams"]["s_axis_tdata_bits"] == regmap.stream_bits(model.input_channels)
     assert man["register_map"]["registers"]["PARAM_DATA"]["address"] == regmap.REG["PARAM_DATA"]
     want = perf.frame_cycles(model, json.loads(fold), height=8, width=16)

@@ -192,6 +192,21 @@ def test_random_models_folds_and_frames(seed):
     assert res["STATUS"] == 0 and res["FRAMES"] == 2
 
 
+def test_dsp_budget_keeps_results_and_allocates_head_first():
+    from hw.top import dsp_allocation
+
+    model = small_model(7, n_binary=1)
+    fold = [{"pe": 1, "simd": model.layers[0].taps}, None, None]
+    stage_mults = sum(f.out_pe for layer, f in zip(model.layers, regmap.normalize_fold(model, fold))
+                      if layer.output != "threshold")
+    alloc = dsp_allocation(model, regmap.normalize_fold(model, fold), stage_mults + 2)
+    assert alloc[0] == 2 and alloc[1] == 0 and alloc[2] == 0
+    dut = Top(model, max_width=5, fold=fold, dsp=stage_mults + 2)
+    x = spec.random_image(7, 3, 5, model.input_channels)
+    res = run_frames(dut, [x], gap=0.2, stall=0.2, seed=7)
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
+
+
 def test_larger_denoiser_like_case():
     """One bigger case: 8 channels, 3 binary layers with residuals, the unshuffle + noise-channel
     input (13 channels here 5: 1 image channel x 4 + noise), auto fold for a rate."""

@@ -59,3 +59,21 @@ def test_fold_mismatch_is_rejected():
     wreg = regmap.regions(model)[2]
     with pytest.raises(ValueError, match=r"^taps=35 must be a multiple of simd=36 and c_out=5"):
         XnorEngine(wreg, regmap.region_entries(model, wreg), taps=35, c_out=5)
+
+
+@pytest.mark.parametrize("dsp_terms", [0, 2])
+def test_fixed_conv_shift_add_products_match_spec(dsp_terms):
+    """Products outside the DSP budget are shift-and-add trees; same accumulators."""
+    for k, seed in ((1, 7), (2, 11)):  # pixels (unsigned) in; the tail reads signed fixed
+        model, layer, tensors, types, wreg, _, acc = layer_case(
+            seed, k, {"pe": 1, "simd": 3}, channels=2, n_binary=0, image_channels=1, unshuffle=1)
+        t_in = types[k - 1]
+        assert t_in.kind == ("pixel" if k == 1 else "fixed")
+        elem = tensor_elem(t_in)
+        dut = FixedConv(wreg, regmap.region_entries(model, wreg), elem=elem,
+                        bit_input=t_in.kind == "bit", taps=layer.taps, c_out=layer.c_out,
+                        acc_shape=acc_shape_for(layer, t_in), w_bits=layer.w_bits,
+                        dsp_terms=dsp_terms)
+        got = run_mvu(dut, windows(tensors[k - 1], layer.kernel), Shape.cast(elem).width,
+                      acc.shape[0] * acc.shape[1], seed)
+        assert (got == acc.reshape(got.shape)).all()
