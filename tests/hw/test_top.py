@@ -249,3 +249,26 @@ def test_residual_chains_survive_long_output_stalls():
     res = run_frames(dut, frames, stall=0.9, seed=54)
     for got, x in zip(res["images"], frames):
         assert (got == spec.run_tensor(model, x)).all()
+
+
+def test_shipped_denoiser_with_its_720p30_fold():
+    """The shipped denoiser (13 -> 32 head, 8 binary residual layers, 32 -> 12 tail) with the
+    fold hw.perf picks for 640x360 at 30 fps and 100 MHz, and a 140-multiplier budget: bit
+    exact on a small frame, and the CYCLES register equals the prediction."""
+    from pathlib import Path
+
+    from hw import perf
+
+    path = Path(__file__).resolve().parents[2] / "models" / "denoise.gamir"
+    if not path.exists():
+        pytest.skip("models/denoise.gamir is not in this checkout")
+    model = spec.load(path)
+    fold = perf.choose_fold(model, pixels_per_second=640 * 360 * 30, clock_hz=100e6,
+                            height=360, width=640, max_width=640)
+    assert perf.frame_cycles(model, fold, height=360, width=640) <= 100e6 / 30
+    h, w = 3, 4
+    dut = Top(model, max_width=w, fold=fold, dsp=140)
+    x = spec.random_image(3, h, w, model.input_channels)
+    res = run_frames(dut, [x], seed=1)
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
+    assert res["CYCLES"] == perf.frame_cycles(model, fold, height=h, width=w)
