@@ -33,12 +33,57 @@ from spec.model import Model
 from . import regmap
 
 __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
-           "report"]
+           "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
 
 #: Latencies in cycles, mirrored from the blocks (tests keep them honest).
 MVU_LATENCY = 4  # hw.xnor_engine.PIPELINE_LATENCY
 STAGE_LATENCY = 2  # hw.threshold.LATENCY (register of the output stage)
 SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE array, the layer)
+
+
+#: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
+#: three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
+#: them never waits on its own delayed partner. Twice the count, for margin: 32 beats cost
+#: little next to a row.
+FIFO_SLACK = 32
+
+#: Block RAM shapes (depth, width) per primitive: ECP5 EBR (18 Kbit) and Xilinx 7-series
+#: RAMB36 (36 Kbit, simple dual port up to 72 bits wide).
+BRAM_SHAPES = {
+    "ecp5_ebr": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],
+    "xc7_bram36": [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
+                   (512, 72)],
+}
+
+
+def delay_depth(span: int, max_width: int) -> int:
+    """Depth of the FIFO delaying a tensor by ``span`` layers (residual and global residual)."""
+    return span * (max_width + FIFO_SLACK) + FIFO_SLACK
+
+
+def memories(model: Model, fold=None, *, max_width: int) -> list[dict]:
+    """The pixel-path memories of the generated design: line buffers and delay FIFOs."""
+    folds = regmap.normalize_fold(model, fold)
+    types = model.tensor_types()
+    out = []
+    for i, layer in enumerate(model.layers, 1):
+        t = types[i - 1]
+        bits = 1 if layer.kind == "binary" else t.bits
+        if layer.kernel == 3:
+            out.append({"what": f"layer {i} line buffer", "width": 2 * t.channels * bits,
+                        "depth": max_width})
+        if layer.residual is not None:
+            rt = types[layer.residual]
+            out.append({"what": f"layer {i} residual delay", "width": rt.channels * rt.bits,
+                        "depth": delay_depth(i - layer.residual, max_width)})
+    out.append({"what": "global residual delay", "width": 8 * model.input_channels,
+                "depth": delay_depth(len(folds), max_width)})
+    return out
+
+
+def block_rams(width: int, depth: int, kind: str) -> int:
+    """Fewest block RAMs of ``kind`` (a key of :data:`BRAM_SHAPES`) holding width x depth."""
+    return min(-(-width // w) * -(-depth // d) for d, w in BRAM_SHAPES[kind])
 
 
 def layer_ii(layer, fold: regmap.LayerFold) -> int:
@@ -107,7 +152,9 @@ def _divisors(n: int) -> list[int]:
 def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
     """Rough resource estimate: LUT4-equivalents, hard multipliers of the output stages
     (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
-    counted in ``luts``), RAM bits, flip-flops."""
+    counted in ``luts``), pixel-path RAM bits and the block RAMs they take on an ECP5
+    (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``), flip-flops. Weight memories are shallow
+    (``nf*sf`` rows) and go to LUT RAM or flip-flops, counted in ``luts`` / ``ffs``."""
     folds = regmap.normalize_fold(model, fold)
     types = model.tensor_types()
     luts = mults = conv_mults = ram_bits = ffs = 0
@@ -136,24 +183,21 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
         wbits = layer.c_out * layer.taps * (1 if layer.kind == "binary" else layer.w_bits)
         w_ram = wbits if nf * sf > 1 else 0
         w_ff = wbits if nf * sf == 1 else 0
-        lines = 2 * max_width * t_in.channels * in_bits if layer.kernel == 3 else 0
         luts += l_mvu + l_sel + l_out + w_ram // 32
         mults += m_out
         c_mults = lanes if layer.kind == "fixed" and t_in.kind != "bit" else 0
         conv_mults += c_mults
-        ram_bits += lines
         ffs += w_ff + f.pe * acc_bits * 2
         per_layer.append({"layer": i, "ii": layer_ii(layer, f), "luts": l_mvu + l_sel + l_out,
                           "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
-    # Residual delays and the global residual FIFO (hw.top sizes them).
-    for k, layer in enumerate(model.layers, 1):
-        if layer.residual is not None:
-            ram_bits += (k - layer.residual) * max_width * layer.c_out * layer.out_bits
-    ram_bits += len(model.layers) * max_width * model.input_channels * 8
+    mems = memories(model, folds, max_width=max_width)
+    ram_bits = sum(mem["width"] * mem["depth"] for mem in mems)
+    brams = {kind: sum(block_rams(mem["width"], mem["depth"], kind) for mem in mems)
+             for kind in BRAM_SHAPES}
     # luts include the conv multipliers built from LUTs; conv_mults counts them so a build can
     # move up to its DSP budget into hard multipliers instead.
     return {"luts": luts, "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits,
-            "ffs": ffs, "layers": per_layer}
+            **brams, "ffs": ffs, "layers": per_layer}
 
 
 def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:

@@ -26,6 +26,7 @@ from spec.model import Model
 
 from . import regmap
 from .affine import Affine
+from .perf import delay_depth
 from .fixed_conv import FixedConv, PixelOutput
 from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
 from .threshold import Threshold
@@ -34,15 +35,10 @@ from .window import WindowGen
 from .xnor_engine import XnorEngine, acc_shape_for
 
 __all__ = ["AXIStreamSignature", "AXILiteSignature", "Pipeline", "Top", "AXIL_ADDR_BITS",
-           "FIFO_SLACK", "dsp_allocation"]
+           "dsp_allocation"]
 
 #: AXI4-Lite address width (a 4 KiB register window).
 AXIL_ADDR_BITS = 12
-#: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
-#: three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
-#: them never waits on its own delayed partner. Twice the count, for margin: 32 beats cost
-#: little next to a row.
-FIFO_SLACK = 32
 
 
 class AXIStreamSignature(wiring.Signature):
@@ -153,7 +149,7 @@ class Pipeline(wiring.Component):
                          src.ready.eq(f.i.ready)]
             for out, k in zip(f.outputs()[1:], extra[j]):
                 span = k - j
-                q = DelayFIFO(layout, span * (self.max_width + FIFO_SLACK) + FIFO_SLACK)
+                q = DelayFIFO(layout, delay_depth(span, self.max_width))
                 m.submodules[f"delay{j}_{k}"] = q
                 wiring.connect(m, out, q.i)
                 delayed[(j, k)] = q.o

@@ -91,3 +91,13 @@ def test_choose_fold_errors():
         perf.choose_fold(model)
     with pytest.raises(ValueError, match=r"out of reach even fully unfolded"):
         perf.choose_fold(model, pixels_per_second=1e9, clock_hz=100e6)
+
+
+def test_block_ram_count_uses_the_best_primitive_shape():
+    assert perf.block_rams(256, 704, "ecp5_ebr") == 15  # 1024x18: 15 wide, 1 deep
+    assert perf.block_rams(256, 480, "ecp5_ebr") == 8  # 512x36: 8 wide, 1 deep
+    assert perf.block_rams(64, 640, "xc7_bram36") == 2
+    model = denoiser_shape()
+    mems = perf.memories(model, None, max_width=640)
+    assert mems[-1]["what"] == "global residual delay"
+    assert mems[-1]["depth"] == perf.delay_depth(len(model.layers), 640)
