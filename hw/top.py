@@ -112,8 +112,6 @@ class Pipeline(wiring.Component):
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
         self.dsp_terms = dsp_allocation(model, self.folds, dsp)
-        #: Per layer, its internal streams (filled at elaboration; tests time them).
-        self.probes = {}
         types = model.tensor_types()
         super().__init__({
             "i": In(stream.Signature(pixel_layout(unsigned(8), types[0].channels))),
@@ -221,7 +219,6 @@ class Pipeline(wiring.Component):
         wiring.connect(m, stage.o, gather.i)
         slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))
         wiring.connect(m, gather.o, slice_.i)
-        self.probes[k] = {"window": win.o, "mvu": mvu.o, "stage": stage.o, "out": slice_.o}
         return slice_.o
 
 
