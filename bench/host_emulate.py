@@ -117,6 +117,7 @@ def main(argv=None) -> dict:
         "mean_abs_diff_emulate_vs_torch_float": diff,
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],  # the machine may be shared: read with this
         "machine": platform.processor() or platform.machine(),
         "numpy": np.__version__,
         "torch": torch.__version__,
@@ -126,7 +127,8 @@ def main(argv=None) -> dict:
     print(f"emulate backend (bit-exact fast spec)            {result['emulate_backend_fps']:7.2f} fps")
     print(f"torch float32, same layers                       {result['torch_float32_fps']:7.2f} fps")
     print(f"emulate / torch speed: {result['emulate_over_torch']:.2f}x; mean |emulate - torch| "
-          f"{diff:.3f} (float rounding)")
+          f"{diff:.3f} (float rounding); load average {result['load_average_1min']:.1f} on "
+          f"{result['cpus']} CPUs")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
