@@ -131,3 +131,17 @@ def test_task_picks_the_shipped_model(tmp_path):
     (got,) = read_frames(tmp_path / "noisy_restored.png")
     model = spec.load(MODELS_DIR / "denoise.gamir").with_noise_level(30)
     np.testing.assert_array_equal(got, spec.restore(model, img))
+
+
+def test_the_host_needs_no_torch_amaranth_or_cocotb(tmp_path, model_file):
+    """The board image has none of them: emulate (and the board path) must not import them."""
+    src = write_png(tmp_path / "a.png", spec.random_image(1, 8, 8, 3))
+    code = ("import sys\n"
+            "for m in ('torch', 'amaranth', 'cocotb', 'cocotb_tools', 'cocotbext', 'pynq'):\n"
+            "    sys.modules[m] = None\n"
+            "from host.run import main\n"
+            f"sys.exit(main(['--model', {str(model_file)!r}, {str(src)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a_restored.png").is_file()
