@@ -246,8 +246,12 @@ class Sink:
         packet.stream = self._audio
         if self._video is None:
             self._backlog.append(packet)
-        else:
+            return
+        try:
             self._out.mux(packet)
+        except av.FFmpegError as e:
+            raise HostError(f"cannot write the audio into {str(self.final)!r} ({e}); try "
+                            f"-o NAME.mkv") from None
 
     def _open_video(self, h: int, w: int) -> None:
         src = self.source
@@ -264,6 +268,13 @@ class Sink:
         self._backlog.clear()
 
     def write(self, pixels: np.ndarray, pts: int | None = None) -> None:
+        try:
+            self._write(pixels, pts)
+        except (av.FFmpegError, OSError) as e:
+            raise HostError(f"cannot write {str(self.final)!r} ({e}); another container "
+                            f"(-o NAME.mkv) or folder may work") from None
+
+    def _write(self, pixels: np.ndarray, pts: int | None) -> None:
         h, w, c = pixels.shape
         self._count += 1
         if self.source.kind == "image":

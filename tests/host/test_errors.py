@@ -161,6 +161,20 @@ def test_output_folder_missing(work, model_file, capsys):
           r"output folder '.*no' does not exist")
 
 
+def test_output_container_unknown(work, model_file, capsys):
+    fails(capsys, ["--model", model_file, "-o", work / "out.xyz", work / "clip.mp4"],
+          r"cannot write video '.*out.xyz' .*use a .mp4 or .mkv name")
+
+
+def test_image_output_suffix_unknown(work, model_file, capsys):
+    p = write_png(work / "a.png", spec.random_image(1, 8, 8, 3))
+    try:
+        fails(capsys, ["--model", model_file, "-o", work / "a.gif", p],
+              r"cannot write an image as '.gif': use one of .png")
+    finally:
+        p.unlink()
+
+
 def test_model_does_not_match_the_manifest(work, model_file, capsys):
     other = spec.random_model(99, channels=3)
     d = work / "bits"
