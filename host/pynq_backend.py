@@ -96,8 +96,8 @@ class PynqBackend(Backend):
                             f"with the bitstream (copy it beside {bitstream.name})")
         if manifest is None:
             raise HostError(f"no manifest beside {str(bitstream)!r}: copy the manifest.json "
-                            f"that `python -m hw.generate` wrote for this bitstream beside it "
-                            f"as {bitstream.with_suffix('.json').name}")
+                            f"that `python -m hw.generate` (or hw.build) wrote for this "
+                            f"bitstream beside it")
         self._pynq = importlib.import_module("pynq")
         self._clock_hz = manifest.clock_hz or DEFAULT_CLOCK_HZ
         self._timeout = timeout
@@ -113,8 +113,8 @@ class PynqBackend(Backend):
         dma = _find_ip(ips, names.get("dma", "dma"), "axi_dma", "AXI DMA")
         self._mmio = self._pynq.MMIO(ips[accel]["phys_addr"], ips[accel]["addr_range"])
         self._dma = reduce(getattr, dma.split("/"), self._overlay)
-        width = ips[dma].get("parameters", {}).get("c_sg_length_width")
-        self._dma_max_bytes = (1 << int(width)) - 1 if width else None
+        # PYNQ's AxiDMA driver: 2**c_sg_length_width - 1 bytes per transfer.
+        self._dma_max_bytes = getattr(self._dma, "buffer_max_size", None)
         self._setup()
 
     # ------------------------------------------------------------------ registers

@@ -162,6 +162,7 @@ class _Channel:
 class _DMA:
     def __init__(self):
         self.sendchannel, self.recvchannel = _Channel("send"), _Channel("recv")
+        self.buffer_max_size = (1 << STATE["dma_width"]) - 1  # as pynq's AxiDMA computes it
 
 
 class Overlay:
