@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_clip, write_manifest
+from conftest import make_clip
 
 import spec
+from hw.generate import generate
 from host.media import Sink
 from host.run import main
 from host.tiling import radius
@@ -21,9 +22,10 @@ def test_verilator_equals_emulate_on_a_clip(tmp_path, monkeypatch, capsys):
                               noise_channel=False)  # tiny: a quick Verilator build
     spec.save(model, tmp_path / "tiny.gamir")
     max_width = 2 * radius(model) + 2  # 8: frames 14 wide -> four overlapping tiles
-    # Folded, so the fold travels from the manifest to the Verilog and the parameter packing.
+    # What `python -m hw.generate` leaves: gam_top.v and manifest.json; folded, so the fold
+    # travels from the manifest to the parameter packing.
     fold = [{"pe": 1, "simd": 3}, {"pe": 3, "simd": 9}, {"pe": 1, "simd": 9}]
-    write_manifest(tmp_path / "gam.json", model, max_width, fold)
+    generate(model, tmp_path, fold=fold, max_width=max_width)
     clip = make_clip(tmp_path / "c.mp4", [spec.random_image(k, 6, 14, 3) for k in range(3)])
     written: dict[str, list] = {}
     orig = Sink.write
