@@ -10,9 +10,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import make_clip, read_frames, write_png
+from conftest import make_clip, read_frames, write_manifest, write_png
 
 import spec
+from hw import perf
 from host.media import Sink
 from host.run import MODELS_DIR, main
 
@@ -145,3 +146,15 @@ def test_the_host_needs_no_torch_amaranth_or_cocotb(tmp_path, model_file):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "a_restored.png").is_file()
+
+
+def test_emulate_with_a_manifest_tiles_and_predicts_cycles(tmp_path, model_file, capsys):
+    model = spec.load(model_file)
+    write_manifest(tmp_path / "gam.json", model, max_width=12)  # clip 32 px -> 16 > 12: 2 tiles
+    img = spec.random_image(4, 24, 32, 3)
+    src = write_png(tmp_path / "t.png", img)
+    assert main(["--bitstream", str(tmp_path / "gam.bit"), str(src)]) == 0  # model by digest
+    (got,) = read_frames(tmp_path / "t_restored.png")
+    np.testing.assert_array_equal(got, spec.restore(model, img))
+    cycles = 2 * perf.frame_cycles(model, None, height=12, width=12)
+    assert f"{cycles:,} cycles/frame (2 tile(s), predicted)" in capsys.readouterr().err
