@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--fold", default="full", help="as hw.generate (full, auto, JSON, ...)")
     ap.add_argument("--image-size", default="480x640", help="HxW of the image (before unshuffle)")
+    ap.add_argument("--quick-build", action="store_true",
+                    help="compile the C++ model at -O0 (faster build, slower simulation)")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sim_throughput.json")
     args = ap.parse_args(argv)
 
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
     h, w = x.shape[:2]
 
     t0 = time.time()
-    sim = TopSim(model, max_width=w, fold=args.fold)
+    sim = TopSim(model, max_width=w, fold=args.fold, optimize=not args.quick_build)
     build_s = time.time() - t0
     t0 = time.time()
     res = sim.scenario(seed=0).frames([x]).run()

@@ -85,6 +85,8 @@ def main(argv=None) -> int:
                          "cycle; cycles then include the stalls")
     ap.add_argument("--waves", action="store_true",
                     help="record a VCD of the run (sim_build/waves/); large for big frames")
+    ap.add_argument("--quick-build", action="store_true",
+                    help="compile the C++ model at -O0: builds faster, simulates slower")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -119,7 +121,7 @@ def _check(args) -> int:
     if max(x.shape[1] for x in frames) > max_width:
         raise UsageError(f"--max-width {max_width} is narrower than the widest frame")
     try:
-        sim = TopSim(model, max_width=max_width, fold=args.fold)
+        sim = TopSim(model, max_width=max_width, fold=args.fold, optimize=not args.quick_build)
     except (FoldError, ValueError) as e:
         raise UsageError(f"--fold {args.fold}: {e}") from None
     sc = sim.scenario(seed=0)

@@ -46,8 +46,9 @@ REPO = Path(__file__).resolve().parent.parent
 JOB_ENV = "GAMIR_SIM_JOB"
 #: Verilator options of every build: Amaranth's Verilog has width-extension lint warnings.
 BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
-#: make variables of every build (see LeanVerilator).
-MAKE_ARGS = ("OPT_FAST=-O0", "OPT_SLOW=-O0")
+#: make variables (see LeanVerilator): quick to compile (tests: small designs, short runs) or
+#: quick to run (whole frames through large designs: the model's evaluation then dominates).
+MAKE_ARGS = {False: ("OPT_FAST=-O0", "OPT_SLOW=-O0"), True: ("OPT_FAST=-O2", "OPT_SLOW=-O0")}
 #: Don't repeat a failed run with tracing when it simulated more than this many cycles (a VCD
 #: of a whole 640x480 frame would be gigabytes); ``waves=True`` still forces it.
 MAX_WAVE_CYCLES = 200_000
@@ -88,13 +89,16 @@ def _versions() -> str:
     return f"cocotb {cocotb.__version__} verilator {getattr(verilator, '__version__', '?')}"
 
 
-def build(verilog: str, toplevel: str, *, trace: bool = False) -> Build:
+def build(verilog: str, toplevel: str, *, trace: bool = False, optimize: bool = False) -> Build:
     """Compile ``verilog`` (text) with top module ``toplevel`` unless already cached.
 
     ``trace`` compiles VCD tracing in (a separate cached build, made when a run fails).
+    ``optimize`` compiles the model's C++ at -O2 (slower to build, several times faster to run
+    on large designs) instead of -O0.
     """
     setup_verilator_env()
-    key = hashlib.sha256("\0".join([verilog, toplevel, _versions(), *BUILD_ARGS, *MAKE_ARGS])
+    make_args = MAKE_ARGS[optimize]
+    key = hashlib.sha256("\0".join([verilog, toplevel, _versions(), *BUILD_ARGS, *make_args])
                          .encode()).hexdigest()[:16]
     bdir = build_root() / (key + ("-trace" if trace else ""))
     done = bdir / "build.ok"
@@ -104,7 +108,7 @@ def build(verilog: str, toplevel: str, *, trace: bool = False) -> Build:
     with open(bdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            _compile(verilog, toplevel, bdir, trace)
+            _compile(verilog, toplevel, bdir, trace, make_args)
             done.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return Build(bdir, toplevel)
 
@@ -119,7 +123,7 @@ def _runtime_dir(trace: bool) -> Path:
     return build_root() / f"runtime-{tag}{'-trace' if trace else ''}"
 
 
-def _runner_class(runtime: Path):
+def _runner_class(runtime: Path, make_args):
     from cocotb_tools.runner import Verilator
 
     class LeanVerilator(Verilator):
@@ -128,8 +132,8 @@ def _runner_class(runtime: Path):
         * Only the top module's signals are made VPI-visible (a control file) instead of every
           signal of every submodule (``--public-flat-rw``): the benches touch ports only, and
           the generated C++ shrinks by a third.
-        * The model's C++ compiles at ``-O0``: the benches spend their time in Python, not in
-          the model, and the accelerator's C++ is large.
+        * The model's C++ compiles at ``-O0`` unless asked to optimize: on the small designs
+          of the tests the benches spend their time in Python, and the C++ is large.
         * Verilator's runtime objects (``verilated*.o``, design-independent, about half of a
           small block's build) are copied from the first build instead of recompiled; make
           sees them up to date through their dependency files.
@@ -138,7 +142,7 @@ def _runner_class(runtime: Path):
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0].remove("--public-flat-rw")
-            cmds[1] += list(MAKE_ARGS)
+            cmds[1] += list(make_args)
             if runtime.is_dir():
                 files = sorted(str(f) for f in runtime.iterdir())
                 cmds.insert(1, ["cp", *files, str(self.build_dir)])  # mtime now: newer than Vtop.mk
@@ -162,7 +166,7 @@ def _save_runtime(bdir: Path, runtime: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool) -> None:
+def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool, make_args) -> None:
     from cocotb_tools.runner import VerilatorControlFile
 
     src = bdir / f"{toplevel}.v"
@@ -173,7 +177,7 @@ def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool) -> None:
     runtime = _runtime_dir(trace)
     t0 = time.time()
     try:
-        _runner_class(runtime)().build(
+        _runner_class(runtime, make_args)().build(
             sources=[VerilatorControlFile(vlt), src], hdl_toplevel=toplevel, build_dir=bdir,
             waves=trace, build_args=list(BUILD_ARGS), log_file=log)
     except (RuntimeError, SystemExit) as e:

@@ -27,6 +27,7 @@ def files(tmp_path_factory):
 
 def test_bit_exact(files, capsys):
     rc = check.main(["--model", str(files / "m.gamir"), str(files / "imgs"), "--frames", "2",
+                     "--quick-build",
                      "--json", str(files / "r.json")])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -47,7 +48,8 @@ def test_mismatch_exits_1(files, capsys, monkeypatch):
         return y
 
     monkeypatch.setattr(spec, "run_tensor", off_by_one)
-    rc = check.main(["--model", str(files / "m.gamir"), str(files / "imgs" / "a.png")])
+    rc = check.main(["--model", str(files / "m.gamir"), str(files / "imgs" / "a.png"),
+                     "--quick-build"])
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "mismatches: 1 pixels" in out and "first mismatch at x=8, y=4, channel 0" in out

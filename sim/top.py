@@ -44,9 +44,12 @@ class TopSim:
         Line buffer width of the generated design (small widths build and simulate faster).
     fold : str or list
         Anything :func:`hw.generate.resolve_fold` accepts (``"full"``, a list per layer, ...).
+    optimize : bool
+        Compile the C++ model at -O2: worth its longer build for whole frames through large
+        designs (``sim.check``, benchmarks), not for the tests' small ones.
     """
 
-    def __init__(self, model: Model, *, max_width: int = 64, fold="full"):
+    def __init__(self, model: Model, *, max_width: int = 64, fold="full", optimize=False):
         from hw.generate import generate
 
         model.validate()
@@ -55,7 +58,7 @@ class TopSim:
             self.manifest = generate(model, d, fold=fold, max_width=max_width)
             self.verilog = (Path(d) / "gam_top.v").read_text()
         self.folds = regmap.normalize_fold(model, [f for f in self.manifest["fold"]])
-        self.build = runner.build(self.verilog, "gam_top")
+        self.build = runner.build(self.verilog, "gam_top", optimize=optimize)
 
     def scenario(self, seed: int = 0) -> "Scenario":
         return Scenario(self, seed)

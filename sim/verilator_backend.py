@@ -43,18 +43,20 @@ def default_max_width(frames) -> int:
 
 def run_frames(model: Model, frames, *, max_width: int | None = None, fold="full",
                gap: float = 0.0, stall: float = 0.0, check: bool = False, seed: int = 0,
-               fail_fast: bool = True, sim: TopSim | None = None):
+               fail_fast: bool = True, optimize: bool = True, sim: TopSim | None = None):
     """Run ``frames`` through the generated top; return ``(outputs, cycles, result)``.
 
     ``result`` is the bench's summary (pixels checked, mismatches, simulated cycles per
     second, ...). ``gap``/``stall`` add random valid gaps / ready stalls (cycles then include
-    them). ``sim`` reuses an already built :class:`sim.top.TopSim` of the model's shape.
+    them). ``optimize`` builds the C++ model at -O2 (see :class:`sim.top.TopSim`). ``sim``
+    reuses an already built :class:`sim.top.TopSim` of the model's shape.
     """
     frames = [np.ascontiguousarray(x, dtype=np.uint8) for x in frames]
     if not frames:
         return [], [], {}
     if sim is None:
-        sim = TopSim(model, max_width=max_width or default_max_width(frames), fold=fold)
+        sim = TopSim(model, max_width=max_width or default_max_width(frames), fold=fold,
+                     optimize=optimize)
     sc = sim.scenario(seed=seed)
     if model is not sim.model:
         sc.load(model)
