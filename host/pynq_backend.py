@@ -184,10 +184,11 @@ class PynqBackend(Backend):
             ch.start()
         self._write("CONTROL", regmap.CONTROL_SOFT_RESET | regmap.CONTROL_CLEAR_ERRORS)
 
-    def _send(self, slot: int, x0: np.ndarray) -> None:
-        inbuf = self._bufs[slot][0]
-        inbuf[:] = regmap.pack_pixels(x0)
-        self._dma.sendchannel.transfer(inbuf)
+    def _pack(self, slot: int, x0: np.ndarray) -> None:
+        self._bufs[slot][0][:] = regmap.pack_pixels(x0)
+
+    def _send(self, slot: int) -> None:
+        self._dma.sendchannel.transfer(self._bufs[slot][0])
 
     def _receive(self, slot: int) -> None:
         self._dma.recvchannel.transfer(self._bufs[slot][1])
@@ -221,16 +222,18 @@ class PynqBackend(Backend):
                 self._set_shape(*x.shape[:2])
             slot = n % 2
             if not pre_sent:
+                self._pack(slot, x)
                 self._receive(slot)
-                self._send(slot, x)
+                self._send(slot)
                 deadline = self._deadline()
             nxt = next(it, None)
             # Double buffering: tile n+1 goes out while tile n comes back (same size only:
             # the size registers change only while the pipeline is idle).
             pre_sent = nxt is not None and nxt.shape[:2] == self._shape
             if pre_sent:
+                self._pack(1 - slot, nxt)  # on the CPU while tile n is still in flight
                 self._wait(self._dma.sendchannel, "input", n, deadline)
-                self._send(1 - slot, nxt)
+                self._send(1 - slot)
             y = self._finish(slot, n, deadline)
             if pre_sent:
                 self._receive(1 - slot)
