@@ -1,0 +1,74 @@
+"""Build the shipped models for every board and print the docs/builds.md results table.
+
+``python -m bench.builds [--boards B,...] [--fold F] [--fps N] [-o DIR] [MODEL ...]``
+
+Models default to ``models/*.gamir``. Each build goes to ``DIR/<model>-<board>`` with its own
+report.json; the table goes to stdout and ``DIR/table.md``, all reports to
+``DIR/reports.json``. A model that does not fit a board prints the build's error and the
+others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import spec
+from hw import build
+
+__all__ = ["table", "main"]
+
+
+def table(reports: list[dict]) -> str:
+    """Markdown rows: utilization, Fmax, pixels per clock, fps per board and model."""
+    head = ("| model | board | fold | LUT | FF | BRAM | DSP | Fmax MHz | px/clk | fps 640x480 "
+            "| fps 1280x720 |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    rows = []
+    for r in reports:
+        u = r["utilization"]
+        cell = lambda k: f"{u[k]['used']:g} / {u[k]['available']:g} ({u[k]['percent']:.0f} %)"  # noqa: E731
+        fmax = (f"{r['clock_mhz']:.1f}" if r["fmax"] else f"({r['clock_mhz']:g} assumed)")
+        rows.append(f"| {r['model']['name']} | {r['board']} | {r['fold_arg']} | {cell('LUT')} "
+                    f"| {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | {fmax} "
+                    f"| {r['pixels_per_clock']:.3g} | {r['fps']['640x480']:.1f} "
+                    f"| {r['fps']['1280x720']:.1f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.builds", description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="*", help="model files (default: models/*.gamir)")
+    ap.add_argument("--boards", default="ulx3s-85f,orangecrab-85f,pynq-z2")
+    ap.add_argument("--fold", default="auto")
+    ap.add_argument("--fps", type=float, default=30.0, help="frame rate --fold auto aims at")
+    ap.add_argument("--dsp", type=int, default=None, help="multiplier budget (default: the device's)")
+    ap.add_argument("-o", "--out", default="bench/results/builds")
+    args = ap.parse_args(argv)
+    models = [spec.load(p) for p in (args.models or sorted(Path("models").glob("*.gamir")))]
+    if not models:
+        print("error: no models: give model files or ship models/*.gamir", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for model in models:
+        for board in args.boards.split(","):
+            try:
+                r = build.build(model, board, out / f"{model.name}-{board}", fold=args.fold,
+                                fps=args.fps, dsp=args.dsp)
+            except (build.BuildError, ValueError) as exc:
+                print(f"{model.name} on {board}: error: {exc}", file=sys.stderr)
+                continue
+            print(build.format_report(r), flush=True)
+            reports.append(r)
+    text = table(reports)
+    (out / "table.md").write_text(text)
+    (out / "reports.json").write_text(json.dumps(reports, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
