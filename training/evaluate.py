@@ -76,7 +76,8 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     Denoising uses scikit-image's non-local means (``h`` from 0.6 to 1.0 sigma, 5x5 patches,
     13x13 search); picking the best setting on the evaluation images themselves favours the
     baseline. (Wavelet shrinkage would need PyWavelets, which gamir does not depend on.) SR uses the antialiased
-    bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention).
+    bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention). ``input`` scores the
+    degraded image itself (same-size tasks).
     """
     from skimage.restoration import denoise_nl_means
 
@@ -88,7 +89,9 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
         return [(f"h={f}*sigma", lambda d, level, f=f: to_u8(denoise_nl_means(
             d / 255.0, h=f * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
             channel_axis=2))) for f in (0.6, 0.8, 1.0)]
+    if method == "input":
+        return [("degraded input", lambda d, level: d)]
     if method == "bicubic":
         from .data import bicubic, to_image, to_tensor
         return [("a=-0.5 antialiased", lambda d, level: to_image(bicubic(to_tensor(d), 2.0)))]
-    raise ValueError(f"baseline {method!r} must be nlm or bicubic")
+    raise ValueError(f"baseline {method!r} must be nlm, bicubic or input")
