@@ -56,8 +56,9 @@ def verilog_ports(verilog: str, module: str = "gam_top") -> list[Port]:
     if match is None:
         raise ValueError(f"no module {module!r} in the Verilog")
     ports = []
-    decl = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?(\\?\S+?)\s*;",
-                      re.M)
+    # Both styles: Yosys's ``input [31:0] a;`` and ANSI ``input wire [31:0] a,`` headers.
+    decl = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?"
+                      r"(\\?[^\s;,]+)\s*[;,]?\s*$", re.M)
     for direction, msb, lsb, name in decl.findall(match.group(1)):
         width = abs(int(msb) - int(lsb)) + 1 if msb else 1
         ports.append(Port(name, direction, width))

