@@ -14,6 +14,7 @@ use DistributedDataParallel. ``OUT/final.pt`` is the trained network, ready for
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -42,7 +43,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=None, help="override the task's channel width")
     p.add_argument("--blocks", type=int, default=None, help="override the number of binary layers")
+    p.add_argument("--w-bits", type=int, default=None, help="override the head/tail weight bits")
+    p.add_argument("--stream-bits", type=int, default=None, help="override the residual stream bits")
+    p.add_argument("--frac-bits", type=int, default=None, help="override the stream's fraction bits")
+    p.add_argument("--bn-batches", type=int, default=100,
+                   help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu, cuda, cuda:N (under torchrun: cuda means cuda:LOCAL_RANK)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--val-every", type=int, default=500)
@@ -52,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     torch.set_num_threads(a.threads)
-    rank = int(__import__("os").environ.get("RANK", "0"))
+    rank = int(os.environ.get("RANK", "0"))
     torch.manual_seed(a.seed)
     t = TASKS[a.task]
     try:
@@ -61,16 +69,25 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e} (make the photo folders with python -m training.gather_data)", file=sys.stderr)
         return 1
-    overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks)) if v is not None}
+    overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks), ("w_bits", a.w_bits),
+                                   ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits))
+                 if v is not None}
     net = build_net(a.task, quant=True, **overrides)
     sampler = PatchSampler(train, a.task, a.patch or t["patch"], a.batch, seed=a.seed * 1000 + rank,
                            sigma_range=t["sigma_range"], scale=t["scale"])
     cmd = "python -m training.train " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
     meta = {"task": a.task, "command": cmd, "data": str(a.data), "batch": a.batch,
             "patch": a.patch or t["patch"], "lr": a.lr, "seed": a.seed}
+    device = torch.device(a.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"error: --device {a.device}: this torch sees no CUDA device", file=sys.stderr)
+        return 1
     trainer = Trainer(net, sampler, val, a.out, a.method, a.steps, lr=a.lr, fracs=tuple(a.fracs),
                       log_every=a.log_every, val_every=a.val_every,
-                      name=f"{a.task} {a.method}", meta=meta)
+                      name=f"{a.task} {a.method}", meta=meta, device=device,
+                      bn_batches=a.bn_batches)
     state = trainer.run()
     if trainer.rank == 0 and state is not None:
         torch.save(state, a.out / "final.pt")

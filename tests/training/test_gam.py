@@ -49,12 +49,37 @@ def test_four_stages_binarize_weights_then_activations(tmp_path):
     conv = net.blocks[0].conv
     conv.register_forward_pre_hook(hook)
     Trainer(net, _sampler(), [], tmp_path, "gam", 8, fracs=(0.25, 0.25, 0.25, 0.25),
-            log_every=100).run()
+            log_every=100, bn_batches=0).run()
     assert [s[0] for s in seen] == [STAGES[k] for k in (1, 1, 2, 2, 3, 3, 4, 4)]
     assert [s[1] for s in seen] == [False] * 2 + [True] * 6  # weights binary from stage 2
     assert [s[2] for s in seen] == [False] * 6 + [True] * 2  # activations binary in stage 4
     for k in (1, 2, 3, 4):
         assert (tmp_path / f"stage{k}.pt").exists()
+
+
+def test_batchnorm_statistics_reestimated_once_after_the_last_stage(tmp_path):
+    trained = Trainer(_net(), _sampler(), [], tmp_path, "ste", 4, log_every=100, bn_batches=0).run()
+    assert not trained.get("bn_recalibrated")
+    # Running the finished run's command again re-estimates the statistics, weights untouched.
+    net = _net()
+    inputs = []
+    net.blocks[0].bn.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+    again = Trainer(net, _sampler(seed=5), [], tmp_path, "ste", 4, log_every=100, bn_batches=3).run()
+    assert again["bn_recalibrated"] and len(inputs) == 3
+    conv = net.blocks[0].conv  # measured in the deployed (last) stage, not the fresh net's first
+    assert (conv.weight_quant, conv.input_quant) == STAGES[4]
+    bn = {k[len("blocks.0.bn."):]: v for k, v in again["model"].items() if k.startswith("blocks.0.bn.")}
+    want = torch.stack([x.mean(dim=(0, 2, 3)) for x in inputs]).mean(0)  # plain mean of batches
+    assert torch.allclose(bn["running_mean"], want, atol=1e-5)
+    assert not torch.allclose(bn["running_mean"], trained["model"]["blocks.0.bn.running_mean"])
+    assert int(bn["num_batches_tracked"]) == 3
+    for k, v in trained["model"].items():
+        if ".bn.running" not in k and "num_batches" not in k:
+            assert torch.equal(v, again["model"][k]), k
+    assert net.blocks[0].bn.momentum == 0.1
+    # Once only: a third run changes nothing.
+    third = Trainer(_net(), _sampler(seed=9), [], tmp_path, "ste", 4, log_every=100, bn_batches=3).run()
+    assert torch.equal(third["model"]["blocks.0.bn.running_mean"], bn["running_mean"])
 
 
 def test_plan_budgets_and_errors():
