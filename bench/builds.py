@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--boards", default="ulx3s-85f,orangecrab-85f,pynq-z2")
     ap.add_argument("--fold", default="auto")
     ap.add_argument("--fps", type=float, default=30.0, help="frame rate --fold auto aims at")
+    ap.add_argument("--max-width", type=int, default=None,
+                    help="line-buffer width (default: a 1280-pixel-wide frame; wider frames are tiled)")
     ap.add_argument("--dsp", type=int, default=None, help="multiplier budget (default: the device's)")
     ap.add_argument("-o", "--out", default="bench/results/builds")
     args = ap.parse_args(argv)
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
         for board in args.boards.split(","):
             try:
                 r = build.build(model, board, out / f"{model.name}-{board}", fold=args.fold,
-                                fps=args.fps, dsp=args.dsp)
+                                fps=args.fps, dsp=args.dsp, max_width=args.max_width)
             except (build.BuildError, ValueError) as exc:
                 print(f"{model.name} on {board}: error: {exc}", file=sys.stderr)
                 continue

@@ -85,6 +85,20 @@ _NEXTPNR = {
 }
 
 
+#: ECP5 and Xilinx synthesis keeps the hierarchy, so that ABC9 maps one module at a time: the
+#: flattened denoiser overran WebAssembly Yosys's 4 GiB after 19..33 min. Hierarchical netlists
+#: from Amaranth then hit Yosys's ABC9 reintegration name clash (``Assert count_id(wire->name)
+#: == 0``, YosysHQ/yosys#4349), which ``splitnets`` just before LUT mapping avoids (earlier, on
+#: the whole RTL, it overran the memory too). iCE40 parts hold only small models and keep the
+#: default flattened flow.
+_SPLIT_AT = "map_luts"
+
+
+def _split_synth(synth: str) -> tuple[str, str]:
+    """``synth`` (a ``synth_*`` command) as the options of its first half and the rest."""
+    return f"-run :{_SPLIT_AT}", f"splitnets\n{synth} -run {_SPLIT_AT}:"
+
+
 class BuildError(Exception):
     """A build that cannot go on; the message says why and what to do."""
 
@@ -207,6 +221,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
     from .harness import SerialHarness, verilog_ports
 
     harness = SerialHarness(verilog_ports(verilog), board.serial_in, board.serial_out)
+    first, rest = _split_synth("synth_ecp5 -noflatten -top top") if board.family == "ecp5" else ("", "")
     platform = _platform(board)
     platform.add_file("gam_top.v", verilog)
     old_env = {k: os.environ.get(k) for k in env}
@@ -214,7 +229,8 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
     try:
         plan = platform.build(
             harness, name="top", build_dir=str(work), do_build=False,
-            script_after_synth="tee -q -o top.stat.json stat -json",
+            synth_opts=f"-noflatten {first}" if first else "",
+            script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
             nextpnr_opts="--report top.report.json --timing-allow-fail",
         )
@@ -287,9 +303,9 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
     from .harness import verilog_ports
 
     (work / "gam_top.v").write_text(verilog)
-    script = ("read_verilog gam_top.v\n"
-              "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top gam_top\n"
-              "tee -q -o gam_top.stat.json stat -json\n")
+    synth = "synth_xilinx -family xc7 -noiopad -noclkbuf -top gam_top"
+    first, rest = _split_synth(synth)
+    script = f"read_verilog gam_top.v\n{synth} {first}\n{rest}\ntee -q -o gam_top.stat.json stat -json\n"
     (work / "xc7.ys").write_text(script)
     _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
     cells = _cell_counts(work / "gam_top.stat.json")
@@ -314,19 +330,26 @@ def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
     """Pixels per clock and frames per second at :data:`FRAMES` (:mod:`hw.perf`).
 
     The accelerator sees the image after the host's pixel steps: with unshuffle r a W x H
-    frame is (W/r) x (H/r) accelerator pixels. Frame cycles include the pipeline fill.
+    frame is (W/r) x (H/r) accelerator pixels. A frame wider than the bitstream's max width
+    runs as the host's overlapping tiles (:func:`host.tiling.plan_1d`), each a frame of its
+    own, fill included.
     """
+    from host.tiling import plan_1d, radius
+
     from . import perf
 
-    fold = manifest["fold"]
+    fold, max_width = manifest["fold"], manifest["max_width"]
     r = model.steps.unshuffle
     out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {},
-           "accelerator_frame": {}}
+           "accelerator_frame": {}, "tiles": {}}
     for w, h in FRAMES:
         aw, ah = -(-w // r), -(-h // r)
-        cycles = perf.frame_cycles(model, fold, height=ah, width=aw)
+        tiles = plan_1d(aw, max_width, radius(model))
+        cycles = sum(perf.frame_cycles(model, fold, height=ah, width=stop - start)
+                     for start, stop, _, _ in tiles)
         key = f"{w}x{h}"
         out["accelerator_frame"][key] = [aw, ah]
+        out["tiles"][key] = len(tiles)
         out["fps"][key] = round(clock_mhz * 1e6 / cycles, 2)
     return out
 
