@@ -187,13 +187,19 @@ def from_bytes(data: bytes) -> Model:
 
 
 def save(model: Model, path: str | os.PathLike) -> None:
-    """Write atomically: a temporary file beside ``path``, then rename."""
+    """Write atomically: a temporary file beside ``path``, then rename.
+
+    The file gets the usual permissions (0666 less the umask), not the temporary file's 0600.
+    """
     data = to_bytes(model)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

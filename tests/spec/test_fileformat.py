@@ -1,6 +1,7 @@
 """The model file: round trip, determinism, and one clear error per kind of damage."""
 
 import json
+import os
 import pickle
 import struct
 import zlib
@@ -51,6 +52,12 @@ def test_save_load_and_metadata(tmp_path, model):
     assert (m2.task, m2.name, m2.steps) == (model.task, model.name, model.steps)
     assert m2.digest() == model.digest()
     assert list(tmp_path.iterdir()) == [p]  # no temporary file left
+    umask = os.umask(0o022)
+    try:
+        spec.save(model, p)
+    finally:
+        os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
 
 
 def test_shape_hash_ignores_parameters():
