@@ -2,7 +2,7 @@
 
 Example (the shipped denoiser)::
 
-    python -m training.train --task denoise --method gam --steps 6000 \\
+    python -m training.train --task denoise --method gam --steps 15000 --batch 32 \\
         --data /work/data/photos --out runs/denoise_gam
 
 ``--data`` holds ``train/`` and ``val/`` folders of clean photos (``python -m
@@ -33,12 +33,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=sorted(TASKS), required=True)
     p.add_argument("--method", choices=METHODS, default="gam",
                    help="gam (4 stages), ste (plain BNN from scratch), fp (full precision)")
-    p.add_argument("--steps", type=int, default=6000, help="total optimizer steps (the budget)")
+    p.add_argument("--steps", type=int, default=15000, help="total optimizer steps (the budget)")
     p.add_argument("--fracs", type=float, nargs=4, default=(0.3, 0.15, 0.15, 0.4),
                    metavar=("S1", "S2", "S3", "S4"), help="GAM stage lengths as fractions")
     p.add_argument("--data", type=Path, required=True, help="folder with train/ and val/")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints)")
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--patch", type=int, default=None, help="clean patch size (task default)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=None, help="override the task's channel width")
