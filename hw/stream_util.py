@@ -101,7 +101,30 @@ class Fork(wiring.Component):
         return m
 
 
-class Split(wiring.Component):
+class _WidthConverter(wiring.Component):
+    """Split and Gather: one stream of ``n*lanes`` elements per beat (the ``_WIDE`` side) and
+    one of ``lanes``, a beat counter ``k``; ``n == 1`` is a wire."""
+
+    _WIDE: str
+
+    def __init__(self, elem, lanes: int, n: int):
+        self.lanes, self.n = lanes, n
+        wide = stream.Signature(pixel_layout(elem, lanes * n))
+        narrow = stream.Signature(pixel_layout(elem, lanes))
+        super().__init__({"i": In(wide if self._WIDE == "i" else narrow),
+                          "o": Out(wide if self._WIDE == "o" else narrow)})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.n == 1:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        narrow = self.o if self._WIDE == "i" else self.i
+        self._convert(m, Signal(range(self.n)), Shape.cast(narrow.payload.shape()).width)
+        return m
+
+
+class Split(_WidthConverter):
     """Width down-conversion: a beat of ``n*lanes`` elements leaves as ``n`` beats of ``lanes``.
 
     Element group ``k`` (elements ``k*lanes ..``) leaves ``k``-th. Combinational (no latency);
@@ -113,18 +136,9 @@ class Split(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(elem, lanes)))
     """
 
-    def __init__(self, elem, lanes: int, n: int):
-        self.lanes, self.n = lanes, n
-        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes * n))),
-                          "o": Out(stream.Signature(pixel_layout(elem, lanes)))})
+    _WIDE = "i"
 
-    def elaborate(self, platform):
-        m = Module()
-        if self.n == 1:
-            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
-            return m
-        k = Signal(range(self.n))
-        width = Shape.cast(self.o.payload.shape()).width
+    def _convert(self, m, k, width):
         m.d.comb += [
             self.o.payload.eq(self.i.payload.as_value().word_select(k, width)),
             self.o.valid.eq(self.i.valid),
@@ -132,10 +146,9 @@ class Split(wiring.Component):
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += k.eq(Mux(k == self.n - 1, 0, k + 1))
-        return m
 
 
-class Gather(wiring.Component):
+class Gather(_WidthConverter):
     """Width up-conversion: ``n`` beats of ``lanes`` elements leave as one beat of ``n*lanes``.
 
     Beat ``k`` fills elements ``k*lanes ..``. One cycle of latency on the last beat (the output
@@ -148,18 +161,9 @@ class Gather(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(elem, n*lanes)))
     """
 
-    def __init__(self, elem, lanes: int, n: int):
-        self.lanes, self.n = lanes, n
-        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes))),
-                          "o": Out(stream.Signature(pixel_layout(elem, lanes * n)))})
+    _WIDE = "o"
 
-    def elaborate(self, platform):
-        m = Module()
-        if self.n == 1:
-            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
-            return m
-        k = Signal(range(self.n))
-        width = Shape.cast(self.i.payload.shape()).width
+    def _convert(self, m, k, width):
         buf = Signal(width * (self.n - 1))
         last = k == self.n - 1
         m.d.comb += self.i.ready.eq(~last | ~self.o.valid | self.o.ready)
@@ -171,7 +175,6 @@ class Gather(wiring.Component):
                 m.d.sync += [self.o.payload.eq(Cat(buf, self.i.payload)), self.o.valid.eq(1)]
             with m.Else():
                 m.d.sync += buf.word_select(k, width).eq(self.i.payload)
-        return m
 
 
 class DelayFIFO(wiring.Component):
