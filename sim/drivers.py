@@ -237,29 +237,30 @@ class AxiLiteManager:
         s["wvalid"].value = 1
         await self._handshake("awvalid", "awready")
         s["wvalid"].value = 0
+        (resp,) = await self._response("b", "bresp")
+        if resp:
+            raise AssertionError(f"AXI4-Lite write to 0x{address:x} answered BRESP={resp}")
+
+    async def _response(self, channel: str, *fields: str) -> tuple[int, ...]:
+        """Wait for the ``channel`` (b or r) response beat, take it (``ready`` is already
+        high) and return its ``fields``."""
+        s = self.s
         while True:
             await ReadOnly()
-            done, resp = s["bvalid"].value == 1, int(s["bresp"].value)
+            done = s[f"{channel}valid"].value == 1
+            values = tuple(int(s[f].value) for f in fields)
             await RisingEdge(self.clk)
             if done:
                 break
-        s["bready"].value = 0
-        if resp:
-            raise AssertionError(f"AXI4-Lite write to 0x{address:x} answered BRESP={resp}")
+        s[f"{channel}ready"].value = 0
+        return values
 
     async def read(self, address: int) -> int:
         s = self.s
         s["araddr"].value = address
         s["rready"].value = 1
         await self._handshake("arvalid", "arready")
-        while True:
-            await ReadOnly()
-            done = s["rvalid"].value == 1
-            data, resp = int(s["rdata"].value), int(s["rresp"].value)
-            await RisingEdge(self.clk)
-            if done:
-                break
-        s["rready"].value = 0
+        data, resp = await self._response("r", "rdata", "rresp")
         if resp:
             raise AssertionError(f"AXI4-Lite read of 0x{address:x} answered RRESP={resp}")
         return data

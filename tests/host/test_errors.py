@@ -30,6 +30,14 @@ def fails(capsys, args, message, code=1):
     assert re.search(message, lines[0]), lines[0]
 
 
+def fails_and_remove(capsys, model_file, path, message, code=1):
+    """``fails`` on the input file ``path`` with ``model_file``; the input goes afterwards."""
+    try:
+        fails(capsys, ["--model", model_file, path], message, code)
+    finally:
+        path.unlink()
+
+
 def listing(d):
     return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
 
@@ -72,11 +80,7 @@ def test_truncated_video(work, model_file, capsys):
     data = (work / "clip.mp4").read_bytes()
     bad = work / "cut.mp4"
     bad.write_bytes(data[: len(data) // 2])
-    try:
-        fails(capsys, ["--model", model_file, bad],
-              r"cannot read '.*cut.mp4': not a video or image PyAV can decode")
-    finally:
-        bad.unlink()
+    fails_and_remove(capsys, model_file, bad, r"cannot read '.*cut.mp4': not a video or image PyAV can decode")
 
 
 def test_corrupt_frames_mid_stream(work, model_file, capsys, tmp_path):
@@ -93,11 +97,7 @@ def test_corrupt_frames_mid_stream(work, model_file, capsys, tmp_path):
     rng = np.random.default_rng(0)
     data[100:] = rng.integers(0, 256, len(data) - 100, dtype=np.uint8).tobytes()
     raw.write_bytes(bytes(data))
-    try:
-        fails(capsys, ["--model", model_file, raw],
-              r"'.*g.h264' is corrupt: decoding failed after 0 frames")
-    finally:
-        raw.unlink()
+    fails_and_remove(capsys, model_file, raw, r"'.*g.h264' is corrupt: decoding failed after 0 frames")
 
 
 def test_zero_frame_video(work, model_file, capsys):
@@ -115,20 +115,12 @@ def test_zero_frame_video(work, model_file, capsys):
 
 def test_unsupported_pixel_format(work, model_file, capsys):
     p = write_png(work / "deep.png", spec.random_image(1, 8, 8, 3), pix_fmt="rgb48be")
-    try:
-        fails(capsys, ["--model", model_file, p],
-              r"pixel format 'rgb48be' has 16-bit samples; gamir models take 8-bit pixels")
-    finally:
-        p.unlink()
+    fails_and_remove(capsys, model_file, p, r"pixel format 'rgb48be' has 16-bit samples; gamir models take 8-bit pixels")
 
 
 def test_frame_too_small(work, model_file, capsys):
     p = write_png(work / "line.png", spec.random_image(1, 1, 9, 3))  # 1 row, unshuffle 2
-    try:
-        fails(capsys, ["--model", model_file, p],
-              r"frame 9x1 is too small: the model packs 2x2 pixel blocks")
-    finally:
-        p.unlink()
+    fails_and_remove(capsys, model_file, p, r"frame 9x1 is too small: the model packs 2x2 pixel blocks")
 
 
 def test_bad_model_file(work, capsys):
@@ -266,18 +258,23 @@ def test_ctrl_c_on_the_board_stops_the_dma_before_freeing(board_dir, work, model
     assert len(stops) == 2 and len(frees) == 4 and max(stops) < min(frees)
 
 
-def test_ctrl_c(work, model_file, capsys, monkeypatch):
-    frames = [spec.random_image(k, 24, 32, 3) for k in range(6)]
-    make_clip(work / "long.mp4", frames)
+def interrupt_after(monkeypatch, frames: int) -> None:
+    """Ctrl-C arrives while the backend computes frame ``frames`` (0-based)."""
     orig = EmulateBackend.run
 
     def interrupted(self, tensors):
         for n, y in enumerate(orig(self, tensors)):
-            if n == 3:
+            if n == frames:
                 raise KeyboardInterrupt
             yield y
 
     monkeypatch.setattr(EmulateBackend, "run", interrupted)
+
+
+def test_ctrl_c(work, model_file, capsys, monkeypatch):
+    frames = [spec.random_image(k, 24, 32, 3) for k in range(6)]
+    make_clip(work / "long.mp4", frames)
+    interrupt_after(monkeypatch, 3)
     try:
         fails(capsys, ["--model", model_file, work / "long.mp4"],
               r"interrupted: no output written", code=130)
@@ -290,15 +287,7 @@ def test_ctrl_c_in_a_folder(work, model_file, capsys, monkeypatch):
     folder.mkdir()
     for k in range(3):
         write_png(folder / f"{k}.png", spec.random_image(k, 8, 8, 3))
-    orig = EmulateBackend.run
-
-    def interrupted(self, tensors):
-        for n, y in enumerate(orig(self, tensors)):
-            if n == 1:
-                raise KeyboardInterrupt
-            yield y
-
-    monkeypatch.setattr(EmulateBackend, "run", interrupted)
+    interrupt_after(monkeypatch, 1)
     try:
         fails(capsys, ["--model", model_file, folder], r"interrupted", code=130)
     finally:
