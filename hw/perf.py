@@ -47,6 +47,14 @@ SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE ar
 #: little next to a row.
 FIFO_SLACK = 32
 
+#: Measured LUTs per unit of the structural count below (datapath lanes, slice muxes, output
+#: stages): the denoiser folded to 9 cycles per pixel, synthesized by hw.build (classic-ABC
+#: mapping), took 5.5..6.0x that count in ECP5 LUT4s (CCU2C and LUT RAM counted as 2) in every
+#: layer (window, weights, slices and handshakes included) and 2.7x in Xilinx LUT6s overall
+#: (2.0..3.6 by layer, fewer where DSPs take products).
+LUT4_PER_UNIT = 5.8
+LUT6_PER_UNIT = 2.7
+
 #: Block RAM shapes (depth, width) per primitive: ECP5 EBR (18 Kbit) and Xilinx 7-series
 #: RAMB36 (36 Kbit, simple dual port up to 72 bits wide).
 BRAM_SHAPES = {
@@ -150,7 +158,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
-    """Rough resource estimate: LUT4-equivalents, hard multipliers of the output stages
+    """Rough resource estimate: ECP5 LUT4s (``luts``) and Xilinx LUT6s (``xc7_luts``), each a
+    structural count times its measured :data:`LUT4_PER_UNIT` / :data:`LUT6_PER_UNIT`, hard multipliers of the output stages
     (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
     counted in ``luts``), pixel-path RAM bits and the block RAMs they take on an ECP5
     (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``), flip-flops. Weight memories are shallow
@@ -188,7 +197,8 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
         c_mults = lanes if layer.kind == "fixed" and t_in.kind != "bit" else 0
         conv_mults += c_mults
         ffs += w_ff + f.pe * acc_bits * 2
-        per_layer.append({"layer": i, "ii": layer_ii(layer, f), "luts": l_mvu + l_sel + l_out,
+        per_layer.append({"layer": i, "ii": layer_ii(layer, f),
+                          "luts": round(LUT4_PER_UNIT * (l_mvu + l_sel + l_out)),
                           "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
     mems = memories(model, folds, max_width=max_width)
     ram_bits = sum(mem["width"] * mem["depth"] for mem in mems)
@@ -196,7 +206,8 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
              for kind in BRAM_SHAPES}
     # luts include the conv multipliers built from LUTs; conv_mults counts them so a build can
     # move up to its DSP budget into hard multipliers instead.
-    return {"luts": luts, "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits,
+    return {"luts": round(LUT4_PER_UNIT * luts), "xc7_luts": round(LUT6_PER_UNIT * luts),
+            "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits,
             **brams, "ffs": ffs, "layers": per_layer}
 
 
