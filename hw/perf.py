@@ -259,13 +259,14 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
         fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
         return estimate_cost(model, fold, max_width=mw)["luts"]
 
-    # LUTs shrink as the interval grows: binary search for the smallest that fits.
-    lo, hi = 1, max_ii
-    if cost(hi) <= lut_budget:
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if cost(mid) <= lut_budget else (mid + 1, hi)
-        return [_cheapest_layer_fold(layer, lo) for layer in model.layers]
+    # LUTs do not fall monotonically with the interval (the cheapest fold of an interval can
+    # need wider output stages than a shorter one's), so try every interval some layer can
+    # have, fastest first.
+    intervals = sorted({(layer.c_out // pe) * (layer.taps // simd) for layer in model.layers
+                        for pe in _divisors(layer.c_out) for simd in _divisors(layer.taps)})
+    for ii in intervals:
+        if cost(ii) <= lut_budget:
+            return [_cheapest_layer_fold(layer, ii) for layer in model.layers]
     raise ValueError(f"lut_budget={lut_budget} is too small even for the most folded design")
 
 

@@ -85,6 +85,20 @@ def test_auto_fold_reaches_720p30_on_the_denoiser():
     assert perf.estimate_cost(model, budget)["luts"] <= 40_000
 
 
+@pytest.mark.parametrize("budget", [30_000, 60_000, 120_000])
+def test_lut_budget_fold_is_the_fastest_that_fits(budget):
+    """Against every interval 1..4096 tried one by one (costs are not monotonic in it)."""
+    model = denoiser_shape()
+    got = perf.choose_fold(model, lut_budget=budget, max_width=320)
+    assert perf.estimate_cost(model, got, max_width=320)["luts"] <= budget
+    fits = []
+    for ii in range(1, 4097):
+        fold = [perf._cheapest_layer_fold(layer, ii) for layer in model.layers]
+        if perf.estimate_cost(model, fold, max_width=320)["luts"] <= budget:
+            fits.append(perf.pixels_per_clock(model, fold))
+    assert perf.pixels_per_clock(model, got) == max(fits)
+
+
 def test_choose_fold_errors():
     model = denoiser_shape()
     with pytest.raises(ValueError, match=r"^give either pixels_per_second"):
