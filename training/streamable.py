@@ -48,14 +48,16 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class QuantConv2d(nn.Conv2d):
-    """3x3 full-precision conv whose weights are fake-quantized per output channel.
+    """3x3 (or 1x1) full-precision conv whose weights are fake-quantized per output channel.
 
     ``w = s_c * round(w / s_c)`` with ``s_c = max|w_c| / (2**(w_bits-1) - 1)``: the integer
     weights the spec's fixed conv multiplies with, the scale folded into its affine ``A``.
     """
 
-    def __init__(self, c_in: int, c_out: int, w_bits: int = 6):
-        super().__init__(c_in, c_out, 3, padding=1, padding_mode="replicate")
+    def __init__(self, c_in: int, c_out: int, w_bits: int = 6, kernel: int = 3):
+        if kernel not in (1, 3):
+            raise ValueError(f"kernel={kernel!r} must be 1 or 3")
+        super().__init__(c_in, c_out, kernel, padding=kernel // 2, padding_mode="replicate")
         if not 2 <= w_bits <= arith.MAX_WEIGHT_BITS:
             raise ValueError(f"w_bits={w_bits!r} must be 2..{arith.MAX_WEIGHT_BITS}")
         self.w_bits = w_bits
@@ -105,6 +107,9 @@ class StreamNet(nn.Module):
         Append the noise level (sigma, 0..255) as a constant input channel.
     frac_bits, stream_bits : int
         Fixed-point format of the residual stream (value = integer / 2**frac_bits).
+    head_kernel, tail_kernel : int
+        3 or 1. The fixed-point head and tail hold most of the hardware's multipliers (a 3x3
+        head and tail: 7,200 products per pixel for the denoiser, 1x1: 800).
     w_bits : int
         Signed width of head and tail weights.
     quant : bool
@@ -114,18 +119,20 @@ class StreamNet(nn.Module):
 
     def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
                  unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
-                 frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True):
+                 frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True,
+                 head_kernel: int = 3, tail_kernel: int = 3):
         super().__init__()
         if unshuffle not in (1, shuffle):
             raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
         self.config = dict(image_channels=image_channels, width=width, blocks=blocks,
                            unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
-                           frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant)
+                           frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant,
+                           head_kernel=head_kernel, tail_kernel=tail_kernel)
         c0 = image_channels * unshuffle**2 + int(noise_channel)
         c_out = image_channels * shuffle**2
-        self.head = QuantConv2d(c0, width, w_bits)
+        self.head = QuantConv2d(c0, width, w_bits, head_kernel)
         self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
-        self.tail = QuantConv2d(width, c_out, w_bits)
+        self.tail = QuantConv2d(width, c_out, w_bits, tail_kernel)
         with torch.no_grad():  # start near the identity (the global residual) for a useful first loss
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
@@ -206,7 +213,7 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
     s = net.head.weight_scale().flatten().cpu().double().numpy()
     A, B, sh = _affine(s * f * HEAD_GAIN / 255.0, net.head.bias.cpu().double().numpy() * f * HEAD_GAIN)
     layers.append(spec.Layer(
-        "fixed", 3, net.head.in_channels, net.head.out_channels, "affine",
+        "fixed", net.head.kernel_size[0], net.head.in_channels, net.head.out_channels, "affine",
         _spec_weights(net.head.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
         scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
         frac_bits=cfg["frac_bits"]))
@@ -226,7 +233,7 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
     s = net.tail.weight_scale().flatten().cpu().double().numpy()
     A, B, sh = _affine(255.0 * s / f, 255.0 * net.tail.bias.cpu().double().numpy())
     layers.append(spec.Layer(
-        "fixed", 3, net.tail.in_channels, net.tail.out_channels, "pixel",
+        "fixed", net.tail.kernel_size[0], net.tail.in_channels, net.tail.out_channels, "pixel",
         _spec_weights(net.tail.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
         scale=A, bias=B, shift=sh, scale_bits=18, residual_map=net.residual_map.cpu().numpy()))
     steps = spec.PixelSteps(unshuffle=cfg["unshuffle"], noise_channel=cfg["noise_channel"],

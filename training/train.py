@@ -46,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--w-bits", type=int, default=None, help="override the head/tail weight bits")
     p.add_argument("--stream-bits", type=int, default=None, help="override the residual stream bits")
     p.add_argument("--frac-bits", type=int, default=None, help="override the stream's fraction bits")
+    p.add_argument("--head-kernel", type=int, choices=(1, 3), default=None,
+                   help="override the fixed head's kernel (1 cuts its multipliers by 9)")
+    p.add_argument("--tail-kernel", type=int, choices=(1, 3), default=None,
+                   help="override the fixed tail's kernel")
     p.add_argument("--bn-batches", type=int, default=100,
                    help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -70,7 +74,8 @@ def main(argv=None) -> int:
         print(f"error: {e} (make the photo folders with python -m training.gather_data)", file=sys.stderr)
         return 1
     overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks), ("w_bits", a.w_bits),
-                                   ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits))
+                                   ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits),
+                                   ("head_kernel", a.head_kernel), ("tail_kernel", a.tail_kernel))
                  if v is not None}
     net = build_net(a.task, quant=True, **overrides)
     sampler = PatchSampler(train, a.task, a.patch or t["patch"], a.batch, seed=a.seed * 1000 + rank,

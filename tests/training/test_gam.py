@@ -116,9 +116,10 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert final["stage_index"] == len(final["plan"]) and final["step"] == 0
 
 
-def test_export_matches_torch_through_the_spec(tmp_path):
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_export_matches_torch_through_the_spec(tmp_path, kernel):
     run = tmp_path / "run"
-    net = _net()
+    net = _net(head_kernel=kernel, tail_kernel=kernel)
     state = Trainer(net, _sampler(), [], run, "gam", 8, log_every=100,
                     meta={"task": "denoise", "command": "test"}).run()
     torch.save(state, run / "final.pt")
@@ -129,9 +130,9 @@ def test_export_matches_torch_through_the_spec(tmp_path):
     # The eval-mode network needs BN statistics that actually move the stream.
     model, got = export_checked(run / "final.pt", val, tolerance=0.05)
     assert model.steps.unshuffle == 2 and model.steps.noise_channel and model.input_channels == 13
-    kinds = [(l.kind, l.output, l.residual) for l in model.layers]
-    assert kinds == [("fixed", "affine", None), ("binary", "affine", 1), ("binary", "affine", 2),
-                     ("fixed", "pixel", None)]
+    kinds = [(l.kind, l.kernel, l.output, l.residual) for l in model.layers]
+    assert kinds == [("fixed", kernel, "affine", None), ("binary", 3, "affine", 1),
+                     ("binary", 3, "affine", 2), ("fixed", kernel, "pixel", None)]
     # Bit-level agreement on a random image: torch eval form == spec.restore.
     net, _ = load_run(run / "final.pt")
     img = spec.random_image(3, 32, 40, 3)
