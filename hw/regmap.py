@@ -96,7 +96,8 @@ REGISTERS = {
     "CYCLES": (0x1C, "r", "clock cycles of the last frame, first input beat to last output beat "
                           "(exact while at most 16 frames are in flight)"),
     "PARAM_ADDR": (0x20, "rw", "parameter word address (region << REGION_SHIFT | offset)"),
-    "PARAM_DATA": (0x24, "w", "write one parameter word at PARAM_ADDR, then PARAM_ADDR += 1"),
+    "PARAM_DATA": (0x24, "w", "write one parameter word at PARAM_ADDR, then PARAM_ADDR += 1 "
+                              "(while idle)"),
     "MAX_WIDTH": (0x28, "r", "largest frame width the line buffers hold"),
     "CHANNELS": (0x2C, "r", "input channels in bits 0..15, output channels in bits 16..31"),
 }
