@@ -48,12 +48,12 @@ SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE ar
 FIFO_SLACK = 32
 
 #: Measured LUTs per unit of the structural count below (datapath lanes, slice muxes, output
-#: stages): the denoiser folded to 9 cycles per pixel, synthesized by hw.build (classic-ABC
-#: mapping), took 5.5..6.0x that count in ECP5 LUT4s (CCU2C and LUT RAM counted as 2) in every
-#: layer (window, weights, slices and handshakes included) and 2.7x in Xilinx LUT6s overall
-#: (2.0..3.6 by layer, fewer where DSPs take products).
-LUT4_PER_UNIT = 5.8
-LUT6_PER_UNIT = 2.7
+#: stages), from hw.build's syntheses of the denoiser (classic-ABC mapping): at 9 cycles per
+#: pixel, 4.5x in ECP5 LUT4s (CCU2C and LUT RAM counted as 2; head and tail 5.3x, binary
+#: layers 3.7x); at 27 and 39 cycles per pixel 2.0x in Xilinx LUT6s (at 9, where LUTs rather
+#: than DSPs take most head/tail products, 2.7x).
+LUT4_PER_UNIT = 4.5
+LUT6_PER_UNIT = 2.0
 
 #: Block RAM shapes (depth, width) per primitive: ECP5 EBR (18 Kbit) and Xilinx 7-series
 #: RAMB36 (36 Kbit, simple dual port up to 72 bits wide).
