@@ -344,6 +344,18 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
 
 
 # ------------------------------------------------------------------ throughput
+def _frame_tiles(model, max_width: int) -> list[list[tuple[int, int, int, int]]]:
+    """The host's tiles (:func:`host.tiling.plan_1d`) of each of :data:`FRAMES`' widths."""
+    from host.errors import HostError
+    from host.tiling import plan_1d, radius
+
+    r = model.steps.unshuffle
+    try:
+        return [plan_1d(-(-w // r), max_width, radius(model)) for w, _ in FRAMES]
+    except HostError as exc:
+        raise BuildError(str(exc)) from None
+
+
 def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
     """Pixels per clock and frames per second at :data:`FRAMES` (:mod:`hw.perf`).
 
@@ -352,17 +364,14 @@ def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
     runs as the host's overlapping tiles (:func:`host.tiling.plan_1d`), each a frame of its
     own, fill included.
     """
-    from host.tiling import plan_1d, radius
-
     from . import perf
 
-    fold, max_width = manifest["fold"], manifest["max_width"]
+    fold = manifest["fold"]
     r = model.steps.unshuffle
     out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {},
            "accelerator_frame": {}, "tiles": {}}
-    for w, h in FRAMES:
+    for (w, h), tiles in zip(FRAMES, _frame_tiles(model, manifest["max_width"])):
         aw, ah = -(-w // r), -(-h // r)
-        tiles = plan_1d(aw, max_width, radius(model))
         cycles = sum(perf.frame_cycles(model, fold, height=ah, width=stop - start)
                      for start, stop, _, _ in tiles)
         key = f"{w}x{h}"
@@ -400,6 +409,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     start = time.monotonic()
     if dsp is None:
         dsp = int(0.9 * board.resources["DSP"])
+    _frame_tiles(model, max_width)  # a max width the host cannot tile fails before synthesis
     manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
                                  clock_hz=board.clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
     verilog = (out / "gam_top.v").read_text()

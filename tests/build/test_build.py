@@ -107,6 +107,14 @@ def test_zynq_estimate_and_vivado_project(tmp_path):
     assert wports["s_axi_control_awaddr"].width == manifest["axil_addr_bits"]
 
 
+def test_max_width_too_small_for_tiles_fails_before_synthesis(tmp_path):
+    model = tiny_model(3)  # three 3x3 layers: a tile needs 2 x 3 halo pixels + 1
+    with pytest.raises(build.BuildError, match=r"maximum of 6 pixels leaves no room for the "
+                                               r"model's halo of 3 pixels"):
+        build.build(model, "ulx3s-85f", tmp_path, max_width=6)
+    assert not (tmp_path / "work" / "top.rpt").exists()
+
+
 def test_unknown_board():
     with pytest.raises(BoardError, match=r"^unknown board 'de10'; known boards: ulx3s-85f, "
                        r"orangecrab-85f, icebreaker, pynq-z2$"):
