@@ -62,10 +62,12 @@ def random_model(
     residual_prob: float = 0.5,
     max_residual_span: int = 2,
     kernels=(3,),
+    mix_layers: bool = False,
 ) -> Model:
     """A valid random model of the streamable family: fixed head, binary body, fixed tail.
 
-    Any argument left ``None`` is drawn from ``seed``. Residuals connect an affine layer to a
+    Any argument left ``None`` is drawn from ``seed``. ``mix_layers`` adds a fixed layer with
+    an affine output after the head and another before the tail (training's bottlenecks). Residuals connect an affine layer to a
     fixed tensor at most ``max_residual_span`` layers back (hardware delays that stream).
     """
     rng = np.random.default_rng(seed)
@@ -91,7 +93,15 @@ def random_model(
     ob, fb = fixed_bits()
     layers.append(Layer("fixed", kern(), c0, c, head_out, None, w_bits=int(rng.integers(2, 9)),
                         out_bits=ob, frac_bits=min(fb, ob - 1)))
-    for i in range(2, n_binary + 2):
+
+    def mix_layer():
+        ob, fb = fixed_bits()
+        return Layer("fixed", kern(), c, c, "affine", None, w_bits=int(rng.integers(2, 9)),
+                     out_bits=ob, frac_bits=min(fb, ob - 1))
+
+    if mix_layers:
+        layers.append(mix_layer())
+    for i in range(len(layers) + 1, len(layers) + n_binary + 1):
         out = "affine" if rng.random() < 0.5 else "threshold"
         layer = Layer("binary", kern(), c, c, out, None)
         if out == "affine":
@@ -105,6 +115,8 @@ def random_model(
                 ob, fb = fixed_bits()
                 layer.out_bits, layer.frac_bits = ob, min(fb, ob - 1)
         layers.append(layer)
+    if mix_layers:
+        layers.append(mix_layer())
     c_last = image_channels * shuffle**2
     tail = Layer("fixed", kern(), c, c_last, "pixel", None, w_bits=int(rng.integers(2, 9)))
     if rng.random() < 0.7:

@@ -5,10 +5,16 @@
 * host pixel steps: optional ``pixel_unshuffle(r)`` and a constant noise-level channel (sigma
   in 0..255 pixel units, appended last) before, optional ``pixel_shuffle`` after;
 * head: a full-precision 3x3 conv on the pixels (``pixels / 255``), per-output-channel
-  ``w_bits`` signed weights, written to the fixed-point residual stream;
+  ``w_bits`` signed weights, written to the fixed-point residual stream (with ``head_mid``:
+  a 3x3 conv to ``head_mid`` channels, then a 1x1 conv to the stream);
 * body: ``blocks`` binary residual layers ``x_i = q(x_{i-1} + BN(bconv(sign(x_{i-1}))))``;
 * tail: a full-precision 3x3 conv to the image channels (times shuffle**2), plus the global
-  residual with the input pixels (spec ``residual_map``), clamped to 0..255.
+  residual with the input pixels (spec ``residual_map``), clamped to 0..255 (with
+  ``tail_mid``: a 1x1 conv to ``tail_mid`` channels first).
+
+The ``*_mid`` bottlenecks are linear (a low-rank 3x3 conv) with their middle tensor in the
+stream's fixed point: they cut the fixed-point products per pixel, which set the hardware's
+LUT count (about 110 ECP5 LUT4s per 8x6-bit product, measured).
 
 Every conv uses ``padding_mode="replicate"`` (the spec's border rule). With ``quant=True`` the
 model carries the deployed arithmetic as fake quantization: the residual stream is rounded
@@ -110,6 +116,8 @@ class StreamNet(nn.Module):
     head_kernel, tail_kernel : int
         3 or 1. The fixed-point head and tail hold most of the hardware's multipliers (a 3x3
         head and tail: 7,200 products per pixel for the denoiser, 1x1: 800).
+    head_mid, tail_mid : int
+        0, or the channels of a linear bottleneck inside the head / tail (see above).
     w_bits : int
         Signed width of head and tail weights.
     quant : bool
@@ -120,19 +128,24 @@ class StreamNet(nn.Module):
     def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
                  unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
                  frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True,
-                 head_kernel: int = 3, tail_kernel: int = 3):
+                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0):
         super().__init__()
         if unshuffle not in (1, shuffle):
             raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
         self.config = dict(image_channels=image_channels, width=width, blocks=blocks,
                            unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
                            frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant,
-                           head_kernel=head_kernel, tail_kernel=tail_kernel)
+                           head_kernel=head_kernel, tail_kernel=tail_kernel, head_mid=head_mid,
+                           tail_mid=tail_mid)
         c0 = image_channels * unshuffle**2 + int(noise_channel)
         c_out = image_channels * shuffle**2
-        self.head = QuantConv2d(c0, width, w_bits, head_kernel)
+        # The 1x1 halves of the bottlenecks (``head_mix`` after the head, ``tail_mix`` before the
+        # tail) are the stream-side ones, so the 3x3 halves keep the narrow side.
+        self.head = QuantConv2d(c0, head_mid or width, w_bits, head_kernel)
+        self.head_mix = QuantConv2d(head_mid, width, w_bits, 1) if head_mid else None
         self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
-        self.tail = QuantConv2d(width, c_out, w_bits, tail_kernel)
+        self.tail_mix = QuantConv2d(width, tail_mid, w_bits, 1) if tail_mid else None
+        self.tail = QuantConv2d(tail_mid or width, c_out, w_bits, tail_kernel)
         with torch.no_grad():  # start near the identity (the global residual) for a useful first loss
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
@@ -143,9 +156,13 @@ class StreamNet(nn.Module):
         self.set_quant(quant)
         set_stage(self, 1)
 
+    def fixed_convs(self) -> list[QuantConv2d]:
+        return [c for c in (self.head, self.head_mix, self.tail_mix, self.tail) if c is not None]
+
     def set_quant(self, quant: bool) -> None:
         self.quant = quant
-        self.head.quant = self.tail.quant = quant
+        for conv in self.fixed_convs():
+            conv.quant = quant
 
     def q(self, x: torch.Tensor) -> torch.Tensor:
         """The residual stream's fixed point: round half up, saturate (identity if not quant)."""
@@ -170,8 +187,12 @@ class StreamNet(nn.Module):
         """Pixels (N, C, H, W) in 0..255 -> restored pixels in 0..255 (integers when quant)."""
         t0 = self.tensor0(x, sigma)
         s = self.q(self.head(t0 / 255.0) * HEAD_GAIN)
+        if self.head_mix is not None:
+            s = self.q(self.head_mix(s))
         for blk in self.blocks:
             s = self.q(s + blk(s))
+        if self.tail_mix is not None:
+            s = self.q(self.tail_mix(s))
         y = self.tail(s) * 255.0
         if self.quant:
             y = round_ste(y)
@@ -200,6 +221,23 @@ def _spec_weights(w: torch.Tensor) -> np.ndarray:
     return w.detach().cpu().numpy().transpose(0, 2, 3, 1)
 
 
+def _fixed_affine(conv: QuantConv2d, A, B, shift: int, cfg: dict) -> spec.Layer:
+    """A fixed conv written to a tensor in the stream's fixed point."""
+    return spec.Layer(
+        "fixed", conv.kernel_size[0], conv.in_channels, conv.out_channels, "affine",
+        _spec_weights(conv.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
+        scale=A, bias=B, shift=shift, scale_bits=18, out_bits=cfg["stream_bits"],
+        frac_bits=cfg["frac_bits"])
+
+
+def _stream_mix(conv: QuantConv2d, cfg: dict) -> spec.Layer:
+    """A bottleneck's 1x1 half, stream format in and out: y*2^F = s_c*acc + b*2^F."""
+    f = 2.0 ** cfg["frac_bits"]
+    s = conv.weight_scale().flatten().cpu().double().numpy()
+    A, B, sh = _affine(s, conv.bias.cpu().double().numpy() * f)
+    return _fixed_affine(conv, A, B, sh, cfg)
+
+
 @torch.no_grad()
 def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
            provenance: dict | None = None) -> spec.Model:
@@ -212,13 +250,11 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
     # Head: y*2^F = g * (s_c/255 * acc + b) * 2^F, acc = sum w_int * pixel, g = HEAD_GAIN.
     s = net.head.weight_scale().flatten().cpu().double().numpy()
     A, B, sh = _affine(s * f * HEAD_GAIN / 255.0, net.head.bias.cpu().double().numpy() * f * HEAD_GAIN)
-    layers.append(spec.Layer(
-        "fixed", net.head.kernel_size[0], net.head.in_channels, net.head.out_channels, "affine",
-        _spec_weights(net.head.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
-        scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
-        frac_bits=cfg["frac_bits"]))
+    layers.append(_fixed_affine(net.head, A, B, sh, cfg))
+    if net.head_mix is not None:
+        layers.append(_stream_mix(net.head_mix, cfg))
     # Body: BN(dot) = a*dot + c with dot = 2*acc - N, so y*2^F = 2a*2^F*acc + (c - a*N)*2^F.
-    for i, blk in enumerate(net.blocks, start=1):
+    for i, blk in enumerate(net.blocks, start=len(layers)):
         bn = blk.bn
         a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).cpu().double().numpy()
         c = bn.bias.cpu().double().numpy() - a * bn.running_mean.cpu().double().numpy()
@@ -229,6 +265,8 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
             "binary", 3, blk.conv.in_channels, blk.conv.out_channels, "affine", bits,
             scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
             frac_bits=cfg["frac_bits"], residual=i))
+    if net.tail_mix is not None:
+        layers.append(_stream_mix(net.tail_mix, cfg))
     # Tail: pixels = 255 * (s_c * acc / 2^F + b), acc = sum w_int * v (v the stream integers).
     s = net.tail.weight_scale().flatten().cpu().double().numpy()
     A, B, sh = _affine(255.0 * s / f, 255.0 * net.tail.bias.cpu().double().numpy())

@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=None, help="override the task's channel width")
     p.add_argument("--blocks", type=int, default=None, help="override the number of binary layers")
+    p.add_argument("--unshuffle", type=int, default=None,
+                   help="override the host pixel unshuffle (the body's resolution divisor; "
+                        "tasks that shuffle back by the same factor follow it)")
     p.add_argument("--w-bits", type=int, default=None, help="override the head/tail weight bits")
     p.add_argument("--stream-bits", type=int, default=None, help="override the residual stream bits")
     p.add_argument("--frac-bits", type=int, default=None, help="override the stream's fraction bits")
@@ -50,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
                    help="override the fixed head's kernel (1 cuts its multipliers by 9)")
     p.add_argument("--tail-kernel", type=int, choices=(1, 3), default=None,
                    help="override the fixed tail's kernel")
+    p.add_argument("--head-mid", type=int, default=None,
+                   help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream)")
+    p.add_argument("--tail-mid", type=int, default=None,
+                   help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail)")
     p.add_argument("--bn-batches", type=int, default=100,
                    help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -75,8 +82,13 @@ def main(argv=None) -> int:
         return 1
     overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks), ("w_bits", a.w_bits),
                                    ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits),
-                                   ("head_kernel", a.head_kernel), ("tail_kernel", a.tail_kernel))
+                                   ("head_kernel", a.head_kernel), ("tail_kernel", a.tail_kernel),
+                                   ("head_mid", a.head_mid), ("tail_mid", a.tail_mid))
                  if v is not None}
+    if a.unshuffle is not None:
+        overrides["unshuffle"] = a.unshuffle
+        if t["net"]["shuffle"] == t["net"]["unshuffle"]:
+            overrides["shuffle"] = a.unshuffle
     net = build_net(a.task, quant=True, **overrides)
     sampler = PatchSampler(train, a.task, a.patch or t["patch"], a.batch, seed=a.seed * 1000 + rank,
                            sigma_range=t["sigma_range"], scale=t["scale"])

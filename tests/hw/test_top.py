@@ -53,19 +53,21 @@ def run_frames(dut, frames, *, gap=0.0, stall=0.0, seed=0, before=None, after=No
     return res
 
 
-CASES = [  # seed, height, width, fold
-    (1, 4, 5, None),
-    (2, 1, 6, None),
-    (3, 5, 1, None),
-    (4, 1, 1, None),
-    (5, 3, 7, "fold"),
-    (6, 2, 3, "fold"),
+CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail)
+    (1, 4, 5, None, False),
+    (2, 1, 6, None, False),
+    (3, 5, 1, None, False),
+    (4, 1, 1, None, False),
+    (5, 3, 7, "fold", False),
+    (6, 2, 3, "fold", False),
+    (7, 3, 4, None, True),
+    (8, 2, 5, "fold", True),
 ]
 
 
-@pytest.mark.parametrize("seed,h,w,fold", CASES)
-def test_top_matches_spec(seed, h, w, fold):
-    model = small_model(seed)
+@pytest.mark.parametrize("seed,h,w,fold,mix", CASES)
+def test_top_matches_spec(seed, h, w, fold, mix):
+    model = small_model(seed, mix_layers=mix)
     if fold == "fold":  # fold the first two layers (the rest fully unfolded)
         l1, l2 = model.layers[:2]
         fold = [{"pe": 1, "simd": l1.c_in, "out_pe": 1}, {"pe": l2.c_out, "simd": l2.c_in, "out_pe": 1}]

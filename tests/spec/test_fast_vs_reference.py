@@ -20,9 +20,9 @@ def _cases():
         yield seed, h, w
 
 
-@pytest.mark.parametrize("seed,h,w", list(_cases()))
-def test_fast_equals_reference(seed, h, w):
-    model = spec.random_model(seed)
+@pytest.mark.parametrize("seed,h,w,mix", [c + (False,) for c in _cases()] + [(3, 5, 6, True), (4, 1, 7, True)])
+def test_fast_equals_reference(seed, h, w, mix):
+    model = spec.random_model(seed, mix_layers=mix)
     r = model.steps.unshuffle
     x0 = spec.model_input(model, spec.random_image(seed, h * r, w * r, model.image_channels))
     want = reference.run_layers(model, x0)

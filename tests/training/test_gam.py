@@ -116,10 +116,10 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert final["stage_index"] == len(final["plan"]) and final["step"] == 0
 
 
-@pytest.mark.parametrize("kernel", [3, 1])
-def test_export_matches_torch_through_the_spec(tmp_path, kernel):
+@pytest.mark.parametrize("kernel, mid", [(3, 0), (1, 0), (3, 3)])
+def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid):
     run = tmp_path / "run"
-    net = _net(head_kernel=kernel, tail_kernel=kernel)
+    net = _net(head_kernel=kernel, tail_kernel=kernel, head_mid=mid, tail_mid=mid)
     state = Trainer(net, _sampler(), [], run, "gam", 8, log_every=100,
                     meta={"task": "denoise", "command": "test"}).run()
     torch.save(state, run / "final.pt")
@@ -131,8 +131,12 @@ def test_export_matches_torch_through_the_spec(tmp_path, kernel):
     model, got = export_checked(run / "final.pt", val, tolerance=0.05)
     assert model.steps.unshuffle == 2 and model.steps.noise_channel and model.input_channels == 13
     kinds = [(l.kind, l.kernel, l.output, l.residual) for l in model.layers]
-    assert kinds == [("fixed", kernel, "affine", None), ("binary", 3, "affine", 1),
-                     ("binary", 3, "affine", 2), ("fixed", kernel, "pixel", None)]
+    mix = [("fixed", 1, "affine", None)] if mid else []
+    b = len(mix) + 1  # the layer before the first binary one
+    assert kinds == ([("fixed", kernel, "affine", None)] + mix
+                     + [("binary", 3, "affine", b), ("binary", 3, "affine", b + 1)]
+                     + mix + [("fixed", kernel, "pixel", None)])
+    assert [l.c_out for l in model.layers[:len(mix) + 1]] == [mid or 8] + [8] * len(mix)
     # Bit-level agreement on a random image: torch eval form == spec.restore.
     net, _ = load_run(run / "final.pt")
     img = spec.random_image(3, 32, 40, 3)
@@ -140,7 +144,10 @@ def test_export_matches_torch_through_the_spec(tmp_path, kernel):
         y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float(), torch.tensor([25.0]))
     y = y[0].permute(1, 2, 0).numpy().astype(np.uint8)
     z = spec.restore(model, img)
-    assert np.mean(y != z) < 1e-3
+    # Folded constants round differently from torch's floats at exact .5 ties; each extra
+    # requantized tensor (a bottleneck's middle) adds such ties.
+    assert np.mean(y != z) < (1e-3 if not mid else 1e-2)
+    assert np.abs(y.astype(int) - z).max() <= 2
     out = tmp_path / "m.gamir"
     assert export_main(["--checkpoint", str(run / "final.pt"), "--data", str(val),
                         "--out", str(out)]) == 0
