@@ -2,7 +2,7 @@
 
 Each row is one restorer: a run checkpoint (``--checkpoint``, the torch network in eval mode),
 an exported model file (``--model``, run through the integer spec) or a classical baseline
-(``--baseline nlm|bicubic|input``). Images come from a folder of clean images degraded
+(``--baseline nlm|wavelet|bicubic|input``). Images come from a folder of clean images degraded
 synthetically with a fixed seed (``--data``), or from paired folders (``--pairs``)::
 
     python -m training.eval --task denoise --data /work/data/photos/val --sigma 25 \\
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--sigma", type=int, default=None, help="denoising noise level (default: task's)")
     p.add_argument("--checkpoint", type=Path, action="append", default=[])
     p.add_argument("--model", type=Path, action="append", default=[])
-    p.add_argument("--baseline", action="append", default=[], choices=["nlm", "bicubic", "input"])
+    p.add_argument("--baseline", action="append", default=[], choices=["nlm", "wavelet", "bicubic", "input"])
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)

@@ -74,8 +74,9 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     """Classical baselines as [(setting, restore)]: a grid the caller tunes over.
 
     Denoising uses scikit-image's non-local means (``h`` from 0.6 to 1.0 sigma, 5x5 patches,
-    13x13 search); picking the best setting on the evaluation images themselves favours the
-    baseline. (Wavelet shrinkage would need PyWavelets, which gamir does not depend on.) SR uses the antialiased
+    13x13 search) or wavelet shrinkage (BayesShrink or VisuShrink, soft thresholds, in YCbCr,
+    ``db2`` or ``sym8``, the true sigma); picking the best setting on the evaluation images
+    themselves favours the baseline. SR uses the antialiased
     bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention). ``input`` scores the
     degraded image itself (same-size tasks).
     """
@@ -89,9 +90,15 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
         return [(f"h={f}*sigma", lambda d, level, f=f: to_u8(denoise_nl_means(
             d / 255.0, h=f * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
             channel_axis=2))) for f in (0.6, 0.8, 1.0)]
+    if method == "wavelet":
+        from skimage.restoration import denoise_wavelet
+        return [(f"{rule} {wavelet}", lambda d, level, rule=rule, wavelet=wavelet: to_u8(
+            denoise_wavelet(d / 255.0, sigma=s, wavelet=wavelet, mode="soft", method=rule,
+                            convert2ycbcr=True, rescale_sigma=True, channel_axis=2)))
+                for rule in ("BayesShrink", "VisuShrink") for wavelet in ("db2", "sym8")]
     if method == "input":
         return [("degraded input", lambda d, level: d)]
     if method == "bicubic":
         from .data import bicubic, to_image, to_tensor
         return [("a=-0.5 antialiased", lambda d, level: to_image(bicubic(to_tensor(d), 2.0)))]
-    raise ValueError(f"baseline {method!r} must be nlm, bicubic or input")
+    raise ValueError(f"baseline {method!r} must be nlm, wavelet, bicubic or input")
