@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
+from .fixed_conv import LUT_PRODUCTS
 
 __all__ = ["BuildError", "build", "tool_env", "FRAMES", "main"]
 
@@ -107,6 +108,11 @@ techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
 xilinx_dffopt
 opt_lut_ins -tech xilinx"""),
 }
+
+
+#: Run right after reading the RTL: the products hw.fixed_conv keeps out of hard multipliers
+#: become radix-4 Booth logic (in any other form, synth_* maps every ``$mul`` to a DSP block).
+BOOTH_LUT_PRODUCTS = f"booth *.{LUT_PRODUCTS}_*/t:$mul"
 
 
 def _classic_synth(family: str, top: str) -> tuple[str, str]:
@@ -248,6 +254,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
         plan = platform.build(
             harness, name="top", build_dir=str(work), do_build=False,
             synth_opts=first,
+            script_after_read=BOOTH_LUT_PRODUCTS,
             script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
             nextpnr_opts="--report top.report.json --timing-allow-fail",
@@ -322,7 +329,7 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
 
     (work / "gam_top.v").write_text(verilog)
     first, rest = _classic_synth("xc7", "gam_top")
-    script = (f"read_verilog gam_top.v\nsynth_xilinx {first} -top gam_top\n{rest}\n"
+    script = (f"read_verilog gam_top.v\n{BOOTH_LUT_PRODUCTS}\nsynth_xilinx {first} -top gam_top\n{rest}\n"
               "tee -q -o gam_top.stat.json stat -json\n")
     (work / "xc7.ys").write_text(script)
     _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
@@ -391,7 +398,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     Fmax may fall short of the target). ``max_width`` defaults to the
     accelerator width of a 1280-pixel-wide image, so the 1280x720 figure of the report is a
     frame the bitstream takes whole. ``dsp`` caps the hard multipliers (:func:`hw.top.dsp_allocation`;
-    the rest become LUT adder trees); it defaults to 90 % of the device's count (Yosys would
+    the rest become Booth multipliers in LUTs); it defaults to 90 % of the device's count (Yosys would
     otherwise map every product to a multiplier block and overflow them on folded designs; the
     margin is for multiplications elsewhere in the design that synthesis also maps).
     """

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                     help="accelerator frame HxW for --fold auto and the cycle prediction")
     ap.add_argument("--dsp", type=int, default=None,
                     help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
-                         " the fixed convs' other products become LUT shift-and-add trees")
+                         " the fixed convs' other products become Booth multipliers in LUTs")
     ap.add_argument("-o", "--out", required=True, help="output directory")
     args = ap.parse_args(argv)
     try:

@@ -76,7 +76,7 @@ def dsp_allocation(model: Model, folds, dsp):
 
     ``dsp`` is the device budget. The output stages' ``out_pe`` multipliers (accumulator x
     ``A``, up to 18 bits: one DSP each) are counted first; the rest goes to the fixed convs in
-    layer order, the head first. Their remaining products become LUT shift-and-add trees.
+    layer order, the head first. Their remaining products become Booth multipliers in LUTs.
     """
     if dsp is None:
         return [None] * len(model.layers)

@@ -155,3 +155,36 @@ def test_fit_error_names_resource_and_folding():
     budget = int(re.search(r"--fold lut:(\d+)", err).group(1))
     assert perf.estimate_cost(model, fold, max_width=640)["luts"] <= budget
     assert "try --max-width 384 (now 640" in err
+
+
+def test_booth_pass_selects_exactly_the_lut_products(tmp_path):
+    """The flows' ``booth`` selection must name the products kept out of DSPs, and only them
+    (a renamed submodule would silently send them all to hard multipliers)."""
+    import subprocess
+
+    from amaranth.back import verilog
+    from amaranth.hdl import Shape
+
+    from hw import regmap
+    from hw.fixed_conv import FixedConv
+    from hw.xnor_engine import acc_shape_for
+
+    model = tiny_model(5, channels=3)
+    layer = model.layers[0]
+    fold = [{"pe": 3, "simd": layer.taps, "out_pe": 1}] + [None] * (len(model.layers) - 1)
+    wreg = regmap.regions(model, fold)[0]
+    t_in = model.tensor_types()[0]
+    dsp = 4
+    dut = FixedConv(wreg, regmap.region_entries(model, wreg), elem=Shape.cast(8),
+                    bit_input=False, taps=layer.taps, c_out=layer.c_out,
+                    acc_shape=acc_shape_for(layer, t_in), w_bits=layer.w_bits, dsp_terms=dsp)
+    (tmp_path / "mvu.v").write_text(verilog.convert(dut, name="mvu", emit_src=False))
+    env = build.tool_env("ecp5")
+    script = (f"read_verilog mvu.v\ntee -q -o all.txt select -list */t:$mul\n"
+              f"tee -q -o lut.txt select -list {build.BOOTH_LUT_PRODUCTS.split(' ', 1)[1]}\n")
+    (tmp_path / "s.ys").write_text(script)
+    subprocess.run([env["YOSYS"], "-q", "s.ys"], cwd=tmp_path, env=env, check=True)
+    cells = lambda name: set((tmp_path / name).read_text().split())  # noqa: E731
+    lut = cells("lut.txt")
+    assert len(lut) == 3 * layer.taps - dsp and lut < cells("all.txt")
+    assert all(".lut_products_" in c for c in lut)

@@ -62,8 +62,8 @@ def test_fold_mismatch_is_rejected():
 
 
 @pytest.mark.parametrize("dsp_terms", [0, 2])
-def test_fixed_conv_shift_add_products_match_spec(dsp_terms):
-    """Products outside the DSP budget are shift-and-add trees; same accumulators."""
+def test_fixed_conv_lut_products_match_spec(dsp_terms):
+    """Products outside the DSP budget come from LutProducts submodules; same accumulators."""
     for k, seed in ((1, 7), (2, 11)):  # pixels (unsigned) in; the tail reads signed fixed
         model, layer, tensors, types, wreg, _, acc = layer_case(
             seed, k, {"pe": 1, "simd": 3}, channels=2, n_binary=0, image_channels=1, unshuffle=1)
