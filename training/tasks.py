@@ -4,7 +4,8 @@ All four follow the hardware budget of the shipped boards: 32 channels, 8 binary
 layers, an 8-bit residual stream (4 fraction bits) and 6-bit head/tail weights. The denoiser
 follows FFDNet (unshuffle 2 + a noise-level channel, 13 input channels) and carries a 10-bit
 stream (6 fraction bits) with 8-bit head/tail weights: +0.46 dB on the validation photos for
-about 17 % more LUTs (docs/training.md). SR x2 runs at the low
+9 % more LUTs on a Zynq-7020 at 640x480 and 30 fps (33 % more at the ECP5's 720p30 fold;
+docs/training.md, docs/builds.md). SR x2 runs at the low
 resolution and shuffles by 2; its global residual adds the nearest-neighbour upsampled input.
 """
 
