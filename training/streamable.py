@@ -14,7 +14,7 @@
 
 The ``*_mid`` bottlenecks are linear (a low-rank 3x3 conv) with their middle tensor in the
 stream's fixed point: they cut the fixed-point products per pixel, which set the hardware's
-LUT count (about 110 ECP5 LUT4s per 8x6-bit product, measured).
+LUT count (130..170 ECP5 LUT4s per 8x6-bit product built from LUTs, docs/builds.md).
 
 Every conv uses ``padding_mode="replicate"`` (the spec's border rule). With ``quant=True`` the
 model carries the deployed arithmetic as fake quantization: the residual stream is rounded
