@@ -13,11 +13,6 @@ Methods
     Stage 1 for the whole budget with the fixed-point fake quantization off: the
     full-precision network of the same architecture.
 
-With ``distill`` > 0 a GAM run also distills: from stage 2 on, the network at the end of stage
-1 (frozen, eval mode) is a teacher, and the loss adds ``distill`` times the mean absolute
-difference between the student's and the teacher's normalization outputs (the norm after
-every binary conv, so any binarized network has them), layer by layer.
-
 Each stage gets a fresh Adam and a cosine learning-rate decay. ``OUT/last.pt`` is written every
 ``ckpt_every`` steps and at each stage end (also kept as ``OUT/stage<k>.pt``); starting again
 with the same ``OUT`` resumes from it, optimizer and random state included. Under ``torchrun``
@@ -27,7 +22,6 @@ GPUs); every rank draws its own patches, rank 0 validates, logs and saves.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -41,7 +35,7 @@ from torch import nn
 from .binary import set_stage
 from .metrics import psnr
 
-__all__ = ["METHODS", "plan", "NormTaps", "Trainer"]
+__all__ = ["METHODS", "plan", "Trainer"]
 
 METHODS = ("gam", "ste", "fp")
 
@@ -63,37 +57,6 @@ def plan(method: str, steps: int, fracs=(0.3, 0.15, 0.15, 0.4)) -> list[tuple[in
     return [(k + 1, n) for k, n in enumerate(lengths) if n > 0]
 
 
-class NormTaps:
-    """Records the outputs of every normalization layer of ``net`` (the norm after each
-    binary conv) on each forward pass, for feature distillation."""
-
-    def __init__(self, net: nn.Module):
-        self.feats: list[torch.Tensor] = []
-        norms = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
-        self.handles = [m.register_forward_hook(self._record)
-                        for m in net.modules() if isinstance(m, norms)]
-        if not self.handles:
-            raise ValueError("distillation needs a network with norm layers after its binary convs")
-
-    def _record(self, module, inputs, output):
-        self.feats.append(output)
-
-    def take(self) -> list[torch.Tensor]:
-        feats, self.feats = self.feats, []
-        return feats
-
-    def distance(self, teacher: "NormTaps") -> torch.Tensor:
-        """Mean over layers of the mean absolute difference to the teacher's outputs."""
-        mine, theirs = self.take(), teacher.take()
-        if len(mine) != len(theirs) or not mine:
-            raise RuntimeError(f"student ran {len(mine)} norm layers, teacher {len(theirs)}")
-        return torch.stack([(a - b).abs().mean() for a, b in zip(mine, theirs)]).mean()
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
 class Trainer:
     """Train ``net`` with ``method`` on batches from ``sampler``; see the module docstring.
 
@@ -108,11 +71,7 @@ class Trainer:
     def __init__(self, net: nn.Module, sampler, val, out: Path, method: str, steps: int,
                  lr: float = 1e-3, fracs=(0.3, 0.15, 0.15, 0.4), log_every: int = 50,
                  val_every: int = 500, ckpt_every: int = 200, name: str = "run", meta=None,
-                 device: str | torch.device = "cpu", bn_batches: int = 100, distill: float = 0.0):
-        if distill < 0 or (distill and method != "gam"):
-            raise ValueError(f"distill={distill!r}: a non-negative weight, and only for method gam "
-                             "(its stage-1 network is the teacher)")
-        self.distill = distill
+                 device: str | torch.device = "cpu", bn_batches: int = 100):
         self.device = torch.device(device)
         self.net, self.sampler, self.val = net.to(self.device), sampler, val
         self.out = Path(out)
@@ -158,15 +117,6 @@ class Trainer:
     def _log(self, msg: str) -> None:
         if self.rank == 0:
             print(f"[{self.name}] {msg}", flush=True)
-
-    # ------------------------------------------------------------------ distillation
-    def _teacher(self) -> nn.Module:
-        """The frozen stage-1 network, from ``OUT/stage1.pt``."""
-        teacher = copy.deepcopy(self.net)
-        state = torch.load(self.out / "stage1.pt", map_location="cpu", weights_only=False)
-        teacher.load_state_dict(state["model"])
-        set_stage(teacher, 1)
-        return teacher.eval().requires_grad_(False)
 
     # ------------------------------------------------------------------ training
     @torch.no_grad()
@@ -236,13 +186,9 @@ class Trainer:
         t_run, steps_run = time.time(), 0
         state = resume
         self.net.train()
-        teacher = student = None
         for idx in range(start_idx, len(self.plan)):
             stage, n = self.plan[idx]
             set_stage(self.net, stage)
-            if self.distill and stage > 1 and teacher is None:
-                teacher = self._teacher()
-                teacher_taps, student = NormTaps(teacher), NormTaps(self.net)
             opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda s, n=n: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s, n) / n)))
@@ -252,14 +198,8 @@ class Trainer:
                 sched.load_state_dict(resume["sched"])
             for step in range(first, n):
                 x, y, sigma = (t.to(self.device, non_blocking=True) for t in self.sampler())
-                if student is not None:
-                    student.take()  # drop what validation recorded
                 out = self.model(x, sigma)
                 loss = (out - y).abs().mean() / 255.0
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher(x, sigma)
-                    loss = loss + self.distill * student.distance(teacher_taps)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -281,9 +221,6 @@ class Trainer:
                     self._save(state, "last.pt", *([f"stage{stage}.pt"] if end else []))
                     if self.world > 1:
                         dist.barrier()
-        if student is not None:
-            student.remove()
-            teacher_taps.remove()
         if state is not None and self.bn_batches and not state.get("bn_recalibrated"):
             state = self.recalibrate_bn(state)
         self._log(f"done: {total} steps, val PSNR {self.val_psnr:.2f} dB, "

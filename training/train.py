@@ -57,9 +57,6 @@ def parser() -> argparse.ArgumentParser:
                    help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream)")
     p.add_argument("--tail-mid", type=int, default=None,
                    help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail)")
-    p.add_argument("--distill", type=float, default=0.0,
-                   help="GAM only: weight of the feature distillation from the stage-1 network "
-                        "(mean |student - teacher| over the norm outputs; 0: off)")
     p.add_argument("--bn-batches", type=int, default=100,
                    help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -104,13 +101,10 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"error: --device {a.device}: this torch sees no CUDA device", file=sys.stderr)
         return 1
-    if a.distill and a.method != "gam":
-        print(f"error: --distill needs --method gam (its stage-1 network is the teacher)", file=sys.stderr)
-        return 1
     trainer = Trainer(net, sampler, val, a.out, a.method, a.steps, lr=a.lr, fracs=tuple(a.fracs),
                       log_every=a.log_every, val_every=a.val_every,
                       name=f"{a.task} {a.method}", meta=meta, device=device,
-                      bn_batches=a.bn_batches, distill=a.distill)
+                      bn_batches=a.bn_batches)
     state = trainer.run()
     if trainer.rank == 0 and state is not None:
         torch.save(state, a.out / "final.pt")

@@ -11,12 +11,12 @@ import torch
 from skimage import data, io
 
 import spec
-from training.binary import STAGES, BinaryConv2d, set_stage, stage_quant
+from training.binary import STAGES, BinaryConv2d, stage_quant
 from training.data import PatchSampler
 from training.evaluate import load_run
 from training.export import export_checked
 from training.export import main as export_main
-from training.gam import NormTaps, Trainer, plan
+from training.gam import Trainer, plan
 from training.streamable import StreamNet
 
 torch.set_num_threads(1)
@@ -184,61 +184,3 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
         if "running" not in k and "num_batches" not in k:
             assert torch.equal(a[k], b[k]), k
     assert (tmp_path / "last.pt").exists() and (tmp_path / "stage4.pt").exists()
-
-
-def test_norm_taps_measure_the_distance_to_a_teacher():
-    student, teacher = _net(), _net()
-    set_stage(student, 4)
-    set_stage(teacher, 1)
-    x, _, sigma = _sampler()()
-    taps_s, taps_t = NormTaps(student), NormTaps(teacher)
-    student.eval(), teacher.eval()
-    with torch.no_grad():
-        student(x, sigma)
-        teacher(x, sigma)
-        feats_s = [f.clone() for f in taps_s.feats]
-        feats_t = [f.clone() for f in taps_t.feats]
-        dist = taps_s.distance(taps_t)
-    assert len(feats_s) == len(feats_t) == 2  # one norm per binary layer
-    expect = np.mean([(a - b).abs().mean().item() for a, b in zip(feats_s, feats_t)])
-    assert dist.item() == pytest.approx(expect) and expect > 0
-    assert taps_s.feats == [] and taps_t.feats == []
-    set_stage(student, 1)
-    with torch.no_grad():
-        student(x, sigma)
-        teacher(x, sigma)
-    assert taps_s.distance(taps_t).item() == 0  # same weights, same stage
-    taps_s.remove()
-    with torch.no_grad():
-        student(x, sigma)
-    assert taps_s.feats == []
-
-
-def test_distillation_pulls_the_binary_stages_towards_the_stage1_teacher(tmp_path):
-    def run(out, distill):
-        Trainer(_net(), _sampler(), [], out, "gam", 8, fracs=(0.25, 0.25, 0.25, 0.25),
-                log_every=100, bn_batches=0, distill=distill).run()
-        return torch.load(out / "stage2.pt", weights_only=False)["model"]
-
-    plain, distilled = run(tmp_path / "plain", 0.0), run(tmp_path / "kd", 50.0)
-    stage1 = torch.load(tmp_path / "kd" / "stage1.pt", weights_only=False)["model"]
-    assert all(torch.equal(stage1[k], torch.load(tmp_path / "plain" / "stage1.pt",
-                                                 weights_only=False)["model"][k]) for k in stage1)
-    assert (tmp_path / "kd" / "stage4.pt").exists()
-
-    def distance(weights):  # feature distance of a stage-2 network to the teacher, eval mode
-        teacher, student = _net(), _net()
-        teacher.load_state_dict(stage1)
-        student.load_state_dict(weights)
-        set_stage(student, 2)
-        taps_s, taps_t = NormTaps(student), NormTaps(teacher)
-        x, _, sigma = _sampler(seed=7)()
-        with torch.no_grad():
-            student.train()(x, sigma)  # batch statistics, as in training
-            teacher.eval()(x, sigma)
-        return taps_s.distance(taps_t).item()
-
-    # Same data and seed: only the distillation term differs from stage 2 on.
-    assert distance(distilled) < distance(plain)
-    with pytest.raises(ValueError, match="only for method gam"):
-        Trainer(_net(), _sampler(), [], tmp_path / "x", "ste", 4, distill=1.0)
