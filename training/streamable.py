@@ -85,17 +85,15 @@ class QuantConv2d(nn.Conv2d):
 
 
 class _Block(nn.Module):
-    """One binary residual layer: ``BN(bconv(act(x / act_scale)))`` (the caller adds ``x`` and
-    rounds). ``act_scale`` only matters before stage 4: ``sign(x / a) = sign(x)``."""
+    """One binary residual layer: ``BN(bconv(act(x)))`` (the caller adds ``x`` and rounds)."""
 
-    def __init__(self, width: int, act_scale: float = 1.0):
+    def __init__(self, width: int):
         super().__init__()
         self.conv = BinaryConv2d(width, width, 3, padding=1, bias=False, padding_mode="replicate")
         self.bn = nn.BatchNorm2d(width)
-        self.act_scale = act_scale
 
     def forward(self, x):
-        return self.bn(self.conv(x / self.act_scale))
+        return self.bn(self.conv(x))
 
 
 class StreamNet(nn.Module):
@@ -122,11 +120,6 @@ class StreamNet(nn.Module):
         0, or the channels of a linear bottleneck inside the head / tail (see above).
     w_bits : int
         Signed width of head and tail weights.
-    act_scale : float
-        The binary layers' activations read ``stream / act_scale``. The deployed sign does
-        not change; the training surrogates do: GAM's tanh, SB(x) = tanh(10x) and the
-        ``|x| <= 1`` straight-through window are made for unit-scale inputs, and the stream
-        grows to a standard deviation of 1..2 (40..64 % of its values outside the window).
     quant : bool
         Carry the deployed fixed-point arithmetic (False gives the full-precision comparison
         network of the same architecture).
@@ -135,8 +128,7 @@ class StreamNet(nn.Module):
     def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
                  unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
                  frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True,
-                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0,
-                 act_scale: float = 1.0):
+                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0):
         super().__init__()
         if unshuffle not in (1, shuffle):
             raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
@@ -144,16 +136,14 @@ class StreamNet(nn.Module):
                            unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
                            frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant,
                            head_kernel=head_kernel, tail_kernel=tail_kernel, head_mid=head_mid,
-                           tail_mid=tail_mid, act_scale=act_scale)
-        if not act_scale > 0:
-            raise ValueError(f"act_scale={act_scale!r} must be positive")
+                           tail_mid=tail_mid)
         c0 = image_channels * unshuffle**2 + int(noise_channel)
         c_out = image_channels * shuffle**2
         # The 1x1 halves of the bottlenecks (``head_mix`` after the head, ``tail_mix`` before the
         # tail) are the stream-side ones, so the 3x3 halves keep the narrow side.
         self.head = QuantConv2d(c0, head_mid or width, w_bits, head_kernel)
         self.head_mix = QuantConv2d(head_mid, width, w_bits, 1) if head_mid else None
-        self.blocks = nn.ModuleList(_Block(width, act_scale) for _ in range(blocks))
+        self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
         self.tail_mix = QuantConv2d(width, tail_mid, w_bits, 1) if tail_mid else None
         self.tail = QuantConv2d(tail_mid or width, c_out, w_bits, tail_kernel)
         with torch.no_grad():  # start near the identity (the global residual) for a useful first loss

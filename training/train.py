@@ -57,9 +57,6 @@ def parser() -> argparse.ArgumentParser:
                    help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream)")
     p.add_argument("--tail-mid", type=int, default=None,
                    help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail)")
-    p.add_argument("--act-scale", type=float, default=None,
-                   help="override the divisor of the stream before the binary layers' activation "
-                        "(training surrogates only; the deployed sign is unchanged)")
     p.add_argument("--bn-batches", type=int, default=100,
                    help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -86,8 +83,7 @@ def main(argv=None) -> int:
     overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks), ("w_bits", a.w_bits),
                                    ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits),
                                    ("head_kernel", a.head_kernel), ("tail_kernel", a.tail_kernel),
-                                   ("head_mid", a.head_mid), ("tail_mid", a.tail_mid),
-                                   ("act_scale", a.act_scale))
+                                   ("head_mid", a.head_mid), ("tail_mid", a.tail_mid))
                  if v is not None}
     if a.unshuffle is not None:
         overrides["unshuffle"] = a.unshuffle

@@ -11,7 +11,7 @@ import torch
 from skimage import data, io
 
 import spec
-from training.binary import STAGES, BinaryConv2d, set_stage, stage_quant
+from training.binary import STAGES, BinaryConv2d, stage_quant
 from training.data import PatchSampler
 from training.evaluate import load_run
 from training.export import export_checked
@@ -184,19 +184,3 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
         if "running" not in k and "num_batches" not in k:
             assert torch.equal(a[k], b[k]), k
     assert (tmp_path / "last.pt").exists() and (tmp_path / "stage4.pt").exists()
-
-
-def test_act_scale_changes_the_training_surrogates_not_the_deployed_network():
-    x, _, sigma = _sampler(seed=3)()
-    plain, scaled = _net(), _net(act_scale=3.0)
-    scaled.load_state_dict(plain.state_dict())
-    outputs = {}
-    for stage in (3, 4):
-        set_stage(plain, stage)
-        set_stage(scaled, stage)
-        with torch.no_grad():
-            outputs[stage] = plain.eval()(x, sigma), scaled.eval()(x, sigma)
-    assert torch.equal(*outputs[4])  # sign(x / 3) == sign(x)
-    assert not torch.equal(*outputs[3])  # SB(x / 3) != SB(x)
-    with pytest.raises(ValueError, match="act_scale"):
-        _net(act_scale=0)
