@@ -148,7 +148,7 @@ def _has_shortcut(model: nn.Module) -> bool:
 
 
 def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto",
-             stage: int = 1) -> nn.Module:
+             stage: int = 1, complex: bool = False) -> nn.Module:
     """Convert an image-restoration network to its GAM binary form, in place.
 
     Every ``nn.Conv2d`` except the first and the last (in module order) becomes a
@@ -160,7 +160,8 @@ def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto
     ``shortcut``: ``True`` wraps every shape-preserving binary conv + norm in an identity
     shortcut, ``False`` never, ``"auto"`` only where the network has no shortcut at all (the
     paper's "close loop": the binary body must not be the only path for the signal).
-    Returns ``model`` set to ``stage``.
+    ``complex=True`` makes the complex-valued variant (BCNN) of the same binary network:
+    :func:`training.complex.complexify`. Returns ``model`` set to ``stage``.
     """
     if norm not in ("batch", "instance"):
         raise ValueError(f"norm={norm!r} must be 'batch' or 'instance'")
@@ -187,6 +188,10 @@ def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto
     for name, m in list(model.named_modules()):
         if isinstance(m, _ACTIVATIONS):
             _replace(model, name, nn.Identity())
+    if complex:
+        from .complex import complexify
+
+        complexify(model, [name for name, _ in convs])
     set_stage(model, stage)
     return model
 

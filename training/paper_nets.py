@@ -126,11 +126,16 @@ class SRResNet(nn.Module):
 
 
 class FFDNetRes(nn.Module):
-    """FFDNet (color: 96 channels, 12 layers) with residual shortcuts around the middle layers."""
+    """FFDNet (color: 96 channels, 12 layers) with residual shortcuts around the middle layers.
 
-    def __init__(self, width: int = 96, layers: int = 12, channels: int = 3):
+    ``noise_channels`` copies of the noise-level map join the unshuffled image: 1 by default,
+    3 in the published colour FFDNet (one per colour, 15 input channels).
+    """
+
+    def __init__(self, width: int = 96, layers: int = 12, channels: int = 3, noise_channels: int = 1):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(4 * channels + 1, width, 3, padding=1), nn.ReLU())
+        self.noise_channels = noise_channels
+        self.head = nn.Sequential(nn.Conv2d(4 * channels + noise_channels, width, 3, padding=1), nn.ReLU())
         self.body = nn.ModuleList(
             nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
             for _ in range(layers - 2))
@@ -138,8 +143,9 @@ class FFDNetRes(nn.Module):
 
     def forward(self, x, sigma=None):
         t = F.pixel_unshuffle(x / 255.0, 2)
-        level = 0.0 if sigma is None else torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1, 1, 1)
-        h = self.head(torch.cat([t, torch.zeros_like(t[:, :1]) + level / 255.0], 1))
+        level = 0.0 if sigma is None else torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        noise = torch.zeros_like(t[:, :self.noise_channels]) + level / 255.0
+        h = self.head(torch.cat([t, noise], 1))
         for layer in self.body:
             h = h + layer(h)
         return F.pixel_shuffle(self.tail(h), 2) * 255.0
