@@ -397,7 +397,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     ``fps`` at 1280x720 allows at the board's clock target (ask for more than you need when
     Fmax may fall short of the target). ``max_width`` defaults to the
     accelerator width of a 1280-pixel-wide image, so the 1280x720 figure of the report is a
-    frame the bitstream takes whole. ``dsp`` caps the hard multipliers (:func:`hw.top.dsp_allocation`;
+    frame the bitstream takes whole. ``dsp`` caps the hard multipliers (:func:`hw.pipeline.dsp_allocation`;
     the rest become Booth multipliers in LUTs); it defaults to 90 % of the device's count (Yosys would
     otherwise map every product to a multiplier block and overflow them on folded designs; the
     margin is for multiplications elsewhere in the design that synthesis also maps).

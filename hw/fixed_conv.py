@@ -1,26 +1,18 @@
-"""Fixed-point head and tail convolutions and the pixel output stage.
+"""Fixed-point head and tail convolutions.
 
 Spec: fixed conv accumulator of :mod:`spec.arith` -- ``acc = sum(w * v)`` with ``v`` the pixel
-(0..255), the fixed value, or ``2*bit - 1`` for a bit input; pixel output
-``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)`` with ``p`` channel
-``residual_map[c]`` of the model input (global residual) or 0.
+(0..255), the fixed value, or ``2*bit - 1`` for a bit input.
 
-The PE array is :class:`hw.xnor_engine.FoldedMVU` with a multiply-accumulate dot product, so
+The PE array is :class:`hw.folded_mvu.FoldedMVU` with a multiply-accumulate dot product, so
 the same ``pe``/``simd`` folding trades multipliers for cycles: ``pe*simd`` multipliers of
 ``w_bits`` by the input width. A bit input needs no multiplier (``+w`` or ``-w``).
 """
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value, signed
 
-from spec import arith
+from .folded_mvu import FoldedMVU
 
-from .affine import scale_round
-from .stream_util import pixel_layout
-from .threshold import LaneStage
-from .xnor_engine import FoldedMVU
-
-__all__ = ["FixedConv", "LutProducts", "LUT_PRODUCTS", "PixelOutput"]
+__all__ = ["FixedConv", "LutProducts", "LUT_PRODUCTS"]
 
 
 class FixedConv(FoldedMVU):
@@ -28,7 +20,7 @@ class FixedConv(FoldedMVU):
 
     Parameters
     ----------
-    region, init : see :class:`hw.xnor_engine.FoldedMVU`.
+    region, init : see :class:`hw.folded_mvu.FoldedMVU`.
     elem : shape
         ``unsigned(8)`` pixels, ``signed(bits)`` fixed values, or ``unsigned(1)`` bits (+/-1).
     bit_input : bool
@@ -92,44 +84,3 @@ class LutProducts(Elaboratable):
         for (x, w), (xi, wi), p in zip(self.pairs, self._ports, self.products):
             m.d.comb += [xi.eq(x), wi.eq(w), p.eq(xi * wi)]
         return m
-
-
-class PixelOutput(LaneStage):
-    """The last layer's output: scale, round, add the global residual, clamp to 0..255.
-
-    ``r`` carries the model input pixel (tensor 0, delayed to line up); each lane's stored
-    ``map`` (``residual_map + 1``, 0 = none) selects the channel it adds.
-
-    Parameters
-    ----------
-    region : regmap.Region
-        The layer's ``pixel`` region (``A``, ``B``, ``map`` per channel).
-    init : list of int
-    acc_shape : shape
-    shift : int
-    in_channels : int
-        Channels of tensor 0.
-
-    Members
-    -------
-    i : In(stream.Signature(ArrayLayout(acc_shape, lanes)))
-    r : In(stream.Signature(ArrayLayout(unsigned(8), in_channels)))
-    o : Out(stream.Signature(ArrayLayout(unsigned(8), lanes)))
-    bus : In(ParamBus())
-    """
-
-    def __init__(self, region, init, *, acc_shape, shift, in_channels):
-        self.shift, self.in_channels = shift, in_channels
-        super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(8),
-                         r_layout=pixel_layout(unsigned(8), in_channels))
-
-    def pre(self, acc, prm):
-        return acc * prm.scale
-
-    def post(self, product, prm, group, lane, r):
-        y = scale_round(product, prm, self.shift)
-        # map 0 selects the zero prepended to the input channels.
-        choices = data.View(pixel_layout(unsigned(8), self.in_channels + 1),
-                            Cat(Const(0, 8), r.as_value()))
-        y = y + choices[prm.map]
-        return Mux(y < 0, 0, Mux(y > arith.PIXEL_MAX, arith.PIXEL_MAX, y))

@@ -80,7 +80,7 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
              clock_hz: float = 100e6, frame=(360, 640), dsp: int | None = None) -> dict:
     """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
-    ``dsp`` caps the hard multipliers the design asks for (:func:`hw.top.dsp_allocation`);
+    ``dsp`` caps the hard multipliers the design asks for (:func:`hw.pipeline.dsp_allocation`);
     ``None`` leaves every product to synthesis."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog

@@ -9,7 +9,7 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 * window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
   row, emitting the column of row ``y-1``; the horizontal stage steps once per column plus one
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
-* PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.xnor_engine.PIPELINE_LATENCY`
+* PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.folded_mvu.PIPELINE_LATENCY`
   cycles after their last slice;
 * output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
   it has more than one group; three register slices (after the window generator, the PE
@@ -36,8 +36,8 @@ __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "cho
            "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
 
 #: Latencies in cycles, mirrored from the blocks (tests keep them honest).
-MVU_LATENCY = 4  # hw.xnor_engine.PIPELINE_LATENCY
-STAGE_LATENCY = 2  # hw.threshold.LATENCY (register of the output stage)
+MVU_LATENCY = 4  # hw.folded_mvu.PIPELINE_LATENCY
+STAGE_LATENCY = 2  # hw.output_stages.LATENCY (register of the output stage)
 SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE array, the layer)
 
 

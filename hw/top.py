@@ -1,16 +1,6 @@
 """The accelerator top level: AXI4-Stream pixels in and out, AXI4-Lite registers, the layers.
 
-Data path (one stream per tensor, valid/ready everywhere)::
-
-    s_axis -> tensor 0 -> [fork] -> layer 1 -> tensor 1 -> ... -> layer L (pixel) -> m_axis
-                  |                              |  (residual tensors fork into a DelayFIFO
-                  +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
-
-A layer is ``[SignBits] -> WindowGen -> slice -> FoldedMVU -> slice -> Split -> output stage
--> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`): the PE array emits ``pe`` accumulators per beat, the output stage (threshold,
-affine or pixel) takes ``out_pe`` per beat, the gather rebuilds a whole pixel for the next
-layer's line buffer, and the register slices keep ``ready`` paths short (none crosses a
-layer).
+``s_axis`` feeds the layers (:class:`hw.pipeline.Pipeline`), which feed ``m_axis``.
 
 Registers (:mod:`hw.regmap`): frame size, status and sticky errors, frame and cycle counters,
 and the parameter port that rewrites every weight/threshold/affine memory so one bitstream runs
@@ -18,24 +8,16 @@ any model of the same shape. A soft reset clears the pixel pipeline (not the reg
 parameter memories).
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.model import Model
 
 from . import regmap
-from .affine import Affine
-from .perf import delay_depth
-from .fixed_conv import FixedConv, PixelOutput
-from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
-from .threshold import Threshold
-from .weights import ParamBus
-from .window import WindowGen
-from .xnor_engine import XnorEngine, acc_shape_for
+from .pipeline import Pipeline
 
-__all__ = ["AXIStreamSignature", "AXILiteSignature", "Pipeline", "Top", "AXIL_ADDR_BITS",
-           "dsp_allocation"]
+__all__ = ["AXIStreamSignature", "AXILiteSignature", "Top", "AXIL_ADDR_BITS"]
 
 #: AXI4-Lite address width (a 4 KiB register window).
 AXIL_ADDR_BITS = 12
@@ -62,166 +44,6 @@ class AXILiteSignature(wiring.Signature):
         })
 
 
-def tensor_elem(t):
-    """Shape of one channel value of a tensor type."""
-    if t.kind == "pixel":
-        return unsigned(8)
-    if t.kind == "bit":
-        return unsigned(1)
-    return signed(t.bits)
-
-
-def dsp_allocation(model: Model, folds, dsp):
-    """Per layer, how many conv products may use hard multipliers (``None`` = all).
-
-    ``dsp`` is the device budget. The output stages' ``out_pe`` multipliers (accumulator x
-    ``A``, up to 18 bits: one DSP each) are counted first; the rest goes to the fixed convs in
-    layer order, the head first. Their remaining products become Booth multipliers in LUTs.
-    """
-    if dsp is None:
-        return [None] * len(model.layers)
-    if not isinstance(dsp, int) or dsp < 0:
-        raise ValueError(f"dsp={dsp!r} must be None or a non-negative integer")
-    left = dsp - sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.output != "threshold")
-    out = []
-    for layer, f in zip(model.layers, folds):
-        n = 0
-        if layer.kind == "fixed":
-            n = max(0, min(left, f.pe * f.simd))
-            left -= n
-        out.append(n)
-    return out
-
-
-class Pipeline(wiring.Component):
-    """All layers of ``model`` with ``fold``: tensor 0 pixels in, output pixels out.
-
-    Members
-    -------
-    i : In(stream.Signature(ArrayLayout(unsigned(8), input_channels)))
-    o : Out(stream.Signature(ArrayLayout(unsigned(8), output_channels)))
-    bus : In(ParamBus())
-    param_hit : Out(1)
-    width : In(range(max_width + 1))
-    height : In(16)
-    """
-
-    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None):
-        model.validate()
-        self.model, self.max_width = model, max_width
-        self.folds = regmap.normalize_fold(model, fold)
-        self.regions = regmap.regions(model, self.folds)
-        self.dsp_terms = dsp_allocation(model, self.folds, dsp)
-        types = model.tensor_types()
-        super().__init__({
-            "i": In(stream.Signature(pixel_layout(unsigned(8), types[0].channels))),
-            "o": Out(stream.Signature(pixel_layout(unsigned(8), types[-1].channels))),
-            "bus": In(ParamBus()),
-            "param_hit": Out(1),
-            "width": In(range(max_width + 1)),
-            "height": In(range(regmap.MAX_HEIGHT + 1)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        model, types = self.model, self.model.tensor_types()
-        n = len(model.layers)
-        # Who reads each tensor besides the next layer: residual shortcuts, and tensor 0 for the
-        # pixel layer (always wired: residual_map is a loadable array, not part of the shape).
-        extra = {j: [] for j in range(n + 1)}
-        for k, layer in enumerate(model.layers, 1):
-            if layer.residual is not None:
-                extra[layer.residual].append(k)
-        extra[0].append(n)
-        delayed = {}  # (tensor, consumer layer) -> delayed stream
-        hits = []
-
-        def fork(j, src):
-            """Split tensor ``j``'s stream: next layer, and a DelayFIFO per residual reader."""
-            if not extra[j]:
-                return src
-            layout = pixel_layout(tensor_elem(types[j]), types[j].channels)
-            f = Fork(layout, 1 + len(extra[j]))
-            m.submodules[f"fork{j}"] = f
-            m.d.comb += [f.i.payload.eq(src.payload), f.i.valid.eq(src.valid),
-                         src.ready.eq(f.i.ready)]
-            for out, k in zip(f.outputs()[1:], extra[j]):
-                span = k - j
-                q = DelayFIFO(layout, delay_depth(span, self.max_width))
-                m.submodules[f"delay{j}_{k}"] = q
-                wiring.connect(m, out, q.i)
-                delayed[(j, k)] = q.o
-            return f.o0
-
-        src = fork(0, self.i)
-        for k, (layer, f) in enumerate(zip(model.layers, self.folds), 1):
-            src = self._layer(m, k, layer, f, types[k - 1], src, delayed, hits)
-            if k < n:
-                src = fork(k, src)
-        wiring.connect(m, src, wiring.flipped(self.o))
-        m.d.comb += self.param_hit.eq(Cat(*hits).any())
-        return m
-
-    def _layer(self, m, k, layer, f, in_type, src, delayed, hits):
-        w_region, o_region = self.regions[2 * k - 2], self.regions[2 * k - 1]
-
-        def init(region):
-            return regmap.region_entries(self.model, region)
-
-        def add(name, block):
-            m.submodules[f"l{k}_{name}"] = block
-            if hasattr(block, "bus"):
-                wiring.connect(m, wiring.flipped(self.bus), block.bus)
-            return block
-
-        elem = tensor_elem(in_type)
-        if layer.kind == "binary" and in_type.kind == "fixed":
-            sb = add("sign", SignBits(elem, layer.c_in))
-            wiring.connect(m, src, sb.i)
-            src, elem = sb.o, unsigned(1)
-        win = add("window", WindowGen(elem, layer.c_in, layer.kernel, self.max_width))
-        m.d.comb += [win.width.eq(self.width), win.height.eq(self.height)]
-        wiring.connect(m, src, win.i)
-        acc = acc_shape_for(layer, in_type)
-        if layer.kind == "binary":
-            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out)
-        else:
-            mvu = FixedConv(w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
-                            taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
-                            dsp_terms=self.dsp_terms[k - 1])
-        add("mvu", mvu)
-        hits.append(mvu.weights.hit)
-        # Register slices around the PE array: its enable (thousands of flip-flops) and the
-        # line buffer's read address then depend on registered ``ready`` signals only.
-        win_slice = add("win_slice", SkidBuffer(win.o.payload.shape()))
-        wiring.connect(m, win.o, win_slice.i)
-        wiring.connect(m, win_slice.o, mvu.i)
-        acc_slice = add("acc_slice", SkidBuffer(mvu.o.payload.shape()))
-        wiring.connect(m, mvu.o, acc_slice.i)
-        split = add("split", Split(mvu.acc_shape, f.out_pe, f.pe // f.out_pe))
-        wiring.connect(m, acc_slice.o, split.i)
-        if layer.output == "threshold":
-            stage = Threshold(o_region, init(o_region), acc_shape=mvu.acc_shape)
-        elif layer.output == "affine":
-            stage = Affine(o_region, init(o_region), acc_shape=mvu.acc_shape, shift=layer.shift,
-                           out_bits=layer.out_bits, residual=layer.residual is not None)
-        else:
-            stage = PixelOutput(o_region, init(o_region), acc_shape=mvu.acc_shape,
-                                shift=layer.shift, in_channels=self.model.input_channels)
-        add("stage", stage)
-        hits.append(stage.params.hit)
-        wiring.connect(m, split.o, stage.i)
-        if layer.output == "affine" and layer.residual is not None:
-            wiring.connect(m, delayed[(layer.residual, k)], stage.r)
-        if layer.output == "pixel":
-            wiring.connect(m, delayed[(0, k)], stage.r)
-        gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
-        wiring.connect(m, stage.o, gather.i)
-        slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))
-        wiring.connect(m, gather.o, slice_.i)
-        return slice_.o
-
-
 class Top(wiring.Component):
     """The accelerator for every model of ``model``'s shape, ``model`` loaded at reset.
 
@@ -239,7 +61,7 @@ class Top(wiring.Component):
         Largest frame width (line buffer depth).
     fold : see :func:`hw.regmap.normalize_fold`
     dsp : int or None
-        Hard multiplier budget (:func:`dsp_allocation`); ``None`` leaves every product to
+        Hard multiplier budget (:func:`hw.pipeline.dsp_allocation`); ``None`` leaves every product to
         synthesis.
 
     Members

@@ -1,156 +1,15 @@
-"""The folded PE array (FINN's matrix-vector unit) and its binary XNOR-popcount form.
+"""Binary convolution: the folded PE array with XNOR-popcount processing elements.
 
 Spec: binary conv accumulator of :mod:`spec.arith` -- ``acc = popcount(XNOR(window, weights))``
 over ``taps = kernel*kernel*c_in`` bits, one per output channel.
-
-Folding (FINN's names): a grid of ``pe`` processing elements (output channels) by ``simd``
-inputs each; ``nf = c_out/pe`` neuron folds and ``sf = taps/simd`` synapse folds, so a window
-takes ``nf*sf`` cycles. Invariant of the sequencer: step ``c = n*sf + s`` multiplies window slice
-``s`` with weight memory row ``c`` for output channels ``n*pe ..``; the accumulators clear at
-``s == 0`` and leave at ``s == sf-1``. Fully unfolded (``pe = c_out``, ``simd = taps``) is one
-window per cycle. The inputs are broadcast to the PEs (FINN MVU style) rather than shifted
-through them systolically: at these array sizes a broadcast costs less than ``pe`` pipeline
-registers per input bit.
-
-Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
-memory -> the PE array's terms (XNOR bits or products) are registered -> adder trees ->
-accumulate and emit. All stages share one enable, low only while a finished group meets a full
-output register, so a stall freezes the pipeline, memory read included; latency 4 cycles, ``i.ready`` is high on a window's last step only (the window
-generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import unsigned
 
-from spec import arith
-
-from . import regmap
 from .compressor import carry_save_sum
-from .stream_util import pixel_layout, tree_sum
-from .weights import ParamBus, ParamMemory
+from .folded_mvu import FoldedMVU
 
-__all__ = ["FoldedMVU", "XnorEngine", "PIPELINE_LATENCY", "acc_shape_for"]
-
-#: Cycles from a window's last step to its accumulators on ``o`` (for :mod:`hw.perf`).
-PIPELINE_LATENCY = 4
-
-
-class FoldedMVU(wiring.Component):
-    """Windows in, accumulator groups out: ``nf`` beats of ``pe`` accumulators per window.
-
-    Subclasses define :meth:`dot` (the PE's arithmetic on one slice) and the shapes.
-
-    Parameters
-    ----------
-    region : regmap.Region
-        The weight region (its fold gives ``pe`` and ``simd``).
-    init : list of int
-        Initial weight rows.
-    elem : shape
-        Shape of one window element.
-    taps, c_out : int
-        Window elements and output channels.
-    acc_shape : shape
-        Accumulator shape (from :func:`hw.regmap.acc_bounds`).
-    w_shape : shape
-        Shape of one stored weight.
-
-    Members
-    -------
-    i : In(stream.Signature(ArrayLayout(elem, taps)))
-    o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
-    bus : In(ParamBus())
-    """
-
-    def __init__(self, region, init, *, elem, taps, c_out, acc_shape, w_shape):
-        fold = region.fold
-        if taps % fold.simd or c_out % fold.pe:
-            raise ValueError(f"taps={taps} must be a multiple of simd={fold.simd} and "
-                             f"c_out={c_out} a multiple of pe={fold.pe}")
-        self.pe, self.simd = fold.pe, fold.simd
-        self.nf, self.sf = c_out // fold.pe, taps // fold.simd
-        self.elem, self.acc_shape, self.w_shape = elem, acc_shape, w_shape
-        self.weights = ParamMemory(region, init, read_domain="sync")
-        super().__init__({
-            "i": In(stream.Signature(pixel_layout(elem, taps))),
-            "o": Out(stream.Signature(pixel_layout(acc_shape, fold.pe))),
-            "bus": In(ParamBus()),
-        })
-
-    def terms(self, m, x, w, pe):
-        """PE ``pe``'s ``simd`` terms for input slice ``x`` and weight slice ``w`` (views of
-        ``ArrayLayout``s of ``simd`` elements); they are registered, then summed. ``m`` is the
-        module being elaborated (for submodules)."""
-        raise NotImplementedError
-
-    def sum_terms(self, m, terms, pe):
-        """One PE's registered terms summed (a balanced adder tree)."""
-        return tree_sum(terms)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.weights = wm = self.weights
-        wiring.connect(m, wiring.flipped(self.bus), wm.bus)
-        steps = self.nf * self.sf
-        chunk_layout = pixel_layout(self.elem, self.simd)
-        chunk_bits = Shape.cast(chunk_layout).width
-        wbits = self.simd * Shape.cast(self.w_shape).width
-        # Freeze only when a finished group meets a full output register: partial slices keep
-        # flowing while the output stage drains the previous group.
-        v3, first3, last3 = Signal(), Signal(), Signal()
-        en = ~(v3 & last3 & self.o.valid & ~self.o.ready)
-
-        # Stage 0: sequencer. c counts n*sf + s; s is kept separately to slice the window.
-        c = Signal(range(max(2, steps)))
-        s = Signal(range(max(2, self.sf)))
-        issue = en & self.i.valid
-        m.d.comb += [self.i.ready.eq(issue & (c == steps - 1)),
-                     wm.addr.eq(c), wm.en.eq(en)]
-        with m.If(issue):
-            m.d.sync += [c.eq(Mux(c == steps - 1, 0, c + 1)),
-                         s.eq(Mux(s == self.sf - 1, 0, s + 1))]
-
-        # Stage 1: the slice waits one cycle for its weight row.
-        x1 = Signal(chunk_layout)
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [x1.as_value().eq(self.i.payload.as_value().word_select(s, chunk_bits)),
-                         v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
-
-        # Stage 2: the PE array's terms (XNOR bits or products), registered.
-        term_regs = []
-        for p in range(self.pe):
-            w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-            terms = self.terms(m, x1, w, p)
-            regs = [Signal(t.shape(), name=f"term_{p}_{j}") for j, t in enumerate(terms)]
-            with m.If(en):
-                m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
-            term_regs.append(regs)
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
-
-        # Stage 3: adder trees.
-        part = Signal(pixel_layout(self.acc_shape, self.pe))
-        with m.If(en):
-            m.d.sync += [v3.eq(v2), first3.eq(first2), last3.eq(last2)]
-            for p in range(self.pe):
-                m.d.sync += part[p].eq(self.sum_terms(m, term_regs[p], p))
-
-        # Stage 4: accumulate, emit after the last slice.
-        acc = Signal(pixel_layout(self.acc_shape, self.pe))
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(en & v3):
-            for p in range(self.pe):
-                total = Mux(first3, 0, acc[p]) + part[p]
-                m.d.sync += acc[p].eq(total)
-                with m.If(last3):
-                    m.d.sync += self.o.payload[p].eq(total)
-            with m.If(last3):
-                m.d.sync += self.o.valid.eq(1)
-        return m
+__all__ = ["XnorEngine"]
 
 
 class XnorEngine(FoldedMVU):
@@ -180,11 +39,3 @@ class XnorEngine(FoldedMVU):
         """The popcount as a carry-save tree: 18 % fewer ECP5 LUTs than an adder tree at 36
         bits (``python -m bench.product_cost``)."""
         return carry_save_sum(m, terms, self.acc_shape, name=f"popcount_{pe}")
-
-
-def acc_shape_for(layer, in_type):
-    """Accumulator shape of a layer from :func:`hw.regmap.acc_bounds` (shape-only, exact)."""
-    lo, hi = regmap.acc_bounds(layer, in_type)
-    if lo >= 0:
-        return unsigned(max(1, hi.bit_length()))
-    return signed(arith.bits_for_range(lo, hi))

@@ -26,12 +26,12 @@ from amaranth.hdl import Shape, signed, unsigned  # noqa: E402
 from amaranth.lib import stream, wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
-from hw.affine import Affine  # noqa: E402
-from hw.fixed_conv import FixedConv, PixelOutput  # noqa: E402
+from hw.fixed_conv import FixedConv  # noqa: E402
+from hw.folded_mvu import acc_shape_for  # noqa: E402
+from hw.output_stages import Affine, PixelOutput, Threshold  # noqa: E402
 from hw.stream_util import DelayFIFO, Fork, Gather, SignBits, Split, pixel_layout  # noqa: E402
-from hw.threshold import Threshold  # noqa: E402
 from hw.window import WindowGen  # noqa: E402
-from hw.xnor_engine import XnorEngine, acc_shape_for  # noqa: E402
+from hw.xnor_engine import XnorEngine  # noqa: E402
 
 GAP, STALL = 0.3, 0.3
 

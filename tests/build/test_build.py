@@ -167,7 +167,7 @@ def test_booth_pass_selects_exactly_the_lut_products(tmp_path):
 
     from hw import regmap
     from hw.fixed_conv import FixedConv
-    from hw.xnor_engine import acc_shape_for
+    from hw.folded_mvu import acc_shape_for
 
     model = tiny_model(5, channels=3)
     layer = model.layers[0]

@@ -1,16 +1,14 @@
 """Threshold, Affine (with and without residual) and PixelOutput against
 spec.reference.output_stage, fed the reference accumulators in out_pe groups, with stalls.
-(Mirrors hw/threshold.py, hw/affine.py and the pixel stage of hw/fixed_conv.py.)"""
+(Mirrors hw/output_stages.py.)"""
 
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
 
 from hw import regmap
-from hw.affine import Affine
-from hw.fixed_conv import PixelOutput
-from hw.threshold import Threshold
-from hw.xnor_engine import acc_shape_for
+from hw.folded_mvu import acc_shape_for
+from hw.output_stages import Affine, PixelOutput, Threshold
 from spec.reference import output_stage
 from hwsim import get, layer_case, pack, put, run_to_completion, unpack
 

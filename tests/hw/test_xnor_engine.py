@@ -7,8 +7,9 @@ from amaranth.hdl import Shape
 
 from hw import regmap
 from hw.fixed_conv import FixedConv
-from hw.top import tensor_elem
-from hw.xnor_engine import XnorEngine, acc_shape_for
+from hw.folded_mvu import acc_shape_for
+from hw.pipeline import tensor_elem
+from hw.xnor_engine import XnorEngine
 from spec import arith
 from hwsim import get, layer_case, pack, put, run_to_completion, unpack, windows
 

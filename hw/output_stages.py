@@ -1,18 +1,31 @@
-"""Threshold unit (norm + sign folded into one comparison) and the lane-stage frame it shares
-with the affine and pixel output stages.
+"""The output stages: what a layer does with its accumulators, ``out_pe`` channels per cycle.
 
-Spec: threshold output of :mod:`spec.arith` -- ``bit = acc >= T``, or ``acc <= T`` for channels
-whose norm scale is negative (``flip``).
+:class:`LaneStage` is the frame they share (a parameter region of per-channel constants, an
+optional residual stream joined per pixel, two registers); each stage defines its arithmetic:
+
+* :class:`Threshold` -- threshold output of :mod:`spec.arith`: ``bit = acc >= T``, or
+  ``acc <= T`` for channels whose norm scale is negative (``flip``).
+* :class:`Affine` -- affine output: ``y = saturate(rshift_round(acc*A + B, shift) + r, out_bits)``,
+  rounding half up (add ``2**(shift-1)`` then shift arithmetically), the residual added before
+  the single saturation. Amaranth widens every product and sum exactly, so only the final
+  saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
+  :class:`hw.stream_util.DelayFIFO` to arrive with this layer's accumulators (the pipeline
+  sizes the FIFO).
+* :class:`PixelOutput` -- pixel output: ``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)``
+  with ``p`` channel ``residual_map[c]`` of the model input (global residual) or 0.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from spec import arith
 
 from .stream_util import pixel_layout
 from .weights import ParamBus, ParamMemory
 
-__all__ = ["LaneStage", "Threshold", "LATENCY"]
+__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "saturate",
+           "LATENCY"]
 
 #: Cycles from an accumulator group in to its result out (for :mod:`hw.perf`).
 LATENCY = 2
@@ -121,3 +134,99 @@ class Threshold(LaneStage):
 
     def post(self, acc, prm, group, lane, r):
         return Mux(prm.flip, acc <= prm.threshold, acc >= prm.threshold)
+
+
+def scale_round(product, prm, shift: int):
+    """``rshift_round(acc*A + B, shift)`` of one lane from ``product = acc*A`` (registered by
+    the first stage) and ``prm.bias``."""
+    value = product + prm.bias
+    if shift:
+        value = (value + Const(1 << (shift - 1))) >> shift
+    return value
+
+
+def saturate(value, bits: int):
+    lo, hi = arith.signed_range(bits)
+    return Mux(value < lo, lo, Mux(value > hi, hi, value))
+
+
+class Affine(LaneStage):
+    """Accumulators (and optionally a residual pixel) in, ``out_bits`` signed values out.
+
+    Parameters
+    ----------
+    region : regmap.Region
+        The layer's ``affine`` region (``A``, ``B`` per channel).
+    init : list of int
+    acc_shape : shape
+    shift, out_bits : int
+        The layer's rounding shift and output width.
+    residual : bool
+        Whether a residual stream ``r`` (the whole pixel, ``c_out`` channels of
+        ``signed(out_bits)``) is added.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(acc_shape, lanes)))
+    r : In(stream.Signature(ArrayLayout(signed(out_bits), c_out))) (with ``residual``)
+    o : Out(stream.Signature(ArrayLayout(signed(out_bits), lanes)))
+    bus : In(ParamBus())
+    """
+
+    def __init__(self, region, init, *, acc_shape, shift, out_bits, residual=False):
+        self.shift, self.out_bits = shift, out_bits
+        c_out = region.entries * region.lanes
+        r_layout = pixel_layout(signed(out_bits), c_out) if residual else None
+        super().__init__(region, init, acc_shape=acc_shape, out_elem=signed(out_bits),
+                         r_layout=r_layout)
+
+    def pre(self, acc, prm):
+        return acc * prm.scale
+
+    def post(self, product, prm, group, lane, r):
+        y = scale_round(product, prm, self.shift)
+        if self.r_layout is not None:
+            rv = r.as_value().word_select(group, self.lanes * self.out_bits)
+            y = y + rv[lane * self.out_bits:(lane + 1) * self.out_bits].as_signed()
+        return saturate(y, self.out_bits)
+
+
+class PixelOutput(LaneStage):
+    """The last layer's output: scale, round, add the global residual, clamp to 0..255.
+
+    ``r`` carries the model input pixel (tensor 0, delayed to line up); each lane's stored
+    ``map`` (``residual_map + 1``, 0 = none) selects the channel it adds.
+
+    Parameters
+    ----------
+    region : regmap.Region
+        The layer's ``pixel`` region (``A``, ``B``, ``map`` per channel).
+    init : list of int
+    acc_shape : shape
+    shift : int
+    in_channels : int
+        Channels of tensor 0.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(acc_shape, lanes)))
+    r : In(stream.Signature(ArrayLayout(unsigned(8), in_channels)))
+    o : Out(stream.Signature(ArrayLayout(unsigned(8), lanes)))
+    bus : In(ParamBus())
+    """
+
+    def __init__(self, region, init, *, acc_shape, shift, in_channels):
+        self.shift, self.in_channels = shift, in_channels
+        super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(8),
+                         r_layout=pixel_layout(unsigned(8), in_channels))
+
+    def pre(self, acc, prm):
+        return acc * prm.scale
+
+    def post(self, product, prm, group, lane, r):
+        y = scale_round(product, prm, self.shift)
+        # map 0 selects the zero prepended to the input channels.
+        choices = data.View(pixel_layout(unsigned(8), self.in_channels + 1),
+                            Cat(Const(0, 8), r.as_value()))
+        y = y + choices[prm.map]
+        return Mux(y < 0, 0, Mux(y > arith.PIXEL_MAX, arith.PIXEL_MAX, y))
