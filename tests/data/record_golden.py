@@ -1,0 +1,74 @@
+"""Record what today's code computes, so a refactor can be held to it bit for bit.
+
+Run once on the commit to hold against (the file records which); ``tests/spec/test_golden.py``
+and ``tests/hw/test_golden.py`` compare the current code with it. The expected values come from
+the old code, never from the code under test::
+
+    git archive 2b9042d | tar -x -C /tmp/base
+    cd /tmp/base && PYTHONPATH=$PWD python /path/to/tests/data/record_golden.py golden.npz 2b9042d
+
+Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
+file digest and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
+parameter words the board loads (full fold and the ``auto`` fold), and ``hw.perf.report``.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import spec
+from hw import generate, perf, regmap
+
+#: Random models held to the recording: plain draws and the mixed-layer variant.
+RANDOM = [dict(seed=s) for s in range(6)] + [dict(seed=s, mix_layers=True) for s in (7, 8)]
+IMAGE = (24, 48)  # divisible by every pixel step (1..4)
+
+
+def image_for(model, seed):
+    return spec.random_image(seed, *IMAGE, model.image_channels)
+
+
+def param_digest(model, fold) -> str:
+    h = hashlib.sha256()
+    for addr, words in regmap.param_writes(model, fold):
+        h.update(int(addr).to_bytes(4, "little"))
+        h.update(np.asarray(words, dtype="<u4").tobytes())
+    return h.hexdigest()
+
+
+def record(model, key, seed, out, meta):
+    img = image_for(model, seed)
+    out[key] = spec.restore(model, img, "reference")
+    assert np.array_equal(out[key], spec.restore(model, img, "fast")), key
+    auto = generate.resolve_fold(model, "auto")
+    meta[key] = {
+        "digest": model.digest(),
+        "shape_hash": model.shape_hash(),
+        "image_seed": seed,
+        "params_full": param_digest(model, None),
+        "params_auto": param_digest(model, auto),
+        "fold_auto": [f.as_dict() for f in auto],
+        "regions_auto": [r.as_dict() for r in regmap.regions(model, auto)],
+        "perf_full": perf.report(model, None, height=360, width=640),
+        "perf_auto": perf.report(model, auto, height=360, width=640),
+    }
+
+
+def main(path, commit):
+    root = Path(spec.__file__).resolve().parents[1]  # the checkout being recorded
+    out, meta = {}, {}
+    for i, f in enumerate(sorted((root / "models").glob("*.gamir"))):
+        record(spec.load(f), f"models/{f.name}", 100 + i, out, meta)
+    for i, kw in enumerate(RANDOM):
+        key = "random/" + ",".join(f"{k}={v}" for k, v in kw.items())
+        record(spec.random_model(**kw), key, 200 + i, out, meta)
+    meta["_commit"] = commit
+    out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,66 @@
+"""The shipped and random models compute what they computed at the recorded commit.
+
+``tests/data/golden.npz`` was written by ``tests/data/record_golden.py`` from the old code
+(its ``_commit``): restored images, file digests, shape hashes, the parameter words the board
+loads, and the performance model's report. A refactor must leave every one bit-identical."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spec
+from hw import generate, perf, regmap
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = np.load(ROOT / "tests" / "data" / "golden.npz")
+META = json.loads(DATA["meta"].tobytes())
+KEYS = sorted(k for k in META if not k.startswith("_"))
+
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "data"))
+import record_golden  # noqa: E402
+
+
+def load(key):
+    kind, _, name = key.partition("/")
+    if kind == "models":
+        return spec.load(ROOT / "models" / name)
+    kw = dict(item.split("=") for item in name.split(","))
+    return spec.random_model(int(kw.pop("seed")), **{k: v == "True" for k, v in kw.items()})
+
+
+def test_recording_covers_every_shipped_model():
+    shipped = {f"models/{f.name}" for f in (ROOT / "models").glob("*.gamir")}
+    assert shipped <= set(KEYS)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_model_file_and_shape(key):
+    model = load(key)
+    assert model.digest() == META[key]["digest"]
+    assert model.shape_hash() == META[key]["shape_hash"]
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("key", KEYS)
+def test_restore(key, impl):
+    model = load(key)
+    img = record_golden.image_for(model, META[key]["image_seed"])
+    np.testing.assert_array_equal(spec.restore(model, img, impl), DATA[key])
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_parameter_words_and_performance(key):
+    model, want = load(key), META[key]
+    auto = generate.resolve_fold(model, "auto")
+    assert [f.as_dict() for f in auto] == want["fold_auto"]
+    assert [r.as_dict() for r in regmap.regions(model, auto)] == want["regions_auto"]
+    assert record_golden.param_digest(model, None) == want["params_full"]
+    assert record_golden.param_digest(model, auto) == want["params_auto"]
+    got = json.loads(json.dumps(perf.report(model, None, height=360, width=640)))
+    assert got == want["perf_full"]
+    got = json.loads(json.dumps(perf.report(model, auto, height=360, width=640)))
+    assert got == want["perf_auto"]
