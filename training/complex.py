@@ -49,9 +49,16 @@ class ComplexBinaryConv2d(BinaryConv2d):
         wi = stage_quant(self.weight_quant, self.weight_imag)
         xr = stage_quant(self.input_quant, z.real)
         xi = stage_quant(self.input_quant, z.imag)
-        conv = self._conv_forward
-        return torch.complex(conv(xr, wr, None) - conv(xi, wi, None),
-                             conv(xr, wi, None) + conv(xi, wr, None))
+        # One real conv computes all four products: per group, the input channels are
+        # [xr; xi] and the weights the real 2x2 block form [[wr, -wi], [wi, wr]] of wr + i wi.
+        g, (n, c, h, w) = self.groups, xr.shape
+        x = torch.stack([xr.reshape(n, g, c // g, h, w), xi.reshape(n, g, c // g, h, w)], 2)
+        o, k = self.out_channels, wr.shape[1:]
+        wr, wi = wr.reshape(g, o // g, *k), wi.reshape(g, o // g, *k)
+        weight = torch.stack([torch.cat([wr, -wi], 2), torch.cat([wi, wr], 2)], 1)
+        y = self._conv_forward(x.reshape(n, 2 * c, h, w), weight.reshape(2 * o, 2 * k[0], *k[1:]), None)
+        y = y.reshape(n, g, 2, o // g, *y.shape[2:])
+        return torch.complex(y[:, :, 0].reshape(n, o, *y.shape[4:]), y[:, :, 1].reshape(n, o, *y.shape[4:]))
 
 
 class ComplexNorm(nn.Module):
@@ -73,34 +80,33 @@ class ComplexNorm(nn.Module):
         self.register_buffer("running_cov", torch.tensor([1.0, 1.0, 0.0])[:, None].repeat(1, channels))
 
     def forward(self, z):
-        x = torch.stack([z.real, z.imag])  # (2, N, C, H, W)
-        dims = (3, 4) if self.kind == "instance" else (1, 3, 4)
+        xr, xi = z.real, z.imag
+        dims = [2, 3] if self.kind == "instance" else [0, 2, 3]
         if self.kind == "instance" or self.training:
-            mean = x.mean(dims, keepdim=True)
-            xc = x - mean
-            d = [k - 1 for k in dims]  # the same axes of one part (N, C, H, W)
-            rr = (xc[0] * xc[0]).mean(d, keepdim=True)
-            ii = (xc[1] * xc[1]).mean(d, keepdim=True)
-            ri = (xc[0] * xc[1]).mean(d, keepdim=True)
-            if self.kind == "batch" and self.training:
+            mr, mi = xr.mean(dims, keepdim=True), xi.mean(dims, keepdim=True)
+            cr, ci = xr - mr, xi - mi
+            rr, ii, ri = ((a * b).mean(dims, keepdim=True) for a, b in ((cr, cr), (ci, ci), (cr, ci)))
+            if self.kind == "batch":
                 with torch.no_grad():
                     m = self.momentum
-                    self.running_mean.mul_(1 - m).add_(m * mean.reshape(2, -1))
-                    self.running_cov.mul_(1 - m).add_(m * torch.stack([rr, ii, ri]).reshape(3, -1))
+                    self.running_mean.mul_(1 - m).add_(m * torch.cat([mr, mi]).reshape(2, -1))
+                    self.running_cov.mul_(1 - m).add_(m * torch.cat([rr, ii, ri]).reshape(3, -1))
         else:
-            shape = (2, 1, -1, 1, 1)
-            xc = x - self.running_mean.reshape(shape)
+            mr, mi = (v.reshape(1, -1, 1, 1) for v in self.running_mean)
             rr, ii, ri = (v.reshape(1, -1, 1, 1) for v in self.running_cov)
         rr, ii = rr + self.eps, ii + self.eps
-        # Inverse square root of [[rr, ri], [ri, ii]] in closed form (Trabelsi et al. 2018).
+        # Inverse square root of [[rr, ri], [ri, ii]] in closed form (Trabelsi et al. 2018),
+        # times the learned scale: one 2x2 matrix and one shift per channel, applied once.
         s = torch.sqrt(rr * ii - ri * ri)
-        t = torch.sqrt(rr + ii + 2 * s)
-        inv = 1.0 / (s * t)
-        yr = (ii + s) * inv * xc[0] - ri * inv * xc[1]
-        yi = -ri * inv * xc[0] + (rr + s) * inv * xc[1]
-        g = self.gamma.reshape(3, 1, -1, 1, 1)
+        inv = 1.0 / (s * torch.sqrt(rr + ii + 2 * s))
+        w00, w01, w11 = (ii + s) * inv, -ri * inv, (rr + s) * inv
+        g = self.gamma.reshape(3, 1, -1, 1, 1)  # rr, ii, ri
+        a00, a01 = g[0] * w00 + g[2] * w01, g[0] * w01 + g[2] * w11
+        a10, a11 = g[2] * w00 + g[1] * w01, g[2] * w01 + g[1] * w11
         b = self.beta.reshape(2, 1, -1, 1, 1)
-        return torch.complex(g[0] * yr + g[2] * yi + b[0], g[2] * yr + g[1] * yi + b[1])
+        b0 = b[0] - a00 * mr - a01 * mi
+        b1 = b[1] - a10 * mr - a11 * mi
+        return torch.complex(a00 * xr + a01 * xi + b0, a10 * xr + a11 * xi + b1)
 
 
 class ImaginaryInput(nn.Module):
