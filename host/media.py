@@ -20,10 +20,13 @@ import numpy as np
 
 from .errors import HostError
 
-__all__ = ["IMAGE_SUFFIXES", "Source", "open_source", "Sink", "open_sink", "default_output"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Source", "open_source", "Sink", "open_sink",
+           "check_output", "default_output"]
 
 #: Image file suffixes read as still images (decoded by PyAV's image2 demuxer).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Video names written: containers that hold H.264 (the encoder every output video uses).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
 # Encoder and pixel format for each image suffix we write (PNG is the lossless default).
 _IMAGE_CODECS = {
     ".png": ("png", {1: "gray", 3: "rgb24"}),
@@ -34,6 +37,19 @@ _IMAGE_CODECS = {
     ".tiff": ("tiff", {1: "gray", 3: "rgb24"}),
 }
 _NDARRAY_FORMAT = {1: "gray", 3: "rgb24"}
+
+
+def _conversion_note(fmt: av.VideoFormat, channels: int) -> str | None:
+    """What converting pixel format ``fmt`` to the model's channels loses or adds, if anything."""
+    alpha = any(c.is_alpha for c in fmt.components)
+    gray = sum(not c.is_alpha for c in fmt.components) == 1
+    if alpha:
+        return "its alpha channel is dropped (the output has none)"
+    if gray and channels == 3:
+        return "it is gray and the model is RGB: the output is RGB with three equal channels"
+    if not gray and channels == 1:
+        return "it is in colour and the model is gray: it is converted to gray"
+    return None
 
 
 def _frame_array(frame: av.VideoFrame, channels: int, where: str) -> np.ndarray:
@@ -72,6 +88,7 @@ class Source:
         self.n_frames: int | None = None
         self.audio = None  # the input's first audio stream, if any
         self.on_audio = None  # callable(packet) set by whoever copies audio
+        self._noted: set[str] = set()  # conversion notes already printed
         if path.is_dir():
             self.kind = "folder"
             self.files = sorted(p for p in path.iterdir()
@@ -89,6 +106,11 @@ class Source:
         self._container = None
         if self.kind == "video":
             self._container = self._open(path)
+            if self._container.format.name == "tty":
+                # FFmpeg renders any text file as ANSI art; no one means to restore that.
+                self._container.close()
+                raise HostError(f"cannot read {str(path)!r}: not a video or image PyAV can "
+                                f"decode (it is text)")
             if not self._container.streams.video:
                 self._container.close()
                 raise HostError(f"{str(path)!r} has no video frames (no video stream: an empty "
@@ -96,10 +118,54 @@ class Source:
             v = self._container.streams.video[0]
             self.fps = v.average_rate or v.guessed_rate
             self.time_base = v.time_base
-            self.n_frames = v.frames or None
-            if self.n_frames is None and v.duration and self.fps:
-                self.n_frames = round(v.duration * v.time_base * self.fps)
             self.audio = self._container.streams.audio[0] if self._container.streams.audio else None
+            self.n_frames = self._count_frames()
+
+    def _count_frames(self) -> int:
+        """The video's frame count, checked against the container's own before any decoding.
+
+        Demuxing without decoding reads the file once (about a second per GB) and counts the
+        video packets, one per frame. A truncated file has fewer than its header promises (the
+        frame count in MP4/AVI, the duration in MKV/WebM): refused here, before the work starts.
+        The count is also the progress line's total.
+        """
+        packets, end = 0, 0.0  # video packets; latest end time of any packet (s)
+        with self._open(self.path) as c:
+            v = c.streams.video[0]
+            try:
+                for p in c.demux():
+                    if p.size and p.pts is not None and p.time_base:
+                        end = max(end, float((p.pts + (p.duration or 0)) * p.time_base))
+                    packets += p.stream is v and p.size > 0
+            except av.FFmpegError as e:
+                self.close()
+                raise HostError(f"{str(self.path)!r} is corrupt: reading its packets failed "
+                                f"({e})") from None
+            frames = v.frames
+            start = (c.start_time or 0) / 1e6
+            duration = (c.duration or 0) / 1e6
+        if frames and packets < frames:
+            self.close()
+            raise HostError(f"{str(self.path)!r} is truncated: {packets} frames of the {frames} "
+                            f"its header promises. Nothing was written")
+        # MKV/WebM store a duration, not a count: the packets must reach it, within 1.5 frames
+        # and 2 % (the longest stream, audio or video, sets the duration).
+        slack = max(1.5 / float(self.fps or 1), 0.02 * duration)
+        if not frames and duration and end - start < duration - slack:
+            self.close()
+            raise HostError(f"{str(self.path)!r} is truncated: its packets end at "
+                            f"{end - start:.2f} s of the {duration:.2f} s its header promises "
+                            f"({packets} frames). Nothing was written")
+        if packets == 0:
+            self.close()
+            raise HostError(f"{str(self.path)!r} has no frames (empty or corrupt video)")
+        return packets
+
+    def _note(self, frame: av.VideoFrame, where: str) -> None:
+        note = _conversion_note(frame.format, self.channels)
+        if note is not None and note not in self._noted:
+            self._noted.add(note)
+            print(f"note: {where}: {note}", file=sys.stderr)
 
     @staticmethod
     def _open(path: Path):
@@ -119,6 +185,7 @@ class Source:
             for f in self.files:
                 with self._open(f) as c:
                     frame = self._first_frame(c, f)
+                    self._note(frame, str(f))
                     yield _frame_array(frame, self.channels, str(f)), None
             return
         c = self._container
@@ -132,12 +199,15 @@ class Source:
                     continue
                 for frame in packet.decode():
                     count += 1
+                    if count == 1:
+                        self._note(frame, str(self.path))
                     yield _frame_array(frame, self.channels, f"{self.path} frame {count}"), frame.pts
         except av.FFmpegError as e:
             raise HostError(f"{str(self.path)!r} is corrupt: decoding failed after {count} "
                             f"frames ({e})") from None
-        if count == 0:
-            raise HostError(f"{str(self.path)!r} has no frames (empty or corrupt video)")
+        if count < self.n_frames:
+            raise HostError(f"{str(self.path)!r} is corrupt: {self.n_frames} frames stored, only "
+                            f"{count} decoded. Nothing was written")
 
     @staticmethod
     def _first_frame(c, f: Path) -> av.VideoFrame:
@@ -180,6 +250,58 @@ def _temp_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one file (or folder): same inode, so links and ``./`` forms count."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(source: Source, final: Path, overwrite: bool = False) -> None:
+    """Everything about the output path that can fail, checked before any work starts.
+
+    The rule for files and folders alike: existing data is never replaced unless ``overwrite``
+    (``--overwrite``); then a file is replaced, and in a folder the images of the same names are
+    (other files stay). An empty existing folder holds no data and is used as it is. The
+    output is never the input, whatever the path's spelling (``./``, links).
+    """
+    name = repr(str(final))
+    suffix = final.suffix.lower()
+    if source.kind == "folder":
+        if final.exists() and not final.is_dir():
+            raise HostError(f"output {name} is a file: a folder of images is written to a "
+                            f"folder, give a folder name with -o")
+        if not final.exists() and suffix in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+            raise HostError(f"output {name} is a file name: a folder of images is written to "
+                            f"a folder, give a folder name with -o")
+    else:
+        what = "an image" if source.kind == "image" else "a video"
+        if final.is_dir() or final.name in ("", "..") or str(final).endswith(os.sep):
+            raise HostError(f"output {name} is a folder: {what} is written to a file, give a "
+                            f"file name with -o")
+        allowed = tuple(_IMAGE_CODECS) if source.kind == "image" else VIDEO_SUFFIXES
+        if suffix not in allowed:
+            raise HostError(f"cannot write {what} as {name}: {what} is written as "
+                            f"{', '.join(allowed[:-1])} or {allowed[-1]}")
+    if _same_file(final, source.path):
+        raise HostError(f"output {name} is the input itself: choose another name with -o")
+    parent = final.parent
+    if not parent.is_dir():
+        raise HostError(f"output folder {str(parent)!r} does not exist: create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise HostError(f"output folder {str(parent)!r} is not writable (permission denied)")
+    exists = os.path.lexists(final) and not (final.is_dir() and not any(final.iterdir()))
+    if exists and not overwrite:
+        raise HostError(f"output {name} exists: pass --overwrite to replace it, or choose "
+                        f"another name with -o")
+    if source.kind == "folder" and final.is_dir():
+        for f in source.files:
+            if _same_file(final / f"{f.stem}.png", f):
+                raise HostError(f"output {name} would replace the input image {str(f)!r}: "
+                                f"choose another folder with -o")
+
+
 def _write_image(path: Path, pixels: np.ndarray, suffix: str) -> None:
     codec, fmts = _IMAGE_CODECS[suffix]
     h, w, c = pixels.shape
@@ -199,32 +321,30 @@ class Sink:
     place, :meth:`abort` deletes it. Used as a context manager, an exception aborts.
     """
 
-    def __init__(self, source: Source, final: Path):
+    def __init__(self, source: Source, final: Path, overwrite: bool = False):
+        check_output(source, final, overwrite)
         self.source, self.final = source, final
-        self.temp = _temp_path(final)
+        self.temp = _temp_path(Path(os.path.abspath(final)))  # `-o .` has no name of its own
         self._out = None
         self._video = None
         self._audio = None
         self._backlog: list = []  # audio packets demuxed before the video stream exists
         self._count = 0
-        if source.kind == "folder":
-            if final.exists() and (not final.is_dir() or any(final.iterdir())):
-                raise HostError(f"output folder {str(final)!r} exists and is not empty: "
-                                f"choose another with -o")
-        elif final.is_dir():
-            raise HostError(f"output {str(final)!r} is a folder: give a file name with -o")
-        if not final.parent.is_dir():
-            raise HostError(f"output folder {str(final.parent)!r} does not exist")
-        suffix = final.suffix.lower()
-        if source.kind == "image" and suffix not in _IMAGE_CODECS:
-            raise HostError(f"cannot write an image as {suffix or 'no suffix'!r}: use one of "
-                            f"{', '.join(_IMAGE_CODECS)}")
-        if source.kind == "folder":
-            self.temp.mkdir()
-        elif source.kind == "video":
+        # Make the temporary output now: a folder that cannot take it fails here, not after
+        # the last frame (x264 buffers frames; the muxer opens its file only at the first).
+        try:
+            if source.kind == "folder":
+                self.temp.mkdir()
+            else:
+                self.temp.open("xb").close()
+        except OSError as e:
+            raise HostError(f"cannot write in output folder {str(final.parent)!r} "
+                            f"({e.strerror})") from None
+        if source.kind == "video":
             try:
                 self._out = av.open(str(self.temp), "w")
             except (av.FFmpegError, ValueError) as e:
+                self.abort()
                 raise HostError(f"cannot write video {str(final)!r} ({e}): use a .mp4 or .mkv "
                                 f"name") from None
             if source.audio is not None:
@@ -295,21 +415,30 @@ class Sink:
         self._out.mux(self._video.encode(frame))
 
     def commit(self) -> Path:
-        if self._out is not None:
-            if self._video is not None:
-                self._out.mux(self._video.encode(None))
-            self._out.close()
-            self._out = None
-        if self.source.kind == "folder" and self.final.is_dir():
-            self.final.rmdir()  # checked empty in __init__
-        os.replace(self.temp, self.final)
+        """Finish the output and move it into place; one error names what failed."""
+        try:
+            if self._out is not None:
+                if self._video is not None:
+                    self._out.mux(self._video.encode(None))
+                self._out.close()
+                self._out = None
+            if self.source.kind == "folder" and self.final.is_dir():
+                # --overwrite (or an empty folder): the images move in one by one, each atomic.
+                for f in sorted(self.temp.iterdir()):
+                    os.replace(f, self.final / f.name)
+                self.temp.rmdir()
+            else:
+                os.replace(self.temp, self.final)
+        except (av.FFmpegError, OSError) as e:
+            raise HostError(f"cannot write {str(self.final)!r} "
+                            f"({getattr(e, 'strerror', None) or e})") from None
         return self.final
 
     def abort(self) -> None:
         if self._out is not None:
             try:
                 self._out.close()
-            except (av.FFmpegError, OSError):
+            except (av.FFmpegError, OSError, ValueError):
                 pass  # the file is deleted next; a half-written trailer does not matter
             self._out = None
         if self.temp.is_dir():
@@ -325,6 +454,7 @@ class Sink:
             self.abort()
 
 
-def open_sink(source: Source, output: str | os.PathLike | None) -> Sink:
+def open_sink(source: Source, output: str | os.PathLike | None, overwrite: bool = False) -> Sink:
     """An atomic writer for ``source``'s restored frames at ``output`` (default beside input)."""
-    return Sink(source, Path(output) if output is not None else default_output(source))
+    final = Path(output) if output is not None else default_output(source)
+    return Sink(source, final, overwrite)

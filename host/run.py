@@ -13,6 +13,10 @@ manifest names if the manifest is here, else with ``--model`` or the ``--task`` 
 
 from __future__ import annotations
 
+from gamir import cli, models_dir
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import argparse
 import sys
 import time
@@ -31,8 +35,8 @@ from .pipeline import frame_plan, restore_frames
 
 __all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
 
-#: Shipped models, ``models/<task>.gamir``.
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: Shipped models, ``models/<task>.gamir`` (a wheel carries them as ``gamir/models``).
+MODELS_DIR = models_dir()
 TASKS = ("denoise", "sr", "lowlight", "derain")
 
 
@@ -47,6 +51,8 @@ def choose_model(model_path: Path | None, task: str | None,
                  manifest: Manifest | None) -> tuple[Model, str]:
     """The model to run and a name for messages: ``--model``, else the manifest's, else the task's."""
     if model_path is not None:
+        if model_path.is_dir():
+            raise HostError(f"--model {str(model_path)!r} is a folder: give a .gamir model file")
         if not model_path.is_file():
             raise HostError(f"model file {str(model_path)!r} does not exist")
         return _load_model(model_path), repr(str(model_path))
@@ -112,8 +118,19 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.concatenate([big, after], axis=1)
 
 
+def _sigma(text: str) -> int:
+    """``--sigma``: an integer noise level 0..255."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer noise level") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..255")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m host.run",
         description="Restore a video, image or folder of images with a gamir model: on a PYNQ "
                     "board, in Verilator, or bit-exactly emulated on the CPU.")
@@ -121,19 +138,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path,
                    help="output file or folder (default: NAME_restored.mp4/.png or DIR_restored "
                         "beside the input)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file, or the same-named images in an "
+                        "existing output folder (default: refuse)")
     p.add_argument("--bitstream", type=Path,
-                   help="the accelerator's .bit (its .hwh and manifest .json beside it)")
+                   help="the accelerator's .bit, its .hwh and manifest .json beside it "
+                        "(default: none)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto: the board if present, else emulate (default)")
+                   help="where to run; auto: the board if present, else emulate")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--model", type=Path, help="a .gamir model file")
-    g.add_argument("--task", choices=TASKS, help="a shipped model, models/TASK.gamir")
-    p.add_argument("--sigma", type=int,
-                   help="noise level 0..255 for models with a noise-level channel")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="board DMA timeout per tile (default: from the predicted cycles)")
+    g.add_argument("--model", type=Path,
+                   help="a .gamir model file (default: the bitstream's model, else the task's)")
+    g.add_argument("--task", choices=TASKS,
+                   help="a shipped model, models/TASK.gamir (default: denoise)")
+    p.add_argument("--sigma", type=_sigma,
+                   help="noise level 0..255 for models with a noise-level channel (default: the "
+                        "model's own)")
+    p.add_argument("--timeout", type=cli.positive_float, metavar="SECONDS",
+                   help="board DMA timeout per tile (default: 10x the predicted tile time + 1 s)")
     p.add_argument("--side-by-side", action="store_true",
-                   help="write input and output next to each other")
+                   help="write input and output next to each other (default: output only)")
     return p
 
 
@@ -175,8 +199,9 @@ def _run(a: argparse.Namespace) -> None:
     model, model_name, manifest = _setup(a)
     source = open_source(a.input, model.image_channels)
     try:
-        with open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend, \
-                open_sink(source, a.output) as sink:
+        # The sink first: every check of the output path runs before the backend starts.
+        with open_sink(source, a.output, a.overwrite) as sink, \
+                open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend:
             progress = Progress(source.n_frames)
             inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts
 
@@ -199,17 +224,9 @@ def _run(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (0, 1 on error, 130 on Ctrl-C)."""
+    """Run the command line; return the exit status (:mod:`gamir.cli`: 0, 1, 2, 130, 143)."""
     a = _parser().parse_args(argv)
-    try:
-        _run(a)
-    except HostError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: no output written", file=sys.stderr)
-        return 130
-    return 0
+    return cli.run(lambda: _run(a), errors=(HostError,))
 
 
 if __name__ == "__main__":

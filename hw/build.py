@@ -21,7 +21,10 @@ logs stay in ``DIR/work/``.
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import copy
 import importlib
 import json
@@ -407,8 +410,6 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     board = board if isinstance(board, Board) else get_board(board)
     env = tool_env(board.family)
     out = Path(out_dir)
-    work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
     r = model.steps.unshuffle
     (w, h) = FRAMES[-1]
     if max_width is None:
@@ -420,6 +421,8 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
                                  clock_hz=board.clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
     verilog = (out / "gam_top.v").read_text()
+    work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
+    work.mkdir(exist_ok=True)
     try:
         if board.family == "xc7":
             result = _estimate_xc7(board, work, out, verilog, manifest, env)
@@ -470,7 +473,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m hw.build", description=__doc__.split("\n")[0],
         epilog=f"boards: {', '.join(f'{b.name} ({b.note})' for b in BOARDS.values())}")
     parser.add_argument("--board", required=True, help="target board (see below)")
@@ -478,24 +481,26 @@ def main(argv=None) -> int:
     parser.add_argument("--fold", default="full",
                         help="full, auto (30 fps at 1280x720), lut:N, JSON list or @file.json,"
                              " as python -m hw.generate takes it")
-    parser.add_argument("--max-width", type=int, default=None,
+    parser.add_argument("--max-width", type=cli.positive_int, default=None,
                         help="widest accelerator frame (default: 1280 / unshuffle)")
-    parser.add_argument("--fps", type=float, default=30.0,
-                        help="frames/s at 1280x720 that --fold auto aims at (default 30)")
-    parser.add_argument("--dsp", type=int, default=None,
+    parser.add_argument("--fps", type=cli.positive_float, default=30.0,
+                        help="frames/s at 1280x720 that --fold auto aims at")
+    parser.add_argument("--dsp", type=cli.natural_int, default=None,
                         help="hard multipliers the design may use (default: 90 %% of the device's)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     args = parser.parse_args(argv)
-    import spec
+    return cli.run(lambda: _main(args), errors=(BoardError, BuildError, ValueError, OSError))
 
-    try:
-        board = get_board(args.board)
-        model = spec.load(args.model)
-        report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
-                       fps=args.fps, dsp=args.dsp)
-    except (BoardError, BuildError, ValueError, OSError) as exc:  # ModelError, FoldError too
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _main(args) -> int:
+    import spec  # ModelError and FoldError are ValueErrors
+
+    board = get_board(args.board)
+    model = spec.load(args.model)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise BuildError(f"-o {args.out!r} is a file: give a folder")
+    report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
+                   fps=args.fps, dsp=args.dsp)
     print(format_report(report))
     return 0
 

@@ -13,6 +13,10 @@ or ``@file.json`` holding such a list.
 
 from __future__ import annotations
 
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import argparse
 import json
 import os
@@ -39,11 +43,17 @@ def resolve_fold(model: Model, fold, *, fps: float = 30.0, clock_hz: float = 100
             fold = perf.choose_fold(model, pixels_per_second=fps * h * w, clock_hz=clock_hz,
                                     height=h, width=w, max_width=max_width)
         elif text.startswith("lut:"):
+            if not text[4:].isdigit():
+                raise regmap.FoldError(f"--fold {fold!r}: lut:N needs a whole number of LUTs")
             fold = perf.choose_fold(model, lut_budget=int(text[4:]), height=frame[0],
                                     width=frame[1], max_width=max_width)
         else:
             if text.startswith("@"):
-                text = Path(text[1:]).read_text()
+                try:
+                    text = Path(text[1:]).read_text()
+                except (OSError, UnicodeDecodeError) as e:
+                    raise regmap.FoldError(f"--fold {fold!r}: cannot read the file "
+                                           f"({getattr(e, 'strerror', None) or e})") from None
             try:
                 fold = json.loads(text)
             except json.JSONDecodeError as e:
@@ -103,28 +113,46 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
     return man
 
 
+def _frame(text: str) -> tuple[int, int]:
+    """``--frame HxW``: two positive integers."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 360x640") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sizes must be at least 1")
+    return h, w
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hw.generate", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(prog="python -m hw.generate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model file (.gamir)")
     ap.add_argument("--fold", default="full", help="full, auto, lut:N, JSON list or @file.json")
-    ap.add_argument("--max-width", type=int, default=1280, help="line buffer width (pixels)")
-    ap.add_argument("--fps", type=float, default=30.0, help="target frames/s for --fold auto")
-    ap.add_argument("--clock-mhz", type=float, default=100.0, help="clock for --fold auto")
-    ap.add_argument("--frame", default="360x640",
+    ap.add_argument("--max-width", type=cli.positive_int, default=1280,
+                    help="line buffer width (accelerator pixels)")
+    ap.add_argument("--fps", type=cli.positive_float, default=30.0,
+                    help="target frames/s for --fold auto")
+    ap.add_argument("--clock-mhz", type=cli.positive_float, default=100.0,
+                    help="clock for --fold auto (MHz)")
+    ap.add_argument("--frame", type=_frame, default="360x640",
                     help="accelerator frame HxW for --fold auto and the cycle prediction")
-    ap.add_argument("--dsp", type=int, default=None,
+    ap.add_argument("--dsp", type=cli.natural_int, default=None,
                     help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
-                         " the fixed convs' other products become Booth multipliers in LUTs")
+                         " the fixed convs' other products become Booth multipliers in LUTs "
+                         "(default: no budget, synthesis decides)")
     ap.add_argument("-o", "--out", required=True, help="output directory")
     args = ap.parse_args(argv)
-    try:
-        model = spec.load(args.model)
-        h, w = (int(v) for v in args.frame.lower().split("x"))
-        man = generate(model, args.out, fold=args.fold, max_width=args.max_width, fps=args.fps,
-                       clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp)
-    except (OSError, ModelError, ValueError) as e:
-        print(f"hw.generate: error: {e}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: _main(args), errors=(OSError, ModelError, ValueError))
+
+
+def _main(args) -> int:
+    model = spec.load(args.model)
+    h, w = args.frame
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise cli.CliError(f"-o {args.out!r} is a file: give a folder")
+    man = generate(model, out, fold=args.fold, max_width=args.max_width, fps=args.fps,
+                   clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp)
     perf_ = man["performance"]
     print(f"wrote {args.out}/gam_top.v and manifest.json: fold {man['fold']}, "
           f"{perf_['cycles_per_frame']} cycles per {h}x{w} frame "

@@ -5,13 +5,18 @@ emits for it (parameters loaded over AXI4-Lite as a driver does) and compares ev
 pixel with the spec (``spec.run_tensor`` on the same tensor-0 frames, pixel steps included).
 Prints the pixels checked, the mismatches (and the first one's position), the cycles of each
 frame next to ``hw.perf``'s prediction, and the simulated clock cycles per second of wall
-time. Exit status 0 only when every pixel is bit-exact; 1 on a mismatch; 2 on a usage error.
+time. Exit status (:mod:`gamir.cli`): 0 only when every pixel is bit-exact; 1 on a mismatch or a
+bad input (one ``error:`` line); 2 on a bad command line.
 
 Images: PNG/JPEG/... files (read with imageio), ``.npy`` uint8 arrays (H, W, C), or a folder
 of them. ``--frames N`` repeats each image N times back to back (several frames in flight).
 """
 
 from __future__ import annotations
+
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
 import argparse
 import json
@@ -28,8 +33,8 @@ __all__ = ["main", "read_images"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".npy"}
 
 
-class UsageError(Exception):
-    """A problem with the command line or the inputs: one message, exit status 2."""
+class UsageError(cli.CliError):
+    """A problem with the command line or the inputs: one ``error:`` line, exit status 1."""
 
 
 def read_images(path: Path) -> list[tuple[str, np.ndarray]]:
@@ -73,30 +78,39 @@ def fit_channels(model, img: np.ndarray, name: str) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.check", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(prog="python -m sim.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model file (.gamir)")
     ap.add_argument("images", help="an image file, a .npy array, or a folder of them")
     ap.add_argument("--fold", default="full", help="as hw.generate: full, auto, lut:N, JSON, @file")
-    ap.add_argument("--max-width", type=int, default=None,
+    ap.add_argument("--max-width", type=cli.positive_int, default=None,
                     help="line buffer width to generate (default: power of two >= widest frame)")
-    ap.add_argument("--frames", type=int, default=1, help="send each image N times back to back")
-    ap.add_argument("--stall", type=float, default=0.0,
-                    help="probability of a valid gap (input) and of a ready stall (output) per "
-                         "cycle; cycles then include the stalls")
+    ap.add_argument("--frames", type=cli.positive_int, default=1,
+                    help="send each image N times back to back")
+    ap.add_argument("--stall", type=_probability, default=0.0,
+                    help="probability in [0, 1) of a valid gap (input) and of a ready stall "
+                         "(output) per cycle; cycles then include the stalls")
     ap.add_argument("--waves", action="store_true",
                     help="record a VCD of the run (sim_build/waves/); large for big frames")
     ap.add_argument("--quick-build", action="store_true",
                     help="compile the C++ model at -O0: builds faster, simulates slower")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
+    return cli.run(lambda: _check(args))
+
+
+def _probability(text: str) -> float:
+    """``--stall``: a number in [0, 1)."""
     try:
-        return _check(args)
-    except UsageError as e:
-        print(f"sim.check: error: {e}", file=sys.stderr)
-        return 2
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
+    return value
 
 
 def _check(args) -> int:
+    from hw.generate import resolve_fold
     from hw.regmap import FoldError
 
     from .runner import SimFailure
@@ -107,8 +121,8 @@ def _check(args) -> int:
         model = spec.load(args.model)
     except (OSError, ModelError) as e:
         raise UsageError(str(e)) from None
-    if args.frames < 1 or not 0 <= args.stall < 1:
-        raise UsageError("--frames must be >= 1 and --stall in [0, 1)")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise UsageError(f"--json: folder {str(args.json.parent)!r} does not exist")
     named = []
     for name, img in read_images(Path(args.images)):
         try:
@@ -121,6 +135,7 @@ def _check(args) -> int:
     if max(x.shape[1] for x in frames) > max_width:
         raise UsageError(f"--max-width {max_width} is narrower than the widest frame")
     try:
+        resolve_fold(model, args.fold, max_width=max_width)  # before anything is built
         sim = TopSim(model, max_width=max_width, fold=args.fold, optimize=not args.quick_build)
     except (FoldError, ValueError) as e:
         raise UsageError(f"--fold {args.fold}: {e}") from None

@@ -62,6 +62,6 @@ def test_mismatch_exits_1(files, capsys, monkeypatch):
 ])
 def test_usage_errors(files, capsys, args, message):
     args = [str(files / args[0])] + args[1:]
-    assert check.main(["--model", str(files / "m.gamir"), *args]) == 2
+    assert check.main(["--model", str(files / "m.gamir"), *args]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("sim.check: error:") and message in err
+    assert err.startswith("error:") and message in err

@@ -22,6 +22,7 @@ message naming the problem.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -109,7 +110,7 @@ def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
         raise ModelError(f"model file: {where} has a bad shape {shape!r}")
     offset = _get(spec, "offset", int, where)
     nbytes = _get(spec, "nbytes", int, where)
-    if nbytes != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize:
+    if nbytes != math.prod(shape) * np.dtype(dtype).itemsize:  # Python ints: no overflow
         raise ModelError(f"model file: {where} byte length {nbytes} does not match shape {shape}")
     if offset < 0 or offset + nbytes > len(payload):
         raise ModelError(f"model file: {where} lies outside the payload (file truncated?)")
@@ -139,9 +140,14 @@ def from_bytes(data: bytes) -> Model:
         raise ModelError("model file: header does not describe a gamir model")
     payload = data[_PREFIX.size + hlen :]
     n = _get(header, "payload_nbytes", int, "header")
-    if len(payload) != n:
+    if len(payload) < n:
         raise ModelError(
-            f"model file: payload is {len(payload)} bytes, header says {n} (file truncated?)"
+            f"model file: payload is {len(payload)} bytes, header says {n} (file truncated)"
+        )
+    if len(payload) > n:
+        raise ModelError(
+            f"model file: {len(payload) - n} bytes of trailing data after the payload (something "
+            f"was appended to the file)"
         )
     if zlib.crc32(payload) != _get(header, "payload_crc32", int, "header"):
         raise ModelError("model file: payload checksum mismatch (file corrupted)")
@@ -160,13 +166,18 @@ def from_bytes(data: bytes) -> Model:
             types = (int, type(None)) if key == "residual" else (str if key in ("kind", "output") else int)
             kw[key] = _get(entry, key, types, where)
         arrays = _get(entry, "arrays", dict, where)
+        if "weights" not in arrays:
+            raise ModelError(f"model file: {where} has no weights array")
         for name, spec in arrays.items():
             if name not in Layer.ARRAYS:
                 raise ModelError(f"model file: {where} has an unknown array {name!r}")
             a = _read_array(spec, payload, f"{where}.{name}")
             if name == "weights" and kw["kind"] == "binary":
+                if a.dtype != np.uint8:
+                    raise ModelError(f"model file: {where}.weights of a binary layer must be "
+                                     f"packed uint8 bits, not {a.dtype}")
                 shape = (kw["c_out"], kw["kernel"], kw["kernel"], kw["c_in"])
-                count = int(np.prod(shape))
+                count = math.prod(shape)
                 if a.size * 8 < count or a.size > (count + 7) // 8:
                     raise ModelError(
                         f"model file: {where}.weights holds {a.size} packed bytes, shape "

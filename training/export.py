@@ -11,7 +11,10 @@ dB. The file's provenance records the commands, git commit, date, data and both 
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import datetime
 import shlex
 import subprocess
@@ -38,7 +41,13 @@ def _git_commit() -> str:
 def export_checked(checkpoint: Path, val_dir: Path, tolerance: float = 0.05,
                    command: str = "") -> tuple[spec.Model, dict]:
     """Export a run and compare spec vs torch on ``val_dir``; raises ``ModelError`` if they differ."""
-    net, state = load_run(checkpoint)
+    try:
+        net, state = load_run(checkpoint)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load and the state dict fail in many ways
+        raise spec.ModelError(f"checkpoint {str(checkpoint)!r} is not a gamir training run "
+                              f"({type(e).__name__}: {e})") from None
     if state["method"] == "fp":
         raise spec.ModelError(f"{checkpoint} is a full-precision run; only binary runs export")
     task = state["meta"]["task"]
@@ -68,22 +77,38 @@ def export_checked(checkpoint: Path, val_dir: Path, tolerance: float = 0.05,
     return model, got_spec
 
 
+def _check_paths(a) -> None:
+    """The paths, checked before torch loads: a bad one must not cost the export's minutes."""
+    if not a.checkpoint.is_file():
+        what = "is a folder" if a.checkpoint.is_dir() else "does not exist"
+        raise cli.CliError(f"checkpoint {str(a.checkpoint)!r} {what} (train with "
+                           f"python -m training.train; it writes RUN/final.pt)")
+    if not a.data.is_dir():
+        raise cli.CliError(f"--data {str(a.data)!r} is not a folder of validation images")
+    if a.out.suffix != ".gamir":
+        raise cli.CliError(f"--out {str(a.out)!r}: model files are named NAME.gamir")
+    if a.out.is_dir():
+        raise cli.CliError(f"--out {str(a.out)!r} is a folder: give a file name NAME.gamir")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    p = cli.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True, help="run checkpoint (final.pt)")
     p.add_argument("--data", type=Path, required=True, help="folder of clean validation images")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.gamir)")
-    p.add_argument("--tolerance", type=float, default=0.05, help="max mean PSNR gap spec vs torch (dB)")
+    p.add_argument("--tolerance", type=cli.positive_float, default=0.05,
+                   help="max mean PSNR gap spec vs torch (dB)")
     a = p.parse_args(argv)
+    return cli.run(lambda: _main(a, argv), errors=(FileNotFoundError, spec.ModelError))
+
+
+def _main(a, argv) -> int:
+    _check_paths(a)
     import torch
 
     torch.set_num_threads(1)
     cmd = "python -m training.export " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
-    try:
-        model, got = export_checked(a.checkpoint, a.data, a.tolerance, cmd)
-    except (FileNotFoundError, spec.ModelError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    model, got = export_checked(a.checkpoint, a.data, a.tolerance, cmd)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     spec.save(model, a.out)
     m = model.provenance["metrics"]

@@ -125,7 +125,7 @@ def test_unknown_board():
 def test_cli_unknown_board(tmp_path, capsys):
     path = tmp_path / "m.gamir"
     spec.save(tiny_model(1), path)
-    assert build.main(["--board", "nope", "--model", str(path), "-o", str(tmp_path / "o")]) == 2
+    assert build.main(["--board", "nope", "--model", str(path), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: unknown board 'nope'; known boards: ulx3s-85f, ")
 

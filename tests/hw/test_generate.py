@@ -39,10 +39,10 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["--model", str(tmp_path / "missing.gamir"), "-o", str(tmp_path)]) == 2
+    assert main(["--model", str(tmp_path / "missing.gamir"), "-o", str(tmp_path)]) == 1
     model = spec.random_model(3, channels=4, n_binary=1)
     spec.save(model, tmp_path / "m.gamir")
     assert main(["--model", str(tmp_path / "m.gamir"), "--fold", "[{\"pe\": 3}, null, null]",
-                 "-o", str(tmp_path)]) == 2
+                 "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "hw.generate: error: layer 1: c_out=4 must be a multiple of pe=3"
+    assert err[-1] == "error: layer 1: c_out=4 must be a multiple of pe=3"

@@ -85,7 +85,12 @@ def test_wrong_version(model):
 def test_truncated(model):
     data = spec.to_bytes(model)
     _err(data[:20], r"^model file: truncated inside the header$")
-    _err(data[:-3], r"payload is \d+ bytes, header says \d+ \(file truncated\?\)$")
+    _err(data[:-3], r"payload is \d+ bytes, header says \d+ \(file truncated\)$")
+
+
+def test_trailing_junk(model):
+    _err(spec.to_bytes(model) + b"junk", r"^model file: 4 bytes of trailing data after the payload "
+                                         r"\(something was appended to the file\)$")
 
 
 def test_corrupted_payload(model):
