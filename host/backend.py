@@ -68,17 +68,21 @@ class Backend:
 
 
 class EmulateBackend(Backend):
-    """The spec on the CPU (:func:`spec.run_tensor`, the packed fast implementation).
+    """The spec on the CPU: the native kernel where it runs, else the packed numpy spec.
 
     Bit for bit what the accelerator computes; with a manifest it still tiles to the
-    bitstream's width so it exercises exactly the board's path.
+    bitstream's width so it exercises exactly the board's path. ``impl`` is one of
+    :data:`spec.IMPLS`; ``name`` says which path runs (``GAMIR_NATIVE=0`` forces numpy).
     """
 
-    name = "emulate"
+    def __init__(self, model: Model, manifest: Manifest | None = None, impl: str = "auto"):
+        super().__init__(model, manifest)
+        self.path, self._run = spec.tensor_runner(model, impl)
+        self.name = f"emulate ({self.path})"
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for x0 in tensors:
-            yield spec.run_tensor(self.model, x0)
+            yield self._run(x0)
 
 
 def open_backend(kind: str, model: Model, manifest: Manifest | None,
@@ -104,6 +108,7 @@ def open_backend(kind: str, model: Model, manifest: Manifest | None,
             raise HostError(f"--backend pynq: no PYNQ board here ({why}). Run on the board, or "
                             f"use --backend emulate for the bit-exact CPU emulation")
         return pynq_backend.PynqBackend(model, manifest, bitstream, timeout)
-    print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU",
-          file=sys.stderr)
-    return EmulateBackend(model, manifest)
+    backend = EmulateBackend(model, manifest)
+    print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU "
+          f"({backend.path})", file=sys.stderr)
+    return backend

@@ -1,15 +1,16 @@
 """gamir's integer spec: the model file and the bit-exact definition of the accelerator.
 
 Imports nothing beyond numpy. The arithmetic rules live in :mod:`spec.arith`; the model and
-its validation in :mod:`spec.model`; the file format in :mod:`spec.fileformat`; two
-implementations that agree bit for bit in :mod:`spec.reference` (plain) and :mod:`spec.fast`.
+its validation in :mod:`spec.model`; the file format in :mod:`spec.fileformat`; three
+implementations that agree bit for bit: :mod:`spec.reference` (plain), :mod:`spec.fast`
+(packed numpy) and :mod:`spec.native` (a compiled kernel, used by default where it runs).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import arith, fast, reference
+from . import arith, fast, native, reference
 from .fileformat import FORMAT_VERSION, from_bytes, load, save, to_bytes
 from .model import Layer, Model, ModelError, PixelSteps, TensorType
 from .pixels import model_input, model_output, pixel_shuffle, pixel_unshuffle
@@ -24,6 +25,7 @@ __all__ = [
     "TensorType",
     "arith",
     "fast",
+    "native",
     "reference",
     "from_bytes",
     "load",
@@ -35,12 +37,37 @@ __all__ = [
     "pixel_unshuffle",
     "random_image",
     "random_model",
+    "IMPLS",
+    "tensor_runner",
     "run_tensor",
     "restore",
 ]
 
+#: Implementations of :func:`run_tensor`: ``auto`` is ``native`` where the compiled kernel
+#: runs the model, else ``fast``.
+IMPLS = ("auto", "native", "fast", "reference")
 
-def run_tensor(model: Model, x0: np.ndarray, impl: str = "fast") -> np.ndarray:
+
+def tensor_runner(model: Model, impl: str = "auto"):
+    """(what runs, function ``x0 -> output tensor``) for ``model`` with implementation ``impl``.
+
+    The function skips :func:`run_tensor`'s input checks; a backend prepares it once per model.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl={impl!r} must be one of {', '.join(IMPLS)}")
+    if impl in ("auto", "native"):
+        try:
+            return native.describe(), native.NativeRunner(model).run
+        except ModelError as e:
+            if impl == "native":
+                raise
+            return f"numpy (native kernel not used: {e})", lambda x0: fast.run_output(model, x0)
+    if impl == "fast":
+        return "numpy (spec.fast)", lambda x0: fast.run_output(model, x0)
+    return "numpy reference", lambda x0: reference.run_layers(model, x0)[-1]
+
+
+def run_tensor(model: Model, x0: np.ndarray, impl: str = "auto") -> np.ndarray:
     """The accelerator's output stream for input stream ``x0`` (H, W, input_channels) uint8."""
     x0 = np.asarray(x0)
     if x0.dtype != np.uint8 or x0.ndim != 3 or x0.shape[2] != model.input_channels:
@@ -48,13 +75,9 @@ def run_tensor(model: Model, x0: np.ndarray, impl: str = "fast") -> np.ndarray:
             f"input tensor must be uint8 (height, width, {model.input_channels}), got "
             f"{x0.dtype} {x0.shape}"
         )
-    if impl == "fast":
-        return fast.run_output(model, x0)
-    if impl == "reference":
-        return reference.run_layers(model, x0)[-1]
-    raise ValueError(f"impl={impl!r} must be 'fast' or 'reference'")
+    return tensor_runner(model, impl)[1](x0)
 
 
-def restore(model: Model, image: np.ndarray, impl: str = "fast") -> np.ndarray:
+def restore(model: Model, image: np.ndarray, impl: str = "auto") -> np.ndarray:
     """Run the whole model on an (H, W, C) uint8 image, pixel steps included."""
     return model_output(model, run_tensor(model, model_input(model, image), impl))

@@ -1,0 +1,89 @@
+"""How the native kernel is compiled: one place for the flags, used by setup.py and at run time.
+
+Standard library only (setup.py loads this file by path, before numpy or gamir exist).
+
+Variants: ``generic`` (plain C; the compiler vectorizes what it can for the target, e.g. NEON
+on aarch64) and, on x86-64, ``avx2`` (the same file with its AVX2 kernels). The source hash is
+compiled into the library, so a library built from an older ``kernel.c`` is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+__all__ = ["SOURCE", "VARIANTS", "source_hash", "variant_flags", "library_name", "compile_library",
+           "compiler"]
+
+SOURCE = Path(__file__).with_name("kernel.c")
+
+#: Flags common to every variant: exact float (no contraction, no fast-math; errno and traps
+#: only let floor() vectorize), position independent, C with GNU extensions (VLAs).
+COMMON_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off", "-fno-math-errno",
+                "-fno-trapping-math"]
+
+
+def _x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+
+
+VARIANTS = ("avx2", "generic") if _x86() else ("generic",)
+
+
+def source_hash() -> str:
+    """First 16 hex digits of the SHA-256 of ``kernel.c``."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+
+
+def variant_flags(variant: str) -> list[str]:
+    """Compiler flags of one variant (besides :data:`COMMON_FLAGS`)."""
+    if variant == "avx2":
+        return ["-mavx2", "-mpopcnt"]
+    if variant == "generic":
+        return ["-DGK_GENERIC"]
+    raise ValueError(f"variant {variant!r} must be one of {VARIANTS}")
+
+
+def library_name(variant: str) -> str:
+    """File name of a variant's shared library (what setup.py builds into ``spec/_native``)."""
+    return f"_kernel_{variant}{sysconfig.get_config_var('EXT_SUFFIX') or '.so'}"
+
+
+def compiler() -> str | None:
+    """The C compiler to use: ``$CC`` or the first of cc, gcc, clang on PATH."""
+    cc = os.environ.get("CC")
+    if cc:
+        return cc.split()[0] if shutil.which(cc.split()[0]) else None
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def compile_library(variant: str, out: Path) -> None:
+    """Compile ``kernel.c`` as ``variant`` into ``out`` (atomically: a temp file, then rename).
+
+    Raises ``RuntimeError`` with the compiler's message when no compiler is found or it fails.
+    """
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC, or install cc/gcc/clang)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    cmd = [cc, *COMMON_FLAGS, *variant_flags(variant), f'-DGK_SOURCE_HASH="{source_hash()}"',
+           "-shared", str(SOURCE), "-o", tmp, "-lm"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr.strip()}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

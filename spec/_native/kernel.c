@@ -1,0 +1,464 @@
+/* gamir's native runtime: the spec's integers computed row by row, all layers fused.
+ *
+ * The model runs the way the accelerator streams it: every tensor lives in a ring of a few
+ * rows (the line buffers), and a row of layer l is computed as soon as the rows it reads
+ * exist (demand-driven from the last layer). Memory is rows x width per tensor, never a whole
+ * frame per layer. A strip of output rows [r0, r1) is computed independently (its halo rows
+ * recomputed), so threads take one strip each. spec/native.py prepares every constant (exact
+ * Python integers, checked to fit the widths used here) and documents the arithmetic.
+ *
+ * Row formats (x is the pixel, columns padded by one replicated pixel on each side):
+ *   nib   binary-conv input: byte [g][1 + x] holds the bits of channels 4g..4g+3 (bit j =
+ *         channel 4g+j, 1 = +1), the index of a 16-entry table lookup.
+ *   pairs fixed-conv input: int32 [p][1 + x] holds the values of channels 2p (low 16 bits)
+ *         and 2p+1 (high 16 bits), what one pmaddwd lane multiplies.
+ *   plain residual source: int16 [c][x].
+ * Bits are held as the values a conv reads them as, -1/+1; a binary conv reads any tensor's
+ * bit as value >= 0 (the spec's sign).
+ *
+ * Binary conv: m = number of window bits that differ from the weight bits (acc = N - m).
+ * Per output channel and input nibble, a 16-entry table gives the differing bits of that
+ * nibble; with AVX2 one vpshufb looks up 32 pixels at once (NEON's tbl would do the same).
+ * Fixed conv: int32 sum of int16 pairs times int16 weight pairs (vpmaddwd with AVX2).
+ *
+ * Without AVX2 (other CPUs, or GK_GENERIC defined) the same loops run in plain C; both
+ * builds are tested bit-exact against spec.reference.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX2__) && !defined(GK_GENERIC)
+#include <immintrin.h>
+#define GK_AVX2 1
+#else
+#define GK_AVX2 0
+#endif
+
+#ifndef GK_SOURCE_HASH
+#define GK_SOURCE_HASH "unknown"
+#endif
+
+enum { KIND_BINARY = 0, KIND_FIXED = 1 };
+enum { OUT_THRESHOLD = 0, OUT_AFFINE = 1, OUT_PIXEL = 2 };
+enum { T_PIXEL = 0, T_BIT = 1, T_FIXED = 2 };
+enum { GK_OK = 0, GK_ENOMEM = 1, GK_ERING = 2, GK_EARG = 3 };
+
+/* Nibbles per u8 accumulation segment: each adds at most 4, 63 * 4 < 256. */
+#define SEG 63
+
+/* Must match spec/native.py (_Layer, _Tensor). */
+typedef struct {
+    int32_t kind, kernel, c_in, c_out, output, residual, shift, out_lo, out_hi;
+    int32_t n_in;             /* nibble groups (binary) or channel pairs (fixed) of the input */
+    int32_t c_out_pad;        /* c_out rounded up to 4 (fixed weight rows) */
+    const uint8_t *tables;    /* binary: [c_out][kernel*kernel*n_in][32] differing-bit counts */
+    const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs */
+    const int32_t *thr_m;     /* binary threshold: bit = (m <= thr_m) ^ flip */
+    const int64_t *thr_acc;   /* fixed threshold: bit = (acc >= thr_acc) ^ flip */
+    const uint8_t *flip;
+    const int32_t *a32, *q32, *b32;  /* binary affine: q + ((m*a + b) >> s) */
+    const double *fa, *fb;           /* fixed affine / pixel: floor((acc*fa + fb) * 2^-s) */
+    const int32_t *rmap;             /* pixel: channel of tensor 0 added, or -1 */
+} gk_layer;
+
+typedef struct {
+    int32_t kind, channels;
+    int32_t radius_after;     /* rows this tensor must extend beyond the strip on each side */
+    int32_t cap_nib, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
+} gk_tensor;
+
+typedef struct {
+    int32_t lo, hi, next;      /* rows [lo, hi) of this strip, next row to produce */
+    uint8_t *nib;
+    int32_t *pairs;
+    int16_t *plain;
+    int32_t *tag_nib, *tag_pairs, *tag_plain;  /* row held in each ring slot */
+} tstate;
+
+typedef struct {
+    const gk_tensor *t;
+    const gk_layer *l;
+    int n_layers, h, w, sb;    /* sb: row stride in elements (padded, vector-friendly) */
+    const uint8_t *x0;
+    uint8_t *out;
+    tstate *st;
+    uint16_t *m;               /* binary conv counts [c_out][sb] */
+    int32_t *acc;              /* fixed conv sums [c_out_pad][sb] */
+    int16_t *val;              /* output values of one row [c_out][sb] (see emit) */
+    int16_t *zeros;            /* a row of zeros: the residual of layers without one */
+    int err;
+} gk_ctx;
+
+const char *gk_source_hash(void) { return GK_SOURCE_HASH; }
+int gk_simd(void) { return GK_AVX2 ? 2 : 0; }  /* 2: AVX2, 0: plain C */
+
+/* Whether this CPU runs the AVX2 build (asked of the plain build before loading that one). */
+int gk_cpu_avx2(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+#else
+    return 0;
+#endif
+}
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* ------------------------------------------------------------------------- ring rows */
+static uint8_t *nib_row(gk_ctx *c, int t, int y) {
+    tstate *s = &c->st[t];
+    int slot = y % c->t[t].cap_nib;
+    if (s->tag_nib[slot] != y) c->err = GK_ERING;
+    return s->nib + (size_t)slot * ((c->t[t].channels + 3) / 4) * c->sb;
+}
+
+static int32_t *pairs_row(gk_ctx *c, int t, int y) {
+    tstate *s = &c->st[t];
+    int slot = y % c->t[t].cap_pairs;
+    if (s->tag_pairs[slot] != y) c->err = GK_ERING;
+    return s->pairs + (size_t)slot * ((c->t[t].channels + 1) / 2) * c->sb;
+}
+
+static int16_t *plain_row(gk_ctx *c, int t, int y) {
+    tstate *s = &c->st[t];
+    int slot = y % c->t[t].cap_plain;
+    if (s->tag_plain[slot] != y) c->err = GK_ERING;
+    return s->plain + (size_t)slot * c->t[t].channels * c->sb;
+}
+
+/* Store row y of tensor t in every format its consumers read. val[c][x] holds the values a
+ * conv reads: fixed values as they are, bits as -1/+1 (so bit = val >= 0 for both). */
+static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
+    const gk_tensor *tt = &c->t[t];
+    tstate *s = &c->st[t];
+    int w = c->w, sb = c->sb, ch = tt->channels;
+    if (tt->cap_plain) {
+        int slot = y % tt->cap_plain;
+        memcpy(s->plain + (size_t)slot * ch * sb, val, (size_t)ch * sb * sizeof(int16_t));
+        s->tag_plain[slot] = y;
+    }
+    if (tt->cap_nib) {
+        int slot = y % tt->cap_nib, groups = (ch + 3) / 4;
+        uint8_t *dst = s->nib + (size_t)slot * groups * sb;
+        for (int g = 0; g < groups; g++) {
+            uint8_t *d = dst + (size_t)g * sb;
+            const int16_t *v[4];  /* channels past ch: any row (their table bits are masked) */
+            for (int j = 0; j < 4; j++) v[j] = 4 * g + j < ch ? val + (size_t)(4 * g + j) * sb : c->zeros;
+            const int16_t *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+            for (int x = 0; x < w; x++)
+                d[x + 1] = (uint8_t)((v0[x] >= 0) | (v1[x] >= 0) << 1 | (v2[x] >= 0) << 2 | (v3[x] >= 0) << 3);
+            d[0] = d[1];
+            d[w + 1] = d[w];
+        }
+        s->tag_nib[slot] = y;
+    }
+    if (tt->cap_pairs) {
+        int slot = y % tt->cap_pairs, pairs = (ch + 1) / 2;
+        int32_t *dst = s->pairs + (size_t)slot * pairs * sb;
+        for (int p = 0; p < pairs; p++) {
+            int32_t *d = dst + (size_t)p * sb;
+            const int16_t *lo = val + (size_t)(2 * p) * sb;
+            const int16_t *hi = 2 * p + 1 < ch ? lo + sb : c->zeros;
+            for (int x = 0; x < w; x++)
+                d[x + 1] = (int32_t)((uint32_t)(uint16_t)lo[x] | (uint32_t)(uint16_t)hi[x] << 16);
+            d[0] = d[1];
+            d[w + 1] = d[w];
+        }
+        s->tag_pairs[slot] = y;
+    }
+}
+
+/* Row y of tensor 0 (pixels) into its formats. */
+static void emit_input(gk_ctx *c, int y) {
+    int w = c->w, sb = c->sb, ch = c->t[0].channels;
+    const uint8_t *src = c->x0 + (size_t)y * w * ch;
+    for (int k = 0; k < ch; k++)
+        for (int x = 0; x < w; x++) c->val[(size_t)k * sb + x] = src[(size_t)x * ch + k];
+    emit(c, 0, y, c->val);
+}
+
+/* ------------------------------------------------------------------------- binary conv */
+#if GK_AVX2
+/* One output channel x NB blocks of 32 pixels from pixel x: each table is loaded once for
+ * the NB blocks; u8 sums flushed to the u16 counts every SEG nibbles. */
+static inline __attribute__((always_inline)) void bconv_tile(
+    const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
+    for (int s0 = 0; s0 < nk; s0 += SEG) {
+        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+        __m256i a[8];
+        for (int b = 0; b < NB; b++) a[b] = _mm256_setzero_si256();
+        for (int i = s0; i < s1; i++) {
+            const uint8_t *src = srcs[i] + x;
+            __m256i t = _mm256_loadu_si256((const __m256i *)(tab + (size_t)i * 32));
+            for (int b = 0; b < NB; b++)
+                a[b] = _mm256_add_epi8(a[b], _mm256_shuffle_epi8(
+                    t, _mm256_loadu_si256((const __m256i *)(src + 32 * b))));
+        }
+        for (int b = 0; b < NB; b++) {
+            __m256i lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a[b]));
+            __m256i hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(a[b], 1));
+            __m256i *p = (__m256i *)(m + x + 32 * b);
+            if (s0) {
+                lo = _mm256_add_epi16(lo, _mm256_loadu_si256(p));
+                hi = _mm256_add_epi16(hi, _mm256_loadu_si256(p + 1));
+            }
+            _mm256_storeu_si256(p, lo);
+            _mm256_storeu_si256(p + 1, hi);
+        }
+    }
+}
+#endif
+
+/* m[o][x] = differing bits between the window at x and output o's weights, for x < w
+ * (lanes up to the next multiple of 32 hold garbage). rows: the kernel's input nib rows. */
+static void binary_conv(gk_ctx *c, const gk_layer *L, uint8_t *const *rows) {
+    int sb = c->sb, k = L->kernel, ng = L->n_in, nk = k * k * ng;
+    int off = k == 3 ? 0 : 1;  /* first padded column of the window */
+    int nblk = (c->w + 31) / 32;
+    const uint8_t *srcs[nk];  /* window nibble i = (ky, kx, g) starts here */
+    for (int i = 0; i < nk; i++) {
+        int ky = i / (k * ng), rem = i % (k * ng);
+        srcs[i] = rows[ky] + (size_t)(rem % ng) * sb + off + rem / ng;
+    }
+#if GK_AVX2
+    for (int o = 0; o < L->c_out; o++) {
+        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
+        uint16_t *m = c->m + (size_t)o * sb;
+        int b = 0;
+        for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, 32 * b, 8);
+        if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, 32 * b, 4), b += 4;
+        if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, 32 * b, 2), b += 2;
+        if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, 32 * b, 1);
+    }
+#else
+    int n = nblk * 32;
+    for (int o = 0; o < L->c_out; o++) {
+        uint16_t *mo = c->m + (size_t)o * sb;
+        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
+        for (int x = 0; x < n; x++) mo[x] = 0;
+        for (int i = 0; i < nk; i++) {
+            const uint8_t *src = srcs[i];
+            const uint8_t *t = tab + (size_t)i * 32;
+            for (int x = 0; x < n; x++) mo[x] += t[src[x] & 15];
+        }
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------------- fixed conv */
+/* acc[o][x] = sum over the window of weight * value, int32, for x < w (garbage beyond). */
+static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
+    int sb = c->sb, k = L->kernel, np = L->n_in, nk = k * k * np;
+    int off = k == 3 ? 0 : 1;
+    int nvec = (c->w + 7) / 8;
+    const int32_t *srcs[nk];  /* window pair i = (ky, kx, p) starts here */
+    for (int i = 0; i < nk; i++) {
+        int ky = i / (k * np), rem = i % (k * np);
+        srcs[i] = rows[ky] + (size_t)(rem % np) * sb + off + rem / np;
+    }
+#if GK_AVX2
+    for (int o = 0; o < L->c_out; o += 4) {
+        const int32_t *w0 = L->wpairs + (size_t)o * nk;
+        for (int v = 0; v < nvec; v += 2) {
+            int two = nvec - v > 1;
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (int i = 0; i < nk; i++) {
+                const int32_t *src = srcs[i] + v * 8;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)src);
+                __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(src + 8)) : x0;
+                __m256i q0 = _mm256_set1_epi32(w0[i]), q1 = _mm256_set1_epi32(w0[nk + i]);
+                __m256i q2 = _mm256_set1_epi32(w0[2 * nk + i]), q3 = _mm256_set1_epi32(w0[3 * nk + i]);
+                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, q0));
+                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, q0));
+                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, q1));
+                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, q1));
+                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, q2));
+                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, q2));
+                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, q3));
+                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, q3));
+            }
+            int32_t *a = c->acc + (size_t)o * sb + v * 8;
+            _mm256_storeu_si256((__m256i *)a, s00);
+            _mm256_storeu_si256((__m256i *)(a + 8), s01);
+            _mm256_storeu_si256((__m256i *)(a + sb), s10);
+            _mm256_storeu_si256((__m256i *)(a + sb + 8), s11);
+            _mm256_storeu_si256((__m256i *)(a + 2 * sb), s20);
+            _mm256_storeu_si256((__m256i *)(a + 2 * sb + 8), s21);
+            _mm256_storeu_si256((__m256i *)(a + 3 * sb), s30);
+            _mm256_storeu_si256((__m256i *)(a + 3 * sb + 8), s31);
+        }
+    }
+#else
+    int n = nvec * 8;
+    for (int o = 0; o < L->c_out; o++) {
+        int32_t *a = c->acc + (size_t)o * sb;
+        const int32_t *wo = L->wpairs + (size_t)o * nk;
+        for (int x = 0; x < n; x++) a[x] = 0;
+        for (int i = 0; i < nk; i++) {
+            const int32_t *src = srcs[i];
+            int32_t wl = (int16_t)(wo[i] & 0xffff), wh = wo[i] >> 16;
+            for (int x = 0; x < n; x++) a[x] += (int16_t)(src[x] & 0xffff) * wl + (src[x] >> 16) * wh;
+        }
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------------- one row */
+static void produce(gk_ctx *c, int t, int y);
+
+static void ensure(gk_ctx *c, int t, int y) {
+    tstate *s = &c->st[t];
+    if (y >= s->hi) y = s->hi - 1;
+    while (s->next <= y && !c->err) {
+        produce(c, t, s->next);
+        s->next++;
+    }
+}
+
+static void produce(gk_ctx *c, int t, int y) {
+    if (t == 0) {
+        emit_input(c, y);
+        return;
+    }
+    const gk_layer *L = &c->l[t - 1];
+    int r = L->kernel / 2, h = c->h, w = c->w, sb = c->sb;
+    ensure(c, t - 1, y + r < h ? y + r : h - 1);
+    if (L->residual >= 0) ensure(c, L->residual, y);
+    if (c->err) return;
+    int ys[3] = {clampi(y - 1, 0, h - 1), y, clampi(y + 1, 0, h - 1)};
+    int nr = L->kernel == 3 ? 3 : 1;
+    const int *yy = L->kernel == 3 ? ys : ys + 1;
+    int16_t *val = c->val;
+    if (L->kind == KIND_BINARY) {
+        uint8_t *rows[3];
+        for (int i = 0; i < nr; i++) rows[i] = nib_row(c, t - 1, yy[i]);
+        if (c->err) return;
+        binary_conv(c, L, rows);
+    } else {
+        int32_t *rows[3];
+        for (int i = 0; i < nr; i++) rows[i] = pairs_row(c, t - 1, yy[i]);
+        if (c->err) return;
+        fixed_conv(c, L, rows);
+    }
+    const int16_t *res = L->residual >= 0 ? plain_row(c, L->residual, y) : c->zeros;
+    if (c->err) return;
+    for (int o = 0; o < L->c_out; o++) {
+        int16_t *v = val + (size_t)o * sb;
+        const int16_t *ro = L->residual >= 0 ? res + (size_t)o * sb : res;
+        if (L->kind == KIND_BINARY) {
+            const uint16_t *m = c->m + (size_t)o * sb;
+            if (L->output == OUT_THRESHOLD) {
+                int32_t lim = L->thr_m[o], f = L->flip[o];
+                for (int x = 0; x < w; x++) v[x] = (int16_t)((((m[x] <= lim) ^ f) << 1) - 1);
+            } else {
+                int32_t a = L->a32[o], q = L->q32[o], b = L->b32[o], s = L->shift;
+                int32_t lo = L->out_lo, hi = L->out_hi;
+                for (int x = 0; x < w; x++) {
+                    int32_t u = q + (((int32_t)m[x] * a + b) >> s) + ro[x];
+                    v[x] = (int16_t)(u < lo ? lo : u > hi ? hi : u);
+                }
+            }
+        } else {
+            const int32_t *acc = c->acc + (size_t)o * sb;
+            if (L->output == OUT_THRESHOLD) {
+                int64_t lim = L->thr_acc[o];
+                int32_t f = L->flip[o];
+                for (int x = 0; x < w; x++) v[x] = (int16_t)((((acc[x] >= lim) ^ f) << 1) - 1);
+            } else {
+                double fa = L->fa[o], fb = L->fb[o], sc = ldexp(1.0, -L->shift);
+                double lo = L->out_lo, hi = L->out_hi;
+                for (int x = 0; x < w; x++) {
+                    double u = floor(((double)acc[x] * fa + fb) * sc) + ro[x];
+                    u = u < lo ? lo : u;
+                    u = u > hi ? hi : u;
+                    v[x] = (int16_t)u;
+                }
+            }
+        }
+    }
+    if (L->output == OUT_PIXEL) {
+        int c0 = c->t[0].channels, co = L->c_out;
+        const uint8_t *in = c->x0 + (size_t)y * w * c0;
+        uint8_t *dst = c->out + (size_t)y * w * co;
+        for (int o = 0; o < co; o++) {
+            const int16_t *v = val + (size_t)o * sb;
+            int src = L->rmap[o];
+            for (int x = 0; x < w; x++) {
+                int u = v[x] + (src >= 0 ? in[(size_t)x * c0 + src] : 0);
+                dst[(size_t)x * co + o] = (uint8_t)clampi(u, 0, 255);
+            }
+        }
+        return;
+    }
+    emit(c, t, y, val);
+}
+
+/* ------------------------------------------------------------------------- entry point */
+static void *alloc(gk_ctx *c, size_t n) {
+    void *p = NULL;
+    if (n == 0) return NULL;
+    n = (n + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, n)) {
+        c->err = GK_ENOMEM;
+        return NULL;
+    }
+    memset(p, 0, n);
+    return p;
+}
+
+static int32_t *alloc_tags(gk_ctx *c, int n) {
+    int32_t *p = alloc(c, (size_t)n * sizeof(int32_t));
+    for (int i = 0; p && i < n; i++) p[i] = -1;
+    return p;
+}
+
+/* Output rows [r0, r1) of a frame: x0 (h, w, c0) uint8, out (h, w, c_out) uint8. */
+int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
+                 const uint8_t *x0, uint8_t *out, int h, int w, int r0, int r1) {
+    if (n_layers < 1 || h < 1 || w < 1 || r0 < 0 || r1 > h || r0 >= r1) return GK_EARG;
+    gk_ctx c = {tensors, layers, n_layers, h, w, 0, x0, out, NULL, NULL, NULL, NULL, NULL, GK_OK};
+    c.sb = (w + 127) / 128 * 128 + 64;  /* 4 blocks of 32 past the last pixel, plus pads */
+    int max_c = 4;
+    for (int i = 0; i < n_layers; i++) {
+        if (layers[i].c_out_pad > max_c) max_c = layers[i].c_out_pad;
+        if (tensors[i].channels > max_c) max_c = tensors[i].channels;
+    }
+    tstate st[n_layers + 1];
+    memset(st, 0, sizeof st);
+    c.st = st;
+    c.m = alloc(&c, (size_t)max_c * c.sb * sizeof(uint16_t));
+    c.acc = alloc(&c, (size_t)max_c * c.sb * sizeof(int32_t));
+    c.val = alloc(&c, (size_t)max_c * c.sb * sizeof(int16_t));
+    c.zeros = alloc(&c, (size_t)c.sb * sizeof(int16_t));
+    for (int t = 0; t <= n_layers && !c.err; t++) {
+        const gk_tensor *tt = &tensors[t];
+        int rad = tt->radius_after;
+        st[t].lo = r0 - rad < 0 ? 0 : r0 - rad;
+        st[t].hi = r1 + rad > h ? h : r1 + rad;
+        st[t].next = st[t].lo;
+        size_t ch = (size_t)tt->channels;
+        st[t].nib = alloc(&c, (size_t)tt->cap_nib * ((ch + 3) / 4) * c.sb);
+        st[t].pairs = alloc(&c, (size_t)tt->cap_pairs * ((ch + 1) / 2) * c.sb * sizeof(int32_t));
+        st[t].plain = alloc(&c, (size_t)tt->cap_plain * ch * c.sb * sizeof(int16_t));
+        st[t].tag_nib = alloc_tags(&c, tt->cap_nib);
+        st[t].tag_pairs = alloc_tags(&c, tt->cap_pairs);
+        st[t].tag_plain = alloc_tags(&c, tt->cap_plain);
+    }
+    for (int y = r0; y < r1 && !c.err; y++) ensure(&c, n_layers, y);
+    for (int t = 0; t <= n_layers; t++) {
+        free(st[t].nib);
+        free(st[t].pairs);
+        free(st[t].plain);
+        free(st[t].tag_nib);
+        free(st[t].tag_pairs);
+        free(st[t].tag_plain);
+    }
+    free(c.m);
+    free(c.acc);
+    free(c.val);
+    free(c.zeros);
+    return c.err;
+}

@@ -1,0 +1,366 @@
+"""The native runtime: the spec's integers from a compiled kernel, all layers fused per row.
+
+Same output as :mod:`spec.reference`, bit for bit (tests/spec/test_native.py), at video rate
+on a CPU. The C kernel (``spec/_native/kernel.c``) streams the frame the way the accelerator
+does: each tensor lives in a ring of a few rows, so memory is a few rows per layer and the
+working set stays in cache. Frames are cut into horizontal strips (one per thread, each with
+its halo of ``radius`` rows recomputed) that run in parallel; ctypes releases the GIL.
+
+Why C through ctypes: a small plain-C file compiles with any C compiler on x86-64 and aarch64
+(PYNQ's ARM), needs no Python headers, no numpy C API and no heavy JIT dependency (numba's
+LLVM would double the board image's install and compiles on every start), and keeps the hot
+loops' vector instructions (AVX2's vpshufb nibble tables, vpmaddwd) explicit. ``setup.py``
+builds it at install (optional: without a compiler the install still works); a source
+checkout without that build compiles it on first use into ``$GAMIR_CACHE`` (default
+``~/.cache/gamir``). Where neither works, :func:`available` is False, :func:`why_unavailable`
+says why, and callers use the numpy path (:mod:`spec.fast`). ``GAMIR_NATIVE=0`` turns the
+native path off.
+
+Arithmetic (every constant prepared here in exact Python integers and checked to fit):
+
+- binary conv: ``m`` = window bits differing from the weights, counted per 4-channel nibble
+  through 16-entry tables; ``acc = N - m``.
+- threshold on a binary conv: ``bit = (m <= N - T') ^ flip`` with ``T' = T + flip``.
+- affine on a binary conv, in int32: ``acc*A + B + round = m*A' + B'`` with ``A' = -A``;
+  ``B' = q * 2**s + b`` (``0 <= b < 2**s``), so ``y = q + ((m*A' + b) >> s)``, where
+  ``|m*A' + b| < 2**31`` is checked (``N <= 9216``, ``|A| < 2**17``: it fails only for
+  shifts near 30 with huge scales, and such a model runs on the numpy path). Where the
+  output saturates whatever ``m`` and the residual are, ``q`` is clamped so every sum stays
+  inside int32 (it saturates the same way).
+- fixed conv: int16 values times int16 weights summed in int32 (only models whose
+  ``sum|w| * max|x|`` fits are accepted); the affine in float64, exact because
+  ``|acc*A + B| < 2**53``: ``floor((acc*A + B + round) * 2**-s)``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from . import arith
+from ._native import build
+from .model import Model, ModelError
+
+__all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner", "run_output"]
+
+_OUT = {"threshold": 0, "affine": 1, "pixel": 2}
+_TKIND = {"pixel": 0, "bit": 1, "fixed": 2}
+#: A pixel layer's affine value is clamped to this before the global residual (0..255) is
+#: added and the result clamped to 0..255: the same result, and the values stay small.
+_PIXEL_PRE = (-256, 511)
+_I32 = arith.signed_range(32)
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in (
+        "kind", "kernel", "c_in", "c_out", "output", "residual", "shift", "out_lo", "out_hi",
+        "n_in", "c_out_pad")] + [
+        ("tables", ctypes.c_void_p), ("wpairs", ctypes.c_void_p), ("thr_m", ctypes.c_void_p),
+        ("thr_acc", ctypes.c_void_p), ("flip", ctypes.c_void_p), ("a32", ctypes.c_void_p),
+        ("q32", ctypes.c_void_p), ("b32", ctypes.c_void_p), ("fa", ctypes.c_void_p),
+        ("fb", ctypes.c_void_p), ("rmap", ctypes.c_void_p)]
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in (
+        "kind", "channels", "radius_after", "cap_nib", "cap_pairs", "cap_plain")]
+
+
+_ERRORS = {1: "out of memory", 2: "internal error: a ring buffer row was overwritten too early",
+           3: "bad arguments"}
+
+# ------------------------------------------------------------------------------ loading
+_libs: dict[str, object] = {}  # variant -> loaded library, or the reason it is not there
+_lock = threading.Lock()
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("GAMIR_CACHE") or Path.home() / ".cache" / "gamir")
+
+
+def _open(path: Path):
+    lib = ctypes.CDLL(str(path))
+    lib.gk_source_hash.restype = ctypes.c_char_p
+    lib.gk_cpu_avx2.restype = ctypes.c_int
+    lib.gk_run_strip.restype = ctypes.c_int
+    lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                 ctypes.c_int]
+    if lib.gk_source_hash().decode() != build.source_hash():
+        raise OSError(f"{path} was built from another kernel.c")
+    return lib
+
+
+def _build_or_open(variant: str):
+    """The variant's library: the one installed beside the source, else a cached or fresh
+    build. Raises OSError/RuntimeError saying why not."""
+    installed = Path(build.__file__).with_name(build.library_name(variant))
+    if installed.exists():
+        try:
+            return _open(installed)
+        except OSError:
+            pass  # stale (kernel.c changed since the install): build the current one
+    cached = _cache_dir() / f"kernel-{build.source_hash()}-{variant}.so"
+    if not cached.exists():
+        build.compile_library(variant, cached)
+    return _open(cached)
+
+
+def _library(variant: str):
+    """The loaded library of ``variant``, or the reason (str) it cannot run here."""
+    with _lock:
+        if variant not in _libs:
+            try:
+                lib = _build_or_open(variant)
+                if variant == "avx2" and not lib.gk_cpu_avx2():
+                    raise OSError("this CPU has no AVX2")
+                _libs[variant] = lib
+            except (OSError, RuntimeError) as e:
+                _libs[variant] = f"{variant}: {e}"
+        return _libs[variant]
+
+
+def best_variant() -> tuple[str | None, str | None]:
+    """(fastest variant that runs here, None) or (None, why none does).
+
+    ``GAMIR_NATIVE=0`` turns the native path off; ``GAMIR_NATIVE=generic`` (or another
+    variant name) picks that variant.
+    """
+    env = os.environ.get("GAMIR_NATIVE", "").lower()
+    if env in ("0", "off", "no", "false"):
+        return None, "disabled by GAMIR_NATIVE=0"
+    reasons = []
+    for variant in ([env] if env in build.VARIANTS else build.VARIANTS):
+        lib = _library(variant)
+        if not isinstance(lib, str):
+            return variant, None
+        reasons.append(lib)
+    return None, "; ".join(reasons)
+
+
+def available() -> bool:
+    """True where the compiled kernel loads (built at install, cached, or compiled now)."""
+    return best_variant()[0] is not None
+
+
+def why_unavailable() -> str | None:
+    """Why :func:`available` is False (``None`` when it is True)."""
+    return best_variant()[1]
+
+
+def threads() -> int:
+    """Threads (strips) a frame is split over: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def describe() -> str:
+    """One line naming the path, e.g. ``native C kernel (avx2, 2 threads)``."""
+    variant, why = best_variant()
+    if variant is None:
+        return f"numpy (native kernel unavailable: {why})"
+    return f"native C kernel ({variant}, {threads()} threads)"
+
+
+# ------------------------------------------------------------------------------ the plan
+def supports(model: Model) -> str | None:
+    """``None`` if the native kernel runs ``model`` exactly, else why not."""
+    try:
+        _Plan(model)
+    except _Unsupported as e:
+        return str(e)
+    return None
+
+
+class _Unsupported(ModelError):
+    """The kernel's integer widths cannot run this model exactly (the numpy path can)."""
+
+
+def _check_i32(what: str, *values) -> None:
+    for v in values:
+        if not _I32[0] <= int(v) <= _I32[1]:
+            raise _Unsupported(f"{what} ({int(v)}) does not fit the native kernel's 32 bits")
+
+
+class _Plan:
+    """Every constant of ``model`` in the kernel's layouts, and the C structs pointing at them."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        types = model.tensor_types()
+        n = len(model.layers)
+        self.keep: list[np.ndarray] = []  # arrays the structs point into
+        self.layers = (_Layer * n)()
+        radius = [0] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            radius[i] = radius[i + 1] + model.layers[i].kernel // 2
+        for i, layer in enumerate(model.layers):
+            self._layer(self.layers[i], layer, types[i], types, i + 1)
+        self.tensors = (_Tensor * (n + 1))()
+        for t, ty in enumerate(types):
+            d = self.tensors[t]
+            d.kind, d.channels, d.radius_after = _TKIND[ty.kind], ty.channels, radius[t]
+            if t < n:
+                nxt = model.layers[t]
+                cap = 2 * (nxt.kernel // 2) + 2
+                if nxt.kind == "binary":
+                    d.cap_nib = cap
+                else:
+                    d.cap_pairs = cap
+            spans = [radius[t] - radius[j] for j, lay in enumerate(model.layers, 1)
+                     if lay.output == "affine" and lay.residual == t]
+            d.cap_plain = max(spans) + 2 if spans else 0
+        self.radius = radius[0]
+
+    def _ptr(self, a: np.ndarray, dtype) -> int:
+        a = np.ascontiguousarray(a, dtype=dtype)
+        self.keep.append(a)
+        return a.ctypes.data
+
+    def _layer(self, d: _Layer, layer, t_in, types, index: int) -> None:
+        k, ci, co = layer.kernel, layer.c_in, layer.c_out
+        d.kind = 0 if layer.kind == "binary" else 1
+        d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[layer.output]
+        d.residual = layer.residual if layer.output == "affine" and layer.residual is not None else -1
+        d.shift = layer.shift if layer.output != "threshold" else 0
+        d.c_out_pad = -(-co // 4) * 4
+        if layer.output == "affine":
+            d.out_lo, d.out_hi = arith.signed_range(layer.out_bits)
+        else:
+            d.out_lo, d.out_hi = _PIXEL_PRE
+        r_lo, r_hi = types[layer.residual].value_range() if d.residual >= 0 else (0, 0)
+        flip = np.asarray(layer.flip if layer.output == "threshold" else np.zeros(co), bool)
+        d.flip = self._ptr(flip, np.uint8)
+        if layer.output == "pixel":
+            d.rmap = self._ptr(layer.residual_map, np.int32)
+        if layer.kind == "binary":
+            self._binary(d, layer, flip, r_lo, r_hi, index)
+        else:
+            self._fixed(d, layer, t_in, flip, index)
+
+    def _binary(self, d: _Layer, layer, flip, r_lo: int, r_hi: int, index: int) -> None:
+        k, ci, co, n = layer.kernel, layer.c_in, layer.c_out, layer.taps
+        ng = -(-ci // 4)
+        d.n_in = ng
+        w = np.zeros((co, k, k, ng * 4), np.uint8)
+        w[..., :ci] = layer.weights
+        nib = (w.reshape(co, k, k, ng, 4).astype(np.int64) << np.arange(4)).sum(-1)  # (co,k,k,ng)
+        valid = np.zeros(ng * 4, np.uint8)
+        valid[:ci] = 1
+        vmask = (valid.reshape(ng, 4).astype(np.int64) << np.arange(4)).sum(-1)  # (ng,)
+        v = np.arange(16)
+        diff = (v[None, None, None, None, :] ^ nib[..., None]) & vmask[None, None, None, :, None]
+        counts = np.bitwise_count(diff.astype(np.uint8)) if hasattr(np, "bitwise_count") else \
+            np.unpackbits(diff.astype(np.uint8)[..., None], axis=-1).sum(-1)
+        tables = np.zeros((co + co % 2, k * k * ng, 32), np.uint8)  # even rows: outputs in pairs
+        tables[:co] = np.concatenate([counts, counts], axis=-1).reshape(co, k * k * ng, 32)
+        d.tables = self._ptr(tables, np.uint8)
+        if layer.output == "threshold":
+            t_ge = layer.threshold.astype(np.int64) + flip
+            d.thr_m = self._ptr(np.clip(n - t_ge, -1, n + 1), np.int32)
+            return
+        s = layer.shift
+        a2, q, b = [], [], []
+        lo, hi = d.out_lo, d.out_hi
+        for c in range(co):
+            a = -int(layer.scale[c])
+            bias = n * int(layer.scale[c]) + int(layer.bias[c]) + ((1 << (s - 1)) if s else 0)
+            qc, bc = bias >> s, bias & ((1 << s) - 1)
+            t_ends = (bc, n * a + bc)  # m*A' + b at m = 0 and m = N
+            _check_i32(f"layer {index}: m*A + B mod 2**shift", *t_ends)
+            u = [t >> s for t in t_ends]
+            qc = min(max(qc, lo - max(u) - r_hi), hi - min(u) - r_lo)
+            _check_i32(f"layer {index}: affine sum", *(qc + uu + r for uu in u for r in (r_lo, r_hi)))
+            a2.append(a), q.append(qc), b.append(bc)
+        d.a32, d.q32, d.b32 = (self._ptr(np.array(x, np.int64), np.int32) for x in (a2, q, b))
+
+    def _fixed(self, d: _Layer, layer, t_in, flip, index: int) -> None:
+        k, ci, co = layer.kernel, layer.c_in, layer.c_out
+        npairs = -(-ci // 2)
+        d.n_in = npairs
+        x_lo, x_hi = t_in.value_range()
+        w = layer.weights.astype(np.int64)
+        bound = int(np.abs(w).reshape(co, -1).sum(1).max()) * max(-x_lo, x_hi)
+        _check_i32(f"layer {index}: sum |w| * max |x|", bound)
+        wp = np.zeros((d.c_out_pad, k, k, npairs * 2), np.int64)
+        wp[:co, ..., :ci] = w
+        wp = wp.reshape(d.c_out_pad, k, k, npairs, 2)
+        pairs = (wp[..., 0] & 0xFFFF) | ((wp[..., 1] & 0xFFFF) << 16)
+        d.wpairs = self._ptr(pairs.astype(np.uint32).view(np.int32).reshape(d.c_out_pad, -1), np.int32)
+        if layer.output == "threshold":
+            d.thr_acc = self._ptr(layer.threshold.astype(np.int64) + flip, np.int64)
+            return
+        s = layer.shift
+        fb = layer.bias.astype(np.int64) + ((1 << (s - 1)) if s else 0)
+        if bound * int(np.abs(layer.scale).max()) + int(np.abs(fb).max()) >= 2**53:
+            raise _Unsupported(f"layer {index}: acc*A + B may exceed float64's exact range")
+        d.fa = self._ptr(layer.scale, np.float64)
+        d.fb = self._ptr(fb, np.float64)
+
+
+# ------------------------------------------------------------------------------ running
+_POOL: ThreadPoolExecutor | None = None
+
+#: Fewest output rows worth a strip of their own (each strip recomputes its halo rows).
+_MIN_STRIP_ROWS = 16
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="gamir-native")
+    return _POOL
+
+
+class NativeRunner:
+    """Runs one model, its constants prepared once; ``run(x0)`` gives the output tensor.
+
+    Raises :class:`ModelError` if the kernel is unavailable or cannot run the model exactly
+    (:func:`supports` says why); callers then use :mod:`spec.fast`.
+    """
+
+    def __init__(self, model: Model, n_threads: int | None = None, variant: str | None = None):
+        if variant is None:
+            variant, why = best_variant()
+            if variant is None:
+                raise ModelError(f"native kernel unavailable: {why}")
+        lib = _library(variant)
+        if isinstance(lib, str):
+            raise ModelError(f"native kernel unavailable: {lib}")
+        self.lib, self.variant = lib, variant
+        self.plan = _Plan(model)
+        self.model = model
+        self.n_threads = n_threads or threads()
+
+    def run(self, x0: np.ndarray) -> np.ndarray:
+        x0 = np.ascontiguousarray(x0, dtype=np.uint8)
+        h, w, c0 = x0.shape
+        if c0 != self.model.input_channels:
+            raise ModelError(f"input has {c0} channels, the model takes {self.model.input_channels}")
+        out = np.empty((h, w, self.model.layers[-1].c_out), np.uint8)
+        n = max(1, min(self.n_threads, h // _MIN_STRIP_ROWS))
+        bounds = [h * i // n for i in range(n + 1)]
+        p = self.plan
+
+        def strip(i: int) -> int:
+            return self.lib.gk_run_strip(
+                ctypes.addressof(p.tensors), ctypes.addressof(p.layers), len(self.model.layers),
+                x0.ctypes.data, out.ctypes.data, h, w, bounds[i], bounds[i + 1])
+
+        codes = list(_pool().map(strip, range(n))) if n > 1 else [strip(0)]
+        bad = [c for c in codes if c]
+        if bad:
+            raise RuntimeError(f"native kernel: {_ERRORS.get(bad[0], f'error {bad[0]}')}")
+        return out
+
+
+def run_output(model: Model, x0: np.ndarray) -> np.ndarray:
+    """The output tensor (H, W, c_out) uint8 of ``model`` for tensor 0 ``x0``."""
+    return NativeRunner(model).run(x0)
