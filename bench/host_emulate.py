@@ -1,17 +1,23 @@
-"""Host emulation speed on a 640x480 clip vs the torch float32 model, in one process.
+"""Host emulation speed: the native kernel vs the numpy spec vs torch float32, in one process.
 
-    python -m bench.host_emulate [--model models/denoise.gamir] [--frames 30]
+    python -m bench.host_emulate [--model models/denoise.gamir] [--sizes 640x480,1280x720]
+                                 [--frames 30] [--slow-frames 3]
 
-The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240) scaled to 640x480, unless
-``--clip`` names another. Three numbers, all on the same decoded frames:
+The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240) scaled to each size,
+unless ``--clip`` names another. For each size, on the same decoded frames:
 
-- ``host.run`` end to end with the emulate backend: decode, pixel steps, the bit-exact fast
-  spec, encode H.264 (what a user sees);
-- the emulate backend alone (pixel steps + :func:`spec.run_tensor`, no video I/O);
+- ``host.run --backend emulate`` end to end: decode, pixel steps, the bit-exact emulation
+  (the native kernel by default), H.264 encode: what a user sees;
+- the emulate backend alone (pixel steps + the emulation, no video I/O), with the native
+  kernel (``impl="native"``) and with the numpy path (``impl="fast"``);
 - the torch float32 implementation of the same layers (:class:`bench.torch_float.TorchFloatModel`,
   float conv2d, not bit-exact) with the same pixel steps.
 
-Prints frames per second and writes JSON (default ``bench/results/host_emulate.json``).
+The slow paths (numpy, torch) run ``--slow-frames`` frames, interleaved frame by frame with
+the native path so that all three see the same machine load; the ratios are of median frame
+times. The native output is checked equal to the numpy output on those frames. Prints fps
+and ratios and writes JSON (default ``bench/results/host_emulate.json``) with the load
+average before and after: on a shared machine read fps with it, and compare ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -58,38 +65,32 @@ def scaled_clip(src: Path, dst: Path, width: int, height: int, frames: int) -> l
     return out_frames
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir")
-    ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4")
-    ap.add_argument("--size", default="640x480")
-    ap.add_argument("--frames", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "host_emulate.json")
-    a = ap.parse_args(argv)
-    width, height = (int(v) for v in a.size.split("x"))
-    model = spec.load(a.model)
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
 
+
+def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
+               frames: int, slow_frames: int) -> dict:
+    """All measurements at one frame size; returns the JSON record."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / f"clip_{width}x{height}.mp4"
-        frames = scaled_clip(a.clip, clip, width, height, a.frames)
-        n = len(frames)
-        if model.image_channels == 1:
-            frames = [f.mean(axis=2, keepdims=True).round().astype(np.uint8) for f in frames]
-
-        t = time.perf_counter()
-        rc = host_main(["--backend", "emulate", "--model", str(a.model), "-o",
-                        str(Path(tmp) / "out.mp4"), str(clip)])
-        t_cli = time.perf_counter() - t
+        imgs = scaled_clip(clip_src, clip, width, height, frames)
+        n = len(imgs)
+        rc, t_cli = _timed(host_main, ["--backend", "emulate", "--model", str(model_path),
+                                       "-o", str(Path(tmp) / "out.mp4"), str(clip)])
         if rc != 0:
             raise SystemExit(f"host.run failed with status {rc}")
+    if model.image_channels == 1:
+        imgs = [f.mean(axis=2, keepdims=True).round().astype(np.uint8) for f in imgs]
 
-    backend = EmulateBackend(model)
-    list(restore_frames(model, backend, frames[:1]))  # warm-up (thread pool, caches)
-    t = time.perf_counter()
-    emulated = list(restore_frames(model, backend, frames))
-    t_emu = time.perf_counter() - t
-
+    native_be = EmulateBackend(model, impl="native")
+    numpy_be = EmulateBackend(model, impl="fast")
     tmodel = TorchFloatModel(model)
+
+    def emulate(backend, img):
+        return next(restore_frames(model, backend, [img]))
 
     def torch_restore(img):
         x0 = torch.from_numpy(spec.model_input(model, img).astype(np.float32))
@@ -97,38 +98,79 @@ def main(argv=None) -> dict:
         y = y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         return spec.model_output(model, y)
 
-    torch_restore(frames[0])
-    t = time.perf_counter()
-    floats = [torch_restore(f) for f in frames]
-    t_torch = time.perf_counter() - t
-    diff = float(np.mean([np.abs(e.astype(int) - f).mean() for e, f in zip(emulated, floats)]))
+    for fn in (lambda i: emulate(native_be, i), lambda i: emulate(numpy_be, i), torch_restore):
+        fn(imgs[0])  # warm-up: thread pools, caches, torch's first call
+    t_native, t_numpy, t_torch, same, diffs = [], [], [], True, []
+    for img in imgs[:slow_frames]:  # interleaved: the three paths see the same load
+        a, dt = _timed(emulate, native_be, img)
+        t_native.append(dt)
+        b, dt = _timed(emulate, numpy_be, img)
+        t_numpy.append(dt)
+        f, dt = _timed(torch_restore, img)
+        t_torch.append(dt)
+        same &= bool(np.array_equal(a, b))
+        diffs.append(float(np.abs(a.astype(int) - f).mean()))
+    _, t_all = _timed(lambda: list(restore_frames(model, native_be, imgs)))
+    med = statistics.median
+    return {
+        "frame": [width, height],
+        "frames": n,
+        "slow_frames": len(t_native),
+        "host_run_emulate_fps": n / t_cli,
+        "native_fps": n / t_all,
+        "native_fps_interleaved": 1 / med(t_native),
+        "numpy_fps": 1 / med(t_numpy),
+        "torch_float32_fps": 1 / med(t_torch),
+        "native_over_torch": med(t_torch) / med(t_native),
+        "native_over_numpy": med(t_numpy) / med(t_native),
+        "native_equals_numpy": same,
+        "mean_abs_diff_native_vs_torch_float": statistics.mean(diffs),
+    }
 
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir")
+    ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4")
+    ap.add_argument("--sizes", default="640x480,1280x720")
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--slow-frames", type=int, default=3,
+                    help="frames for the numpy and torch paths (interleaved with native)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "host_emulate.json")
+    a = ap.parse_args(argv)
+    model = spec.load(a.model)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
+    load_before = os.getloadavg()[0]
+    path = EmulateBackend(model).path
+    print(f"model {a.model.name} ({len(model.layers)} layers); emulation: {path}")
+    records = []
+    for width, height in sizes:
+        r = bench_size(model, a.model, a.clip, width, height, a.frames, a.slow_frames)
+        records.append(r)
+        print(f"{width}x{height}: host.run end to end {r['host_run_emulate_fps']:6.2f} fps | "
+              f"native {r['native_fps']:6.2f} fps | numpy {r['numpy_fps']:5.2f} fps | "
+              f"torch float32 {r['torch_float32_fps']:5.2f} fps | native/torch "
+              f"{r['native_over_torch']:5.2f}x, native/numpy {r['native_over_numpy']:5.2f}x | "
+              f"native == numpy: {r['native_equals_numpy']}")
     result = {
-        "model": str(a.model.relative_to(REPO) if a.model.is_relative_to(REPO) else a.model),
+        "model": str(a.model.resolve().relative_to(REPO) if a.model.resolve().is_relative_to(REPO)
+                     else a.model),
         "model_name": model.name,
         "model_digest": model.digest(),
         "layers": len(model.layers),
-        "frame": [width, height],
-        "frames": n,
-        "host_run_emulate_fps": n / t_cli,
-        "emulate_backend_fps": n / t_emu,
-        "torch_float32_fps": n / t_torch,
-        "emulate_over_torch": t_torch / t_emu,
-        "mean_abs_diff_emulate_vs_torch_float": diff,
+        "emulation": path,
+        "sizes": records,
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0],  # the machine may be shared: read with this
+        # The machine may be shared: read fps with these; the ratios are same-process.
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": os.getloadavg()[0],
         "machine": platform.processor() or platform.machine(),
         "numpy": np.__version__,
         "torch": torch.__version__,
     }
-    print(f"{n} frames {width}x{height}, model {result['model']} ({len(model.layers)} layers)")
-    print(f"host.run --backend emulate (decode+emulate+encode) {result['host_run_emulate_fps']:7.2f} fps")
-    print(f"emulate backend (bit-exact fast spec)            {result['emulate_backend_fps']:7.2f} fps")
-    print(f"torch float32, same layers                       {result['torch_float32_fps']:7.2f} fps")
-    print(f"emulate / torch speed: {result['emulate_over_torch']:.2f}x; mean |emulate - torch| "
-          f"{diff:.3f} (float rounding); load average {result['load_average_1min']:.1f} on "
-          f"{result['cpus']} CPUs")
+    print(f"load average {load_before:.1f} before, {result['load_average_1min_after']:.1f} after, "
+          f"on {result['cpus']} CPUs")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     return result

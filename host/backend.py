@@ -78,7 +78,7 @@ class EmulateBackend(Backend):
     def __init__(self, model: Model, manifest: Manifest | None = None, impl: str = "auto"):
         super().__init__(model, manifest)
         self.path, self._run = spec.tensor_runner(model, impl)
-        self.name = f"emulate ({self.path})"
+        self.name = f"emulate with {self.path}"
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for x0 in tensors:

@@ -358,7 +358,8 @@ static void produce(gk_ctx *c, int t, int y) {
                 int32_t lo = L->out_lo, hi = L->out_hi;
                 for (int x = 0; x < w; x++) {
                     int32_t u = q + (((int32_t)m[x] * a + b) >> s) + ro[x];
-                    v[x] = (int16_t)(u < lo ? lo : u > hi ? hi : u);
+                    u = u > lo ? u : lo;  /* written as max then min: vpmaxsd, vpminsd */
+                    v[x] = (int16_t)(u < hi ? u : hi);
                 }
             }
         } else {
