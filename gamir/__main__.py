@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the entry point of ``argv[0]``; exit status as :mod:`gamir.cli` defines."""
     cli.catch_signals()  # the console script is the process's entry: Ctrl-C during imports too
     argv = sys.argv[1:] if argv is None else list(argv)
+    return cli.run(lambda: _dispatch(argv))
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_help(), file=sys.stdout if argv else sys.stderr)
         return cli.EXIT_OK if argv else cli.EXIT_USAGE

@@ -35,6 +35,10 @@ class Backend:
     """
 
     name = "backend"
+    #: Largest tile, in accelerator pixels, a backend without line-buffer limits takes at once
+    #: (``None``: any). Frames beyond it go through in bands of whole rows (host.pipeline), so
+    #: memory is bounded by the band, not the image.
+    band_pixels: int | None = None
 
     def __init__(self, model: Model, manifest: Manifest | None = None):
         self.model, self.manifest = model, manifest
@@ -74,6 +78,12 @@ class EmulateBackend(Backend):
     bitstream's width so it exercises exactly the board's path. ``impl`` is one of
     :data:`spec.IMPLS`; ``name`` says which path runs (``GAMIR_NATIVE=0`` forces numpy).
     """
+
+    # 2**18 accelerator pixels (a 1280x720 frame after 2x2 unshuffle is 230k: one band): the
+    # fast spec's working set is about 1.5 KB per pixel for the shipped 32-channel denoiser,
+    # so about 0.4 GB however large the image. A 4K frame goes in 8 bands of 136 rows; each band
+    # recomputes 2 x radius rows of halo (15 % more work for the 10-layer denoiser there).
+    band_pixels = 2**18
 
     def __init__(self, model: Model, manifest: Manifest | None = None, impl: str = "auto"):
         super().__init__(model, manifest)

@@ -42,7 +42,14 @@ def frame_plan(model: Model, backend: Backend, height: int, width: int) -> Frame
     # A partial block at the bottom/right is completed by repeating the edge, then cropped off.
     pad = (-height % r, -width % r)
     th, tw = (height + pad[0]) // r, (width + pad[1]) // r
-    tiles = plan(th, tw, backend.max_height, backend.max_width, radius(model))
+    halo = radius(model)
+    max_height = backend.max_height
+    if backend.band_pixels is not None and th * tw > backend.band_pixels:
+        # Bands of whole rows bound the memory; a band keeps at least as many rows of its own
+        # as the two halos it recomputes.
+        rows = max(backend.band_pixels // tw, 4 * halo + 1)
+        max_height = rows if max_height is None else min(max_height, rows)
+    tiles = plan(th, tw, max_height, backend.max_width, halo)
     out = (-(-height * s // r), -(-width * s // r))
     return FramePlan(height, width, pad, tiles, out)
 

@@ -179,6 +179,8 @@ CASES = [
      r"cannot write an image as 'out.mp4'"),
     ("run-output-no-folder", lambda ws: _host("clip.mp4", "-o", "nowhere/out.mp4"), 1,
      r"output folder 'nowhere' does not exist"),
+    ("run-output-folder-refuses-files", lambda ws: _host("clip.mp4", "-o", "/proc/out.mp4"), 1,
+     r"cannot write in output folder '/proc'"),
     ("run-output-exists", lambda ws: _host("clip.mp4", "-o", "existing.mp4"), 1,
      r"output 'existing.mp4' exists: pass --overwrite"),
     ("run-folder-to-image-name", lambda ws: _host("shots", "-o", "out.png"), 1,

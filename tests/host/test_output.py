@@ -1,0 +1,113 @@
+"""The output end of ``host.run``: the overwrite rule, writes that fail late, and notes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from conftest import make_clip, read_frames, write_png
+
+import host.media
+import spec
+from host.media import open_source
+from host.run import main
+
+
+def _hidden(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_overwrite_replaces_a_file(tmp_path, model_file, clip, capsys):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old")
+    assert main(["--model", str(model_file), str(clip), "-o", str(out)]) == 1
+    assert out.read_bytes() == b"old"
+    assert main(["--model", str(model_file), str(clip), "-o", str(out), "--overwrite"]) == 0
+    assert len(read_frames(out)) == 4 and not _hidden(tmp_path)
+
+
+def test_overwrite_into_a_folder_keeps_other_files(tmp_path, model_file, capsys):
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir(), out.mkdir()
+    for name in "ab":
+        write_png(shots / f"{name}.png", spec.random_image(ord(name), 8, 8, 3))
+    (out / "a.png").write_bytes(b"old a")
+    (out / "notes.txt").write_text("mine")
+    assert main(["--model", str(model_file), str(shots), "-o", str(out)]) == 1
+    assert main(["--model", str(model_file), str(shots), "-o", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "notes.txt"]
+    assert (out / "a.png").read_bytes() != b"old a" and (out / "notes.txt").read_text() == "mine"
+    assert not _hidden(out) and not _hidden(tmp_path)
+
+
+def test_an_empty_folder_is_used_without_overwrite(tmp_path, model_file, capsys):
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir(), out.mkdir()
+    write_png(shots / "a.png", spec.random_image(1, 8, 8, 3))
+    assert main(["--model", str(model_file), str(shots), "-o", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["a.png"]
+
+
+def _one_error(capsys, pattern):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and pattern in lines[0], err
+
+
+def test_unwritable_output_folder_fails_before_the_work(tmp_path, model_file, clip, capsys,
+                                                        monkeypatch):
+    # As root every folder is writable to access(): deny it the way a user would see it.
+    monkeypatch.setattr(host.media.os, "access", lambda path, mode: not mode & os.W_OK)
+    assert main(["--model", str(model_file), str(clip), "-o", str(tmp_path / "o.mp4")]) == 1
+    _one_error(capsys, "is not writable (permission denied)")
+
+
+def test_a_folder_that_refuses_the_file_fails_before_the_first_frame(model_file, clip, capsys):
+    # /proc takes no new files even from root: the temporary file is made before any frame.
+    assert main(["--model", str(model_file), str(clip), "-o", "/proc/out.mp4"]) == 1
+    _one_error(capsys, "cannot write in output folder '/proc'")
+
+
+def test_an_output_that_cannot_be_replaced_at_the_end(tmp_path, model_file, clip, capsys,
+                                                      monkeypatch):
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(host.media.os, "replace", refuse)
+    out = tmp_path / "o.mkv"
+    assert main(["--model", str(model_file), str(clip), "-o", str(out)]) == 1
+    _one_error(capsys, f"cannot write '{out}' (Permission denied)")
+    assert not out.exists() and not _hidden(tmp_path)
+
+
+def test_mkv_progress_has_a_total(tmp_path):
+    frames = [spec.random_image(k, 16, 16, 3) for k in range(7)]
+    clip = make_clip(tmp_path / "c.mkv", frames)
+    source = open_source(clip, 3)
+    assert source.n_frames == 7
+    source.close()
+
+
+def _rgba_png(path, image):
+    import av
+
+    h, w = image.shape[:2]
+    with av.open(str(path), "w", format="image2") as out:
+        s = out.add_stream("png")
+        s.width, s.height, s.pix_fmt = w, h, "rgba"
+        out.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgba")))
+        out.mux(s.encode(None))
+    return path
+
+
+def test_dropped_alpha_and_gray_input_are_said(tmp_path, model_file, capsys):
+    rgba = np.concatenate([spec.random_image(1, 8, 8, 3), np.full((8, 8, 1), 7, np.uint8)], 2)
+    p = _rgba_png(tmp_path / "a.png", rgba)
+    assert main(["--model", str(model_file), str(p)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {p}: its alpha channel is dropped (the output has none)" in err
+    g = write_png(tmp_path / "g.png", spec.random_image(2, 8, 8, 1), pix_fmt="gray")
+    assert main(["--model", str(model_file), str(g)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {g}: it is gray and the model is RGB" in err
