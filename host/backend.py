@@ -79,16 +79,18 @@ class EmulateBackend(Backend):
     :data:`spec.IMPLS`; ``name`` says which path runs (``GAMIR_NATIVE=0`` forces numpy).
     """
 
-    # 2**18 accelerator pixels (a 1280x720 frame after 2x2 unshuffle is 230k: one band): the
-    # fast spec's working set is about 1.5 KB per pixel for the shipped 32-channel denoiser,
-    # so about 0.4 GB however large the image. A 4K frame goes in 8 bands of 136 rows; each band
-    # recomputes 2 x radius rows of halo (15 % more work for the 10-layer denoiser there).
+    # The numpy spec's working set is about 1.5 KB per accelerator pixel for the shipped
+    # 32-channel denoiser: bands of 2**18 pixels (a 1280x720 frame after 2x2 unshuffle, 230k,
+    # stays whole) keep it near 0.4 GB however large the image. The native kernel runs the
+    # layers fused row by row, so its memory is bounded already and it needs no bands.
     band_pixels = 2**18
 
     def __init__(self, model: Model, manifest: Manifest | None = None, impl: str = "auto"):
         super().__init__(model, manifest)
         self.path, self._run = spec.tensor_runner(model, impl)
         self.name = f"emulate with {self.path}"
+        if self.path.startswith("native"):
+            self.band_pixels = None
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for x0 in tensors:
