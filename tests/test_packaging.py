@@ -18,7 +18,7 @@ PACKAGES = ["gamir", "spec", "hw", "host", "sim", "training"]
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """A wheel built from a copy of the tree (the build leaves build/ and egg-info behind)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ["pyproject.toml", "README.md", "LICENSE"]:
+    for name in ["pyproject.toml", "setup.py", "README.md", "LICENSE"]:
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in PACKAGES + ["models"]:
