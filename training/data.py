@@ -7,8 +7,8 @@ Readers
 * :func:`read_pairs`: paired folders (Rain100H/L ``rain/`` + ``norain/``, LOL ``low/`` +
   ``high/``, SICE-style ``input/`` + ``target/``), matched by file stem.
 
-Degradations (``shared/DATA.md``), all returning uint8 pixels as the accelerator would see them
-----------------------------------------------------------------------------------------------
+Degradations, all returning uint8 pixels as the accelerator would see them
+-------------------------------------------------------------------------
 * ``denoise``: additive Gaussian noise of a known integer sigma, rounded and clipped.
 * ``sr``: antialiased bicubic downscaling (Keys a=-0.5 with the kernel stretched by the scale,
   the MATLAB ``imresize`` convention; computed by torch's ``antialias=True`` path, the PIL
@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .errors import TrainingError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -46,10 +48,19 @@ PAIR_LAYOUTS = (("rain", "norain"), ("low", "high"), ("input", "target"), ("lq",
 
 
 def read_image(path: Path, channels: int = 3) -> np.ndarray:
-    """(H, W, channels) uint8; gray images are repeated to 3 channels, alpha dropped."""
+    """(H, W, channels) uint8; gray images are repeated to 3 channels, alpha dropped.
+
+    An unreadable file raises ``TrainingError`` naming it.
+    """
     from skimage import io
 
-    img = io.imread(path)
+    try:
+        img = io.imread(path)
+    except Exception as e:  # imageio/PIL raise many types for a damaged file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainingError(f"image {path} cannot be read (corrupt or not an image? {reason})") from None
+    if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
+        raise TrainingError(f"image {path} has shape {img.shape}, not (height, width[, channels])")
     if img.dtype != np.uint8:
         img = (img.astype(np.float64) / np.iinfo(img.dtype).max * 255 + 0.5).astype(np.uint8)
     if img.ndim == 2:
@@ -167,20 +178,29 @@ class PatchSampler:
     """Random training batches: crop, flip/rotate, degrade (uint8 throughout, like the hardware).
 
     ``patch`` is the clean (target) patch size; for SR the input is ``patch // scale``.
-    ``sigma_range`` is the inclusive range of integer noise levels for denoising.
+    ``sigma_range`` is the inclusive range of integer noise levels for denoising. ``seed`` is
+    an integer or a tuple of them (``(seed, rank)`` under torchrun); :meth:`reseed` derives the
+    generator of one training step from it, so batches do not depend on where a run resumed.
     """
 
-    def __init__(self, images: list[np.ndarray], task: str, patch: int, batch: int, seed: int,
+    def __init__(self, images: list[np.ndarray], task: str, patch: int, batch: int, seed,
                  sigma_range=(25, 25), scale: int = 2):
         self.images = [im for im in images if min(im.shape[:2]) >= patch]
         if not self.images:
-            raise ValueError(f"no training image is at least {patch}x{patch}")
+            largest = max((min(im.shape[:2]) for im in images), default=0)
+            raise TrainingError(f"--patch {patch}: no training image is at least {patch}x{patch} "
+                                f"(the largest fits {largest}x{largest})")
         self.task, self.patch, self.batch, self.scale = task, patch, batch, scale
         self.sigma_range = sigma_range
-        self.rng = np.random.default_rng(seed)
+        self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else (seed,)
+        self.rng = np.random.default_rng(list(self.seed))
         # Large photos are sampled more often, in proportion to their area.
         area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
+
+    def reseed(self, step: int) -> None:
+        """Draw the batches of training step ``step`` (0-based) from here on."""
+        self.rng = np.random.default_rng([*self.seed, step])
 
     def one(self) -> tuple[np.ndarray, np.ndarray, int]:
         im = self.images[self.rng.choice(len(self.images), p=self.p)]

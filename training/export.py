@@ -23,7 +23,9 @@ from pathlib import Path
 
 import spec
 
-from .evaluate import load_run, net_costs, score, spec_restore, torch_restore
+from .checkpoint import describe_position, finished, load_run
+from .errors import TrainingError
+from .eval import net_costs, score, spec_restore, torch_restore
 from .streamable import export
 from .tasks import TASKS, validation_pairs
 
@@ -39,15 +41,22 @@ def _git_commit() -> str:
 
 
 def export_checked(checkpoint: Path, val_dir: Path, tolerance: float = 0.05,
-                   command: str = "") -> tuple[spec.Model, dict]:
-    """Export a run and compare spec vs torch on ``val_dir``; raises ``ModelError`` if they differ."""
+                   command: str = "", unfinished: bool = False) -> tuple[spec.Model, dict]:
+    """Export a run and compare spec vs torch on ``val_dir``; raises ``ModelError`` if they differ.
+
+    A checkpoint that stops before the end of its plan (``stage2.pt``, an interrupted
+    ``last.pt``) never trained the deployed network and is refused unless ``unfinished``.
+    """
     try:
         net, state = load_run(checkpoint)
-    except FileNotFoundError:
+    except (FileNotFoundError, TrainingError):
         raise
-    except Exception as e:  # noqa: BLE001 - torch.load and the state dict fail in many ways
+    except Exception as e:  # noqa: BLE001 - the state dict fails to fit in many ways
         raise spec.ModelError(f"checkpoint {str(checkpoint)!r} is not a gamir training run "
                               f"({type(e).__name__}: {e})") from None
+    if not finished(state) and not unfinished:
+        raise TrainingError(f"{checkpoint} stops at {describe_position(state)}: its network is not "
+                            f"the trained one (export final.pt, or pass --unfinished to export it anyway)")
     if state["method"] == "fp":
         raise spec.ModelError(f"{checkpoint} is a full-precision run; only binary runs export")
     task = state["meta"]["task"]
@@ -63,6 +72,7 @@ def export_checked(checkpoint: Path, val_dir: Path, tolerance: float = 0.05,
     model.provenance = {
         "export_command": command,
         "train_command": state["meta"].get("command", ""),
+        "train_config": state.get("config") or {},
         "method": state["method"],
         "steps": state["steps"],
         "train_minutes": round(state["elapsed"] / 60, 1),
@@ -98,6 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="model file to write (.gamir)")
     p.add_argument("--tolerance", type=cli.positive_float, default=0.05,
                    help="max mean PSNR gap spec vs torch (dB)")
+    p.add_argument("--unfinished", action="store_true",
+                   help="export a checkpoint that stops before the end of its plan (e.g. stage2.pt)")
     a = p.parse_args(argv)
     return cli.run(lambda: _main(a, argv), errors=(FileNotFoundError, spec.ModelError))
 
@@ -108,7 +120,7 @@ def _main(a, argv) -> int:
 
     torch.set_num_threads(1)
     cmd = "python -m training.export " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
-    model, got = export_checked(a.checkpoint, a.data, a.tolerance, cmd)
+    model, got = export_checked(a.checkpoint, a.data, a.tolerance, cmd, a.unfinished)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     spec.save(model, a.out)
     m = model.provenance["metrics"]

@@ -14,17 +14,24 @@ Methods
     full-precision network of the same architecture.
 
 Each stage gets a fresh Adam and a cosine learning-rate decay. ``OUT/last.pt`` is written every
-``ckpt_every`` steps and at each stage end (also kept as ``OUT/stage<k>.pt``); starting again
-with the same ``OUT`` resumes from it, optimizer and random state included. Under ``torchrun``
-(``WORLD_SIZE`` > 1) the network is wrapped in DistributedDataParallel (gloo on CPU, nccl on
-GPUs); every rank draws its own patches, rank 0 validates, logs and saves.
+``ckpt_every`` steps, at each stage end (also kept as ``OUT/stage<k>.pt``) and when SIGINT or
+SIGTERM stops the run; starting again with the same ``OUT`` resumes from it, optimizer
+included. The batches do not depend on where a run was interrupted: before step ``g`` the
+sampler is reseeded from (seed, rank, g), so a resumed run draws what the uninterrupted one
+would have, and every rank its own batches. Under ``torchrun`` (``WORLD_SIZE`` > 1) the network
+is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 validates, logs
+(``OUT/log.csv``, TensorBoard) and saves. ``OUT/best.pt`` is the checkpoint of the best
+validation PSNR in the plan's last stage (earlier GAM stages are not the deployed network).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +40,11 @@ import torch.distributed as dist
 from torch import nn
 
 from .binary import set_stage
+from .errors import TrainingError
 from .metrics import psnr
+from .runlog import RunLog
 
-__all__ = ["METHODS", "plan", "Trainer"]
+__all__ = ["METHODS", "plan", "resume_position", "Interrupted", "Trainer"]
 
 METHODS = ("gam", "ste", "fp")
 
@@ -51,10 +60,68 @@ def plan(method: str, steps: int, fracs=(0.3, 0.15, 0.15, 0.4)) -> list[tuple[in
     if method == "fp":
         return [(1, steps)]
     if len(fracs) != 4 or abs(sum(fracs) - 1) > 1e-6 or min(fracs) < 0:
-        raise ValueError(f"stage fractions {fracs!r} must be four non-negative numbers summing to 1")
+        raise ValueError(f"stage fractions {tuple(fracs)!r} must be four non-negative numbers summing to 1")
     ends = [round(steps * sum(fracs[:k + 1])) for k in range(4)]
     lengths = [e - s for s, e in zip([0] + ends[:-1], ends)]
     return [(k + 1, n) for k, n in enumerate(lengths) if n > 0]
+
+
+def resume_position(state: dict, new: list) -> tuple[int, int]:
+    """Where a run continues under plan ``new``: (stage index, step in it) from checkpoint ``state``.
+
+    The budget may change where the stages already trained keep their lengths and the current
+    stage is still running, or is the last and grows (a finished ``ste``/``fp`` run trained
+    longer): then only the rest of the schedule changes. Anything else is a ``TrainingError``.
+    """
+    old, new = [tuple(s) for s in state["plan"]], [tuple(s) for s in new]
+    idx, step = state["stage_index"], state["step"]
+    if old == new:
+        return idx, step
+    if idx >= len(old) and state.get("opt") is not None:  # finished: reopen its last stage
+        idx, step = len(old) - 1, old[-1][1]
+    if (idx >= len(old) or old[:idx] != new[:idx] or idx >= len(new)
+            or new[idx][0] != old[idx][0] or new[idx][1] < step):
+        raise TrainingError(f"the stage plan {old} -> {new} changes stages already trained: keep "
+                            f"--steps {sum(n for _, n in old)} and the --fracs, or train under another --out")
+    return idx, step
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run (after saving, unless ``saved`` is None)."""
+
+    def __init__(self, signum: int, saved: Path | None, where: str = ""):
+        self.signum, self.saved = signum, saved
+        name = signal.Signals(signum).name
+        if saved is None:
+            super().__init__(f"{name} again: stopped without saving")
+        else:
+            super().__init__(f"{name}: stopped at {where}; saved {saved} (run the same command to continue)")
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn the first SIGINT/SIGTERM into a request (``box[0]``), a second into ``Interrupted``."""
+    box = [0]
+    if threading.current_thread() is not threading.main_thread():
+        yield box
+        return
+
+    def handler(signum, frame):
+        if box[0]:
+            raise Interrupted(signum, None)
+        box[0] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield box
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class Trainer:
@@ -63,23 +130,27 @@ class Trainer:
     Parameters
     ----------
     net : StreamNet or any module ``net(x, sigma)`` with GAM quantizers inside.
-    sampler : callable returning (degraded, clean, sigma) batches in pixel units.
-    val : list of (name, degraded, clean, level) for the progress PSNR (may be empty).
-    out : folder of the checkpoints.
+    sampler : callable returning (degraded, clean, sigma) batches in pixel units; with a
+        ``reseed(step)`` method (:class:`training.data.PatchSampler`) resumed runs are exact.
+    val : list of (name, degraded, clean, level): the validation images (may be empty).
+    out : folder of the checkpoints and logs.
+    config : the run's whole configuration (:func:`training.config.resolve`), kept in every
+        checkpoint.
     """
 
     def __init__(self, net: nn.Module, sampler, val, out: Path, method: str, steps: int,
                  lr: float = 1e-3, fracs=(0.3, 0.15, 0.15, 0.4), log_every: int = 50,
                  val_every: int = 500, ckpt_every: int = 200, name: str = "run", meta=None,
-                 device: str | torch.device = "cpu", bn_batches: int = 100):
+                 device: str | torch.device = "cpu", bn_batches: int = 100, config=None,
+                 tensorboard: bool = True):
         self.device = torch.device(device)
         self.net, self.sampler, self.val = net.to(self.device), sampler, val
         self.out = Path(out)
         self.method, self.steps, self.lr = method, steps, lr
         self.plan = plan(method, steps, fracs)
         self.log_every, self.val_every, self.ckpt_every = log_every, val_every, ckpt_every
-        self.bn_batches = bn_batches
-        self.name, self.meta = name, meta or {}
+        self.bn_batches, self.tensorboard = bn_batches, tensorboard
+        self.name, self.meta, self.config = name, dict(meta or {}), config
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.model = net
@@ -91,18 +162,18 @@ class Trainer:
         if method == "fp" and hasattr(net, "set_quant"):
             net.set_quant(False)
         self.val_psnr = float("nan")
+        self.best_psnr = float("-inf")
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, idx: int, step: int, opt, sched, elapsed: float) -> dict:
         return {
             "name": self.name, "method": self.method, "steps": self.steps, "plan": self.plan,
             "stage_index": idx, "step": step, "elapsed": elapsed, "val_psnr": self.val_psnr,
+            "best_psnr": self.best_psnr, "config": self.config,
             "net_config": getattr(self.net, "config", {}), "meta": self.meta,
-            "model": {k: v.cpu() for k, v in self.net.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "opt": opt.state_dict() if opt else None,
             "sched": sched.state_dict() if sched else None,
-            "rng": {"numpy": getattr(self.sampler, "rng", np.random.default_rng()).bit_generator.state,
-                    "torch": torch.get_rng_state()},
         }
 
     def _save(self, state: dict, *names: str) -> None:
@@ -118,6 +189,26 @@ class Trainer:
         if self.rank == 0:
             print(f"[{self.name}] {msg}", flush=True)
 
+    def _resume(self) -> dict | None:
+        """Load ``OUT/last.pt`` into the network if it exists; its state (None if not), with
+        ``stage_index``/``step`` set to where this run's plan continues."""
+        from .checkpoint import describe_position, read_checkpoint
+
+        last = self.out / "last.pt"
+        if not last.exists():
+            return None
+        state = read_checkpoint(last)
+        idx, step = resume_position(state, self.plan)
+        self.net.load_state_dict(state["model"])
+        self.val_psnr = state.get("val_psnr", float("nan"))
+        self.best_psnr = state.get("best_psnr", float("-inf"))
+        command = self.meta.get("command")
+        self.meta = dict(state["meta"])  # the run's provenance: its first command, then resumes
+        if command and command != self.meta.get("command"):
+            self.meta["resumed_by"] = [*self.meta.get("resumed_by", []), command]
+        self._log(f"resuming {last}: {describe_position(state)}")
+        return dict(state, stage_index=idx, step=step)
+
     # ------------------------------------------------------------------ training
     @torch.no_grad()
     def validate(self) -> float:
@@ -132,6 +223,11 @@ class Trainer:
             scores.append(psnr(y, c))
         self.net.train()
         return float(np.mean(scores))
+
+    def _batch(self, step: int):
+        if hasattr(self.sampler, "reseed"):
+            self.sampler.reseed(step)
+        return (t.to(self.device, non_blocking=True) for t in self.sampler())
 
     @torch.no_grad()
     def recalibrate_bn(self, state: dict) -> dict:
@@ -151,8 +247,9 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative average
         self.net.train()
-        for _ in range(self.bn_batches):
-            x, _, sigma = (t.to(self.device) for t in self.sampler())
+        total = sum(n for _, n in self.plan)
+        for i in range(self.bn_batches):
+            x, _, sigma = self._batch(total + i)
             self.net(x, sigma)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -165,64 +262,107 @@ class Trainer:
         self._save(state, "last.pt")
         return state
 
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def _stop_requested(self, box: list) -> int:
+        """The signal that asked to stop, agreed by every rank (all stop at the same step)."""
+        if self.world == 1:
+            return box[0]
+        t = torch.tensor([box[0]], dtype=torch.int64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def run(self) -> dict:
-        """Train to the end of the plan (resuming if ``OUT/last.pt`` exists); returns the final state."""
-        start_idx, start_step, elapsed, resume = 0, 0, 0.0, None
-        last = self.out / "last.pt"
-        if last.exists():
-            resume = torch.load(last, map_location="cpu", weights_only=False)
-            if resume["plan"] != self.plan:
-                raise ValueError(f"{last} was written by a run with plan {resume['plan']}, "
-                                 f"not {self.plan}: use another --out or the same budget")
-            self.net.load_state_dict(resume["model"])
+        """Train to the end of the plan (resuming from ``OUT/last.pt``); returns the final state.
+
+        Raises :class:`Interrupted` after saving when SIGINT or SIGTERM arrives.
+        """
+        resume = self._resume()
+        start_idx, start_step, elapsed = 0, 0, 0.0
+        if resume is not None:
             start_idx, start_step, elapsed = resume["stage_index"], resume["step"], resume["elapsed"]
-            self.val_psnr = resume.get("val_psnr", float("nan"))
-            if hasattr(self.sampler, "rng"):
-                self.sampler.rng.bit_generator.state = resume["rng"]["numpy"]
-            torch.set_rng_state(resume["rng"]["torch"])
-            self._log(f"resumed from {last} at stage index {start_idx} step {start_step}")
         total = sum(n for _, n in self.plan)
         done_before = sum(n for _, n in self.plan[:start_idx]) + start_step
-        t_run, steps_run = time.time(), 0
+        log = RunLog(self.out, done_before, self.tensorboard) if self.rank == 0 else None
+        t_run, steps_run, losses = time.time(), 0, []
         state = resume
         self.net.train()
-        for idx in range(start_idx, len(self.plan)):
-            stage, n = self.plan[idx]
-            set_stage(self.net, stage)
-            opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s, n=n: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s, n) / n)))
-            first = start_step if idx == start_idx else 0
-            if resume is not None and idx == start_idx and resume["opt"] is not None and first > 0:
-                opt.load_state_dict(resume["opt"])
-                sched.load_state_dict(resume["sched"])
-            for step in range(first, n):
-                x, y, sigma = (t.to(self.device, non_blocking=True) for t in self.sampler())
-                out = self.model(x, sigma)
-                loss = (out - y).abs().mean() / 255.0
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                steps_run += 1
-                g = done_before + steps_run
-                now = elapsed + time.time() - t_run
-                if (step + 1) % self.val_every == 0 or step + 1 == n:
-                    self.val_psnr = self.validate()
-                if (step + 1) % self.log_every == 0 or step + 1 == n:
-                    per = (time.time() - t_run) / steps_run
-                    eta = time.strftime("%H:%M:%S", time.gmtime(per * (total - g)))
-                    self._log(f"stage {stage}/4 step {step + 1}/{n} ({g}/{total}) loss {loss.item():.5f} "
-                              f"val PSNR {self.val_psnr:.2f} dB  {per:.2f} s/step  ETA {eta}")
-                end = step + 1 == n
-                if end or (step + 1) % self.ckpt_every == 0:
-                    nxt = (idx + 1, 0) if end else (idx, step + 1)
-                    state = self._state(*nxt, None if end else opt, None if end else sched, now)
-                    self._save(state, "last.pt", *([f"stage{stage}.pt"] if end else []))
-                    if self.world > 1:
-                        dist.barrier()
+        try:
+            with _stop_on_signals() as signalled:
+                for idx in range(start_idx, len(self.plan)):
+                    stage, n = self.plan[idx]
+                    set_stage(self.net, stage)
+                    opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+                    sched = torch.optim.lr_scheduler.LambdaLR(
+                        opt, lambda s, n=n: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s, n) / n)))
+                    first = start_step if idx == start_idx else 0
+                    if resume is not None and idx == start_idx and resume["opt"] is not None and first > 0:
+                        opt.load_state_dict(resume["opt"])
+                        sched.load_state_dict(resume["sched"])
+                    for step in range(first, n):
+                        g = done_before + steps_run + 1  # the global step this one completes
+                        x, y, sigma = self._batch(g - 1)
+                        out = self.model(x, sigma)
+                        loss = (out - y).abs().mean() / 255.0
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        lr = opt.param_groups[0]["lr"]
+                        opt.step()
+                        sched.step()
+                        losses.append(loss.item())
+                        steps_run += 1
+                        end = step + 1 == n
+                        now = elapsed + time.time() - t_run
+                        validated = g % self.val_every == 0 or end
+                        best = False
+                        validated = validated and bool(self.val)
+                        if validated and self.rank == 0:
+                            self.val_psnr = self.validate()
+                            best = idx == len(self.plan) - 1 and self.val_psnr > self.best_psnr
+                            if best:
+                                self.best_psnr = self.val_psnr
+                        if g % self.log_every == 0 or end or validated:
+                            mean = self._mean_over_ranks(float(np.mean(losses)))
+                            losses = []
+                            self._progress(log, g, total, stage, step + 1, n, mean, lr,
+                                           self.val_psnr if validated else None, best,
+                                           (time.time() - t_run) / steps_run, now)
+                        stop = self._stop_requested(signalled)
+                        ckpt = end or g % self.ckpt_every == 0 or stop
+                        if ckpt or best:  # best is rank 0's alone: no barrier for it
+                            nxt = (idx + 1, 0) if end else (idx, step + 1)
+                            state = self._state(*nxt, opt, sched, now)
+                            names = (["last.pt"] if ckpt else []) + ([f"stage{stage}.pt"] if end else [])
+                            self._save(state, *names, *(["best.pt"] if best else []))
+                        if ckpt and self.world > 1:
+                            dist.barrier()
+                        if stop:
+                            from .checkpoint import describe_position
+                            raise Interrupted(stop, self.out / "last.pt", describe_position(state))
+        finally:
+            if log is not None:
+                log.close()
         if state is not None and self.bn_batches and not state.get("bn_recalibrated"):
             state = self.recalibrate_bn(state)
         self._log(f"done: {total} steps, val PSNR {self.val_psnr:.2f} dB, "
                   f"{(state or {}).get('elapsed', 0) / 60:.1f} min of training")
         return state
+
+    def _progress(self, log, g, total, stage, step, n, loss, lr, val, best, per, elapsed) -> None:
+        """One progress line and the same numbers as a row of the run's logs (rank 0)."""
+        if self.rank != 0:
+            return
+        where = f"step {g}/{total}"
+        if self.method == "gam":
+            where += f" (stage {stage}/4 step {step}/{n})"
+        msg = f"{where} loss {loss:.5f} lr {lr:.2e}"
+        if val is not None:
+            msg += f" val PSNR {val:.2f} dB" + (" (best)" if best else "")
+        self._log(f"{msg}  {per:.2f} s/step  ETA {_clock(per * (total - g))}")
+        log.write(step=g, stage=stage, loss=loss, lr=lr, val_psnr=val, sec_per_step=per,
+                  elapsed_s=elapsed)

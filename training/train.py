@@ -5,10 +5,23 @@ Example (the shipped denoiser)::
     python -m training.train --task denoise --method gam --steps 15000 --batch 32 \\
         --data /work/data/photos --out runs/denoise_gam
 
-``--data`` holds ``train/`` and ``val/`` folders of clean photos (``python -m
-training.gather_data`` makes them). Runs resume from ``OUT/last.pt``; under ``torchrun`` they
-use DistributedDataParallel. ``OUT/final.pt`` is the trained network, ready for
-``python -m training.eval`` and ``python -m training.export``.
+or the same settings from a TOML file (``--config run.toml``; flags override the file; see
+``training.config``). ``--data`` holds ``train/`` and ``val/`` folders of clean photos
+(``python -m training.gather_data`` makes them). The whole configuration is written to
+``OUT/config.toml`` and into every checkpoint. Running again into an existing ``OUT``
+continues it (a notice says from where) when the settings match, and refuses otherwise,
+naming the differences; only the budget (``--steps``) and the settings that do not change
+the trained network (intervals, threads, device) may differ. ``--resume --out OUT`` continues
+a run with its own stored settings. Ctrl-C or SIGTERM saves ``OUT/last.pt`` and exits.
+
+Under ``torchrun`` the run uses DistributedDataParallel: ``--batch`` is per process, so the
+effective batch is ``--batch`` x processes::
+
+    torchrun --nproc-per-node 2 -m training.train --task denoise --batch 16 ...
+
+``OUT/final.pt`` is the trained network, ready for ``python -m training.eval`` and
+``python -m training.export``; ``OUT/log.csv`` (and ``OUT/tb/`` with TensorBoard installed)
+hold the progress numbers.
 """
 
 from __future__ import annotations
@@ -19,96 +32,174 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
+from .config import DEFAULTS, NET_KEYS, differences, legacy_config, read_toml, resolve, to_toml
+from .errors import Parser, TrainingError
+from .gam import METHODS, Interrupted, plan, resume_position
+from .tasks import TASKS
 
-from .data import PatchSampler, read_folder
-from .gam import METHODS, Trainer
-from .tasks import TASKS, build_net, validation_pairs
-
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=sorted(TASKS), required=True)
-    p.add_argument("--method", choices=METHODS, default="gam",
-                   help="gam (4 stages), ste (plain BNN from scratch), fp (full precision)")
-    p.add_argument("--steps", type=int, default=15000, help="total optimizer steps (the budget)")
-    p.add_argument("--fracs", type=float, nargs=4, default=(0.3, 0.15, 0.15, 0.4),
-                   metavar=("S1", "S2", "S3", "S4"), help="GAM stage lengths as fractions")
-    p.add_argument("--data", type=Path, required=True, help="folder with train/ and val/")
-    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--patch", type=int, default=None, help="clean patch size (task default)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--width", type=int, default=None, help="override the task's channel width")
-    p.add_argument("--blocks", type=int, default=None, help="override the number of binary layers")
-    p.add_argument("--unshuffle", type=int, default=None,
-                   help="override the host pixel unshuffle (the body's resolution divisor; "
-                        "tasks that shuffle back by the same factor follow it)")
-    p.add_argument("--w-bits", type=int, default=None, help="override the head/tail weight bits")
-    p.add_argument("--stream-bits", type=int, default=None, help="override the residual stream bits")
-    p.add_argument("--frac-bits", type=int, default=None, help="override the stream's fraction bits")
-    p.add_argument("--head-kernel", type=int, choices=(1, 3), default=None,
-                   help="override the fixed head's kernel (1 cuts its multipliers by 9)")
-    p.add_argument("--tail-kernel", type=int, choices=(1, 3), default=None,
-                   help="override the fixed tail's kernel")
-    p.add_argument("--head-mid", type=int, default=None,
-                   help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream)")
-    p.add_argument("--tail-mid", type=int, default=None,
-                   help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail)")
-    p.add_argument("--bn-batches", type=int, default=100,
-                   help="batches that re-estimate the BatchNorm statistics after the last stage (0: off)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
-    p.add_argument("--device", default="cpu",
-                   help="torch device: cpu, cuda, cuda:N (under torchrun: cuda means cuda:LOCAL_RANK)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--val-every", type=int, default=500)
+    d = DEFAULTS
+    p = Parser(prog="python -m training.train", description="Train a streamable network for one task with GAM or a baseline.",
+                epilog="Flags left out take their value from --config, else the default shown.")
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML file of settings (keys are these flags' names)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its stored settings (flags may change "
+                        "the budget and the intervals, threads and device)")
+    p.add_argument("--task", choices=sorted(TASKS), help="what to train for (required)")
+    p.add_argument("--method", choices=METHODS,
+                   help=f"gam (4 stages), ste (plain BNN from scratch), fp (full precision); default {d['method']}")
+    p.add_argument("--steps", type=int, help=f"total optimizer steps, the budget; default {d['steps']}")
+    p.add_argument("--fracs", type=float, nargs=4, metavar=("S1", "S2", "S3", "S4"),
+                   help="GAM stage lengths as fractions of --steps; default "
+                        + " ".join(map(str, d["fracs"])))
+    p.add_argument("--data", type=Path, metavar="DIR", help="folder with train/ and val/ photos (required)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run folder: config, checkpoints, logs (required)")
+    p.add_argument("--batch", type=int, help=f"patches per step and process; default {d['batch']}")
+    p.add_argument("--patch", type=int, help="clean patch size; default the task's (64)")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate at each stage start; default {d['lr']}")
+    net = p.add_argument_group("network (default: the task's preset, training.tasks)")
+    net.add_argument("--width", type=int, help="channels of the binary body")
+    net.add_argument("--blocks", type=int, help="binary layers")
+    net.add_argument("--unshuffle", type=int,
+                     help="host pixel unshuffle, the body's resolution divisor (tasks that "
+                          "shuffle back by the same factor follow it)")
+    net.add_argument("--w-bits", type=int, help="head/tail weight bits")
+    net.add_argument("--stream-bits", type=int, help="residual stream bits")
+    net.add_argument("--frac-bits", type=int, help="the stream's fraction bits")
+    net.add_argument("--head-kernel", type=int, choices=(1, 3), help="fixed head kernel (1 cuts its multipliers by 9)")
+    net.add_argument("--tail-kernel", type=int, choices=(1, 3), help="fixed tail kernel")
+    net.add_argument("--head-mid", type=int,
+                     help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream); 0: none")
+    net.add_argument("--tail-mid", type=int,
+                     help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail); 0: none")
+    p.add_argument("--bn-batches", type=int,
+                   help=f"batches that re-estimate the BatchNorm statistics after the last stage "
+                        f"(0: off); default {d['bn_batches']}")
+    p.add_argument("--seed", type=int, help=f"initialization and batch seed; default {d['seed']}")
+    run = p.add_argument_group("running (may change when a run is continued)")
+    run.add_argument("--threads", type=int, help=f"torch CPU threads per process; default {d['threads']}")
+    run.add_argument("--device", help="torch device: cpu, cuda, cuda:N (under torchrun cuda means "
+                                      f"cuda:LOCAL_RANK); default {d['device']}")
+    run.add_argument("--log-every", type=int, help=f"steps between progress lines and log rows; default {d['log_every']}")
+    run.add_argument("--val-every", type=int,
+                     help=f"steps between validations (and at each stage end); default {d['val_every']}")
+    run.add_argument("--val-crop", type=int,
+                     help="validate on the centre CROP x CROP of each validation photo; "
+                          f"0: whole photos; default {d['val_crop']}")
+    run.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (OUT/last.pt); default {d['ckpt_every']}")
     return p
 
 
-def main(argv=None) -> int:
+def _settings(a: argparse.Namespace, stored: dict | None) -> dict:
+    """The run's resolved configuration: stored (with --resume) < --config file < flags."""
+    raw = dict(stored or {}) if a.resume else {}
+    raw["net"] = dict(raw.get("net", {}))
+    if a.config:
+        file = read_toml(a.config)
+        raw["net"].update(file.pop("net", {}))
+        raw.update(file)
+    for k in DEFAULTS:
+        v = getattr(a, k, None)
+        if v is not None and k != "net":
+            raw[k] = [float(f) for f in v] if k == "fracs" else (str(v) if isinstance(v, Path) else v)
+    raw["net"].update({k: getattr(a, k) for k in NET_KEYS if getattr(a, k, None) is not None})
+    return resolve(raw)
+
+
+def _prepare(a: argparse.Namespace, argv) -> tuple:
+    """Everything checked before any work: settings, run folder, data; (config, meta, state)."""
+    from .checkpoint import read_checkpoint
+
+    out = a.out
+    if out is None and a.config:
+        out = read_toml(a.config).get("out")
+    if out is None:
+        raise TrainingError("--out is required (the run folder)")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file, not a run folder")
+    last = out / "last.pt"
+    state = read_checkpoint(last) if last.exists() else None
+    if a.resume and state is None:
+        raise TrainingError(f"--resume: {out} holds no run to continue (no last.pt)")
+    stored = None if state is None else (state.get("config") or legacy_config(state))
+    cfg = _settings(a, stored)
+    cfg["out"] = str(out)
+    if state is not None:
+        diffs = differences(stored, cfg)
+        if diffs:
+            raise TrainingError(f"{out} holds a run with other settings ({'; '.join(diffs)}): "
+                                f"continue it as it was (--resume --out {out}) or train under another --out")
+        try:
+            resume_position(state, plan(cfg["method"], cfg["steps"], tuple(cfg["fracs"])))
+        except TrainingError as e:
+            raise TrainingError(f"{out}: {e}") from None
+    cmd = "python -m training.train " + " ".join(shlex.quote(s) for s in (argv if argv is not None else sys.argv[1:]))
+    meta = {"task": cfg["task"], "command": cmd, "data": cfg["data"], "batch": cfg["batch"],
+            "patch": cfg["patch"], "lr": cfg["lr"], "seed": cfg["seed"]}
+    return cfg, meta, state
+
+
+def _run(argv) -> int:
+    import torch
+
+    from .data import PatchSampler, read_folder
+    from .gam import Trainer
+    from .tasks import build_net, validation_pairs
+
     a = parser().parse_args(argv)
-    torch.set_num_threads(a.threads)
+    cfg, meta, state = _prepare(a, argv)
     rank = int(os.environ.get("RANK", "0"))
-    torch.manual_seed(a.seed)
-    t = TASKS[a.task]
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(cfg["seed"])
+    t = TASKS[cfg["task"]]
+    data, out = Path(cfg["data"]), Path(cfg["out"])
     try:
-        train = list(read_folder(a.data / "train").values())
-        val = validation_pairs(a.task, a.data / "val", crop=128)
+        train = list(read_folder(data / "train").values())
+        val = validation_pairs(cfg["task"], data / "val", crop=cfg["val_crop"] or None)
     except FileNotFoundError as e:
-        print(f"error: {e} (make the photo folders with python -m training.gather_data)", file=sys.stderr)
-        return 1
-    overrides = {k: v for k, v in (("width", a.width), ("blocks", a.blocks), ("w_bits", a.w_bits),
-                                   ("stream_bits", a.stream_bits), ("frac_bits", a.frac_bits),
-                                   ("head_kernel", a.head_kernel), ("tail_kernel", a.tail_kernel),
-                                   ("head_mid", a.head_mid), ("tail_mid", a.tail_mid))
-                 if v is not None}
-    if a.unshuffle is not None:
-        overrides["unshuffle"] = a.unshuffle
-        if t["net"]["shuffle"] == t["net"]["unshuffle"]:
-            overrides["shuffle"] = a.unshuffle
-    net = build_net(a.task, quant=True, **overrides)
-    sampler = PatchSampler(train, a.task, a.patch or t["patch"], a.batch, seed=a.seed * 1000 + rank,
+        raise TrainingError(f"{e} (make the photo folders with python -m training.gather_data)") from None
+    net = build_net(cfg["task"], quant=True, **cfg["net"])
+    sampler = PatchSampler(train, cfg["task"], cfg["patch"], cfg["batch"], seed=(cfg["seed"], rank),
                            sigma_range=t["sigma_range"], scale=t["scale"])
-    cmd = "python -m training.train " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
-    meta = {"task": a.task, "command": cmd, "data": str(a.data), "batch": a.batch,
-            "patch": a.patch or t["patch"], "lr": a.lr, "seed": a.seed}
-    device = torch.device(a.device)
+    device = torch.device(cfg["device"])
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"error: --device {a.device}: this torch sees no CUDA device", file=sys.stderr)
-        return 1
-    trainer = Trainer(net, sampler, val, a.out, a.method, a.steps, lr=a.lr, fracs=tuple(a.fracs),
-                      log_every=a.log_every, val_every=a.val_every,
-                      name=f"{a.task} {a.method}", meta=meta, device=device,
-                      bn_batches=a.bn_batches)
-    state = trainer.run()
-    if trainer.rank == 0 and state is not None:
-        torch.save(state, a.out / "final.pt")
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.toml").write_text(to_toml(cfg, f"written by: {meta['command']}"))
+        except OSError as e:
+            raise TrainingError(f"--out {out}: cannot write the run folder ({e.strerror or e})") from None
+    trainer = Trainer(net, sampler, val, out, cfg["method"], cfg["steps"], lr=cfg["lr"],
+                      fracs=tuple(cfg["fracs"]), log_every=cfg["log_every"],
+                      val_every=cfg["val_every"], ckpt_every=cfg["ckpt_every"],
+                      name=f"{cfg['task']} {cfg['method']}", meta=meta, device=device,
+                      bn_batches=cfg["bn_batches"], config=cfg)
+    final = trainer.run()
+    if trainer.rank == 0 and final is not None:
+        torch.save(final, out / "final.pt")
     return 0
+
+
+def main(argv=None) -> int:
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        return _run(argv)
+    except TrainingError as e:
+        if rank == 0:
+            print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        if rank == 0:
+            print(f"interrupted: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("interrupted before training started: nothing saved", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,28 +1,133 @@
-"""The train and eval CLIs end to end on a tiny network, and their error messages."""
+"""The train and eval CLIs end to end on a tiny network: logs, configs, resume, bad input, signals."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
+import pytest
+import torch
 from skimage import data, io
 
 from training.eval import main as eval_main
+from training.export import main as export_main
 from training.train import main as train_main
 
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--width", "8", "--blocks", "2", "--batch", "2", "--patch", "16", "--bn-batches", "2"]
 
-def test_train_then_eval_tiny_denoiser(tmp_path, capsys):
+
+def _photos(folder: Path) -> Path:
     for split, imgs in (("train", [data.astronaut()[:96, :96]]), ("val", [data.coffee()[:64, :64]])):
-        (tmp_path / split).mkdir()
+        (folder / split).mkdir(parents=True)
         for i, img in enumerate(imgs):
-            io.imsave(tmp_path / split / f"{i}.png", img, check_contrast=False)
-    run = tmp_path / "run"
-    assert train_main(["--task", "denoise", "--steps", "4", "--data", str(tmp_path), "--out", str(run),
-                       "--width", "8", "--blocks", "2", "--batch", "2", "--patch", "16",
-                       "--log-every", "1", "--val-every", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "[denoise gam] stage 4/4 step" in out and "ETA" in out and "val PSNR" in out
+            io.imsave(folder / split / f"{i}.png", img, check_contrast=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    return _photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def run(photos, tmp_path_factory) -> Path:
+    """A finished 4-step GAM run (one step per stage)."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert train_main(["--task", "denoise", "--steps", "4", "--data", str(photos), "--out", str(out),
+                       "--log-every", "1", "--val-every", "2", "--fracs", "0.25", "0.25", "0.25", "0.25",
+                       *TINY]) == 0
+    return out
+
+
+def test_progress_lines_csv_and_tensorboard_agree(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--task", "denoise", "--steps", "6", "--data", str(photos), "--out", str(out),
+                       "--log-every", "2", "--val-every", "3", *TINY]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if " loss " in l]
+    printed = {}
+    for line in lines:
+        m = re.match(r"\[denoise gam\] step (\d+)/6 \(stage (\d)/4 step \d+/\d+\) loss ([\d.]+) "
+                     r"lr ([\d.e+-]+)( val PSNR ([\d.]+) dB)?", line)
+        assert m, line
+        printed[int(m[1])] = (int(m[2]), float(m[3]), float(m[4]), m[6] and float(m[6]))
+    # Rows every 2nd step, at each validation (every 3rd step and stage end: plan 2, 1, 1, 2).
+    assert sorted(printed) == [2, 3, 4, 6]
+    with (out / "log.csv").open() as f:
+        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+    assert sorted(rows) == sorted(printed)
+    for step, (stage, loss, lr, val) in printed.items():
+        r = rows[step]
+        assert int(r["stage"]) == stage
+        assert float(r["loss"]) == pytest.approx(loss, abs=5e-6)
+        assert float(r["lr"]) == pytest.approx(lr, rel=5e-3)
+        assert (r["val_psnr"] == "") == (val is None)
+        if val is not None:
+            assert float(r["val_psnr"]) == pytest.approx(val, abs=5e-3)
+    assert (out / "best.pt").exists() and (out / "final.pt").exists()
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["task"] == "denoise" and config["steps"] == 6 and config["net"]["width"] == 8
+    assert torch.load(out / "last.pt", weights_only=True)["config"] == config | {"out": str(out)}
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    loss = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert loss == pytest.approx({s: float(r["loss"]) for s, r in rows.items()}, abs=1e-5)
+    val = {e.step: e.value for e in events.Scalars("val/psnr_db")}
+    assert val == pytest.approx({s: float(r["val_psnr"]) for s, r in rows.items() if r["val_psnr"]}, abs=1e-3)
+
+
+def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'task = "denoise"\nmethod = "ste"\nsteps = 2\nbatch = 2\npatch = 16\n'
+                   f'bn_batches = 0\ndata = "{photos}"\nlog_every = 1\n[net]\nwidth = 8\nblocks = 2\n')
+    assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002"]) == 0
+    stored = tomllib.loads((out / "config.toml").read_text())
+    assert stored["lr"] == 0.002 and stored["method"] == "ste" and stored["net"]["blocks"] == 2
+    capsys.readouterr()
+    # Same settings, longer budget: continues (a notice says from where).
+    assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002", "--steps", "3"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    # Another lr or seed: refused, naming each difference.
+    assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.5", "--seed", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lr: 0.002 -> 0.5" in err and "seed: 0 -> 3" in err
+    # --resume takes the stored settings; flags may change the budget and the running settings.
+    assert train_main(["--resume", "--out", str(out), "--steps", "4", "--threads", "2"]) == 0
+    state = torch.load(out / "final.pt", weights_only=True)
+    assert state["steps"] == 4 and state["config"]["lr"] == 0.002
+    assert state["meta"]["command"].endswith("--lr 0.002") and len(state["meta"]["resumed_by"]) == 2
+
+
+def test_checkpoint_written_before_configs_still_resumes(run, tmp_path, capsys):
+    """A run folder of the previous trainer (no config in its checkpoints) continues."""
+    old = tmp_path / "old"
+    old.mkdir()
+    state = torch.load(run / "stage2.pt", weights_only=True)
+    for k in ("config", "best_psnr"):
+        del state[k]
+    torch.save(state, old / "last.pt")
+    same = ["--task", "denoise", "--steps", "4", "--data", state["meta"]["data"], "--out", str(old),
+            "--fracs", "0.25", "0.25", "0.25", "0.25", *TINY]
+    assert train_main(same + ["--lr", "0.01"]) == 1
+    assert "lr: 0.001 -> 0.01" in capsys.readouterr().err
+    assert train_main(same) == 0
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_eval_and_export_of_a_run(run, photos, tmp_path, capsys):
     rows = tmp_path / "rows.json"
-    assert eval_main(["--task", "denoise", "--data", str(tmp_path / "val"), "--checkpoint",
+    assert eval_main(["--task", "denoise", "--data", str(photos / "val"), "--checkpoint",
                       str(run / "final.pt"), "--baseline", "nlm", "--baseline", "wavelet",
                       "--baseline", "input", "--json", str(rows)]) == 0
     table = capsys.readouterr().out
@@ -31,10 +136,122 @@ def test_train_then_eval_tiny_denoiser(tmp_path, capsys):
     assert got[0]["binary_ops_per_px"] > 0
     nlm, wavelet, noisy = (r["psnr"] for r in got[1:])
     assert nlm > noisy + 3 and wavelet > noisy + 3  # both denoise the sigma-25 input
+    # An unfinished GAM stage exports only when asked for.
+    model = tmp_path / "m.gamir"
+    assert export_main(["--checkpoint", str(run / "stage2.pt"), "--data", str(photos / "val"),
+                        "--out", str(model), "--unfinished"]) == 0 and model.exists()
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert train_main(["--task", "sr", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
-    assert "does not exist" in capsys.readouterr().err
-    assert eval_main(["--task", "sr", "--data", str(tmp_path), "--checkpoint", str(tmp_path / "x.pt")]) == 1
-    assert "error:" in capsys.readouterr().err
+def _truncated(run: Path, tmp: Path) -> Path:
+    blob = (run / "final.pt").read_bytes()
+    (tmp / "trunc").mkdir()
+    (tmp / "trunc" / "last.pt").write_bytes(blob[:len(blob) // 2])
+    return tmp / "trunc"
+
+
+def _corrupt_photo(photos: Path, tmp: Path) -> Path:
+    bad = _photos(tmp / "bad")
+    (bad / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return bad
+
+
+def _file(tmp: Path) -> Path:
+    (tmp / "afile").write_text("x")
+    return tmp / "afile"
+
+
+def _toml(tmp: Path, name: str, text: str) -> Path:
+    (tmp / name).write_text(text)
+    return tmp / name
+
+
+T = "--task denoise --steps 4 --data {photos} --out {tmp}/new " + " ".join(TINY)
+# (id, command with {photos}, {run} and {tmp} filled in, exit status, words the error must say)
+BAD = [
+    ("steps-0", f"train {T} --steps 0", 1, "--steps 0: must be at least 1"),
+    ("batch-0", f"train {T} --batch 0", 1, "--batch 0: must be at least 1"),
+    ("log-every-0", f"train {T} --log-every 0", 1, "--log-every 0: must be at least 1"),
+    ("val-every-0", f"train {T} --val-every 0", 1, "--val-every 0: must be at least 1"),
+    ("ckpt-every-0", f"train {T} --ckpt-every 0", 1, "--ckpt-every 0: must be at least 1"),
+    ("patch-4000", f"train {T} --patch 4000", 1, "--patch 4000: no training image is at least 4000x4000"),
+    ("patch-odd", f"train {T} --patch 15", 1, "--patch 15: must be a multiple of 2"),
+    ("fracs-sum", f"train {T} --fracs 0.5 0.5 0.5 0.5", 1, "--fracs 0.5 0.5 0.5 0.5: stage fractions"),
+    ("fracs-negative", f"train {T} --fracs 1.5 -0.5 0 0", 1, "must be four non-negative numbers"),
+    ("fracs-count", f"train {T} --fracs 0.5 0.5", 2, "--fracs: expected 4 arguments"),
+    ("lr-negative", f"train {T} --lr -1", 1, "--lr -1.0: must be a positive number"),
+    ("lr-nan", f"train {T} --lr nan", 1, "--lr nan: must be a positive number"),
+    ("threads-0", f"train {T} --threads 0", 1, "--threads 0: must be at least 1"),
+    ("device-tpu", f"train {T} --device tpu", 1, "--device 'tpu': must be cpu, cuda or cuda:N"),
+    ("width-0", f"train {T} --width 0", 1, "--width 0: must be at least 1"),
+    ("task-unknown", f"train {T} --task blur", 2, "--task: invalid choice: 'blur'"),
+    ("no-out", "train --task denoise --data {photos}", 1, "--out is required"),
+    ("no-data", "train --task denoise --out {tmp}/new", 1, "--data is required"),
+    ("out-is-file", "train --task denoise --data {photos} --out {file}", 1, "is a file, not a run folder"),
+    ("data-missing", "train --task denoise --data {tmp}/nothing --out {tmp}/new", 1, "does not exist"),
+    ("corrupt-photo", "train --task denoise --data {bad} --out {tmp}/new", 1, "broken.png cannot be read"),
+    ("corrupt-checkpoint", "train --task denoise --data {photos} --out {junk}", 1, "last.pt cannot be read"),
+    ("truncated-checkpoint", "train --task denoise --data {photos} --out {trunc}", 1,
+     "last.pt cannot be read (truncated or corrupt?"),
+    ("resume-denoise-as-sr", "train --task sr --data {photos} --out {run} --fracs .25 .25 .25 .25 "
+     + " ".join(TINY), 1,
+     "task: 'denoise' -> 'sr'"),
+    ("resume-nothing", "train --resume --out {tmp}/new", 1, "holds no run to continue"),
+    ("budget-of-gam-stages", "train --resume --out {run} --steps 8", 1,
+     "changes stages already trained: keep --steps 4"),
+    ("config-missing", "train --config {tmp}/none.toml --out {tmp}/new", 1, "does not exist"),
+    ("config-not-toml", "train --config {badtoml} --out {tmp}/new", 1, "is not valid TOML"),
+    ("config-unknown-key", "train --config {unknown} --out {tmp}/new", 1, "unknown setting(s) stepz"),
+    ("eval-sr-on-denoise", "eval --task sr --data {photos}/val --checkpoint {run}/final.pt", 1,
+     "is a denoise run, not sr"),
+    ("eval-corrupt-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {junk}/last.pt", 1,
+     "cannot be read"),
+    ("eval-missing-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {tmp}/x.pt", 1,
+     "does not exist"),
+    ("eval-threads-0", "eval --task denoise --data {photos}/val --baseline input --threads 0", 1,
+     "--threads 0: must be at least 1"),
+    ("eval-nothing", "eval --task denoise --data {photos}/val", 1, "name at least one"),
+    ("export-unfinished-stage", "export --checkpoint {run}/stage2.pt --data {photos}/val --out {tmp}/m.gamir",
+     1, "stage2.pt stops at step 2 of 4 (GAM stage 3 of 4"),
+]
+
+
+@pytest.mark.parametrize("command, status, words", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_path, capsys):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "last.pt").write_bytes(os.urandom(300))
+    names = dict(photos=photos, run=run, tmp=tmp_path, junk=junk, file=_file(tmp_path),
+                 trunc=_truncated(run, tmp_path), bad=_corrupt_photo(photos, tmp_path),
+                 badtoml=_toml(tmp_path, "bad.toml", "task = denoise"),
+                 unknown=_toml(tmp_path, "unknown.toml", "stepz = 3"))
+    cli, *args = command.format(**names).split()
+    before = {p: p.stat().st_mtime_ns for p in run.iterdir()}
+    main = {"train": train_main, "eval": eval_main, "export": export_main}[cli]
+    try:
+        got = main(args)
+    except SystemExit as e:  # argparse
+        got = e.code
+    out, err = capsys.readouterr()
+    assert got == status, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+    assert "Traceback" not in out + err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "m.gamir").exists()
+    assert {p: p.stat().st_mtime_ns for p in run.iterdir()} == before  # nothing written
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(photos, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.train", "--task", "denoise", "--method", "ste", "--steps", "100000",
+           "--data", str(photos), "--out", str(out), "--log-every", "1", "--ckpt-every", "100000", *TINY]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until it trains
+        if "step 2/" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1 and err.startswith("interrupted: SIGTERM: stopped at step "), err
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] >= 2 and state["opt"] is not None
+    assert f"step {state['step']} of 100000" in err

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
-import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +16,14 @@ from skimage import data, io
 import spec
 from training.binary import STAGES, BinaryConv2d, stage_quant
 from training.data import PatchSampler
-from training.evaluate import load_run
+from training.checkpoint import load_run
 from training.export import export_checked
 from training.export import main as export_main
 from training.gam import Trainer, plan
 from training.streamable import StreamNet
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _images():
@@ -164,23 +168,21 @@ def test_export_refuses_full_precision_run(tmp_path):
         export_checked(tmp_path / "final.pt", tmp_path)
 
 
-def _ddp_worker(rank, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
-    torch.set_num_threads(1)
-    net = _net()
-    Trainer(net, _sampler(seed=rank), [], out, "gam", 4, log_every=100).run()
-    torch.save(net.state_dict(), out / f"rank{rank}.pt")
-    torch.distributed.destroy_process_group()
-
-
-def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_ddp_worker, args=(port, tmp_path), nprocs=2, join=True)
-    a = torch.load(tmp_path / "rank0.pt")
-    b = torch.load(tmp_path / "rank1.pt")
-    for k in a:
+def test_torchrun_resume_equals_the_uninterrupted_run(tmp_path):
+    """2 gloo ranks under torchrun, cut off after step 5 of 8 (mid GAM stage 3) and resumed."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                    str(Path(__file__).with_name("ddp_worker.py")), str(tmp_path)],
+                   check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # Every rank draws its own batches, before and after the resume.
+    assert not set(ranks[0]["whole"]["batches"]) & set(ranks[1]["whole"]["batches"])
+    assert not set(ranks[0]["resumed"]["batches"]) & set(ranks[1]["resumed"]["batches"])
+    for r in ranks:
+        assert [len(r[k]["batches"]) for k in ("whole", "cut", "resumed")] == [8, 5, 3]
+        assert r["cut"]["batches"] + r["resumed"]["batches"] == r["whole"]["batches"]
+        assert r["resumed"]["weights"] == r["whole"]["weights"]
+    # DDP keeps the ranks' weights equal (BatchNorm statistics are each rank's own).
+    for k, v in ranks[0]["whole"]["weights"].items():
         if "running" not in k and "num_batches" not in k:
-            assert torch.equal(a[k], b[k]), k
-    assert (tmp_path / "last.pt").exists() and (tmp_path / "stage4.pt").exists()
+            assert ranks[1]["whole"]["weights"][k] == v, k
