@@ -2,7 +2,7 @@
 
 The wheel keeps its binary inside site-packages (not on PATH), its makefiles call a bare
 ``python``, larger models need the precompiled-header include flag spelled out, and g++ 12
-needs ``-fcoroutines`` for ``--timing`` builds. See ../shared/TOOLCHAIN.md.
+needs ``-fcoroutines`` for ``--timing`` builds.
 """
 
 from __future__ import annotations

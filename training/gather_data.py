@@ -1,7 +1,8 @@
 """Gather clean training and validation photos offline, from Debian packages and scikit-image.
 
-The standard restoration sets cannot be downloaded here (see ``shared/DATA.md``), so gamir
-trains on the natural photos that Debian packages ship. Most are JPEGs saved at quality 40..80,
+The standard restoration sets (DIV2K, BSD500, Kodak) come from websites that an offline build
+machine cannot reach, so gamir trains on the natural photos that Debian packages ship: a
+Debian mirror is the only source the gatherer needs, and the result is the same everywhere. Most are JPEGs saved at quality 40..80,
 so every package photo is downscaled 2x with an area (box) filter, which averages the JPEG
 blocking away, before it is used as a clean target.
 
@@ -12,8 +13,11 @@ Usage::
 
     python -m training.gather_data --out /work/data/photos [--debs DIR]
 
-``--debs`` is where the ``.deb`` files are (or will be fetched with ``apt-get download``, the
-only step that needs the Debian mirror). Writes ``OUT/train/*.png`` and ``OUT/val/*.png``.
+``--debs`` is a folder of the ``.deb`` files (those missing are fetched into it with
+``apt-get download``, the only step that needs the Debian mirror) that is kept for next time;
+without it the packages are fetched into a temporary folder. Either way they are unpacked into
+a temporary folder inside ``OUT`` that is removed at the end (about 800 MB while it runs).
+Writes ``OUT/train/*.png`` and ``OUT/val/*.png``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +92,20 @@ def _extract(debs: Path, root: Path) -> None:
         subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
 
 
-def gather(out: Path, debs: Path) -> dict[str, int]:
-    """Write the train/ and val/ folders; returns the photo counts."""
+def gather(out: Path, debs: Path | None = None) -> dict[str, int]:
+    """Write the train/ and val/ folders; returns the photo counts.
+
+    ``debs``: a folder of the packages, kept (fetched into a temporary folder when None).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".gather-") as tmp:
+        _extract(Path(debs) if debs else Path(tmp) / "debs", Path(tmp) / "root")
+        return _write(out, Path(tmp) / "root")
+
+
+def _write(out: Path, root: Path) -> dict[str, int]:
     from skimage import data, io
 
-    root = out / "pkgroot"
-    _extract(debs, root)
     counts = {"train": 0, "val": 0}
     for split in counts:
         (out / split).mkdir(parents=True, exist_ok=True)
@@ -111,14 +124,22 @@ def gather(out: Path, debs: Path) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="output folder (train/, val/)")
-    p.add_argument("--debs", type=Path, default=None,
-                   help="folder of the .deb files (default OUT/debs; fetched if missing)")
+    from .errors import Parser
+
+    p = Parser(prog="python -m training.gather_data",
+               description="Gather clean training and validation photos from Debian packages.")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (train/, val/)")
+    p.add_argument("--debs", type=Path, default=None, metavar="DIR",
+                   help="folder of the .deb files, kept (those missing are fetched into it); "
+                        "default: a temporary folder, removed")
     a = p.parse_args(argv)
+    for flag, path in (("--out", a.out), ("--debs", a.debs)):
+        if path is not None and path.exists() and not path.is_dir():
+            print(f"error: {flag} {path} is a file, not a folder", file=sys.stderr)
+            return 1
     try:
-        counts = gather(a.out, a.debs or a.out / "debs")
-    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        counts = gather(a.out, a.debs)
+    except (subprocess.CalledProcessError, OSError) as e:
         print(f"error: could not fetch or unpack the photo packages: {e}", file=sys.stderr)
         return 1
     print(f"wrote {counts['train']} training and {counts['val']} validation photos to {a.out}")

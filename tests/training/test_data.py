@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from skimage import data, io
 
 from training.data import PatchSampler, bicubic, degrade, read_folder, read_pairs, to_tensor
-from training.gather_data import PHOTOS, SKIMAGE_VALIDATION, VALIDATION, area_downscale
+from training.gather_data import PACKAGES, PHOTOS, SKIMAGE_VALIDATION, VALIDATION, area_downscale, gather
 from training.tasks import validation_pairs
 
 CLEAN = data.astronaut()[:64, :96]
@@ -79,3 +83,33 @@ def test_area_downscale_averages_blocks():
     assert out.shape == (2, 3, 1)
     assert out[0, 0, 0] == round((0 + 10 + 60 + 70) / 4)
     assert torch.is_tensor(to_tensor(out))
+
+
+def _deb(folder: Path, package: str, files: dict[str, np.ndarray]) -> None:
+    tree = folder / package
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: 1\nArchitecture: all\nMaintainer: test <t@t>\nDescription: test\n")
+    for rel, img in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        io.imsave(tree / rel, img, check_contrast=False)
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(tree), str(folder / f"{package}_1_all.deb")],
+                   check=True, capture_output=True)
+    shutil.rmtree(tree)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb and dpkg")
+def test_gather_writes_photos_and_removes_the_packages(tmp_path):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    photo = data.astronaut()[:64, :96]
+    for package in PACKAGES:
+        files = {"mate-backgrounds": {PHOTOS["mate_Aqua"]: photo},
+                 "opencv-doc": {PHOTOS["opencv_fruits"]: photo}}.get(package, {})
+        _deb(debs, package, files)
+    out = tmp_path / "photos"
+    assert gather(out, debs) == {"train": 1, "val": 1 + len(SKIMAGE_VALIDATION)}
+    assert sorted(p.name for p in out.iterdir()) == ["train", "val"]  # nothing unpacked is left
+    assert read_folder(out / "train")["mate_Aqua"].shape == (32, 48, 3)
+    assert "opencv_fruits" in read_folder(out / "val")
+    assert len(list(debs.glob("*.deb"))) == len(PACKAGES)  # the user's package folder is kept
