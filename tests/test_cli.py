@@ -76,7 +76,8 @@ def _parser_of(module: str, monkeypatch):
     return got.value.args[0]
 
 
-ENTRY_POINTS = ["host.run", "hw.generate", "hw.build", "sim.check", "training.export"]
+ENTRY_POINTS = ["host.run", "hw.generate", "hw.build", "sim.check", "training.export", "training.train",
+                "training.eval", "training.gather_data"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

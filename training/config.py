@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import TrainingError
+from .errors import SettingsError, TrainingError
 from .gam import METHODS, plan
 from .streamable import StreamNet
 from .tasks import TASKS
@@ -85,16 +85,16 @@ def read_toml(path: Path) -> dict:
 
 def _int(key: str, v, least: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise TrainingError(f"{_flag(key)} {v!r}: must be a whole number")
+        raise SettingsError(f"{_flag(key)} {v!r}: must be a whole number")
     if v < least:
-        raise TrainingError(f"{_flag(key)} {v}: must be at least {least}")
+        raise SettingsError(f"{_flag(key)} {v}: must be at least {least}")
     return v
 
 
 def _net(task: str, overrides: dict) -> dict:
     unknown = sorted(set(overrides) - set(NET_KEYS))
     if unknown:
-        raise TrainingError(f"net: unknown setting(s) {', '.join(unknown)} (known: {', '.join(NET_KEYS)})")
+        raise SettingsError(f"net: unknown setting(s) {', '.join(unknown)} (known: {', '.join(NET_KEYS)})")
     preset = TASKS[task]["net"]
     overrides = dict(overrides)
     # Tasks that shuffle back by their unshuffle factor follow a changed unshuffle.
@@ -104,13 +104,13 @@ def _net(task: str, overrides: dict) -> dict:
         default = _NET_DEFAULTS[k]
         if isinstance(default, bool):
             if not isinstance(v, bool):
-                raise TrainingError(f"net.{k} {v!r}: must be true or false")
+                raise SettingsError(f"net.{k} {v!r}: must be true or false")
         elif isinstance(default, int):
             _int(k, v, 0 if k in ("frac_bits", "head_mid", "tail_mid") else 1)
     try:
         net = StreamNet(**dict(preset, **overrides))
     except (ValueError, TypeError) as e:
-        raise TrainingError(f"net: {e}") from None
+        raise SettingsError(f"net: {e}") from None
     return {k: net.config[k] for k in NET_KEYS if k in net.config}
 
 
@@ -118,38 +118,38 @@ def resolve(raw: dict) -> dict:
     """The whole configuration: defaults filled in, every value checked (``TrainingError``)."""
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
-        raise TrainingError(f"unknown setting(s) {', '.join(unknown)}")
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
     cfg = dict(DEFAULTS, **{k: v for k, v in raw.items() if v is not None})
     for key in ("task", "data"):
         if cfg[key] is None:
-            raise TrainingError(f"{_flag(key)} is required (on the command line or in --config)")
+            raise SettingsError(f"{_flag(key)} is required (on the command line or in --config)")
     if cfg["task"] not in TASKS:
-        raise TrainingError(f"--task {cfg['task']!r}: must be one of {', '.join(sorted(TASKS))}")
+        raise SettingsError(f"--task {cfg['task']!r}: must be one of {', '.join(sorted(TASKS))}")
     if cfg["method"] not in METHODS:
-        raise TrainingError(f"--method {cfg['method']!r}: must be one of {', '.join(METHODS)}")
+        raise SettingsError(f"--method {cfg['method']!r}: must be one of {', '.join(METHODS)}")
     for key in _POSITIVE:
         _int(key, cfg[key], 1)
     for key in ("seed", "bn_batches", "val_crop"):
         _int(key, cfg[key], 0)
     lr = cfg["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise TrainingError(f"--lr {lr!r}: must be a positive number")
+        raise SettingsError(f"--lr {lr!r}: must be a positive number")
     cfg["lr"] = float(lr)
     fracs = cfg["fracs"]
     if (not isinstance(fracs, (list, tuple)) or len(fracs) != 4
             or not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in fracs)):
-        raise TrainingError(f"--fracs {fracs!r}: must be four numbers (stage lengths as fractions)")
+        raise SettingsError(f"--fracs {fracs!r}: must be four numbers (stage lengths as fractions)")
     cfg["fracs"] = [float(f) for f in fracs]
     try:
         plan(cfg["method"], cfg["steps"], tuple(cfg["fracs"]))
     except ValueError as e:
-        raise TrainingError(f"--fracs {' '.join(f'{f:g}' for f in fracs)}: {e}") from None
+        raise SettingsError(f"--fracs {' '.join(f'{f:g}' for f in fracs)}: {e}") from None
     cfg["net"] = _net(cfg["task"], cfg["net"] or {})
     t = TASKS[cfg["task"]]
     patch = t["patch"] if cfg["patch"] is None else _int("patch", cfg["patch"], 1)
     m = t["scale"] * cfg["net"]["unshuffle"]
     if patch % m:
-        raise TrainingError(f"--patch {patch}: must be a multiple of {m} (the task's scale x unshuffle)")
+        raise SettingsError(f"--patch {patch}: must be a multiple of {m} (the task's scale x unshuffle)")
     cfg["patch"] = patch
     device = str(cfg["device"])
     try:
@@ -157,9 +157,9 @@ def resolve(raw: dict) -> dict:
     except (RuntimeError, ValueError):
         kind = None
     if kind not in ("cpu", "cuda", "mps"):
-        raise TrainingError(f"--device {device!r}: must be cpu, cuda or cuda:N")
+        raise SettingsError(f"--device {device!r}: must be cpu, cuda or cuda:N")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"--device {device}: this torch sees no CUDA device")
+        raise SettingsError(f"--device {device}: this torch sees no CUDA device")
     cfg["data"] = str(Path(cfg["data"]).resolve())
     if cfg["out"] is not None:
         cfg["out"] = str(cfg["out"])

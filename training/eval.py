@@ -14,6 +14,10 @@ with ``training.export``.
 
 from __future__ import annotations
 
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import argparse
 import json
 import sys
@@ -27,7 +31,7 @@ import spec
 from .binary import conv_macs
 from .checkpoint import load_run
 from .data import read_pairs
-from .errors import Parser, TrainingError
+from .errors import TrainingError
 from .metrics import psnr, ssim
 from .streamable import StreamNet
 from .tasks import TASKS, crop_multiple, run_net, validation_pairs
@@ -116,11 +120,7 @@ def table(rows: list[dict]) -> str:
 
 
 def _rows(a: argparse.Namespace) -> list[dict]:
-    if not (a.checkpoint or a.model or a.baseline):
-        raise TrainingError("name at least one --checkpoint, --model or --baseline")
-    if a.threads < 1:
-        raise TrainingError(f"--threads {a.threads}: must be at least 1")
-    if a.sigma is not None and not 0 <= a.sigma <= 255:
+    if a.sigma is not None and a.sigma > 255:
         raise TrainingError(f"--sigma {a.sigma}: must be 0..255")
     if a.json is not None and a.json.is_dir():
         raise TrainingError(f"--json {a.json} is a folder, not a file name")
@@ -162,12 +162,15 @@ def _rows(a: argparse.Namespace) -> list[dict]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m training.eval", description="A PSNR/SSIM table of run checkpoints, model files and classical baselines on a folder of images.")
+    p = cli.ArgumentParser(prog="python -m training.eval",
+                           description="A PSNR/SSIM table of run checkpoints, model files and "
+                                       "classical baselines on a folder of images.")
     p.add_argument("--task", choices=sorted(TASKS), required=True, help="the task the images are for")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="folder of clean images (synthetic degradation)")
     src.add_argument("--pairs", type=Path, help="folder with paired subfolders (e.g. rain/ norain/)")
-    p.add_argument("--sigma", type=int, default=None, help="denoising noise level; default the task's (25)")
+    p.add_argument("--sigma", type=cli.natural_int, default=None,
+                   help="denoising noise level (default: the task's, 25)")
     p.add_argument("--checkpoint", type=Path, action="append", default=[],
                    help="a training run checkpoint (final.pt); repeatable")
     p.add_argument("--model", type=Path, action="append", default=[],
@@ -175,24 +178,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", default=[], choices=["nlm", "wavelet", "bicubic", "input"],
                    help="a classical baseline, tuned on the images; repeatable")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON to this file")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads; default 1")
+    p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads")
     return p
 
 
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
-    try:
+    p = parser()
+    a = p.parse_args(argv)
+    if not (a.checkpoint or a.model or a.baseline):
+        p.error("name at least one --checkpoint, --model or --baseline")
+
+    def body() -> int:
         rows = _rows(a)
-    except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: nothing written", file=sys.stderr)
-        return 130
-    print(table(rows))
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=1))
-    return 0
+        print(table(rows))
+        if a.json:
+            a.json.write_text(json.dumps(rows, indent=1))
+        return 0
+
+    return cli.run(body)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gamir import cli
+
 from .binary import set_stage
 from .errors import TrainingError
 from .metrics import psnr
@@ -86,16 +88,17 @@ def resume_position(state: dict, new: list) -> tuple[int, int]:
     return idx, step
 
 
-class Interrupted(Exception):
+class Interrupted(cli.Interrupted):
     """SIGINT or SIGTERM stopped the run (after saving, unless ``saved`` is None)."""
 
     def __init__(self, signum: int, saved: Path | None, where: str = ""):
-        self.signum, self.saved = signum, saved
-        name = signal.Signals(signum).name
+        super().__init__(signum)
+        self.saved = saved
+        what = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
         if saved is None:
-            super().__init__(f"{name} again: stopped without saving")
+            self.args = (f"{what} again: stopped without saving",)
         else:
-            super().__init__(f"{name}: stopped at {where}; saved {saved} (run the same command to continue)")
+            self.args = (f"{what}: stopped at {where}; saved {saved} (run the same command to continue)",)
 
 
 @contextmanager
@@ -206,7 +209,7 @@ class Trainer:
         self.meta = dict(state["meta"])  # the run's provenance: its first command, then resumes
         if command and command != self.meta.get("command"):
             self.meta["resumed_by"] = [*self.meta.get("resumed_by", []), command]
-        self._log(f"resuming {last}: {describe_position(state)}")
+        self._log(f"resumed from {last}: {describe_position(state)}")
         return dict(state, stage_index=idx, step=step)
 
     # ------------------------------------------------------------------ training

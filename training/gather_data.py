@@ -22,7 +22,10 @@ Writes ``OUT/train/*.png`` and ``OUT/val/*.png``.
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import subprocess
 import sys
 import tempfile
@@ -85,11 +88,18 @@ def _extract(debs: Path, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for pkg in PACKAGES:
         found = sorted(debs.glob(f"{pkg}_*.deb"))
-        if not found:
-            print(f"fetching {pkg} with apt-get download", flush=True)
-            subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
-            found = sorted(debs.glob(f"{pkg}_*.deb"))
-        subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+        try:
+            if not found:
+                print(f"fetching {pkg} with apt-get download", flush=True)
+                subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+                found = sorted(debs.glob(f"{pkg}_*.deb"))
+            subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+        except FileNotFoundError as e:
+            raise cli.CliError(f"{e.filename} is not installed: gather_data needs apt-get and dpkg "
+                               f"(a Debian system), or --debs with the .deb files and dpkg") from None
+        except subprocess.CalledProcessError as e:
+            raise cli.CliError(f"could not fetch or unpack {pkg} ({' '.join(e.cmd[:2])} exited "
+                               f"{e.returncode}; is a Debian mirror reachable?)") from None
 
 
 def gather(out: Path, debs: Path | None = None) -> dict[str, int]:
@@ -124,24 +134,21 @@ def _write(out: Path, root: Path) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
-    from .errors import Parser
-
-    p = Parser(prog="python -m training.gather_data",
-               description="Gather clean training and validation photos from Debian packages.")
+    p = cli.ArgumentParser(prog="python -m training.gather_data",
+                           description="Gather clean training and validation photos from Debian packages.")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (train/, val/)")
     p.add_argument("--debs", type=Path, default=None, metavar="DIR",
                    help="folder of the .deb files, kept (those missing are fetched into it); "
                         "default: a temporary folder, removed")
     a = p.parse_args(argv)
+    return cli.run(lambda: _main(a), errors=(OSError,))
+
+
+def _main(a) -> int:
     for flag, path in (("--out", a.out), ("--debs", a.debs)):
         if path is not None and path.exists() and not path.is_dir():
-            print(f"error: {flag} {path} is a file, not a folder", file=sys.stderr)
-            return 1
-    try:
-        counts = gather(a.out, a.debs)
-    except (subprocess.CalledProcessError, OSError) as e:
-        print(f"error: could not fetch or unpack the photo packages: {e}", file=sys.stderr)
-        return 1
+            raise cli.CliError(f"{flag} {path} is a file, not a folder")
+    counts = gather(a.out, a.debs)
     print(f"wrote {counts['train']} training and {counts['val']} validation photos to {a.out}")
     return 0
 

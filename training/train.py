@@ -26,6 +26,10 @@ hold the progress numbers.
 
 from __future__ import annotations
 
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import argparse
 import os
 import shlex
@@ -33,7 +37,7 @@ import sys
 from pathlib import Path
 
 from .config import DEFAULTS, NET_KEYS, differences, legacy_config, read_toml, resolve, to_toml
-from .errors import Parser, TrainingError
+from .errors import SettingsError, TrainingError
 from .gam import METHODS, Interrupted, plan, resume_position
 from .tasks import TASKS
 
@@ -42,7 +46,7 @@ __all__ = ["main", "parser"]
 
 def parser() -> argparse.ArgumentParser:
     d = DEFAULTS
-    p = Parser(prog="python -m training.train", description="Train a streamable network for one task with GAM or a baseline.",
+    p = cli.ArgumentParser(prog="python -m training.train", description="Train a streamable network for one task with GAM or a baseline.",
                 epilog="Flags left out take their value from --config, else the default shown.")
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML file of settings (keys are these flags' names)")
     p.add_argument("--resume", action="store_true",
@@ -50,46 +54,46 @@ def parser() -> argparse.ArgumentParser:
                         "the budget and the intervals, threads and device)")
     p.add_argument("--task", choices=sorted(TASKS), help="what to train for (required)")
     p.add_argument("--method", choices=METHODS,
-                   help=f"gam (4 stages), ste (plain BNN from scratch), fp (full precision); default {d['method']}")
-    p.add_argument("--steps", type=int, help=f"total optimizer steps, the budget; default {d['steps']}")
+                   help=f"gam (4 stages), ste (plain BNN from scratch), fp (full precision) (default: {d['method']})")
+    p.add_argument("--steps", type=cli.positive_int, help=f"total optimizer steps, the budget (default: {d['steps']})")
     p.add_argument("--fracs", type=float, nargs=4, metavar=("S1", "S2", "S3", "S4"),
-                   help="GAM stage lengths as fractions of --steps; default "
-                        + " ".join(map(str, d["fracs"])))
+                   help="GAM stage lengths as fractions of --steps (default: "
+                        + " ".join(map(str, d["fracs"])) + ")")
     p.add_argument("--data", type=Path, metavar="DIR", help="folder with train/ and val/ photos (required)")
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder: config, checkpoints, logs (required)")
-    p.add_argument("--batch", type=int, help=f"patches per step and process; default {d['batch']}")
-    p.add_argument("--patch", type=int, help="clean patch size; default the task's (64)")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate at each stage start; default {d['lr']}")
+    p.add_argument("--batch", type=cli.positive_int, help=f"patches per step and process (default: {d['batch']})")
+    p.add_argument("--patch", type=cli.positive_int, help="clean patch size (default: the task's, 64)")
+    p.add_argument("--lr", type=cli.positive_float, help=f"Adam learning rate at each stage start (default: {d['lr']})")
     net = p.add_argument_group("network (default: the task's preset, training.tasks)")
-    net.add_argument("--width", type=int, help="channels of the binary body")
-    net.add_argument("--blocks", type=int, help="binary layers")
-    net.add_argument("--unshuffle", type=int,
+    net.add_argument("--width", type=cli.positive_int, help="channels of the binary body")
+    net.add_argument("--blocks", type=cli.positive_int, help="binary layers")
+    net.add_argument("--unshuffle", type=cli.positive_int,
                      help="host pixel unshuffle, the body's resolution divisor (tasks that "
                           "shuffle back by the same factor follow it)")
-    net.add_argument("--w-bits", type=int, help="head/tail weight bits")
-    net.add_argument("--stream-bits", type=int, help="residual stream bits")
-    net.add_argument("--frac-bits", type=int, help="the stream's fraction bits")
+    net.add_argument("--w-bits", type=cli.positive_int, help="head/tail weight bits")
+    net.add_argument("--stream-bits", type=cli.positive_int, help="residual stream bits")
+    net.add_argument("--frac-bits", type=cli.natural_int, help="the stream's fraction bits")
     net.add_argument("--head-kernel", type=int, choices=(1, 3), help="fixed head kernel (1 cuts its multipliers by 9)")
     net.add_argument("--tail-kernel", type=int, choices=(1, 3), help="fixed tail kernel")
-    net.add_argument("--head-mid", type=int,
+    net.add_argument("--head-mid", type=cli.natural_int,
                      help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream); 0: none")
-    net.add_argument("--tail-mid", type=int,
+    net.add_argument("--tail-mid", type=cli.natural_int,
                      help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail); 0: none")
-    p.add_argument("--bn-batches", type=int,
+    p.add_argument("--bn-batches", type=cli.natural_int,
                    help=f"batches that re-estimate the BatchNorm statistics after the last stage "
-                        f"(0: off); default {d['bn_batches']}")
-    p.add_argument("--seed", type=int, help=f"initialization and batch seed; default {d['seed']}")
+                        f"(0: off) (default: {d['bn_batches']})")
+    p.add_argument("--seed", type=cli.natural_int, help=f"initialization and batch seed (default: {d['seed']})")
     run = p.add_argument_group("running (may change when a run is continued)")
-    run.add_argument("--threads", type=int, help=f"torch CPU threads per process; default {d['threads']}")
+    run.add_argument("--threads", type=cli.positive_int, help=f"torch CPU threads per process (default: {d['threads']})")
     run.add_argument("--device", help="torch device: cpu, cuda, cuda:N (under torchrun cuda means "
-                                      f"cuda:LOCAL_RANK); default {d['device']}")
-    run.add_argument("--log-every", type=int, help=f"steps between progress lines and log rows; default {d['log_every']}")
-    run.add_argument("--val-every", type=int,
-                     help=f"steps between validations (and at each stage end); default {d['val_every']}")
-    run.add_argument("--val-crop", type=int,
+                                      f"cuda:LOCAL_RANK) (default: {d['device']})")
+    run.add_argument("--log-every", type=cli.positive_int, help=f"steps between progress lines and log rows (default: {d['log_every']})")
+    run.add_argument("--val-every", type=cli.positive_int,
+                     help=f"steps between validations (and at each stage end) (default: {d['val_every']})")
+    run.add_argument("--val-crop", type=cli.natural_int,
                      help="validate on the centre CROP x CROP of each validation photo; "
-                          f"0: whole photos; default {d['val_crop']}")
-    run.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (OUT/last.pt); default {d['ckpt_every']}")
+                          f"0: whole photos (default: {d['val_crop']})")
+    run.add_argument("--ckpt-every", type=cli.positive_int, help=f"steps between checkpoints (OUT/last.pt) (default: {d['ckpt_every']})")
     return p
 
 
@@ -117,7 +121,7 @@ def _prepare(a: argparse.Namespace, argv) -> tuple:
     if out is None and a.config:
         out = read_toml(a.config).get("out")
     if out is None:
-        raise TrainingError("--out is required (the run folder)")
+        raise SettingsError("--out is required (the run folder)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file, not a run folder")
@@ -143,15 +147,17 @@ def _prepare(a: argparse.Namespace, argv) -> tuple:
     return cfg, meta, state
 
 
-def _run(argv) -> int:
+def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv) -> int:
     import torch
 
     from .data import PatchSampler, read_folder
     from .gam import Trainer
     from .tasks import build_net, validation_pairs
 
-    a = parser().parse_args(argv)
-    cfg, meta, state = _prepare(a, argv)
+    try:
+        cfg, meta, state = _prepare(a, argv)
+    except SettingsError as e:
+        p.error(str(e))  # a value no run can take: a usage error (status 2)
     rank = int(os.environ.get("RANK", "0"))
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(cfg["seed"])
@@ -186,20 +192,25 @@ def _run(argv) -> int:
 
 
 def main(argv=None) -> int:
+    """Exit status under :mod:`gamir.cli`: 1 for a bad file or run folder, 2 for a bad setting,
+    130/143 after Ctrl-C/SIGTERM saved the run. Under torchrun only rank 0 prints errors."""
+    p = parser()
+    a = p.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    try:
-        return _run(argv)
-    except TrainingError as e:
-        if rank == 0:
-            print(f"error: {e}", file=sys.stderr)
-        return 1
-    except Interrupted as e:
-        if rank == 0:
-            print(f"interrupted: {e}", file=sys.stderr)
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print("interrupted before training started: nothing saved", file=sys.stderr)
-        return 130
+
+    def body() -> int:
+        try:
+            return _run(p, a, argv)
+        except Interrupted as e:
+            if rank == 0:
+                print(f"error: {e}", file=sys.stderr)
+            return cli.EXIT_SIGNAL[e.signum]
+        except TrainingError:
+            if rank == 0:
+                raise
+            return cli.EXIT_FAILED
+
+    return cli.run(body)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp
     capsys.readouterr()
     # Same settings, longer budget: continues (a notice says from where).
     assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002", "--steps", "3"]) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert "resumed from" in capsys.readouterr().out
     # Another lr or seed: refused, naming each difference.
     assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.5", "--seed", "3"]) == 1
     err = capsys.readouterr().err
@@ -122,7 +122,7 @@ def test_checkpoint_written_before_configs_still_resumes(run, tmp_path, capsys):
     assert train_main(same + ["--lr", "0.01"]) == 1
     assert "lr: 0.001 -> 0.01" in capsys.readouterr().err
     assert train_main(same) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert "resumed from" in capsys.readouterr().out
 
 
 def test_eval_and_export_of_a_run(run, photos, tmp_path, capsys):
@@ -168,30 +168,30 @@ def _toml(tmp: Path, name: str, text: str) -> Path:
 T = "--task denoise --steps 4 --data {photos} --out {tmp}/new " + " ".join(TINY)
 # (id, command with {photos}, {run} and {tmp} filled in, exit status, words the error must say)
 BAD = [
-    ("steps-0", f"train {T} --steps 0", 1, "--steps 0: must be at least 1"),
-    ("batch-0", f"train {T} --batch 0", 1, "--batch 0: must be at least 1"),
-    ("log-every-0", f"train {T} --log-every 0", 1, "--log-every 0: must be at least 1"),
-    ("val-every-0", f"train {T} --val-every 0", 1, "--val-every 0: must be at least 1"),
-    ("ckpt-every-0", f"train {T} --ckpt-every 0", 1, "--ckpt-every 0: must be at least 1"),
+    ("steps-0", f"train {T} --steps 0", 2, "--steps: '0' must be at least 1"),
+    ("batch-0", f"train {T} --batch 0", 2, "--batch: '0' must be at least 1"),
+    ("log-every-0", f"train {T} --log-every 0", 2, "--log-every: '0' must be at least 1"),
+    ("val-every-0", f"train {T} --val-every 0", 2, "--val-every: '0' must be at least 1"),
+    ("ckpt-every-0", f"train {T} --ckpt-every 0", 2, "--ckpt-every: '0' must be at least 1"),
     ("patch-4000", f"train {T} --patch 4000", 1, "--patch 4000: no training image is at least 4000x4000"),
-    ("patch-odd", f"train {T} --patch 15", 1, "--patch 15: must be a multiple of 2"),
-    ("fracs-sum", f"train {T} --fracs 0.5 0.5 0.5 0.5", 1, "--fracs 0.5 0.5 0.5 0.5: stage fractions"),
-    ("fracs-negative", f"train {T} --fracs 1.5 -0.5 0 0", 1, "must be four non-negative numbers"),
+    ("patch-odd", f"train {T} --patch 15", 2, "--patch 15: must be a multiple of 2"),
+    ("fracs-sum", f"train {T} --fracs 0.5 0.5 0.5 0.5", 2, "--fracs 0.5 0.5 0.5 0.5: stage fractions"),
+    ("fracs-negative", f"train {T} --fracs 1.5 -0.5 0 0", 2, "must be four non-negative numbers"),
     ("fracs-count", f"train {T} --fracs 0.5 0.5", 2, "--fracs: expected 4 arguments"),
-    ("lr-negative", f"train {T} --lr -1", 1, "--lr -1.0: must be a positive number"),
-    ("lr-nan", f"train {T} --lr nan", 1, "--lr nan: must be a positive number"),
-    ("threads-0", f"train {T} --threads 0", 1, "--threads 0: must be at least 1"),
-    ("device-tpu", f"train {T} --device tpu", 1, "--device 'tpu': must be cpu, cuda or cuda:N"),
-    ("width-0", f"train {T} --width 0", 1, "--width 0: must be at least 1"),
+    ("lr-negative", f"train {T} --lr -1", 2, "--lr: '-1' must be a finite number above 0"),
+    ("lr-nan", f"train {T} --lr nan", 2, "--lr: 'nan' must be a finite number above 0"),
+    ("threads-0", f"train {T} --threads 0", 2, "--threads: '0' must be at least 1"),
+    ("device-tpu", f"train {T} --device tpu", 2, "--device 'tpu': must be cpu, cuda or cuda:N"),
+    ("width-0", f"train {T} --width 0", 2, "--width: '0' must be at least 1"),
     ("task-unknown", f"train {T} --task blur", 2, "--task: invalid choice: 'blur'"),
-    ("no-out", "train --task denoise --data {photos}", 1, "--out is required"),
-    ("no-data", "train --task denoise --out {tmp}/new", 1, "--data is required"),
+    ("no-out", "train --task denoise --data {photos}", 2, "--out is required"),
+    ("no-data", "train --task denoise --out {tmp}/new", 2, "--data is required"),
     ("out-is-file", "train --task denoise --data {photos} --out {file}", 1, "is a file, not a run folder"),
     ("data-missing", "train --task denoise --data {tmp}/nothing --out {tmp}/new", 1, "does not exist"),
     ("corrupt-photo", "train --task denoise --data {bad} --out {tmp}/new", 1, "broken.png cannot be read"),
-    ("corrupt-checkpoint", "train --task denoise --data {photos} --out {junk}", 1, "last.pt cannot be read"),
+    ("corrupt-checkpoint", "train --task denoise --data {photos} --out {junk}", 1, "last.pt' is not a gamir training run"),
     ("truncated-checkpoint", "train --task denoise --data {photos} --out {trunc}", 1,
-     "last.pt cannot be read (truncated or corrupt?"),
+     "last.pt' is not a gamir training run: it cannot be read (truncated or corrupt?"),
     ("resume-denoise-as-sr", "train --task sr --data {photos} --out {run} --fracs .25 .25 .25 .25 "
      + " ".join(TINY), 1,
      "task: 'denoise' -> 'sr'"),
@@ -204,12 +204,12 @@ BAD = [
     ("eval-sr-on-denoise", "eval --task sr --data {photos}/val --checkpoint {run}/final.pt", 1,
      "is a denoise run, not sr"),
     ("eval-corrupt-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {junk}/last.pt", 1,
-     "cannot be read"),
+     "it cannot be read"),
     ("eval-missing-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {tmp}/x.pt", 1,
      "does not exist"),
-    ("eval-threads-0", "eval --task denoise --data {photos}/val --baseline input --threads 0", 1,
-     "--threads 0: must be at least 1"),
-    ("eval-nothing", "eval --task denoise --data {photos}/val", 1, "name at least one"),
+    ("eval-threads-0", "eval --task denoise --data {photos}/val --baseline input --threads 0", 2,
+     "--threads: '0' must be at least 1"),
+    ("eval-nothing", "eval --task denoise --data {photos}/val", 2, "name at least one"),
     ("export-unfinished-stage", "export --checkpoint {run}/stage2.pt --data {photos}/val --out {tmp}/m.gamir",
      1, "stage2.pt stops at step 2 of 4 (GAM stage 3 of 4"),
 ]
@@ -233,7 +233,9 @@ def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_pa
         got = e.code
     out, err = capsys.readouterr()
     assert got == status, err
-    assert err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and words in errors[0], err
+    assert err.splitlines()[-1] == errors[0] and (status == 2 or err.count("\n") == 1), err  # 2: usage first
     assert "Traceback" not in out + err
     assert not (tmp_path / "new").exists() and not (tmp_path / "m.gamir").exists()
     assert {p: p.stat().st_mtime_ns for p in run.iterdir()} == before  # nothing written
@@ -251,7 +253,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(photos, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.count("\n") == 1 and err.startswith("interrupted: SIGTERM: stopped at step "), err
+    assert err.count("\n") == 1 and err.startswith("error: terminated (SIGTERM): stopped at step "), err
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["step"] >= 2 and state["opt"] is not None
     assert f"step {state['step']} of 100000" in err
