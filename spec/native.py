@@ -46,7 +46,8 @@ from . import arith
 from ._native import build
 from .model import Model, ModelError
 
-__all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner", "run_output"]
+__all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner", "run_output",
+           "model_input", "model_output"]
 
 _OUT = {"threshold": 0, "affine": 1, "pixel": 2}
 _TKIND = {"pixel": 0, "bit": 1, "fixed": 2}
@@ -91,6 +92,8 @@ def _open(path: Path):
     lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                  ctypes.c_int]
+    for name in ("gk_unshuffle", "gk_shuffle"):
+        getattr(lib, name).restype = None
     if lib.gk_source_hash().decode() != build.source_hash():
         raise OSError(f"{path} was built from another kernel.c")
     return lib
@@ -364,3 +367,36 @@ class NativeRunner:
 def run_output(model: Model, x0: np.ndarray) -> np.ndarray:
     """The output tensor (H, W, c_out) uint8 of ``model`` for tensor 0 ``x0``."""
     return NativeRunner(model).run(x0)
+
+
+# ------------------------------------------------------------------------------ pixel steps
+def _lib_or_none():
+    variant = best_variant()[0]
+    return None if variant is None else _library(variant)
+
+
+def model_input(model: Model, image: np.ndarray) -> np.ndarray | None:
+    """:func:`spec.model_input` (image already checked) in C; ``None`` without the kernel."""
+    lib = _lib_or_none()
+    if lib is None:
+        return None
+    s, image = model.steps, np.ascontiguousarray(image, dtype=np.uint8)
+    h, w, c = image.shape
+    r = s.unshuffle
+    out = np.empty((h // r, w // r, model.input_channels), np.uint8)
+    lib.gk_unshuffle(ctypes.c_void_p(image.ctypes.data), h // r, w // r, c, r,
+                     s.noise_level if s.noise_channel else -1, ctypes.c_void_p(out.ctypes.data))
+    return out
+
+
+def model_output(model: Model, y: np.ndarray) -> np.ndarray | None:
+    """:func:`spec.model_output` in C; ``None`` without the kernel."""
+    lib = _lib_or_none()
+    if lib is None:
+        return None
+    r, y = model.steps.shuffle, np.ascontiguousarray(y, dtype=np.uint8)
+    h, w, crr = y.shape
+    out = np.empty((h * r, w * r, crr // (r * r)), np.uint8)
+    lib.gk_shuffle(ctypes.c_void_p(y.ctypes.data), h, w, crr // (r * r), r,
+                   ctypes.c_void_p(out.ctypes.data))
+    return out

@@ -13,6 +13,10 @@ from .model import Model, ModelError
 
 __all__ = ["pixel_unshuffle", "pixel_shuffle", "model_input", "model_output", "check_image"]
 
+#: Let :func:`model_input` / :func:`model_output` use the native kernel's copies (tests turn
+#: it off to compare the two).
+native_enabled = True
+
 
 def pixel_unshuffle(img: np.ndarray, r: int) -> np.ndarray:
     """(H, W, C) -> (H/r, W/r, C*r*r)."""
@@ -48,8 +52,18 @@ def check_image(model: Model, image: np.ndarray) -> None:
 
 
 def model_input(model: Model, image: np.ndarray) -> np.ndarray:
-    """Tensor 0 (the accelerator's input stream) for an (H, W, C) uint8 image."""
+    """Tensor 0 (the accelerator's input stream) for an (H, W, C) uint8 image.
+
+    The same copy runs in C where the native kernel is loaded (numpy's strided copies are
+    a large share of a video frame's time); tests/spec/test_native.py checks they agree.
+    """
     check_image(model, image)
+    if native_enabled:
+        from . import native
+
+        x = native.model_input(model, image)
+        if x is not None:
+            return x
     x = pixel_unshuffle(image, model.steps.unshuffle)
     if model.steps.noise_channel:
         level = np.full(x.shape[:2] + (1,), model.steps.noise_level, dtype=np.uint8)
@@ -59,4 +73,10 @@ def model_input(model: Model, image: np.ndarray) -> np.ndarray:
 
 def model_output(model: Model, y: np.ndarray) -> np.ndarray:
     """The restored image from the accelerator's output stream (H, W, c_out) uint8."""
+    if native_enabled and model.steps.shuffle > 1:
+        from . import native
+
+        x = native.model_output(model, y)
+        if x is not None:
+            return x
     return np.ascontiguousarray(pixel_shuffle(y, model.steps.shuffle))

@@ -463,3 +463,34 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
     free(c.zeros);
     return c.err;
 }
+
+/* ------------------------------------------------------------------------- pixel steps */
+/* Pixel unshuffle by r (torch's channel order c*r*r + i*r + j) of an (h*r, w*r, c) image
+ * into (h, w, c*r*r [+ 1]) tensor 0; level >= 0 appends the constant noise-level channel. */
+void gk_unshuffle(const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
+    int co = c * r * r + (level >= 0), iw = w * r;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *o = out + ((size_t)y * w + x) * co;
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++) {
+                    const uint8_t *p = img + ((size_t)(y * r + i) * iw + x * r + j) * c;
+                    for (int k = 0; k < c; k++) o[k * r * r + i * r + j] = p[k];
+                }
+            if (level >= 0) o[co - 1] = (uint8_t)level;
+        }
+}
+
+/* Pixel shuffle by r: (h, w, c*r*r) output tensor -> (h*r, w*r, c) image. */
+void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
+    int ow = w * r;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const uint8_t *p = t + ((size_t)y * w + x) * c * r * r;
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++) {
+                    uint8_t *o = out + ((size_t)(y * r + i) * ow + x * r + j) * c;
+                    for (int k = 0; k < c; k++) o[k] = p[k * r * r + i * r + j];
+                }
+        }
+}

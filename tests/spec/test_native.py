@@ -117,3 +117,26 @@ def test_stale_library_is_refused(tmp_path):
         build.SOURCE = orig
     with pytest.raises(OSError, match="built from another kernel.c"):
         native._open(lib)
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 4])
+@pytest.mark.parametrize("noise", [False, True])
+def test_pixel_steps_equal_numpy(monkeypatch, r, noise):
+    """spec.model_input / model_output in C (used where the kernel loads) equal numpy's."""
+    if not native.available():
+        pytest.skip(native.why_unavailable())
+    from spec import pixels
+
+    for c in (1, 3, 4):
+        model = spec.Model(layers=[], image_channels=c,
+                           steps=spec.PixelSteps(unshuffle=r, noise_channel=noise, noise_level=37,
+                                                 shuffle=r))
+        img = spec.random_image(r + c, 5 * r, 7 * r, c)
+        y = spec.random_image(c, 4, 6, c * r * r)
+        got = pixels.model_input(model, img), pixels.model_output(model, y)
+        monkeypatch.setattr(pixels, "native_enabled", False)
+        want = pixels.model_input(model, img), pixels.model_output(model, y)
+        monkeypatch.setattr(pixels, "native_enabled", True)
+        for g, e in zip(got, want):
+            assert g.dtype == e.dtype and g.flags.c_contiguous
+            np.testing.assert_array_equal(g, e)
