@@ -209,7 +209,9 @@ class Trainer:
         self.meta = dict(state["meta"])  # the run's provenance: its first command, then resumes
         if command and command != self.meta.get("command"):
             self.meta["resumed_by"] = [*self.meta.get("resumed_by", []), command]
-        self._log(f"resumed from {last}: {describe_position(state)}")
+        budget = sum(n for _, n in self.plan)
+        change = f" (budget {state['steps']} -> {budget} steps)" if budget != state["steps"] else ""
+        self._log(f"resumed from {last}: {describe_position(state)}{change}")
         return dict(state, stage_index=idx, step=step)
 
     # ------------------------------------------------------------------ training
