@@ -227,6 +227,12 @@ class Source:
 def open_source(path: str | os.PathLike, channels: int) -> Source:
     """Open ``path`` (video, image or folder of images) for frames with ``channels`` channels."""
     p = Path(path)
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise HostError(f"input {str(p)!r}: {e.strerror}") from None
     if not p.exists():
         raise HostError(f"input {str(p)!r} does not exist")
     if not p.is_dir() and not os.access(p, os.R_OK):
@@ -268,6 +274,12 @@ def check_output(source: Source, final: Path, overwrite: bool = False) -> None:
     """
     name = repr(str(final))
     suffix = final.suffix.lower()
+    try:
+        os.lstat(final)
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a name too long, a file where a folder should be, a loop of links
+        raise HostError(f"output {name}: {e.strerror}") from None
     if source.kind == "folder":
         if final.exists() and not final.is_dir():
             raise HostError(f"output {name} is a file: a folder of images is written to a "

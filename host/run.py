@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
 def _setup(a: argparse.Namespace) -> tuple[Model, str, Manifest | None]:
     """The bitstream's manifest (if any), then the model, checked against it."""
     manifest = None
+    if a.bitstream is not None and a.bitstream.is_dir():
+        raise HostError(f"--bitstream {str(a.bitstream)!r} is a folder: give the .bit file")
     if a.bitstream is not None:
         mpath = find_manifest(a.bitstream)
         if mpath is not None:
@@ -226,7 +228,8 @@ def _run(a: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (:mod:`gamir.cli`: 0, 1, 2, 130, 143)."""
     a = _parser().parse_args(argv)
-    return cli.run(lambda: _run(a), errors=(HostError,))
+    # OSError: what the file system refuses that no check foresaw (a name too long, a full disk).
+    return cli.run(lambda: _run(a), errors=(HostError, OSError))
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
                     help="compile the C++ model at -O0: builds faster, simulates slower")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
-    return cli.run(lambda: _check(args))
+    return cli.run(lambda: _check(args), errors=(OSError,))
 
 
 def _probability(text: str) -> float:

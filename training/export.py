@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--unfinished", action="store_true",
                    help="export a checkpoint that stops before the end of its plan (e.g. stage2.pt)")
     a = p.parse_args(argv)
-    return cli.run(lambda: _main(a, argv), errors=(FileNotFoundError, spec.ModelError))
+    return cli.run(lambda: _main(a, argv), errors=(OSError, spec.ModelError))
 
 
 def _main(a, argv) -> int:
