@@ -10,7 +10,10 @@ others go on.
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import json
 import sys
 from pathlib import Path
@@ -38,15 +41,19 @@ def table(reports: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.builds", description=__doc__.split("\n")[0])
+    ap = cli.ArgumentParser(prog="python -m bench.builds", description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="*", help="model files (default: models/*.gamir)")
-    ap.add_argument("--boards", default="ulx3s-85f,orangecrab-85f,pynq-z2")
-    ap.add_argument("--fold", default="auto")
-    ap.add_argument("--fps", type=float, default=30.0, help="frame rate --fold auto aims at")
-    ap.add_argument("--max-width", type=int, default=None,
+    ap.add_argument("--boards", default="ulx3s-85f,orangecrab-85f,pynq-z2",
+                    help="comma-separated boards to build for")
+    ap.add_argument("--fold", default="auto", help="as hw.build: full, auto, lut:N, JSON, @file")
+    ap.add_argument("--fps", type=cli.positive_float, default=30.0,
+                    help="frame rate --fold auto aims at")
+    ap.add_argument("--max-width", type=cli.positive_int, default=None,
                     help="line-buffer width (default: a 1280-pixel-wide frame; wider frames are tiled)")
-    ap.add_argument("--dsp", type=int, default=None, help="multiplier budget (default: the device's)")
-    ap.add_argument("-o", "--out", default="bench/results/builds")
+    ap.add_argument("--dsp", type=cli.natural_int, default=None,
+                    help="multiplier budget (default: the device's)")
+    ap.add_argument("-o", "--out", default="bench/results/builds",
+                    help="folder for the builds and the results")
     args = ap.parse_args(argv)
     models = [spec.load(p) for p in (args.models or sorted(Path("models").glob("*.gamir")))]
     if not models:
@@ -73,4 +80,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, errors=(OSError, ValueError)))

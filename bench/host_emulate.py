@@ -22,11 +22,15 @@ average before and after: on a shared machine read fps with it, and compare rati
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,14 +133,19 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir")
-    ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4")
-    ap.add_argument("--sizes", default="640x480,1280x720")
-    ap.add_argument("--frames", type=int, default=30)
-    ap.add_argument("--slow-frames", type=int, default=3,
+    ap = cli.ArgumentParser(prog="python -m bench.host_emulate",
+                            description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir",
+                    help="model file to run")
+    ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4",
+                    help="video whose frames are scaled to each size")
+    ap.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH frame sizes")
+    ap.add_argument("--frames", type=cli.positive_int, default=30,
+                    help="frames per size for host.run and the native path")
+    ap.add_argument("--slow-frames", type=cli.positive_int, default=3,
                     help="frames for the numpy and torch paths (interleaved with native)")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "host_emulate.json")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "host_emulate.json",
+                    help="results JSON to write")
     a = ap.parse_args(argv)
     model = spec.load(a.model)
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
@@ -177,4 +186,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main, errors=(OSError, ValueError)))

@@ -15,9 +15,13 @@ tree of adders and as the carry-save tree :class:`hw.xnor_engine.XnorEngine` use
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -95,13 +99,15 @@ def measure(terms: int, x_bits: int, w_bits: int, form: str, booth: bool = False
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.product_cost", description=__doc__.splitlines()[0])
-    ap.add_argument("--terms", type=int, default=13, help="products per PE (the denoiser head: 13)")
-    ap.add_argument("--x-bits", type=int, default=8)
-    ap.add_argument("--w-bits", type=int, default=6)
-    ap.add_argument("--popcount", type=int, default=36,
+    ap = cli.ArgumentParser(prog="python -m bench.product_cost", description=__doc__.splitlines()[0])
+    ap.add_argument("--terms", type=cli.positive_int, default=13,
+                    help="products per PE (the denoiser head: 13)")
+    ap.add_argument("--x-bits", type=cli.positive_int, default=8, help="activation bits")
+    ap.add_argument("--w-bits", type=cli.positive_int, default=6, help="weight bits")
+    ap.add_argument("--popcount", type=cli.positive_int, default=36,
                     help="XNOR bits per binary PE (the denoiser's body at 9 cycles per pixel: 36)")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/product_cost.json"))
+    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/product_cost.json"),
+                    help="results JSON to write")
     a = ap.parse_args(argv)
     rows = [measure(a.terms, a.x_bits, a.w_bits, form, booth)
             for form, booth in (("shift_add", False), ("mul", False), ("mul", True),
@@ -119,4 +125,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(cli.run(main, errors=(OSError, ValueError)))

@@ -19,9 +19,13 @@ runs it). Writes JSON (default ``bench/results/sim_throughput.json``).
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -33,14 +37,16 @@ CLOCK_HZ = 100e6
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.sim_throughput",
-                                 description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=None)
+    ap = cli.ArgumentParser(prog="python -m bench.sim_throughput",
+                            description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model file (default: a random 8-channel model)")
     ap.add_argument("--fold", default="full", help="as hw.generate (full, auto, JSON, ...)")
     ap.add_argument("--image-size", default="480x640", help="HxW of the image (before unshuffle)")
     ap.add_argument("--quick-build", action="store_true",
                     help="compile the C++ model at -O0 (faster build, slower simulation)")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sim_throughput.json")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sim_throughput.json",
+                    help="results JSON to write")
     args = ap.parse_args(argv)
 
     if args.model is not None:
@@ -97,4 +103,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(cli.run(main, errors=(OSError, ValueError)))

@@ -10,10 +10,14 @@ against the plain reference on a crop, and writes the numbers as JSON
 
 from __future__ import annotations
 
-import argparse
+from gamir import cli
+
+cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
+
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -35,14 +39,19 @@ def _best(fn, repeat: int) -> float:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", type=int, default=32)
-    ap.add_argument("--binary-layers", type=int, default=8)
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/spec_vs_torch.json"))
+    ap = cli.ArgumentParser(prog="python -m bench.spec_vs_torch",
+                            description=__doc__.splitlines()[0])
+    ap.add_argument("--channels", type=cli.positive_int, default=32,
+                    help="channels of the random model's layers")
+    ap.add_argument("--binary-layers", type=cli.natural_int, default=8,
+                    help="binary 3x3 layers of the random model")
+    ap.add_argument("--width", type=cli.positive_int, default=640, help="image width")
+    ap.add_argument("--height", type=cli.positive_int, default=480, help="image height")
+    ap.add_argument("--repeat", type=cli.positive_int, default=3,
+                    help="timed runs of each implementation (the best counts)")
+    ap.add_argument("--seed", type=int, default=0, help="random model and image seed")
+    ap.add_argument("--out", type=Path, default=Path("bench/results/spec_vs_torch.json"),
+                    help="results JSON to write")
     args = ap.parse_args(argv)
 
     model = spec.random_model(args.seed, channels=args.channels, n_binary=args.binary_layers,
@@ -85,4 +94,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main, errors=(OSError, ValueError)))

@@ -91,7 +91,8 @@ def error_line(exc: BaseException) -> str:
 
 
 def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Call ``body()`` under the convention; return its exit status (``None`` means 0).
+    """Call ``body()`` under the convention; return its exit status (an int it returns; 0 for
+    anything else, such as ``None`` or a benchmark's results).
 
     ``errors`` are the exception types the command treats as the user's problem (beside
     :class:`CliError`): each becomes one ``error:`` line and status 1. Signals become one
@@ -102,7 +103,7 @@ def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] 
     _running = True
     try:
         status = body()
-        return EXIT_OK if status is None else status
+        return status if isinstance(status, int) else EXIT_OK
     except (CliError, *errors) as e:
         print(error_line(e), file=sys.stderr)
         return EXIT_FAILED
