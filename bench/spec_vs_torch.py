@@ -47,9 +47,9 @@ def main(argv=None) -> dict:
                     help="binary 3x3 layers of the random model")
     ap.add_argument("--width", type=cli.positive_int, default=640, help="image width")
     ap.add_argument("--height", type=cli.positive_int, default=480, help="image height")
+    ap.add_argument("--seed", type=int, default=0, help="random model and image seed")
     ap.add_argument("--repeat", type=cli.positive_int, default=3,
                     help="timed runs of each implementation (the best counts)")
-    ap.add_argument("--seed", type=int, default=0, help="random model and image seed")
     ap.add_argument("--out", type=Path, default=Path("bench/results/spec_vs_torch.json"),
                     help="results JSON to write")
     args = ap.parse_args(argv)
