@@ -70,6 +70,13 @@ def _frame_array(frame: av.VideoFrame, channels: int, where: str) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], channels)
 
 
+def _jpeg_complete(path: Path) -> bool:
+    """The JPEG's end-of-image marker follows its scan data (0xFF is byte-stuffed inside it)."""
+    data = path.read_bytes()
+    scan = data.find(b"\xff\xda")
+    return scan >= 0 and data.find(b"\xff\xd9", scan) >= 0
+
+
 class Source:
     """Frames of one input: a video, an image, or the sorted images of a folder.
 
@@ -211,6 +218,14 @@ class Source:
 
     @staticmethod
     def _first_frame(c, f: Path) -> av.VideoFrame:
+        # A still image is decoded strictly: FFmpeg otherwise conceals a damaged or cut-off
+        # picture (grey blocks) and says nothing. (Its TIFF decoder turns harmless warnings into
+        # errors under "explode"; a cut-off TIFF fails without it.)
+        if c.streams.video:
+            strict = "crccheck" if f.suffix.lower() in (".tif", ".tiff") else "explode+crccheck"
+            c.streams.video[0].codec_context.options = {"err_detect": strict}
+        if f.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(f):
+            raise HostError(f"image {str(f)!r} is truncated (no end-of-image marker)")
         try:
             for frame in c.decode(video=0):
                 return frame

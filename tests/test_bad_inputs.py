@@ -134,6 +134,16 @@ def _tiny_png(ws):
     return "tiny.png"
 
 
+def _jpeg(ws):
+    img = spec.random_image(2, 32, 40, 3)
+    with av.open(str(ws / "photo.jpg"), "w", format="image2") as out:
+        s = out.add_stream("mjpeg")
+        s.width, s.height, s.pix_fmt = 40, 32, "yuvj444p"
+        out.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuvj444p")))
+        out.mux(s.encode(None))
+    return ws / "photo.jpg"
+
+
 def _trailing(ws):
     (ws / "junk.gamir").write_bytes((ws / "m.gamir").read_bytes() + b"junk")
     return "junk.gamir"
@@ -155,6 +165,8 @@ CASES = [
      r"'t.mkv' is truncated: its packets end at .* of the .* its header promises"),
     ("run-truncated-png", lambda ws: _host(truncate(ws / "photo.png", ws / "t.png", 0.5).name), 1,
      r"t.png"),
+    ("run-truncated-jpeg", lambda ws: _host(truncate(_jpeg(ws), ws / "t.jpg", 0.95).name), 1,
+     r"image 't.jpg' is truncated \(no end-of-image marker\)"),
     ("run-empty-folder", lambda ws: (ws / "empty").mkdir() or _host("empty"), 1,
      r"folder 'empty' has no images"),
     ("run-16-bit-png", lambda ws: _host(_deep_png(ws)), 1, r"16-bit samples"),
