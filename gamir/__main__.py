@@ -55,6 +55,7 @@ def _dispatch(argv: list[str]) -> int:
               f"{', '.join(COMMANDS)} (see gamir --help)", file=sys.stderr)
         return cli.EXIT_USAGE
     module = COMMANDS[name][0]
+    cli.invoked_as = f"gamir {name}"
     try:
         entry = importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -32,6 +32,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _running = False  # set by run(): signals raise from then on instead of exiting at once
+#: The command as the user typed it, when the ``gamir`` command dispatched (``gamir run``):
+#: usage lines and hints then name it instead of ``python -m host.run``.
+invoked_as: str | None = None
 
 
 class CliError(Exception):
@@ -163,7 +166,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, prog: str, description: str, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(prog=prog, description=description, **kwargs)
+        super().__init__(prog=invoked_as or prog, description=description, **kwargs)
 
     def error(self, message: str):
         self.print_usage(sys.stderr)

@@ -118,6 +118,7 @@ def test_gamir_lists_the_commands_and_dispatches(tmp_path):
         assert f"  {name}" in r.stdout and f"python -m {module}" in r.stdout
     r = _gamir("run", "--help")
     assert r.returncode == 0 and "--overwrite" in r.stdout and "(default: auto)" in r.stdout
+    assert r.stdout.startswith("usage: gamir run ")
     r = _gamir("restore", str(tmp_path / "none.mp4"))
     assert r.returncode == 1 and r.stderr.strip().endswith("does not exist")
     r = _gamir("frobnicate")
