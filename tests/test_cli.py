@@ -34,15 +34,17 @@ def _default_sigint():
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3, 0.8, 2.0])
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3, 0.6, 1.2])
 def test_a_signal_at_any_moment_leaves_nothing(tmp_path, signum, delay):
     """From gamir's first line on (delay 0: during the imports of numpy, PyAV and the spec;
     later: while frames are restored), SIGINT/SIGTERM end with one line, status 130/143, and no
     file left behind."""
     shutil.copy(ROOT / "samples" / "clip.mp4", tmp_path / "clip.mp4")
     before = sorted(os.listdir(tmp_path))
+    # The numpy spec (several seconds for the clip even on a fast machine): the later signals
+    # land while frames are being restored, not after the run.
     p = subprocess.Popen([sys.executable, "-m", "host.run", "clip.mp4", "-o", "out.mkv"],
-                         cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=tmp_path, env={**ENV, "GAMIR_NATIVE": "0"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     # gamir's handlers are in place once SIGTERM is caught (Python catches SIGINT from its own
