@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     out = {
         "model": model_name,
         "layers": [f"{layer.kind} {layer.kernel}x{layer.kernel} {layer.c_in}->{layer.c_out} "
-                   f"{layer.output}" for layer in model.layers],
+                   f"{layer.stage.name}" for layer in model.layers],
         "fold": sim.manifest["fold"],
         "image": [ih, iw], "tensor": [h, w, model.input_channels],
         "cycles_measured": measured,

@@ -32,16 +32,17 @@ class TorchFloatModel(torch.nn.Module):
 
     def _stage(self, layer, acc, tensors):
         c = lambda a: torch.from_numpy(np.asarray(a, np.float32)).view(1, -1, 1, 1)  # noqa: E731
-        if layer.output == "threshold":
-            t = c(layer.threshold)
-            return torch.where(c(layer.flip) > 0, acc <= t, acc >= t).float() * 2 - 1
-        y = torch.floor((acc * c(layer.scale) + c(layer.bias)) / 2.0**layer.shift + 0.5)
-        if layer.output == "affine":
-            if layer.residual is not None:
-                y = y + tensors[layer.residual]
-            lo, hi = spec.arith.signed_range(layer.out_bits)
+        st = layer.stage
+        if isinstance(st, spec.Threshold):
+            t = c(st.threshold)
+            return torch.where(c(st.flip) > 0, acc <= t, acc >= t).float() * 2 - 1
+        y = torch.floor((acc * c(st.scale) + c(st.bias)) / 2.0**st.shift + 0.5)
+        if isinstance(st, spec.Affine):
+            if st.residual is not None:
+                y = y + tensors[st.residual]
+            lo, hi = spec.arith.signed_range(st.out_bits)
             return y.clamp(lo, hi)
-        used = [(k, int(s)) for k, s in enumerate(layer.residual_map) if s >= 0]
+        used = [(k, int(s)) for k, s in enumerate(st.residual_map) if s >= 0]
         if used:
             idx = torch.tensor([k for k, _ in used])
             y[:, idx] += tensors[0][:, [s for _, s in used]]

@@ -97,7 +97,7 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
 
     from .top import AXIL_ADDR_BITS, Top
 
-    model.validate()
+    model = model.validate()
     folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
                          max_width=max_width)
     top = Top(model, max_width=max_width, fold=folds, dsp=dsp)

@@ -19,13 +19,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec import arith
+from spec import arith, stages
 
 from .stream_util import pixel_layout
 from .weights import ParamBus, ParamMemory
 
 __all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "saturate",
-           "LATENCY"]
+           "stage_block", "BLOCKS", "LATENCY"]
 
 #: Cycles from an accumulator group in to its result out (for :mod:`hw.perf`).
 LATENCY = 2
@@ -58,6 +58,11 @@ class LaneStage(wiring.Component):
         if r_layout is not None:
             members["r"] = In(stream.Signature(r_layout))
         super().__init__(members)
+
+    @classmethod
+    def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
+        """The block for the spec stage ``stage`` (its scalars fix the block's shape)."""
+        raise NotImplementedError
 
     def pre(self, acc, prm):
         """First pipeline stage of one channel (e.g. the product ``acc*A``), registered."""
@@ -129,6 +134,10 @@ class Threshold(LaneStage):
     def __init__(self, region, init, *, acc_shape):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(1))
 
+    @classmethod
+    def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
+        return cls(region, init, acc_shape=acc_shape)
+
     def pre(self, acc, prm):
         return acc
 
@@ -180,6 +189,11 @@ class Affine(LaneStage):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=signed(out_bits),
                          r_layout=r_layout)
 
+    @classmethod
+    def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
+        return cls(region, init, acc_shape=acc_shape, shift=stage.shift, out_bits=stage.out_bits,
+                   residual=stage.residual is not None)
+
     def pre(self, acc, prm):
         return acc * prm.scale
 
@@ -220,6 +234,11 @@ class PixelOutput(LaneStage):
         super().__init__(region, init, acc_shape=acc_shape, out_elem=unsigned(8),
                          r_layout=pixel_layout(unsigned(8), in_channels))
 
+    @classmethod
+    def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
+        return cls(region, init, acc_shape=acc_shape, shift=stage.shift,
+                   in_channels=input_channels)
+
     def pre(self, acc, prm):
         return acc * prm.scale
 
@@ -230,3 +249,14 @@ class PixelOutput(LaneStage):
                             Cat(Const(0, 8), r.as_value()))
         y = y + choices[prm.map]
         return Mux(y < 0, 0, Mux(y > arith.PIXEL_MAX, arith.PIXEL_MAX, y))
+
+
+#: The hardware block of each spec stage.
+BLOCKS = {stages.Threshold: Threshold, stages.Affine: Affine, stages.PixelOutput: PixelOutput}
+
+
+def stage_block(stage, region, init, *, acc_shape, input_channels) -> LaneStage:
+    """The block computing spec stage ``stage`` with constants ``region`` (initial ``init``)
+    on accumulators of ``acc_shape``; ``input_channels`` are tensor 0's (global residual)."""
+    return BLOCKS[type(stage)].for_stage(stage, region, init, acc_shape=acc_shape,
+                                         input_channels=input_channels)

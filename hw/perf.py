@@ -80,12 +80,11 @@ def memories(model: Model, fold=None, *, max_width: int) -> list[dict]:
         if layer.kernel == 3:
             out.append({"what": f"layer {i} line buffer", "width": 2 * t.channels * bits,
                         "depth": max_width})
-        if layer.residual is not None:
-            rt = types[layer.residual]
-            out.append({"what": f"layer {i} residual delay", "width": rt.channels * rt.bits,
-                        "depth": delay_depth(i - layer.residual, max_width)})
-    out.append({"what": "global residual delay", "width": 8 * model.input_channels,
-                "depth": delay_depth(len(folds), max_width)})
+        for j in layer.stage.joins():
+            rt = types[j]
+            what = "global residual delay" if j == 0 else f"layer {i} residual delay"
+            out.append({"what": what, "width": rt.channels * rt.bits,
+                        "depth": delay_depth(i - j, max_width)})
     return out
 
 
@@ -183,12 +182,12 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
             l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
         l_mvu += f.pe * acc_bits * 2  # accumulators
         l_sel = 0 if sf == 1 else int(f.simd * in_bits * math.log2(sf))  # slice mux
-        if layer.output == "threshold":
-            l_out = f.out_pe * acc_bits * 2
-            m_out = 0
-        else:
+        if layer.stage.multiplies:
             l_out = f.out_pe * 80  # bias add, rounding, residual, saturation
             m_out = f.out_pe * max(1, math.ceil(acc_bits / 18))
+        else:
+            l_out = f.out_pe * acc_bits * 2  # a comparison
+            m_out = 0
         wbits = layer.c_out * layer.taps * (1 if layer.kind == "binary" else layer.w_bits)
         w_ram = wbits if nf * sf > 1 else 0
         w_ff = wbits if nf * sf == 1 else 0

@@ -22,7 +22,7 @@ from spec.model import Model
 from . import regmap
 from .fixed_conv import FixedConv
 from .folded_mvu import acc_shape_for
-from .output_stages import Affine, PixelOutput, Threshold
+from .output_stages import stage_block
 from .perf import delay_depth
 from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
 from .weights import ParamBus
@@ -52,7 +52,7 @@ def dsp_allocation(model: Model, folds, dsp):
         return [None] * len(model.layers)
     if not isinstance(dsp, int) or dsp < 0:
         raise ValueError(f"dsp={dsp!r} must be None or a non-negative integer")
-    left = dsp - sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.output != "threshold")
+    left = dsp - sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.stage.multiplies)
     out = []
     for layer, f in zip(model.layers, folds):
         n = 0
@@ -77,7 +77,7 @@ class Pipeline(wiring.Component):
     """
 
     def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None):
-        model.validate()
+        model = model.validate()
         self.model, self.max_width = model, max_width
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
@@ -96,13 +96,12 @@ class Pipeline(wiring.Component):
         m = Module()
         model, types = self.model, self.model.tensor_types()
         n = len(model.layers)
-        # Who reads each tensor besides the next layer: residual shortcuts, and tensor 0 for the
-        # pixel layer (always wired: residual_map is a loadable array, not part of the shape).
+        # Who reads each tensor besides the next layer: the output stages that join it (residual
+        # shortcuts, tensor 0 for the pixel stage's global residual).
         extra = {j: [] for j in range(n + 1)}
         for k, layer in enumerate(model.layers, 1):
-            if layer.residual is not None:
-                extra[layer.residual].append(k)
-        extra[0].append(n)
+            for j in layer.stage.joins():
+                extra[j].append(k)
         delayed = {}  # (tensor, consumer layer) -> delayed stream
         hits = []
 
@@ -170,21 +169,13 @@ class Pipeline(wiring.Component):
         wiring.connect(m, mvu.o, acc_slice.i)
         split = add("split", Split(mvu.acc_shape, f.out_pe, f.pe // f.out_pe))
         wiring.connect(m, acc_slice.o, split.i)
-        if layer.output == "threshold":
-            stage = Threshold(o_region, init(o_region), acc_shape=mvu.acc_shape)
-        elif layer.output == "affine":
-            stage = Affine(o_region, init(o_region), acc_shape=mvu.acc_shape, shift=layer.shift,
-                           out_bits=layer.out_bits, residual=layer.residual is not None)
-        else:
-            stage = PixelOutput(o_region, init(o_region), acc_shape=mvu.acc_shape,
-                                shift=layer.shift, in_channels=self.model.input_channels)
-        add("stage", stage)
+        stage = add("stage", stage_block(layer.stage, o_region, init(o_region),
+                                         acc_shape=mvu.acc_shape,
+                                         input_channels=self.model.input_channels))
         hits.append(stage.params.hit)
         wiring.connect(m, split.o, stage.i)
-        if layer.output == "affine" and layer.residual is not None:
-            wiring.connect(m, delayed[(layer.residual, k)], stage.r)
-        if layer.output == "pixel":
-            wiring.connect(m, delayed[(0, k)], stage.r)
+        for j in layer.stage.joins():
+            wiring.connect(m, delayed[(j, k)], stage.r)
         gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
         wiring.connect(m, stage.o, gather.i)
         slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))

@@ -25,13 +25,12 @@ Regions per layer, in layer order:
     ``n*pe .. n*pe+pe-1`` and flat taps ``s*simd .. s*simd+simd-1`` (flat tap index
     ``(ky*kernel + kx)*c_in + ci``), element ``(p, j)`` at bit ``(p*simd + j)*w_bits``, two's
     complement for fixed layers, 1 = +1 for binary layers.
-``threshold``
-    ``c_out/out_pe`` entries of ``out_pe`` lanes, lane ``p`` = ``T`` (``t_bits`` signed, clamped
-    to the accumulator range +/- 1, which changes no comparison) then ``flip`` (1 bit).
-``affine`` / ``pixel``
-    ``c_out/out_pe`` entries of ``out_pe`` lanes, lane = ``A`` (``scale_bits`` signed), ``B``
-    (32 bit signed) and, for the pixel layer, ``residual_map + 1`` (``map_bits`` unsigned,
-    0 = no global residual).
+the output stage's (named after it: ``threshold``, ``affine``, ``pixel``)
+    ``c_out/out_pe`` entries of ``out_pe`` lanes, each lane the stage's
+    :meth:`~spec.stages.Stage.param_fields` in order, first field in the low bits: ``T``
+    (clamped to the accumulator range +/- 1, which changes no comparison, and as wide as that
+    range) then ``flip`` (1 bit); ``A`` (``scale_bits`` signed), ``B`` (32 bit signed) and, for
+    the pixel stage, ``residual_map + 1`` (unsigned, 0 = no global residual).
 
 Stream packing
 --------------
@@ -67,8 +66,6 @@ __all__ = [
     "Region",
     "normalize_fold",
     "acc_bounds",
-    "threshold_bits",
-    "map_bits",
     "regions",
     "region_entries",
     "param_writes",
@@ -194,17 +191,6 @@ def acc_bounds(layer: Layer, in_type: TensorType) -> tuple[int, int]:
     return lo, hi
 
 
-def threshold_bits(layer: Layer, in_type: TensorType) -> int:
-    """Signed width of a stored threshold: the accumulator range widened by one each side."""
-    lo, hi = acc_bounds(layer, in_type)
-    return arith.bits_for_range(lo - 1, hi + 1)
-
-
-def map_bits(model: Model) -> int:
-    """Width of a stored ``residual_map + 1`` (0 means no global residual)."""
-    return max(1, model.input_channels.bit_length())
-
-
 @dataclass(frozen=True)
 class Region:
     """One parameter memory: ``entries`` rows of ``entry_bits`` bits, ``stride`` words apart."""
@@ -249,16 +235,11 @@ def regions(model: Model, fold=None) -> list[Region]:
         fields = (("w", wb, layer.kind == "fixed"),)
         out.append(Region(len(out), i, "weights", nf * sf, f.pe * f.simd * wb, fields,
                           f.pe * f.simd, f))
-        if layer.output == "threshold":
-            fields = (("threshold", threshold_bits(layer, types[i - 1]), True), ("flip", 1, False))
-        else:
-            fields = (("scale", layer.scale_bits, True), ("bias", arith.CONST_BITS, True))
-            if layer.output == "pixel":
-                fields += (("map", map_bits(model), False),)
+        lo, hi = acc_bounds(layer, types[i - 1])
+        fields = layer.stage.param_fields(lo, hi, model.input_channels)
         lane_bits = sum(b for _, b, _ in fields)
-        name = "threshold" if layer.output == "threshold" else layer.output
-        out.append(Region(len(out), i, name, layer.c_out // f.out_pe, f.out_pe * lane_bits,
-                          fields, f.out_pe, f))
+        out.append(Region(len(out), i, layer.stage.name, layer.c_out // f.out_pe,
+                          f.out_pe * lane_bits, fields, f.out_pe, f))
     if len(out) >= 1 << (32 - REGION_SHIFT):
         raise FoldError(f"{len(out)} parameter regions do not fit the address space")
     for r in out:
@@ -278,21 +259,10 @@ def _region_values(model: Model, region: Region) -> list[np.ndarray]:
         # Entry n*sf + s holds w[n*pe + p, s*simd + j] at lane p*simd + j.
         blocks = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3)
         return [blocks.reshape(nf * sf, pe * simd)]
-    types = model.tensor_types()
+    lo, hi = acc_bounds(layer, model.tensor_types()[region.layer - 1])
+    values = layer.stage.param_values(lo, hi)
     c = np.arange(layer.c_out).reshape(region.entries, region.lanes)
-    vals = []
-    for name, bits, _ in region.fields:
-        if name == "threshold":
-            lo, hi = acc_bounds(layer, types[region.layer - 1])
-            v = np.clip(np.asarray(layer.threshold, dtype=np.int64), lo - 1, hi + 1)
-        elif name == "flip":
-            v = np.asarray(layer.flip, dtype=np.int64)
-        elif name == "map":
-            v = np.asarray(layer.residual_map, dtype=np.int64) + 1
-        else:
-            v = np.asarray(getattr(layer, name), dtype=np.int64)
-        vals.append(v[c])
-    return vals
+    return [values[name][c] for name, _, _ in region.fields]
 
 
 def region_entries(model: Model, region: Region) -> list[int]:
@@ -317,7 +287,7 @@ def param_writes(model: Model, fold=None) -> list[tuple[int, np.ndarray]]:
     Write PARAM_ADDR, then each word to PARAM_DATA (the address auto-increments). Padding
     words inside an entry's stride are written as 0 so each region is one contiguous run.
     """
-    model.validate()
+    model = model.validate()
     out = []
     for region in regions(model, fold):
         words = np.zeros((region.entries, region.stride), dtype=np.uint32)

@@ -162,13 +162,14 @@ def stage_case(kind):
         model = spec.random_model(seed, channels=4, n_binary=3, image_channels=1, unshuffle=1,
                                   noise_channel=False, residual_prob=1.0)
         for k, layer in enumerate(model.layers, 1):
-            if kind == "threshold" and layer.output == "threshold":
+            stage = layer.stage
+            if kind == "threshold" and isinstance(stage, spec.Threshold):
                 return model, k
-            if kind == "affine" and layer.output == "affine" and layer.residual is not None \
+            if kind == "affine" and isinstance(stage, spec.Affine) and stage.residual is not None \
                     and layer.kind == "binary":
                 return model, k
-            if kind == "pixel" and layer.output == "pixel" and \
-                    (layer.residual_map >= 0).any():
+            if kind == "pixel" and isinstance(stage, spec.PixelOutput) and \
+                    (stage.residual_map >= 0).any():
                 return model, k
     raise AssertionError(f"no random model with a {kind} stage")
 
@@ -184,6 +185,7 @@ def test_output_stage(kind):
     against ``spec.reference.output_stage`` on random accumulators (extremes included)."""
     model, k = stage_case(kind)
     layer = model.layers[k - 1]
+    stage = layer.stage
     types = model.tensor_types()
     fold = {"pe": layer.c_out, "simd": layer.taps, "out_pe": 2 if layer.c_out % 2 == 0 else 1}
     _, _, o_region, o_init = layer_setup(model, k, fold)
@@ -201,14 +203,14 @@ def test_output_stage(kind):
     if kind == "threshold":
         block = Threshold(o_region, o_init, acc_shape=acc_shape)
     elif kind == "affine":
-        block = Affine(o_region, o_init, acc_shape=acc_shape, shift=layer.shift,
-                       out_bits=layer.out_bits, residual=True)
-        lo_r, hi_r = types[layer.residual].value_range()
+        block = Affine(o_region, o_init, acc_shape=acc_shape, shift=stage.shift,
+                       out_bits=stage.out_bits, residual=True)
+        lo_r, hi_r = types[stage.residual].value_range()
         res = rng.integers(lo_r, hi_r + 1, (1, n, layer.c_out))
-        tensors[layer.residual] = res
-        inputs["r"] = [pack(v, layer.out_bits) for v in res.reshape(n, -1)]
+        tensors[stage.residual] = res
+        inputs["r"] = [pack(v, stage.out_bits) for v in res.reshape(n, -1)]
     else:
-        block = PixelOutput(o_region, o_init, acc_shape=acc_shape, shift=layer.shift,
+        block = PixelOutput(o_region, o_init, acc_shape=acc_shape, shift=stage.shift,
                             in_channels=model.input_channels)
         x0 = rng.integers(0, 256, (1, n, model.input_channels))
         tensors[0] = x0

@@ -14,7 +14,7 @@ import spec
 from hw import regmap
 from sim.runner import SimFailure
 from sim.top import TopSim
-from spec.random_model import random_layer_params
+from spec.random_model import random_same_shape
 
 MAX_WIDTH = 16
 
@@ -38,29 +38,6 @@ def random_fold(model, seed):
         pe = pick(layer.c_out)
         fold.append({"pe": pe, "simd": pick(layer.taps), "out_pe": pick(pe)})
     return fold
-
-
-def same_shape(model, seed):
-    """Another model of ``model``'s shape: new weights and output constants (as a reload).
-
-    The generator also draws each layer's rounding shift, which is part of the shape: keep the
-    old shift and rescale the new ``A``/``B`` to it."""
-    rng = np.random.default_rng(seed)
-    other = spec.from_bytes(spec.to_bytes(model))
-    lo, hi = 0, 255
-    for layer, t in zip(other.layers, other.tensor_types()[1:]):
-        shift = layer.shift
-        random_layer_params(rng, layer, lo, hi)
-        if layer.output != "threshold":
-            f = 2.0 ** (shift - layer.shift)
-            smin, smax = spec.arith.signed_range(layer.scale_bits)
-            bmin, bmax = spec.arith.signed_range(spec.arith.CONST_BITS)
-            layer.scale = np.clip(np.round(layer.scale * f), smin, smax).astype(np.int64)
-            layer.bias = np.clip(np.round(layer.bias * f), bmin, bmax).astype(np.int64)
-            layer.shift = shift
-        lo, hi = t.value_range()
-    assert other.validate().shape_hash() == model.shape_hash()
-    return other
 
 
 @pytest.fixture(scope="module", params=sorted(DESIGNS))
@@ -102,7 +79,7 @@ def test_reload_between_frames(design):
     """Another model of the same shape loaded over AXI4-Lite between frames, then the first
     one again; ID, SHAPE, CHANNELS, MAX_WIDTH and FRAMES read back right."""
     m = design.model
-    other = same_shape(m, 3)
+    other = random_same_shape(m, 3)
     x = frame(design, 9, 3, 4)
     sc = design.scenario(seed=3)
     sc.regs(ID=regmap.ID_VALUE, SHAPE=regmap.shape_id(m), MAX_WIDTH=MAX_WIDTH,
@@ -119,7 +96,7 @@ def test_reload_between_frames(design):
 def test_reset_mid_frame(design, how):
     """A frame cut off by a reset (the rst pin, or CONTROL's soft reset) leaves nothing behind:
     the next frames, of another size, are right, with the reloaded parameters kept."""
-    other = same_shape(design.model, 4)
+    other = random_same_shape(design.model, 4)
     sc = design.scenario(seed=4)
     sc.load(other)
     big = frame(design, 20, 5, 9)

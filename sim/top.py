@@ -52,7 +52,7 @@ class TopSim:
     def __init__(self, model: Model, *, max_width: int = 64, fold="full", optimize=False):
         from hw.generate import generate
 
-        model.validate()
+        model = model.validate()
         self.model, self.max_width = model, max_width
         with tempfile.TemporaryDirectory(prefix="gen-", dir=_mkdir(runner.build_root())) as d:
             self.manifest = generate(model, d, fold=fold, max_width=max_width)

@@ -1,6 +1,7 @@
 """gamir's integer spec: the model file and the bit-exact definition of the accelerator.
 
-Imports nothing beyond numpy. The arithmetic rules live in :mod:`spec.arith`; the model and
+Imports nothing beyond numpy. The arithmetic rules live in :mod:`spec.arith`; the output
+stages (one class each: arrays, validation, arithmetic) in :mod:`spec.stages`; the model and
 its validation in :mod:`spec.model`; the file format in :mod:`spec.fileformat`; three
 implementations that agree bit for bit: :mod:`spec.reference` (plain), :mod:`spec.fast`
 (packed numpy) and :mod:`spec.native` (a compiled kernel, used by default where it runs).
@@ -13,12 +14,18 @@ import numpy as np
 from . import arith, fast, native, reference
 from .fileformat import FORMAT_VERSION, from_bytes, load, save, to_bytes
 from .model import Layer, Model, ModelError, PixelSteps, TensorType
+from .stages import STAGES, Affine, PixelOutput, Stage, Threshold
 from .pixels import model_input, model_output, pixel_shuffle, pixel_unshuffle
 from .random_model import random_image, random_model
 
 __all__ = [
     "FORMAT_VERSION",
     "Layer",
+    "Stage",
+    "Threshold",
+    "Affine",
+    "PixelOutput",
+    "STAGES",
     "Model",
     "ModelError",
     "PixelSteps",

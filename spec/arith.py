@@ -59,6 +59,10 @@ __all__ = [
     "MAX_WEIGHT_BITS",
     "MAX_OUT_BITS",
     "CONST_BITS",
+    "MIN_BITS",
+    "MAX_CHANNELS",
+    "MAX_IMAGE_CHANNELS",
+    "PIXEL_STEPS",
     "signed_range",
     "fits_signed",
     "rshift_round",
@@ -82,6 +86,15 @@ MAX_WEIGHT_BITS = 8
 MAX_OUT_BITS = 16
 #: ``B`` and thresholds ``T`` are 32-bit signed constants.
 CONST_BITS = 32
+#: The narrowest signed width of a fixed weight, ``A`` or fixed activation (one sign bit and
+#: one magnitude bit).
+MIN_BITS = 2
+#: Channels of any tensor (a bound for validation, far above what a board holds).
+MAX_CHANNELS = 1024
+#: Channels of an image (gray, colour, colour + alpha).
+MAX_IMAGE_CHANNELS = 4
+#: Factors of the host's pixel (un)shuffle steps.
+PIXEL_STEPS = (1, 2, 3, 4)
 
 
 def signed_range(bits: int) -> tuple[int, int]:

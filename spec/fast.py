@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import arith
-from .model import Layer, Model, TensorType
+from .model import Layer, Model
+from .tensor import TensorType, pack_channels as _pack_channels, unpack_channels as _unpack_channels
 
 __all__ = ["run_layers", "run_output"]
 
@@ -40,15 +41,6 @@ else:  # numpy 1.x (the PYNQ image): byte lookup table
     def _popcount(words: np.ndarray) -> np.ndarray:
         b = _POP8[words.view(np.uint8)].reshape(words.shape + (8,))
         return b.sum(axis=-1, dtype=np.uint8)
-
-
-def _pack_channels(bits: np.ndarray) -> np.ndarray:
-    """(..., C) 0/1 -> (..., ceil(C/8)) uint8, channel c at bit c%8 of byte c//8."""
-    return np.packbits(bits.astype(np.uint8, copy=False), axis=-1, bitorder="little")
-
-
-def _unpack_channels(packed: np.ndarray, c: int) -> np.ndarray:
-    return np.unpackbits(packed, axis=-1, count=c, bitorder="little")
 
 
 def _pad_edges(x: np.ndarray, r: int) -> np.ndarray:
@@ -161,54 +153,7 @@ class _Runner:
 
     def _stage(self, layer: Layer, tensors: list[np.ndarray], out: np.ndarray):
         """The output stage as a function of (row band, accumulator or mismatch count)."""
-        binary = layer.kind == "binary"
-        if layer.output == "threshold":
-            # flip: acc <= T  ==  not (acc >= T + 1). For binary layers, with m = N - acc,
-            # acc >= T'  ==  m <= N - T'.
-            t_ge = layer.threshold + layer.flip
-            flip = layer.flip
-            if binary:
-                m_le = (layer.taps - t_ge).astype(np.int32)
-
-                def stage(r0, r1, mism):
-                    out[r0:r1] = _pack_channels((mism <= m_le) ^ flip)
-            else:
-
-                def stage(r0, r1, acc):
-                    out[r0:r1] = _pack_channels((acc >= t_ge) ^ flip)
-
-            return stage
-        a, b, s = layer.scale, layer.bias, layer.shift
-        if binary:  # acc*A + B = (N - m)*A + B = m*(-A) + (N*A + B)
-            a, b = -a, layer.taps * a + b
-        if s:
-            b = b + (1 << (s - 1))  # rshift_round's constant, folded into B
-        a, b = a.astype(np.int64), b.astype(np.int64)
-
-        def affine(acc):
-            return (acc * a + b) >> s
-
-        if layer.output == "affine":
-            res = tensors[layer.residual] if layer.residual is not None else None
-            lo, hi = arith.signed_range(layer.out_bits)
-
-            def stage(r0, r1, acc):
-                y = affine(acc)
-                if res is not None:
-                    y += res[r0:r1]
-                np.clip(y, lo, hi, out=out[r0:r1], casting="unsafe")
-
-            return stage
-        x0 = tensors[0]
-        rmap = layer.residual_map
-        used = rmap >= 0
-
-        def stage(r0, r1, acc):
-            y = affine(acc)
-            y[:, :, used] += x0[r0:r1][:, :, rmap[used]]
-            np.clip(y, 0, arith.PIXEL_MAX, out=out[r0:r1], casting="unsafe")
-
-        return stage
+        return layer.stage.fast(tensors, out, layer.taps if layer.kind == "binary" else None)
 
 
 _POOL: ThreadPoolExecutor | None = None

@@ -11,6 +11,13 @@ Layout (all integers little-endian)::
 The header holds the task, name, image channels, pixel steps, provenance (free JSON: the
 command, data and results that produced the model), the layer list with every scalar, and for
 each parameter array its dtype, shape, byte offset and length, plus a CRC-32 of the payload.
+
+A layer entry holds the convolution's scalars (``kind``, ``kernel``, ``c_in``, ``c_out``,
+``w_bits``), ``output`` (the stage's :attr:`~spec.stages.Stage.name`) and the stage's own
+scalars and arrays (:attr:`~spec.stages.Stage.SCALARS`, :attr:`~spec.stages.Stage.ARRAYS`).
+Version 1 wrote every scalar of the former flat layer for every stage; the scalars a stage
+does not have are still written, at :data:`V1_DEFAULTS`, so saving stays byte-identical and
+older readers still read new files. The reader ignores them.
 Binary weights are stored bit-packed (``np.packbits``, big-endian bit order, over the
 flattened (c_out, k, k, c_in) array); fixed weights as int8.
 
@@ -32,18 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from .model import Layer, Model, ModelError, PixelSteps
+from .model import STAGES, KINDS, Layer, Model, ModelError, PixelSteps
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "to_bytes", "from_bytes", "save", "load"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "V1_DEFAULTS", "to_bytes", "from_bytes", "save", "load"]
 
 MAGIC = b"GAMIRMDL"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sII")
 _DTYPES = {"uint8": np.uint8, "int8": np.int8, "int16": np.int16, "int32": np.int32}
-_LAYER_SCALARS = (
-    "kind", "kernel", "c_in", "c_out", "output", "w_bits", "shift", "scale_bits",
-    "out_bits", "frac_bits", "residual",
-)
+#: The convolution's scalars in a layer entry, with their types.
+_CONV_SCALARS = {"kind": (str,), "kernel": (int,), "c_in": (int,), "c_out": (int,),
+                 "output": (str,), "w_bits": (int,)}
+#: Version 1's scalars that not every stage has, written at these values where a stage lacks
+#: them (what the former flat layer held there by default).
+V1_DEFAULTS = {"shift": 0, "scale_bits": 16, "out_bits": 8, "frac_bits": 0, "residual": None}
 
 
 def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
@@ -51,16 +60,19 @@ def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
         if layer.kind == "binary":
             return np.packbits(np.asarray(a, dtype=np.uint8).reshape(-1))
         return np.asarray(a).astype(np.int8)
-    return np.asarray(a).astype(Layer.ARRAYS[name])
+    return np.asarray(a).astype(layer.stage.ARRAYS[name])
 
 
 def to_bytes(model: Model) -> bytes:
     """Serialize a validated model; the same model always gives the same bytes."""
-    model.validate()
+    model = model.validate()
     payload = bytearray()
     layers = []
     for layer in model.layers:
-        entry: dict[str, Any] = {k: getattr(layer, k) for k in _LAYER_SCALARS}
+        entry: dict[str, Any] = {**V1_DEFAULTS, "kind": layer.kind, "kernel": layer.kernel,
+                                 "c_in": layer.c_in, "c_out": layer.c_out,
+                                 "output": layer.stage.name, "w_bits": layer.w_bits,
+                                 **layer.stage.scalars()}
         arrays = {}
         for name, a in layer.arrays().items():
             stored = np.ascontiguousarray(_stored(layer, name, a))
@@ -118,6 +130,41 @@ def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
     return raw.astype(dtype).reshape(shape)
 
 
+def _read_layer(entry: dict, payload: bytes, where: str) -> Layer:
+    """One layer entry: the convolution, then its stage from the stage's own fields."""
+    conv = {key: _get(entry, key, types, where) for key, types in _CONV_SCALARS.items()}
+    stage_cls = STAGES.get(conv["output"])
+    if stage_cls is None:
+        raise ModelError(f"{where}: output {conv['output']!r} must be one of {tuple(STAGES)}")
+    if conv["kind"] not in KINDS:
+        raise ModelError(f"{where}: kind {conv['kind']!r} must be one of {KINDS}")
+    fields = {key: _get(entry, key, types, where) for key, types in stage_cls.SCALARS.items()
+              if key in entry or key not in stage_cls.OPTIONAL_SCALARS}
+    arrays = _get(entry, "arrays", dict, where)
+    if "weights" not in arrays:
+        raise ModelError(f"model file: {where} has no weights array")
+    for name, spec in arrays.items():
+        if name != "weights" and name not in stage_cls.ARRAYS:
+            raise ModelError(f"model file: {where} has an unknown array {name!r}")
+        a = _read_array(spec, payload, f"{where}.{name}")
+        if name == "weights" and conv["kind"] == "binary":
+            if a.dtype != np.uint8:
+                raise ModelError(f"model file: {where}.weights of a binary layer must be "
+                                 f"packed uint8 bits, not {a.dtype}")
+            shape = (conv["c_out"], conv["kernel"], conv["kernel"], conv["c_in"])
+            count = math.prod(shape)
+            if a.size * 8 < count or a.size > (count + 7) // 8:
+                raise ModelError(
+                    f"model file: {where}.weights holds {a.size} packed bytes, shape "
+                    f"{shape} needs {(count + 7) // 8}"
+                )
+            a = np.unpackbits(a)[:count].reshape(shape)
+        fields[name] = a
+    weights = fields.pop("weights")
+    del conv["output"]
+    return Layer(weights=weights, stage=stage_cls.from_fields(fields), **conv)
+
+
 def from_bytes(data: bytes) -> Model:
     """Parse and validate a model file's bytes."""
     if len(data) < _PREFIX.size:
@@ -160,32 +207,7 @@ def from_bytes(data: bytes) -> Model:
     )
     layers = []
     for i, entry in enumerate(_get(header, "layers", list, "header"), 1):
-        where = f"layer {i}"
-        kw: dict[str, Any] = {}
-        for key in _LAYER_SCALARS:
-            types = (int, type(None)) if key == "residual" else (str if key in ("kind", "output") else int)
-            kw[key] = _get(entry, key, types, where)
-        arrays = _get(entry, "arrays", dict, where)
-        if "weights" not in arrays:
-            raise ModelError(f"model file: {where} has no weights array")
-        for name, spec in arrays.items():
-            if name not in Layer.ARRAYS:
-                raise ModelError(f"model file: {where} has an unknown array {name!r}")
-            a = _read_array(spec, payload, f"{where}.{name}")
-            if name == "weights" and kw["kind"] == "binary":
-                if a.dtype != np.uint8:
-                    raise ModelError(f"model file: {where}.weights of a binary layer must be "
-                                     f"packed uint8 bits, not {a.dtype}")
-                shape = (kw["c_out"], kw["kernel"], kw["kernel"], kw["c_in"])
-                count = math.prod(shape)
-                if a.size * 8 < count or a.size > (count + 7) // 8:
-                    raise ModelError(
-                        f"model file: {where}.weights holds {a.size} packed bytes, shape "
-                        f"{shape} needs {(count + 7) // 8}"
-                    )
-                a = np.unpackbits(a)[:count].reshape(shape)
-            kw[name] = a
-        layers.append(Layer(**kw))
+        layers.append(_read_layer(entry, payload, f"layer {i}"))
     model = Model(
         layers=layers,
         image_channels=_get(header, "image_channels", int, "header"),

@@ -44,12 +44,13 @@ import numpy as np
 
 from . import arith
 from ._native import build
-from .model import Model, ModelError
+from .model import Affine, Model, ModelError, PixelOutput, Threshold
 
 __all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner", "run_output",
            "model_input", "model_output"]
 
-_OUT = {"threshold": 0, "affine": 1, "pixel": 2}
+#: The stages the kernel computes (a model with another stage runs on the numpy path).
+_OUT = {Threshold: 0, Affine: 1, PixelOutput: 2}
 _TKIND = {"pixel": 0, "bit": 1, "fixed": 2}
 #: A pixel layer's affine value is clamped to this before the global residual (0..255) is
 #: added and the result clamped to 0..255: the same result, and the values stay small.
@@ -218,7 +219,7 @@ class _Plan:
                 else:
                     d.cap_pairs = cap
             spans = [radius[t] - radius[j] for j, lay in enumerate(model.layers, 1)
-                     if lay.output == "affine" and lay.residual == t]
+                     if t in lay.stage.joins() and t > 0]
             d.cap_plain = max(spans) + 2 if spans else 0
         self.radius = radius[0]
 
@@ -230,19 +231,23 @@ class _Plan:
     def _layer(self, d: _Layer, layer, t_in, types, index: int) -> None:
         k, ci, co = layer.kernel, layer.c_in, layer.c_out
         d.kind = 0 if layer.kind == "binary" else 1
-        d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[layer.output]
-        d.residual = layer.residual if layer.output == "affine" and layer.residual is not None else -1
-        d.shift = layer.shift if layer.output != "threshold" else 0
+        st = layer.stage
+        if type(st) not in _OUT:
+            raise _Unsupported(f"layer {index}: the native kernel has no {st.name!r} stage")
+        d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[type(st)]
+        residual = st.residual if isinstance(st, Affine) else None
+        d.residual = residual if residual is not None else -1
+        d.shift = 0 if isinstance(st, Threshold) else st.shift
         d.c_out_pad = -(-co // 4) * 4
-        if layer.output == "affine":
-            d.out_lo, d.out_hi = arith.signed_range(layer.out_bits)
+        if isinstance(st, Affine):
+            d.out_lo, d.out_hi = arith.signed_range(st.out_bits)
         else:
             d.out_lo, d.out_hi = _PIXEL_PRE
-        r_lo, r_hi = types[layer.residual].value_range() if d.residual >= 0 else (0, 0)
-        flip = np.asarray(layer.flip if layer.output == "threshold" else np.zeros(co), bool)
+        r_lo, r_hi = types[residual].value_range() if residual is not None else (0, 0)
+        flip = np.asarray(st.flip if isinstance(st, Threshold) else np.zeros(co), bool)
         d.flip = self._ptr(flip, np.uint8)
-        if layer.output == "pixel":
-            d.rmap = self._ptr(layer.residual_map, np.int32)
+        if isinstance(st, PixelOutput):
+            d.rmap = self._ptr(st.residual_map, np.int32)
         if layer.kind == "binary":
             self._binary(d, layer, flip, r_lo, r_hi, index)
         else:
@@ -265,16 +270,17 @@ class _Plan:
         tables = np.zeros((co + co % 2, k * k * ng, 32), np.uint8)  # even rows: outputs in pairs
         tables[:co] = np.concatenate([counts, counts], axis=-1).reshape(co, k * k * ng, 32)
         d.tables = self._ptr(tables, np.uint8)
-        if layer.output == "threshold":
-            t_ge = layer.threshold.astype(np.int64) + flip
+        st = layer.stage
+        if isinstance(st, Threshold):
+            t_ge = st.threshold.astype(np.int64) + flip
             d.thr_m = self._ptr(np.clip(n - t_ge, -1, n + 1), np.int32)
             return
-        s = layer.shift
+        s = st.shift
         a2, q, b = [], [], []
         lo, hi = d.out_lo, d.out_hi
         for c in range(co):
-            a = -int(layer.scale[c])
-            bias = n * int(layer.scale[c]) + int(layer.bias[c]) + ((1 << (s - 1)) if s else 0)
+            a = -int(st.scale[c])
+            bias = n * int(st.scale[c]) + int(st.bias[c]) + ((1 << (s - 1)) if s else 0)
             qc, bc = bias >> s, bias & ((1 << s) - 1)
             t_ends = (bc, n * a + bc)  # m*A' + b at m = 0 and m = N
             _check_i32(f"layer {index}: m*A + B mod 2**shift", *t_ends)
@@ -297,14 +303,15 @@ class _Plan:
         wp = wp.reshape(d.c_out_pad, k, k, npairs, 2)
         pairs = (wp[..., 0] & 0xFFFF) | ((wp[..., 1] & 0xFFFF) << 16)
         d.wpairs = self._ptr(pairs.astype(np.uint32).view(np.int32).reshape(d.c_out_pad, -1), np.int32)
-        if layer.output == "threshold":
-            d.thr_acc = self._ptr(layer.threshold.astype(np.int64) + flip, np.int64)
+        st = layer.stage
+        if isinstance(st, Threshold):
+            d.thr_acc = self._ptr(st.threshold.astype(np.int64) + flip, np.int64)
             return
-        s = layer.shift
-        fb = layer.bias.astype(np.int64) + ((1 << (s - 1)) if s else 0)
-        if bound * int(np.abs(layer.scale).max()) + int(np.abs(fb).max()) >= 2**53:
+        s = st.shift
+        fb = st.bias.astype(np.int64) + ((1 << (s - 1)) if s else 0)
+        if bound * int(np.abs(st.scale).max()) + int(np.abs(fb).max()) >= 2**53:
             raise _Unsupported(f"layer {index}: acc*A + B may exceed float64's exact range")
-        d.fa = self._ptr(layer.scale, np.float64)
+        d.fa = self._ptr(st.scale, np.float64)
         d.fb = self._ptr(fb, np.float64)
 
 

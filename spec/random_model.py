@@ -10,44 +10,27 @@ from __future__ import annotations
 
 import numpy as np
 
+import dataclasses
+
 from . import arith
-from .model import Layer, Model, PixelSteps
+from .model import Affine, Layer, Model, PixelOutput, PixelSteps, Threshold
 
-__all__ = ["random_model", "random_image", "random_layer_params"]
+__all__ = ["random_model", "random_image", "random_layer_params", "random_same_shape"]
 
 
-def random_layer_params(rng: np.random.Generator, layer: Layer, acc_lo: int, acc_hi: int) -> None:
-    """Fill ``layer``'s weights and output-stage arrays in place (shape fields already set)."""
+def random_layer_params(rng: np.random.Generator, layer: Layer, acc_lo: int, acc_hi: int) -> Layer:
+    """``layer`` with random weights and stage arrays (its shape kept); ``acc_lo..acc_hi`` is
+    the range of the values it reads."""
     shape = (layer.c_out, layer.kernel, layer.kernel, layer.c_in)
     if layer.kind == "binary":
-        layer.weights = rng.integers(0, 2, shape, dtype=np.uint8)
+        weights = rng.integers(0, 2, shape, dtype=np.uint8)
         acc_lo, acc_hi = 0, layer.taps
     else:
         lo, hi = arith.signed_range(layer.w_bits)
-        layer.weights = rng.integers(lo, hi + 1, shape)
-        acc_lo, acc_hi = arith.conv_acc_range(layer.weights, acc_lo, acc_hi)
-    c = layer.c_out
-    mid = (acc_lo + acc_hi) / 2
-    spread = max(1.0, (acc_hi - acc_lo) / 12)
-    if layer.output == "threshold":
-        layer.threshold = np.round(rng.normal(mid, spread, c)).astype(np.int64)
-        layer.flip = rng.random(c) < 0.3
-        return
-    out_hi = 127 if layer.output == "pixel" else arith.signed_range(layer.out_bits)[1]
-    # Choose A so that (acc - mid) * A >> shift spans about +/- out_hi.
-    smax = arith.signed_range(layer.scale_bits)[1]
-    gain = out_hi / max(spread * 3, 1.0)
-    for shift in range(arith.MAX_SHIFT + 1):
-        if gain * (1 << shift) >= smax / 4 or shift == arith.MAX_SHIFT:
-            break
-    layer.shift = shift
-    a = gain * (1 << shift) * rng.uniform(0.5, 1.5, c) * rng.choice([-1, 1], c)
-    layer.scale = np.clip(np.round(a), -smax - 1, smax).astype(np.int64)
-    has_global = layer.output == "pixel" and layer.residual_map is not None
-    centre = 128 if layer.output == "pixel" and not has_global else 0
-    b = -layer.scale * mid + (centre + rng.normal(0, out_hi / 8, c)) * (1 << shift)
-    lo, hi = arith.signed_range(arith.CONST_BITS)
-    layer.bias = np.clip(np.round(b), lo, hi).astype(np.int64)
+        weights = rng.integers(lo, hi + 1, shape)
+        acc_lo, acc_hi = arith.conv_acc_range(weights, acc_lo, acc_hi)
+    stage = layer.stage.randomized(rng, acc_lo, acc_hi, layer.c_out)
+    return dataclasses.replace(layer, weights=weights, stage=stage)
 
 
 def random_model(
@@ -86,59 +69,93 @@ def random_model(
     def fixed_bits():
         return int(rng.integers(4, 11)), int(rng.integers(0, 4))
 
+    def fixed_affine(c_in, kernel, ob, fb):
+        return Layer("fixed", kernel, c_in, c, None, Affine(scale=None, bias=None, out_bits=ob,
+                                                             frac_bits=min(fb, ob - 1)),
+                     w_bits=int(rng.integers(2, 9)))
+
+    # Shapes first (the stage arrays follow once every scale width is drawn).
     layers: list[Layer] = []
-    out_kinds: list[str] = []  # "bit"/"fixed" per tensor 1..
-    frac: list[int] = []
-    head_out = "affine" if (n_binary == 0 or rng.random() < 0.5) else "threshold"
-    ob, fb = fixed_bits()
-    layers.append(Layer("fixed", kern(), c0, c, head_out, None, w_bits=int(rng.integers(2, 9)),
-                        out_bits=ob, frac_bits=min(fb, ob - 1)))
+    if n_binary == 0 or rng.random() < 0.5:
+        ob, fb = fixed_bits()
+        layers.append(fixed_affine(c0, kern(), ob, fb))
+    else:
+        fixed_bits()  # drawn for the head either way, so seeds keep their models
+        layers.append(Layer("fixed", kern(), c0, c, None, Threshold(threshold=None, flip=None),
+                            w_bits=int(rng.integers(2, 9))))
 
     def mix_layer():
         ob, fb = fixed_bits()
-        return Layer("fixed", kern(), c, c, "affine", None, w_bits=int(rng.integers(2, 9)),
-                     out_bits=ob, frac_bits=min(fb, ob - 1))
+        return fixed_affine(c, kern(), ob, fb)
 
     if mix_layers:
         layers.append(mix_layer())
     for i in range(len(layers) + 1, len(layers) + n_binary + 1):
-        out = "affine" if rng.random() < 0.5 else "threshold"
-        layer = Layer("binary", kern(), c, c, out, None)
-        if out == "affine":
-            candidates = [j for j in range(max(1, i - max_residual_span), i)
-                          if layers[j - 1].output == "affine"]
-            if candidates and rng.random() < residual_prob:
-                j = int(candidates[rng.integers(len(candidates))])
-                layer.residual = j
-                layer.out_bits, layer.frac_bits = layers[j - 1].out_bits, layers[j - 1].frac_bits
-            else:
-                ob, fb = fixed_bits()
-                layer.out_bits, layer.frac_bits = ob, min(fb, ob - 1)
-        layers.append(layer)
+        affine = rng.random() < 0.5
+        k = kern()
+        if not affine:
+            layers.append(Layer("binary", k, c, c, None, Threshold(threshold=None, flip=None)))
+            continue
+        candidates = [j for j in range(max(1, i - max_residual_span), i)
+                      if isinstance(layers[j - 1].stage, Affine)]
+        if candidates and rng.random() < residual_prob:
+            j = int(candidates[rng.integers(len(candidates))])
+            src = layers[j - 1].stage
+            stage = Affine(scale=None, bias=None, out_bits=src.out_bits,
+                           frac_bits=src.frac_bits, residual=j)
+        else:
+            ob, fb = fixed_bits()
+            stage = Affine(scale=None, bias=None, out_bits=ob, frac_bits=min(fb, ob - 1))
+        layers.append(Layer("binary", k, c, c, None, stage))
     if mix_layers:
         layers.append(mix_layer())
     c_last = image_channels * shuffle**2
-    tail = Layer("fixed", kern(), c, c_last, "pixel", None, w_bits=int(rng.integers(2, 9)))
+    k, w_bits = kern(), int(rng.integers(2, 9))
+    rmap = None
     if rng.random() < 0.7:
         # Global residual: output channel k adds input channel k // (shuffle/unshuffle)^2.
         ratio = (shuffle // unshuffle) ** 2 if shuffle >= unshuffle else 1
-        tail.residual_map = np.arange(c_last) // ratio
-    layers.append(tail)
+        rmap = np.arange(c_last) // ratio
+    layers.append(Layer("fixed", k, c, c_last, None,
+                        PixelOutput(scale=None, bias=None, residual_map=rmap), w_bits=w_bits))
+
+    t_range = (0, arith.PIXEL_MAX)
+    for n, layer in enumerate(layers):
+        # Every layer draws a scale width (threshold layers too, so seeds keep their models).
+        scale_bits = int(rng.integers(8, arith.MAX_SCALE_BITS + 1))
+        if hasattr(layer.stage, "scale_bits"):
+            layer = dataclasses.replace(layer, stage=dataclasses.replace(layer.stage,
+                                                                         scale_bits=scale_bits))
+        layers[n] = layer = random_layer_params(rng, layer, *t_range)
+        t_range = layer.out_type().value_range()
 
     model = Model(layers=layers, image_channels=image_channels, steps=steps, task="test",
                   name=f"random-{seed}", provenance={"generator": "spec.random_model", "seed": seed})
-    t_ranges = [(0, arith.PIXEL_MAX)]
-    for layer in layers:
-        lo, hi = t_ranges[-1]
-        layer.scale_bits = int(rng.integers(8, arith.MAX_SCALE_BITS + 1))
-        random_layer_params(rng, layer, lo, hi)
-        if layer.output == "threshold":
-            t_ranges.append((-1, 1))
-        elif layer.output == "affine":
-            t_ranges.append(arith.signed_range(layer.out_bits))
-        else:
-            t_ranges.append((0, arith.PIXEL_MAX))
     return model.validate()
+
+
+def random_same_shape(model: Model, seed: int) -> Model:
+    """Another model of ``model``'s shape, as a reload would bring: new weights and stage
+    arrays, new global residual channels. The generator draws a rounding shift with the
+    constants, but the shift is part of the shape: the old one is kept and ``A``/``B`` are
+    rescaled to it."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    lo, hi = 0, arith.PIXEL_MAX
+    for layer in model.layers:
+        new = random_layer_params(rng, layer, lo, hi)
+        stage = new.stage
+        if hasattr(stage, "with_shift"):
+            stage = stage.with_shift(layer.stage.shift)
+        if isinstance(stage, PixelOutput):
+            stage = dataclasses.replace(
+                stage, residual_map=rng.integers(-1, model.input_channels, layer.c_out))
+        layers.append(dataclasses.replace(new, stage=stage))
+        lo, hi = layer.out_type().value_range()
+    other = dataclasses.replace(model, layers=layers).validate()
+    if other.shape_hash() != model.shape_hash():
+        raise AssertionError("random_same_shape changed the shape")
+    return other
 
 
 def random_image(seed: int, height: int, width: int, channels: int) -> np.ndarray:

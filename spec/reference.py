@@ -50,21 +50,8 @@ def conv_acc(layer: Layer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
 
 
 def output_stage(layer: Layer, acc: np.ndarray, tensors: list[np.ndarray]) -> np.ndarray:
-    """Threshold, affine (+ residual) or pixel (+ global residual) stage of ``layer``."""
-    if layer.output == "threshold":
-        ge = acc >= layer.threshold
-        le = acc <= layer.threshold
-        return np.where(layer.flip, le, ge).astype(np.uint8)
-    y = arith.rshift_round(acc * layer.scale + layer.bias, layer.shift)
-    if layer.output == "affine":
-        if layer.residual is not None:
-            y = y + tensors[layer.residual]
-        return arith.saturate(y, layer.out_bits)
-    x0 = tensors[0].astype(np.int64)
-    for c, src in enumerate(layer.residual_map):
-        if src >= 0:
-            y[:, :, c] += x0[:, :, src]
-    return arith.clamp_pixel(y)
+    """The output stage of ``layer`` (:meth:`spec.stages.Stage.reference`)."""
+    return layer.stage.reference(acc, tensors)
 
 
 def run_layers(model: Model, x0: np.ndarray) -> list[np.ndarray]:

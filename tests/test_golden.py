@@ -39,9 +39,16 @@ def test_recording_covers_every_shipped_model():
 
 @pytest.mark.parametrize("key", KEYS)
 def test_model_file_and_shape(key):
+    """Every array stored as before, the same shape hash; shipped models byte for byte.
+
+    Random models with threshold layers differ in the header only: the old flat layer wrote
+    the scale and output widths such a layer ignores as drawn, the typed stage writes the
+    version 1 defaults there (no shipped model has a threshold layer)."""
     model = load(key)
-    assert model.digest() == META[key]["digest"]
+    assert record_golden.payload_digest(model) == META[key]["payload"]
     assert model.shape_hash() == META[key]["shape_hash"]
+    if key.startswith("models/"):
+        assert model.digest() == META[key]["digest"]
 
 
 @pytest.mark.parametrize("impl", ["fast", "reference"])

@@ -26,6 +26,7 @@ up to float rounding of the folded constants (``scale_bits``-bit ``A``, see ``sp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -83,6 +84,17 @@ class QuantConv2d(nn.Conv2d):
             w = s * round_ste(w / s)
         return self._conv_forward(x, w, self.bias)
 
+    def to_spec(self, in_scale: float, out_scale: float, stage: spec.Stage) -> spec.Layer:
+        """This conv as a spec layer reading integers ``v = x * in_scale`` and writing
+        ``y * out_scale`` through ``stage`` (its ``A``, ``B``, ``shift`` filled in): with
+        ``w = s_c * w_int``, ``y * out_scale = s_c * out_scale / in_scale * acc + b * out_scale``."""
+        s = self.weight_scale().flatten().cpu().double().numpy()
+        b = self.bias.detach().cpu().double().numpy()
+        return spec.Layer("fixed", self.kernel_size[0], self.in_channels, self.out_channels,
+                          _spec_weights(self.int_weight()).astype(np.int64),
+                          _folded(s * out_scale / in_scale, b * out_scale, stage),
+                          w_bits=self.w_bits)
+
 
 class _Block(nn.Module):
     """One binary residual layer: ``BN(bconv(act(x)))`` (the caller adds ``x`` and rounds)."""
@@ -94,6 +106,18 @@ class _Block(nn.Module):
 
     def forward(self, x):
         return self.bn(self.conv(x))
+
+    def to_spec(self, out_scale: float, stage: spec.Stage) -> spec.Layer:
+        """This layer as a spec binary layer writing ``BN(dot) * out_scale`` through ``stage``:
+        ``BN(dot) = a*dot + c`` with ``dot = 2*acc - N``, so the output is
+        ``2a * out_scale * acc + (c - a*N) * out_scale``."""
+        bn, conv = self.bn, self.conv
+        a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).cpu().double().numpy()
+        c = bn.bias.cpu().double().numpy() - a * bn.running_mean.cpu().double().numpy()
+        n = conv.weight[0].numel()  # the popcount's N = c_in * k * k
+        bits = (_spec_weights(conv.weight) >= 0).astype(np.uint8)
+        return spec.Layer("binary", conv.kernel_size[0], conv.in_channels, conv.out_channels,
+                          bits, _folded(2 * a * out_scale, (c - a * n) * out_scale, stage))
 
 
 class StreamNet(nn.Module):
@@ -201,7 +225,7 @@ class StreamNet(nn.Module):
         return F.pixel_shuffle(y, r) if r > 1 else y
 
 
-def _affine(a: np.ndarray, b: np.ndarray, scale_bits: int = 18) -> tuple[np.ndarray, np.ndarray, int]:
+def _affine(a: np.ndarray, b: np.ndarray, scale_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Integers ``A, B, shift`` with ``(acc*A + B) / 2**shift ~= acc*a + b`` (largest shift that fits)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -216,26 +240,16 @@ def _affine(a: np.ndarray, b: np.ndarray, scale_bits: int = 18) -> tuple[np.ndar
     return np.round(a * 2**shift).astype(np.int64), np.round(b * 2**shift).astype(np.int64), shift
 
 
+def _folded(a: np.ndarray, b: np.ndarray, stage: spec.Stage) -> spec.Stage:
+    """``stage`` computing ``acc*a + b`` per channel: its ``A``, ``B``, ``shift`` from
+    :func:`_affine` at the stage's ``scale_bits``."""
+    A, B, shift = _affine(a, b, stage.scale_bits)
+    return dataclasses.replace(stage, scale=A, bias=B, shift=shift)
+
+
 def _spec_weights(w: torch.Tensor) -> np.ndarray:
     """torch (c_out, c_in, ky, kx) -> spec (c_out, ky, kx, c_in)."""
     return w.detach().cpu().numpy().transpose(0, 2, 3, 1)
-
-
-def _fixed_affine(conv: QuantConv2d, A, B, shift: int, cfg: dict) -> spec.Layer:
-    """A fixed conv written to a tensor in the stream's fixed point."""
-    return spec.Layer(
-        "fixed", conv.kernel_size[0], conv.in_channels, conv.out_channels, "affine",
-        _spec_weights(conv.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
-        scale=A, bias=B, shift=shift, scale_bits=18, out_bits=cfg["stream_bits"],
-        frac_bits=cfg["frac_bits"])
-
-
-def _stream_mix(conv: QuantConv2d, cfg: dict) -> spec.Layer:
-    """A bottleneck's 1x1 half, stream format in and out: y*2^F = s_c*acc + b*2^F."""
-    f = 2.0 ** cfg["frac_bits"]
-    s = conv.weight_scale().flatten().cpu().double().numpy()
-    A, B, sh = _affine(s, conv.bias.cpu().double().numpy() * f)
-    return _fixed_affine(conv, A, B, sh, cfg)
 
 
 @torch.no_grad()
@@ -246,34 +260,20 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
     if not net.quant:
         raise ValueError("only a quant=True network has a deployed integer form")
     f = 2.0 ** cfg["frac_bits"]
-    layers = []
-    # Head: y*2^F = g * (s_c/255 * acc + b) * 2^F, acc = sum w_int * pixel, g = HEAD_GAIN.
-    s = net.head.weight_scale().flatten().cpu().double().numpy()
-    A, B, sh = _affine(s * f * HEAD_GAIN / 255.0, net.head.bias.cpu().double().numpy() * f * HEAD_GAIN)
-    layers.append(_fixed_affine(net.head, A, B, sh, cfg))
+    # Every fixed tensor is the stream: integers y * 2^F.
+    stream = spec.Affine(scale=None, bias=None, out_bits=cfg["stream_bits"],
+                         frac_bits=cfg["frac_bits"])
+    # Head: pixels / 255 in, times HEAD_GAIN out.
+    layers = [net.head.to_spec(255.0, f * HEAD_GAIN, stream)]
     if net.head_mix is not None:
-        layers.append(_stream_mix(net.head_mix, cfg))
-    # Body: BN(dot) = a*dot + c with dot = 2*acc - N, so y*2^F = 2a*2^F*acc + (c - a*N)*2^F.
+        layers.append(net.head_mix.to_spec(f, f, stream))
     for i, blk in enumerate(net.blocks, start=len(layers)):
-        bn = blk.bn
-        a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).cpu().double().numpy()
-        c = bn.bias.cpu().double().numpy() - a * bn.running_mean.cpu().double().numpy()
-        n = blk.conv.in_channels * 9
-        A, B, sh = _affine(2 * a * f, (c - a * n) * f)
-        bits = (_spec_weights(blk.conv.weight) >= 0).astype(np.uint8)
-        layers.append(spec.Layer(
-            "binary", 3, blk.conv.in_channels, blk.conv.out_channels, "affine", bits,
-            scale=A, bias=B, shift=sh, scale_bits=18, out_bits=cfg["stream_bits"],
-            frac_bits=cfg["frac_bits"], residual=i))
+        layers.append(blk.to_spec(f, dataclasses.replace(stream, residual=i)))
     if net.tail_mix is not None:
-        layers.append(_stream_mix(net.tail_mix, cfg))
-    # Tail: pixels = 255 * (s_c * acc / 2^F + b), acc = sum w_int * v (v the stream integers).
-    s = net.tail.weight_scale().flatten().cpu().double().numpy()
-    A, B, sh = _affine(255.0 * s / f, 255.0 * net.tail.bias.cpu().double().numpy())
-    layers.append(spec.Layer(
-        "fixed", net.tail.kernel_size[0], net.tail.in_channels, net.tail.out_channels, "pixel",
-        _spec_weights(net.tail.int_weight()).astype(np.int64), w_bits=cfg["w_bits"],
-        scale=A, bias=B, shift=sh, scale_bits=18, residual_map=net.residual_map.cpu().numpy()))
+        layers.append(net.tail_mix.to_spec(f, f, stream))
+    # Tail: pixels = 255 * y, plus the input pixel of the global residual.
+    layers.append(net.tail.to_spec(f, 255.0, spec.PixelOutput(
+        scale=None, bias=None, residual_map=net.residual_map.cpu().numpy())))
     steps = spec.PixelSteps(unshuffle=cfg["unshuffle"], noise_channel=cfg["noise_channel"],
                             noise_level=int(noise_level), shuffle=cfg["shuffle"])
     model = spec.Model(layers, image_channels=cfg["image_channels"], steps=steps, task=task,

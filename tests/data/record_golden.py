@@ -8,7 +8,7 @@ the old code, never from the code under test::
     cd /tmp/base && PYTHONPATH=$PWD python /path/to/tests/data/record_golden.py golden.npz 2b9042d
 
 Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
-file digest and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
+file digest, the payload digest (every array as stored) and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
 parameter words the board loads (full fold and the ``auto`` fold), and ``hw.perf.report``.
 """
 
@@ -39,6 +39,13 @@ def param_digest(model, fold) -> str:
     return h.hexdigest()
 
 
+def payload_digest(model) -> str:
+    """SHA-256 of the model file's payload: every parameter array as stored."""
+    data = spec.to_bytes(model)
+    hlen = int.from_bytes(data[12:16], "little")
+    return hashlib.sha256(data[16 + hlen:]).hexdigest()
+
+
 def record(model, key, seed, out, meta):
     img = image_for(model, seed)
     out[key] = spec.restore(model, img, "reference")
@@ -46,6 +53,7 @@ def record(model, key, seed, out, meta):
     auto = generate.resolve_fold(model, "auto")
     meta[key] = {
         "digest": model.digest(),
+        "payload": payload_digest(model),
         "shape_hash": model.shape_hash(),
         "image_seed": seed,
         "params_full": param_digest(model, None),

@@ -3,6 +3,8 @@ emulation frame for frame on a short clip, tiles included."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import make_clip
@@ -55,7 +57,9 @@ def test_verilator_runs_the_boards_register_checks(tmp_path):
     fold = [{"pe": 1, "simd": 3}, {"pe": 3, "simd": 9}, {"pe": 1, "simd": 9}]
     generate(model, tmp_path, fold=fold, max_width=2 * radius(model) + 2)  # the cached design
     other = spec.from_bytes(spec.to_bytes(model))
-    other.layers[-1].shift = (other.layers[-1].shift + 1) % 16  # same layout, another shape
+    tail = other.layers[-1]  # same layout, another shape:
+    other.layers[-1] = dataclasses.replace(tail, stage=dataclasses.replace(
+        tail.stage, shift=(tail.stage.shift + 1) % 16))
     assert other.validate().shape_hash() != model.shape_hash()
     backend = VerilatorBackend(other, load_manifest(tmp_path / "manifest.json"))
     with pytest.raises(HostError, match=r"the accelerator was built for another model shape"):

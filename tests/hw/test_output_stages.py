@@ -4,6 +4,8 @@ spec.reference.output_stage, fed the reference accumulators in out_pe groups, wi
 
 import numpy as np
 import pytest
+
+import spec
 from amaranth.hdl import Shape
 
 from hw import regmap
@@ -48,7 +50,8 @@ KW = dict(channels=4, n_binary=3, image_channels=1, unshuffle=1)
 
 @pytest.mark.parametrize("out_pe", [4, 1, 2])
 def test_threshold_matches_spec(out_pe):
-    seed, k = find_layer(lambda l: l.output == "threshold" and l.flip.any(), **KW)
+    seed, k = find_layer(lambda l: isinstance(l.stage, spec.Threshold) and l.stage.flip.any(),
+                         **KW)
     model, layer, tensors, types, _, oreg, acc = layer_case(
         seed, k, {"pe": 4, "simd": 1, "out_pe": out_pe}, **KW)
     shape = acc_shape_for(layer, types[k - 1])
@@ -58,26 +61,28 @@ def test_threshold_matches_spec(out_pe):
 
 @pytest.mark.parametrize("with_residual", [False, True])
 def test_affine_matches_spec(with_residual):
-    seed, k = find_layer(lambda l: l.output == "affine" and (l.residual is not None) == with_residual
-                         and l.kind == "binary", **KW)
+    seed, k = find_layer(lambda l: isinstance(l.stage, spec.Affine) and l.kind == "binary"
+                         and (l.stage.residual is not None) == with_residual, **KW)
     model, layer, tensors, types, _, oreg, acc = layer_case(
         seed, k, {"pe": 4, "simd": 1, "out_pe": 2}, **KW)
     shape = acc_shape_for(layer, types[k - 1])
-    dut = Affine(oreg, regmap.region_entries(model, oreg), acc_shape=shape, shift=layer.shift,
-                 out_bits=layer.out_bits, residual=with_residual)
-    res = tensors[layer.residual] if with_residual else None
-    got = run_stage(dut, acc, shape, res, layer.out_bits)
+    stage = layer.stage
+    dut = Affine(oreg, regmap.region_entries(model, oreg), acc_shape=shape, shift=stage.shift,
+                 out_bits=stage.out_bits, residual=with_residual)
+    res = tensors[stage.residual] if with_residual else None
+    got = run_stage(dut, acc, shape, res, stage.out_bits)
     assert (got == output_stage(layer, acc, tensors)).all()
 
 
 def test_pixel_output_matches_spec():
-    seed, k = find_layer(lambda l: l.output == "pixel" and (l.residual_map >= 0).any(),
+    seed, k = find_layer(lambda l: isinstance(l.stage, spec.PixelOutput)
+                         and (l.stage.residual_map >= 0).any(),
                          channels=2, n_binary=1, image_channels=3, unshuffle=1)
     model, layer, tensors, types, _, oreg, acc = layer_case(
         seed, k, {"pe": 3, "simd": 1, "out_pe": 1}, channels=2, n_binary=1, image_channels=3,
         unshuffle=1)
     shape = acc_shape_for(layer, types[k - 1])
     dut = PixelOutput(oreg, regmap.region_entries(model, oreg), acc_shape=shape,
-                      shift=layer.shift, in_channels=model.input_channels)
+                      shift=layer.stage.shift, in_channels=model.input_channels)
     got = run_stage(dut, acc, shape, tensors[0], 8)
     assert (got == tensors[k]).all()

@@ -58,11 +58,11 @@ def test_param_words_decode_to_model_arrays(seed):
             got = np.array([x for d in dec for x in d[name]])
             if name == "threshold":
                 lo, hi = regmap.acc_bounds(layer, types[r.layer - 1])
-                want = np.clip(layer.threshold, lo - 1, hi + 1)
+                want = np.clip(layer.stage.threshold, lo - 1, hi + 1)
             elif name == "map":
-                want = layer.residual_map + 1
+                want = layer.stage.residual_map + 1
             else:
-                want = np.asarray(getattr(layer, name), dtype=np.int64)
+                want = np.asarray(getattr(layer.stage, name), dtype=np.int64)
             assert got.tolist() == want.tolist(), (r.layer, name)
 
 

@@ -2,7 +2,6 @@
 gaps and ready stalls, back-to-back frames, TLAST, registers, reloading another model of the
 same shape through AXI4-Lite, soft reset."""
 
-import copy
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 import spec
 from hw import regmap
 from hw.top import Top
-from spec.random_model import random_layer_params
+from spec.random_model import random_layer_params, random_same_shape
 from axi import axil_read, axil_write, frame_beats, load_params, receive, send, to_image
 from hwsim import run_to_completion
 
@@ -84,27 +83,9 @@ def test_top_matches_spec(seed, h, w, fold, mix):
     assert res["MAX_WIDTH"] == 8
 
 
-def same_shape_model(model, seed):
-    """Another model of ``model``'s shape: new weights and constants, same shape fields."""
-    other = copy.deepcopy(model)
-    rng = np.random.default_rng(seed)
-    lo, hi = 0, 255
-    for layer in other.layers:
-        shift = layer.shift
-        random_layer_params(rng, layer, lo, hi)
-        layer.shift = shift
-        if layer.output == "pixel":
-            layer.residual_map = rng.integers(-1, model.input_channels, layer.c_out)
-        lo, hi = (-1, 1) if layer.output == "threshold" else \
-            spec.arith.signed_range(layer.out_bits)
-    other.validate()
-    assert other.shape_hash() == model.shape_hash()
-    return other
-
-
 def test_reload_runs_another_model_without_rebuild():
     model = small_model(11, image_channels=3)
-    other = same_shape_model(model, 99)
+    other = random_same_shape(model, 99)
     fold = [{"pe": 3, "simd": 3}] + [None] * (len(model.layers) - 1)
     dut = Top(model, max_width=6, fold=fold)
     x = spec.random_image(5, 3, 4, model.input_channels)
@@ -200,7 +181,7 @@ def test_dsp_budget_keeps_results_and_allocates_head_first():
     model = small_model(7, n_binary=1)
     fold = [{"pe": 1, "simd": model.layers[0].taps}, None, None]
     stage_mults = sum(f.out_pe for layer, f in zip(model.layers, regmap.normalize_fold(model, fold))
-                      if layer.output != "threshold")
+                      if layer.stage.multiplies)
     alloc = dsp_allocation(model, regmap.normalize_fold(model, fold), stage_mults + 2)
     assert alloc[0] == 2 and alloc[1] == 0 and alloc[2] == 0
     dut = Top(model, max_width=5, fold=fold, dsp=stage_mults + 2)
@@ -228,11 +209,11 @@ def test_larger_denoiser_like_case():
 @pytest.mark.parametrize("fold", [None, [{"pe": 1, "simd": 3}]])
 def test_single_pixel_layer_model(fold):
     """The smallest model: one fixed 3x3 pixel layer with a partial global residual."""
-    from spec.model import Layer, Model
+    from spec.model import Layer, Model, PixelOutput
 
-    layer = Layer("fixed", 3, 3, 3, "pixel", None, w_bits=5, scale_bits=12)
-    layer.residual_map = np.array([0, 1, -1])
-    random_layer_params(np.random.default_rng(0), layer, 0, 255)
+    layer = Layer("fixed", 3, 3, 3, None, PixelOutput(scale=None, bias=None, scale_bits=12,
+                                                      residual_map=np.array([0, 1, -1])), w_bits=5)
+    layer = random_layer_params(np.random.default_rng(0), layer, 0, 255)
     model = Model(layers=[layer], image_channels=3).validate()
     dut = Top(model, max_width=4, fold=fold)
     x = spec.random_image(1, 3, 4, 3)
@@ -245,7 +226,7 @@ def test_residual_chains_survive_long_output_stalls():
     so the forks and delay FIFOs fill: nothing deadlocks or drops."""
     model = spec.random_model(54, channels=2, n_binary=4, image_channels=1, unshuffle=1,
                               residual_prob=1.0, max_residual_span=2, kernels=(1, 3))
-    assert sum(layer.residual is not None for layer in model.layers) >= 3
+    assert sum(bool(layer.stage.joins()) for layer in model.layers[:-1]) >= 3
     dut = Top(model, max_width=3)
     frames = [spec.random_image(54 + k, 3, 3, model.input_channels) for k in range(2)]
     res = run_frames(dut, frames, stall=0.9, seed=54)

@@ -14,7 +14,7 @@ F = torch.nn.functional
 
 import spec  # noqa: E402
 from spec import reference  # noqa: E402
-from spec.model import Layer, TensorType  # noqa: E402
+from spec.model import Affine, Layer, TensorType, Threshold  # noqa: E402
 
 
 def _torch_conv(x_hwc, w_okkc):
@@ -33,7 +33,7 @@ def test_fixed_conv_matches_torch(seed, kernel):
     h, w, ci, co = rng.integers(1, 9), rng.integers(1, 9), rng.integers(1, 6), rng.integers(1, 6)
     x = rng.integers(0, 256, (h, w, ci))
     wt = rng.integers(-128, 128, (co, kernel, kernel, ci))
-    layer = Layer("fixed", kernel, int(ci), int(co), "affine", wt, w_bits=8)
+    layer = Layer("fixed", kernel, int(ci), int(co), wt, Affine(scale=None, bias=None), w_bits=8)
     acc = reference.conv_acc(layer, x, TensorType("pixel", int(ci), 8))
     np.testing.assert_array_equal(acc, _torch_conv(x, wt))
 
@@ -44,7 +44,7 @@ def test_binary_acc_is_half_the_pm1_dot_plus_n(seed):
     h, w, ci, co = rng.integers(1, 9), rng.integers(1, 9), rng.integers(1, 40), rng.integers(1, 6)
     x = rng.integers(-50, 50, (h, w, ci))  # a fixed tensor: the conv reads sign(x)
     wb = rng.integers(0, 2, (co, 3, 3, ci))
-    layer = Layer("binary", 3, int(ci), int(co), "threshold", wb)
+    layer = Layer("binary", 3, int(ci), int(co), wb, Threshold(threshold=None, flip=None))
     acc = reference.conv_acc(layer, x, TensorType("fixed", int(ci), 8))
     dot = _torch_conv(np.where(x >= 0, 1, -1), wb * 2 - 1)
     np.testing.assert_array_equal(2 * acc - layer.taps, dot)

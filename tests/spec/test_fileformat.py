@@ -1,5 +1,6 @@
 """The model file: round trip, determinism, and one clear error per kind of damage."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -63,7 +64,7 @@ def test_save_load_and_metadata(tmp_path, model):
 def test_shape_hash_ignores_parameters():
     a = spec.random_model(3, channels=4, n_binary=2)
     b = spec.random_model(3, channels=4, n_binary=2)
-    b.layers[1].weights = 1 - b.layers[1].weights
+    b.layers[1] = dataclasses.replace(b.layers[1], weights=1 - b.layers[1].weights)
     assert a.shape_hash() == b.shape_hash() and a.digest() != b.digest()
 
 

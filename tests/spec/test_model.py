@@ -1,4 +1,7 @@
-"""Model validation: each rule broken once, each with its message."""
+"""Model validation: each rule broken once, each with its message; validation never mutates."""
+
+import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -18,29 +21,52 @@ def _expect(mutate, pattern):
         m.validate()
 
 
+def _layer(m, i, **kw):
+    m.layers[i] = dataclasses.replace(m.layers[i], **kw)
+
+
+def _stage(m, i, **kw):
+    _layer(m, i, stage=dataclasses.replace(m.layers[i].stage, **kw))
+
+
 def test_rules():
     _expect(lambda m: setattr(m, "layers", []), r"^model has no layers$")
     _expect(lambda m: setattr(m, "task", "paint"), r"^task 'paint' is not one of")
-    _expect(lambda m: setattr(m.layers[0], "kernel", 5), r"^layer 1: kernel=5 must be 1 or 3$")
-    _expect(lambda m: setattr(m.layers[0], "kind", "binary"),
-            r"^layer 1: a binary layer cannot read pixels")
-    _expect(lambda m: setattr(m.layers[1], "output", "pixel"),
+    _expect(lambda m: _layer(m, 0, kernel=5), r"^layer 1: kernel=5 must be 1 or 3$")
+    _expect(lambda m: _layer(m, 0, kind="binary"), r"^layer 1: a binary layer cannot read pixels")
+    _expect(lambda m: _layer(m, 1, stage=m.layers[-1].stage),
             r"^layer 2: the last layer, and only the last, must have output 'pixel'")
-    _expect(lambda m: setattr(m.layers[1], "c_in", 5),
-            r"^layer 2: c_in=5 but its input tensor has 4 channels$")
-    _expect(lambda m: setattr(m.layers[0], "shift", 31), r"^layer 1: shift=31 must be 0..30$")
+    _expect(lambda m: _layer(m, 1, c_in=5), r"^layer 2: c_in=5 but its input tensor has 4 channels$")
+    _expect(lambda m: _layer(m, 1, c_out=2000), r"^layer 2: c_out=2000 must be 1..1024$")
+    _expect(lambda m: _layer(m, 0, w_bits=9), r"^layer 1: w_bits=9 must be 2..8$")
+    _expect(lambda m: _layer(m, 0, stage="affine"),
+            r"^layer 1: stage 'affine' must be one of threshold, affine, pixel")
+    _expect(lambda m: _stage(m, -1, shift=31), r"^layer 5: shift=31 must be 0..30$")
+    _expect(lambda m: _stage(m, -1, scale_bits=19), r"^layer 5: scale_bits=19 must be 2..18$")
     _expect(lambda m: setattr(m.steps, "unshuffle", 5), r"^pixel step unshuffle=5 must be 1, 2, 3 or 4$")
-    _expect(lambda m: setattr(m.layers[-1], "residual_map", np.full(3, 7)),
+    _expect(lambda m: _stage(m, -1, residual_map=np.full(3, 7)),
             r"residual_map names channel 7, but the input has 3 channels$")
+
+
+def test_validate_never_mutates():
+    """validate() returns a normalized copy; the model it was called on stays as it was."""
+    m = spec.random_model(11, channels=4, n_binary=3)
+    _stage(m, -1, residual_map=None)  # a default the validation fills in
+    _layer(m, 1, weights=m.layers[1].weights.astype(np.int32))  # normalized to uint8
+    before = copy.deepcopy(m)
+    v = m.validate()
+    assert m.layers[-1].stage.residual_map is None and m.layers[1].weights.dtype == np.int32
+    assert spec.to_bytes(m) == spec.to_bytes(before)
+    assert (v.layers[-1].stage.residual_map == -1).all() and v.layers[1].weights.dtype == np.uint8
 
 
 def test_residual_rules():
     m = spec.random_model(5, channels=4, n_binary=3, residual_prob=1.0)
-    affine = [i for i, l in enumerate(m.layers, 1) if l.output == "affine" and l.residual]
+    affine = [i for i, l in enumerate(m.layers, 1)
+              if isinstance(l.stage, spec.Affine) and l.stage.residual]
     assert affine, "seed should give a residual layer"
     i = affine[0]
-    layer = m.layers[i - 1]
-    layer.residual = i
+    _stage(m, i - 1, residual=i)
     with pytest.raises(ModelError, match=rf"^layer {i}: residual={i} must name an earlier"):
         m.validate()
 

@@ -134,7 +134,8 @@ def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid):
     # The eval-mode network needs BN statistics that actually move the stream.
     model, got = export_checked(run / "final.pt", val, tolerance=0.05)
     assert model.steps.unshuffle == 2 and model.steps.noise_channel and model.input_channels == 13
-    kinds = [(l.kind, l.kernel, l.output, l.residual) for l in model.layers]
+    kinds = [(l.kind, l.kernel, l.stage.name, getattr(l.stage, "residual", None))
+             for l in model.layers]
     mix = [("fixed", 1, "affine", None)] if mid else []
     b = len(mix) + 1  # the layer before the first binary one
     assert kinds == ([("fixed", kernel, "affine", None)] + mix
