@@ -92,7 +92,7 @@ def test_model_beyond_32_bits_falls_back_to_numpy():
     """A fixed conv whose sum |w| * max |x| exceeds int32 is refused, and auto runs numpy."""
     model = spec.random_model(8, n_binary=0, channels=64, unshuffle=1, shuffle=1)
     head, tail = model.layers
-    head = dataclasses.replace(head, out_bits=16, frac_bits=0)
+    head = dataclasses.replace(head, stage=dataclasses.replace(head.stage, out_bits=16, frac_bits=0))
     tail = dataclasses.replace(tail, weights=np.full(tail.weights.shape, -128), w_bits=8)
     model = dataclasses.replace(model, layers=[head, tail]).validate()
     assert "layer 2: sum |w| * max |x|" in native.supports(model)
