@@ -6,7 +6,9 @@ SRResNet x4, FFDNet with residuals denoising), one method and one seed:
 ``fp``    the published full-precision network (GAM stage 1's optimizer schedule, no tanh);
 ``gam``   ``binarize`` + GAM's four stages (0.3/0.15/0.15/0.4 of the steps);
 ``ste``   ``binarize`` + the binary network trained directly (stage 4 for all the steps);
-``bcnn``  ``binarize(complex=True)`` + GAM's four stages.
+``bcnn``  ``binarize(complex=True)`` at half the width + GAM's four stages: a complex channel
+          is two real ones, so the complex network has the binary network's binary ops
+          (4 x (C/2)^2 = C^2 per pixel and tap) and half its binary weights.
 
 Binary convs get batch norm, PRN_r's instance norm (as the paper). Training uses the synthetic
 degradations of :mod:`training.data` on the offline photos (``--data`` with ``train/`` and
@@ -40,13 +42,15 @@ __all__ = ["SIZES", "TRAINING", "PAPER", "METHODS", "run_one", "results_table", 
 
 METHODS = ("fp", "gam", "ste", "bcnn")
 
-#: network -> size -> constructor arguments.
+#: network -> size -> constructor arguments (the published defaults spelled out for ``paper``).
 SIZES = {
-    "zerodce": {"paper": {}, "reduced": dict(width=16), "smoke": dict(width=4)},
-    "prnr": {"paper": {}, "reduced": dict(width=16, stages=3, recursions=2),
+    "zerodce": {"paper": dict(width=32), "reduced": dict(width=16), "smoke": dict(width=4)},
+    "prnr": {"paper": dict(width=32), "reduced": dict(width=16, stages=3, recursions=2),
              "smoke": dict(width=4, stages=2, recursions=1)},
-    "srresnet": {"paper": {}, "reduced": dict(width=16, blocks=4), "smoke": dict(width=4, blocks=1)},
-    "ffdnet": {"paper": {}, "reduced": dict(width=32, layers=6), "smoke": dict(width=4, layers=3)},
+    "srresnet": {"paper": dict(width=64), "reduced": dict(width=16, blocks=4),
+                 "smoke": dict(width=4, blocks=1)},
+    "ffdnet": {"paper": dict(width=96), "reduced": dict(width=32, layers=6),
+               "smoke": dict(width=4, layers=3)},
 }
 
 #: network -> (task, SR scale, training sigma range, evaluation sigma).
@@ -59,8 +63,15 @@ PAPER = {("ffdnet", "fp"): ("Kodak24 sigma 25", 32.28, None),
          ("ffdnet", "gam"): ("Kodak24 sigma 25", 29.93, None)}
 
 
+def _net_args(name: str, method: str, size: str) -> dict:
+    args = dict(SIZES[name][size])
+    if method == "bcnn":
+        args["width"] //= 2
+    return args
+
+
 def _build(name: str, method: str, size: str) -> torch.nn.Module:
-    net = _nets()[name](**SIZES[name][size])
+    net = _nets()[name](**_net_args(name, method, size))
     if method != "fp":
         binarize(net, norm=NETWORKS[name][1], stage=1, complex=method == "bcnn")
     return net
@@ -112,7 +123,7 @@ def run_one(name: str, method: str, seed: int, a, train: list, val: dict) -> dic
     h, w = 64, 64
     c = count(net, torch.empty(1, 3, h // scale, w // scale), 25.0)
     result = {"network": name, "task": task, "method": method, "seed": seed, "size": a.size,
-              "net_args": SIZES[name][a.size], "steps": a.steps, "batch": a.batch, "patch": a.patch,
+              "net_args": _net_args(name, method, a.size), "steps": a.steps, "batch": a.batch, "patch": a.patch,
               "val_crop": a.val_crop, "train_minutes": state["elapsed"] / 60,
               "wall_minutes": (time.time() - t0) / 60,
               "flops_per_px": c.flops / (h * w), "binary_ops_per_px": c.binary_ops / (h * w),
@@ -142,7 +153,8 @@ def results_table(results: list[dict]) -> str:
         mine = [r for r in results if r["network"] == name]
         if not mine:
             continue
-        sizes = sorted({json.dumps(r["net_args"], sort_keys=True) for r in mine})
+        real = [r for r in mine if r["method"] != "bcnn"] or mine  # BCNN: half the width
+        sizes = sorted({json.dumps(r["net_args"], sort_keys=True) for r in real})
         steps = sorted({r["steps"] for r in mine})
         for metric, digits in (("psnr", 2), ("ssim", 4)):
             cells = [_stat([r[metric] for r in mine if r["method"] == m], digits) for m in METHODS]

@@ -36,7 +36,9 @@ def test_smoke_grid_resumes_and_tabulates(photos, tmp_path, capsys):
     assert len(results) == 16
     by = {(r["network"], r["method"]): r for r in results}
     assert by[("ffdnet", "fp")]["binary_ops_per_px"] == 0 < by[("ffdnet", "gam")]["binary_ops_per_px"]
-    assert by[("ffdnet", "bcnn")]["binary_ops_per_px"] == 4 * by[("ffdnet", "gam")]["binary_ops_per_px"]
+    # BCNN at half the width: the binary network's binary ops
+    assert by[("ffdnet", "bcnn")]["net_args"] == {"width": 2, "layers": 3}
+    assert by[("ffdnet", "bcnn")]["binary_ops_per_px"] == by[("ffdnet", "gam")]["binary_ops_per_px"]
     assert all(0 < r["psnr"] < 60 and -1 <= r["ssim"] <= 1 for r in results)
     table = (out / "results.md").read_text()
     assert table.startswith("Made by `python -m training.reproduce --data")
