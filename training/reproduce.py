@@ -34,7 +34,7 @@ import torch
 
 from .binary import binarize
 from .cost import NETWORKS, _nets, count
-from .data import PatchSampler, degrade, read_folder, to_image, to_tensor
+from .data import PatchSampler, bicubic, degrade, read_folder, to_image, to_tensor
 from .gam import Trainer
 from .metrics import psnr, ssim
 
@@ -102,6 +102,17 @@ def _evaluate(net: torch.nn.Module, pairs: list, device) -> dict:
     return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
 
 
+def input_scores(name: str, val: dict, crop: int | None) -> dict:
+    """PSNR/SSIM of the degraded inputs themselves (SR: bicubic x4 upscaling), for reference."""
+    scale = TRAINING[name][1]
+    ps, ss = [], []
+    for _, d, c, _ in _val_pairs(name, val, crop):
+        y = d if scale == 1 else to_image(bicubic(to_tensor(d), scale))
+        ps.append(psnr(y, c))
+        ss.append(ssim(y, c))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
+
+
 def run_one(name: str, method: str, seed: int, a, train: list, val: dict) -> dict:
     """Train (or resume) one run and return its result; a finished run's result is read back."""
     folder = a.out / f"{name}_{method}_s{seed}"
@@ -144,9 +155,12 @@ def _stat(values: list[float], digits: int) -> str:
     return f"{mean} ± {np.std(values, ddof=1):.{digits}f} ({len(values)})"
 
 
-def results_table(results: list[dict]) -> str:
-    """Markdown: per network, PSNR and SSIM of each method (mean ± sample std (n) over seeds)."""
-    head = ("| network (task) | size | steps | metric | " + " | ".join(METHODS)
+def results_table(results: list[dict], inputs: dict | None = None) -> str:
+    """Markdown: per network, PSNR and SSIM of each method (mean ± sample std (n) over seeds).
+
+    ``inputs``: network -> :func:`input_scores`, the degraded input's column.
+    """
+    head = ("| network (task) | size | steps | metric | input | " + " | ".join(METHODS)
             + " | paper FP | paper binary |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for name in NETWORKS:
@@ -163,8 +177,10 @@ def results_table(results: list[dict]) -> str:
                 p = PAPER.get((name, m))
                 v = None if p is None else (p[1] if metric == "psnr" else p[2])
                 paper.append("n/a" if v is None else f"{v} ({p[0]})")
+            base = (inputs or {}).get(name)
+            base = "-" if base is None else f"{base[metric]:.{digits}f}"
             lines.append(f"| {name} ({mine[0]['task']}) | {'; '.join(sizes)} | "
-                         f"{', '.join(map(str, steps))} | {metric.upper()} | " + " | ".join(cells)
+                         f"{', '.join(map(str, steps))} | {metric.upper()} | {base} | " + " | ".join(cells)
                          + " | " + " | ".join(paper) + " |")
     return "\n".join(lines)
 
@@ -188,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
                    help="batches re-estimating BatchNorm statistics after training (0: off)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: rewrite the table from the finished runs in OUT")
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--ckpt-every", type=int, default=200)
     return p
@@ -211,8 +229,7 @@ def main(argv=None) -> int:
         return 1
     a.out.mkdir(parents=True, exist_ok=True)
     command = "python -m training.reproduce " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
-    grid = [(n, m, s) for s in a.seeds for n in a.networks for m in a.methods]
-    results = []
+    grid = [] if a.report else [(n, m, s) for s in a.seeds for n in a.networks for m in a.methods]
     for i, (name, method, seed) in enumerate(grid):
         print(f"run {i + 1}/{len(grid)}: {name} {method} seed {seed}", flush=True)
         try:
@@ -221,9 +238,9 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         print(f"  PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  ({r['train_minutes']:.1f} min)", flush=True)
-        results.append(r)
     finished = [json.loads(p.read_text()) for p in sorted(a.out.glob("*/result.json"))]
-    table = results_table(finished)
+    crops = {r["network"]: r["val_crop"] for r in finished}
+    table = results_table(finished, {n: input_scores(n, val, c) for n, c in crops.items()})
     (a.out / "results.json").write_text(json.dumps(finished, indent=1))
     (a.out / "results.md").write_text(f"Made by `{command}`.\n\n{table}\n")
     print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -44,6 +45,9 @@ def test_smoke_grid_resumes_and_tabulates(photos, tmp_path, capsys):
     assert table.startswith("Made by `python -m training.reproduce --data")
     assert table.count("| PSNR |") == 4 and table.count("| SSIM |") == 4
     assert "32.28 (Kodak24 sigma 25)" in table
+    # the degraded input's column: Gaussian noise of sigma 25 is about 20 dB
+    noisy = float(re.search(r"\| ffdnet \(denoise\) \| [^|]+ \| 4 \| PSNR \| (\d+\.\d\d) \|", table)[1])
+    assert 19 < noisy < 22
     # Finished runs are skipped: no checkpoint is written again, the table is the same.
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/last.pt")}
     capsys.readouterr()
@@ -55,6 +59,13 @@ def test_smoke_grid_resumes_and_tabulates(photos, tmp_path, capsys):
     assert main(args + ["--networks", "prnr", "--methods", "gam"]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert (out / "prnr_gam_s0" / "result.json").exists()
+    # --report trains nothing and rewrites the same table
+    (out / "results.md").unlink()
+    (out / "ffdnet_ste_s0" / "result.json").unlink()
+    assert main(args + ["--report"]) == 0
+    assert "run 1/" not in capsys.readouterr().out
+    assert not (out / "ffdnet_ste_s0" / "result.json").exists()
+    assert (out / "results.md").read_text().count("| PSNR |") == 4
 
 
 def test_table_mean_and_spread_over_seeds():
@@ -62,7 +73,9 @@ def test_table_mean_and_spread_over_seeds():
              "steps": 10, "psnr": p, "ssim": 0.5} for s, p in ((0, 28.0), (1, 30.0))]
     table = results_table(rows)
     assert "| 29.00 ± 1.41 (2) |" in table and "| 0.5000 ± 0.0000 (2) |" in table
-    assert "| ffdnet (denoise) | {\"width\": 8} | 10 | PSNR | - | 29.00 ± 1.41 (2) | - | - |" in table
+    assert "| ffdnet (denoise) | {\"width\": 8} | 10 | PSNR | - | - | 29.00 ± 1.41 (2) | - | - |" in table
+    table = results_table(rows, {"ffdnet": {"psnr": 20.5, "ssim": 0.25}})
+    assert "| 10 | PSNR | 20.50 | - | 29.00 ± 1.41 (2) |" in table and "| SSIM | 0.2500 | - |" in table
 
 
 def test_bad_input_is_one_error_line(tmp_path, capsys):
