@@ -203,6 +203,8 @@ BAD = [
     ("config-unknown-key", "train --config {unknown} --out {tmp}/new", 1, "unknown setting(s) stepz"),
     ("eval-sr-on-denoise", "eval --task sr --data {photos}/val --checkpoint {run}/final.pt", 1,
      "is a denoise run, not sr"),
+    ("eval-sr-on-denoise-model", "eval --task sr --data {photos}/val --model {models}/denoise.gamir", 1,
+     "denoise.gamir is a denoise model, not sr"),
     ("eval-corrupt-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {junk}/last.pt", 1,
      "it cannot be read"),
     ("eval-missing-checkpoint", "eval --task denoise --data {photos}/val --checkpoint {tmp}/x.pt", 1,
@@ -220,7 +222,7 @@ def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_pa
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "last.pt").write_bytes(os.urandom(300))
-    names = dict(photos=photos, run=run, tmp=tmp_path, junk=junk, file=_file(tmp_path),
+    names = dict(photos=photos, run=run, tmp=tmp_path, junk=junk, file=_file(tmp_path), models=ROOT / "models",
                  trunc=_truncated(run, tmp_path), bad=_corrupt_photo(photos, tmp_path),
                  badtoml=_toml(tmp_path, "bad.toml", "task = denoise"),
                  unknown=_toml(tmp_path, "unknown.toml", "stepz = 3"))
@@ -241,7 +243,9 @@ def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_pa
     assert {p: p.stat().st_mtime_ns for p in run.iterdir()} == before  # nothing written
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(photos, tmp_path):
+@pytest.mark.parametrize("signum, words", [(signal.SIGTERM, "terminated (SIGTERM)"),
+                                           (signal.SIGINT, "interrupted (Ctrl-C)")], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_a_checkpoint_and_exits_cleanly(signum, words, photos, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "training.train", "--task", "denoise", "--method", "ste", "--steps", "100000",
            "--data", str(photos), "--out", str(out), "--log-every", "1", "--ckpt-every", "100000", *TINY]
@@ -250,10 +254,10 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(photos, tmp_path):
     for line in proc.stdout:  # wait until it trains
         if "step 2/" in line:
             break
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.count("\n") == 1 and err.startswith("error: terminated (SIGTERM): stopped at step "), err
+    assert proc.returncode == 128 + signum, err
+    assert err.count("\n") == 1 and err.startswith(f"error: {words}: stopped at step "), err
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["step"] >= 2 and state["opt"] is not None
-    assert f"step {state['step']} of 100000" in err
+    assert f"step {state['step']} of 100000" in err and str(out / "last.pt") in err
