@@ -9,12 +9,12 @@ its halo of ``radius`` rows recomputed) that run in parallel; ctypes releases th
 Why C through ctypes: a small plain-C file compiles with any C compiler on x86-64 and aarch64
 (PYNQ's ARM), needs no Python headers, no numpy C API and no heavy JIT dependency (numba's
 LLVM would double the board image's install and compiles on every start), and keeps the hot
-loops' vector instructions (AVX2's vpshufb nibble tables, vpmaddwd) explicit. ``setup.py``
-builds it at install (optional: without a compiler the install still works); a source
-checkout without that build compiles it on first use into ``$GAMIR_CACHE`` (default
+loops' vector instructions (AVX2's vpshufb nibble tables and vpmaddwd, NEON's tbl) explicit.
+``setup.py`` builds it at install (optional: without a compiler the install still works); a
+source checkout without that build compiles it on first use into ``$GAMIR_CACHE`` (default
 ``~/.cache/gamir``). Where neither works, :func:`available` is False, :func:`why_unavailable`
 says why, and callers use the numpy path (:mod:`spec.fast`). ``GAMIR_NATIVE=0`` turns the
-native path off.
+native path off; ``GAMIR_NATIVE=generic`` (or ``avx2``, ``neon``) picks a build.
 
 Arithmetic (every constant prepared here in exact Python integers and checked to fit):
 
@@ -51,7 +51,6 @@ __all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner
 
 #: The stages the kernel computes (a model with another stage runs on the numpy path).
 _OUT = {Threshold: 0, Affine: 1, PixelOutput: 2}
-_TKIND = {"pixel": 0, "bit": 1, "fixed": 2}
 #: A pixel layer's affine value is clamped to this before the global residual (0..255) is
 #: added and the result clamped to 0..255: the same result, and the values stay small.
 _PIXEL_PRE = (-256, 511)
@@ -70,7 +69,7 @@ class _Layer(ctypes.Structure):
 
 class _Tensor(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in (
-        "kind", "channels", "radius_after", "cap_nib", "cap_pairs", "cap_plain")]
+        "channels", "radius_after", "cap_nib", "cap_pairs", "cap_plain")]
 
 
 _ERRORS = {1: "out of memory", 2: "internal error: a ring buffer row was overwritten too early",
@@ -88,7 +87,7 @@ def _cache_dir() -> Path:
 def _open(path: Path):
     lib = ctypes.CDLL(str(path))
     lib.gk_source_hash.restype = ctypes.c_char_p
-    lib.gk_cpu_avx2.restype = ctypes.c_int
+    lib.gk_cpu_ok.restype = ctypes.c_int
     lib.gk_run_strip.restype = ctypes.c_int
     lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -121,8 +120,8 @@ def _library(variant: str):
         if variant not in _libs:
             try:
                 lib = _build_or_open(variant)
-                if variant == "avx2" and not lib.gk_cpu_avx2():
-                    raise OSError("this CPU has no AVX2")
+                if not lib.gk_cpu_ok():
+                    raise OSError(f"this CPU has no {variant.upper()}")
                 _libs[variant] = lib
             except (OSError, RuntimeError) as e:
                 _libs[variant] = f"{variant}: {e}"
@@ -200,7 +199,7 @@ class _Plan:
         self.model = model
         types = model.tensor_types()
         n = len(model.layers)
-        self.keep: list[np.ndarray] = []  # arrays the structs point into
+        self.arrays: dict[tuple[int, str], np.ndarray] = {}  # what the structs point into
         self.layers = (_Layer * n)()
         radius = [0] * (n + 1)
         for i in range(n - 1, -1, -1):
@@ -210,23 +209,39 @@ class _Plan:
         self.tensors = (_Tensor * (n + 1))()
         for t, ty in enumerate(types):
             d = self.tensors[t]
-            d.kind, d.channels, d.radius_after = _TKIND[ty.kind], ty.channels, radius[t]
+            d.channels, d.radius_after = ty.channels, radius[t]
             if t < n:
                 nxt = model.layers[t]
-                cap = 2 * (nxt.kernel // 2) + 2
+                cap = 2 * (nxt.kernel // 2) + 1  # the window's rows (ring tags check it)
                 if nxt.kind == "binary":
                     d.cap_nib = cap
                 else:
                     d.cap_pairs = cap
             spans = [radius[t] - radius[j] for j, lay in enumerate(model.layers, 1)
                      if t in lay.stage.joins() and t > 0]
-            d.cap_plain = max(spans) + 2 if spans else 0
-        self.radius = radius[0]
+            d.cap_plain = max(spans) + 1 if spans else 0
 
-    def _ptr(self, a: np.ndarray, dtype) -> int:
+    def _set(self, d: _Layer, field: str, a, dtype) -> None:
+        """Point ``d.field`` at ``a`` as a contiguous ``dtype`` array (kept alive here)."""
         a = np.ascontiguousarray(a, dtype=dtype)
-        self.keep.append(a)
-        return a.ctypes.data
+        self.arrays[(ctypes.addressof(d), field)] = a
+        setattr(d, field, a.ctypes.data)
+
+    def dump(self, x0: np.ndarray) -> bytes:
+        """The plan and an input as bytes for the C test harness (tests/spec/native_harness.c):
+        header, tensor and layer ints, each layer's arrays (byte count + bytes), x0."""
+        h, w, c0 = x0.shape
+        out = [np.array([len(self.layers), h, w, c0, self.model.layers[-1].c_out], np.int32)]
+        out += [np.array([getattr(t, f) for f, _ in _Tensor._fields_], np.int32) for t in self.tensors]
+        for d in self.layers:
+            out.append(np.array([getattr(d, f) for f, ty in _Layer._fields_ if ty is ctypes.c_int32],
+                                np.int32))
+            for f, ty in _Layer._fields_:
+                if ty is ctypes.c_void_p:
+                    a = self.arrays.get((ctypes.addressof(d), f), np.zeros(0, np.uint8))
+                    out += [np.array([a.nbytes], np.int64), a.view(np.uint8).ravel()]
+        out.append(np.ascontiguousarray(x0, np.uint8).ravel())
+        return b"".join(a.tobytes() for a in out)
 
     def _layer(self, d: _Layer, layer, t_in, types, index: int) -> None:
         k, ci, co = layer.kernel, layer.c_in, layer.c_out
@@ -245,9 +260,9 @@ class _Plan:
             d.out_lo, d.out_hi = _PIXEL_PRE
         r_lo, r_hi = types[residual].value_range() if residual is not None else (0, 0)
         flip = np.asarray(st.flip if isinstance(st, Threshold) else np.zeros(co), bool)
-        d.flip = self._ptr(flip, np.uint8)
+        self._set(d, "flip", flip, np.uint8)
         if isinstance(st, PixelOutput):
-            d.rmap = self._ptr(st.residual_map, np.int32)
+            self._set(d, "rmap", st.residual_map, np.int32)
         if layer.kind == "binary":
             self._binary(d, layer, flip, r_lo, r_hi, index)
         else:
@@ -267,13 +282,12 @@ class _Plan:
         diff = (v[None, None, None, None, :] ^ nib[..., None]) & vmask[None, None, None, :, None]
         counts = np.bitwise_count(diff.astype(np.uint8)) if hasattr(np, "bitwise_count") else \
             np.unpackbits(diff.astype(np.uint8)[..., None], axis=-1).sum(-1)
-        tables = np.zeros((co + co % 2, k * k * ng, 32), np.uint8)  # even rows: outputs in pairs
-        tables[:co] = np.concatenate([counts, counts], axis=-1).reshape(co, k * k * ng, 32)
-        d.tables = self._ptr(tables, np.uint8)
+        tables = np.concatenate([counts, counts], axis=-1).reshape(co, k * k * ng, 32)
+        self._set(d, "tables", tables, np.uint8)
         st = layer.stage
         if isinstance(st, Threshold):
             t_ge = st.threshold.astype(np.int64) + flip
-            d.thr_m = self._ptr(np.clip(n - t_ge, -1, n + 1), np.int32)
+            self._set(d, "thr_m", np.clip(n - t_ge, -1, n + 1), np.int32)
             return
         s = st.shift
         a2, q, b = [], [], []
@@ -288,7 +302,8 @@ class _Plan:
             qc = min(max(qc, lo - max(u) - r_hi), hi - min(u) - r_lo)
             _check_i32(f"layer {index}: affine sum", *(qc + uu + r for uu in u for r in (r_lo, r_hi)))
             a2.append(a), q.append(qc), b.append(bc)
-        d.a32, d.q32, d.b32 = (self._ptr(np.array(x, np.int64), np.int32) for x in (a2, q, b))
+        for field, x in (("a32", a2), ("q32", q), ("b32", b)):
+            self._set(d, field, np.array(x, np.int64), np.int32)
 
     def _fixed(self, d: _Layer, layer, t_in, flip, index: int) -> None:
         k, ci, co = layer.kernel, layer.c_in, layer.c_out
@@ -302,17 +317,17 @@ class _Plan:
         wp[:co, ..., :ci] = w
         wp = wp.reshape(d.c_out_pad, k, k, npairs, 2)
         pairs = (wp[..., 0] & 0xFFFF) | ((wp[..., 1] & 0xFFFF) << 16)
-        d.wpairs = self._ptr(pairs.astype(np.uint32).view(np.int32).reshape(d.c_out_pad, -1), np.int32)
+        self._set(d, "wpairs", pairs.astype(np.uint32).view(np.int32), np.int32)
         st = layer.stage
         if isinstance(st, Threshold):
-            d.thr_acc = self._ptr(st.threshold.astype(np.int64) + flip, np.int64)
+            self._set(d, "thr_acc", st.threshold.astype(np.int64) + flip, np.int64)
             return
         s = st.shift
         fb = st.bias.astype(np.int64) + ((1 << (s - 1)) if s else 0)
         if bound * int(np.abs(st.scale).max()) + int(np.abs(fb).max()) >= 2**53:
             raise _Unsupported(f"layer {index}: acc*A + B may exceed float64's exact range")
-        d.fa = self._ptr(st.scale, np.float64)
-        d.fb = self._ptr(fb, np.float64)
+        self._set(d, "fa", st.scale, np.float64)
+        self._set(d, "fb", fb, np.float64)
 
 
 # ------------------------------------------------------------------------------ running

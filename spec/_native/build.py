@@ -2,9 +2,10 @@
 
 Standard library only (setup.py loads this file by path, before numpy or gamir exist).
 
-Variants: ``generic`` (plain C; the compiler vectorizes what it can for the target, e.g. NEON
-on aarch64) and, on x86-64, ``avx2`` (the same file with its AVX2 kernels). The source hash is
-compiled into the library, so a library built from an older ``kernel.c`` is never used.
+Variants: ``generic`` (plain C; the compiler vectorizes what it can for the target) and the
+same file with its vector kernels: ``avx2`` on x86-64 (chosen at run time where the CPU has
+AVX2), ``neon`` on aarch64. The source hash is compiled into the library, so a library built
+from an older ``kernel.c`` is never used.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ COMMON_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off", "-fno-math-er
                 "-fno-trapping-math"]
 
 
-def _x86() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+def _variants() -> tuple[str, ...]:
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686", "i386"):
+        return ("avx2", "generic")
+    if machine in ("aarch64", "arm64"):
+        return ("neon", "generic")
+    return ("generic",)
 
 
-VARIANTS = ("avx2", "generic") if _x86() else ("generic",)
+#: Fastest first.
+VARIANTS = _variants()
 
 
 def source_hash() -> str:
@@ -45,9 +52,11 @@ def variant_flags(variant: str) -> list[str]:
     """Compiler flags of one variant (besides :data:`COMMON_FLAGS`)."""
     if variant == "avx2":
         return ["-mavx2", "-mpopcnt"]
+    if variant == "neon":
+        return []  # NEON is part of every aarch64 CPU
     if variant == "generic":
         return ["-DGK_GENERIC"]
-    raise ValueError(f"variant {variant!r} must be one of {VARIANTS}")
+    raise ValueError(f"variant {variant!r} must be avx2, neon or generic")
 
 
 def library_name(variant: str) -> str:

@@ -18,11 +18,11 @@
  *
  * Binary conv: m = number of window bits that differ from the weight bits (acc = N - m).
  * Per output channel and input nibble, a 16-entry table gives the differing bits of that
- * nibble; with AVX2 one vpshufb looks up 32 pixels at once (NEON's tbl would do the same).
+ * nibble; one AVX2 vpshufb looks up 32 pixels at once, one aarch64 NEON tbl 16.
  * Fixed conv: int32 sum of int16 pairs times int16 weight pairs (vpmaddwd with AVX2).
  *
- * Without AVX2 (other CPUs, or GK_GENERIC defined) the same loops run in plain C; both
- * builds are tested bit-exact against spec.reference.
+ * Without either (other CPUs, or GK_GENERIC defined) the same loops run in plain C; every
+ * build is tested bit-exact against spec.reference (aarch64 ones under qemu-user).
  */
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +35,12 @@
 #else
 #define GK_AVX2 0
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(GK_GENERIC)
+#include <arm_neon.h>
+#define GK_NEON 1
+#else
+#define GK_NEON 0
+#endif
 
 #ifndef GK_SOURCE_HASH
 #define GK_SOURCE_HASH "unknown"
@@ -42,7 +48,6 @@
 
 enum { KIND_BINARY = 0, KIND_FIXED = 1 };
 enum { OUT_THRESHOLD = 0, OUT_AFFINE = 1, OUT_PIXEL = 2 };
-enum { T_PIXEL = 0, T_BIT = 1, T_FIXED = 2 };
 enum { GK_OK = 0, GK_ENOMEM = 1, GK_ERING = 2, GK_EARG = 3 };
 
 /* Nibbles per u8 accumulation segment: each adds at most 4, 63 * 4 < 256. */
@@ -64,7 +69,7 @@ typedef struct {
 } gk_layer;
 
 typedef struct {
-    int32_t kind, channels;
+    int32_t channels;
     int32_t radius_after;     /* rows this tensor must extend beyond the strip on each side */
     int32_t cap_nib, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
 } gk_tensor;
@@ -92,15 +97,13 @@ typedef struct {
 } gk_ctx;
 
 const char *gk_source_hash(void) { return GK_SOURCE_HASH; }
-int gk_simd(void) { return GK_AVX2 ? 2 : 0; }  /* 2: AVX2, 0: plain C */
-
-/* Whether this CPU runs the AVX2 build (asked of the plain build before loading that one). */
-int gk_cpu_avx2(void) {
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* Whether this CPU runs this build's vector instructions (NEON is part of every aarch64). */
+int gk_cpu_ok(void) {
+#if GK_AVX2
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
 #else
-    return 0;
+    return 1;
 #endif
 }
 
@@ -211,6 +214,33 @@ static inline __attribute__((always_inline)) void bconv_tile(
 }
 #endif
 
+#if GK_NEON
+/* The same with NEON: tbl looks up 16 pixels' nibbles in the first 16 bytes of a table. */
+static inline __attribute__((always_inline)) void bconv_tile(
+    const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
+    for (int s0 = 0; s0 < nk; s0 += SEG) {
+        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+        uint8x16_t a[8];
+        for (int b = 0; b < NB; b++) a[b] = vdupq_n_u8(0);
+        for (int i = s0; i < s1; i++) {
+            const uint8_t *src = srcs[i] + x;
+            uint8x16_t t = vld1q_u8(tab + (size_t)i * 32);
+            for (int b = 0; b < NB; b++) a[b] = vaddq_u8(a[b], vqtbl1q_u8(t, vld1q_u8(src + 16 * b)));
+        }
+        for (int b = 0; b < NB; b++) {
+            uint16x8_t lo = vmovl_u8(vget_low_u8(a[b])), hi = vmovl_high_u8(a[b]);
+            uint16_t *p = m + x + 16 * b;
+            if (s0) {
+                lo = vaddq_u16(lo, vld1q_u16(p));
+                hi = vaddq_u16(hi, vld1q_u16(p + 8));
+            }
+            vst1q_u16(p, lo);
+            vst1q_u16(p + 8, hi);
+        }
+    }
+}
+#endif
+
 /* m[o][x] = differing bits between the window at x and output o's weights, for x < w
  * (lanes up to the next multiple of 32 hold garbage). rows: the kernel's input nib rows. */
 static void binary_conv(gk_ctx *c, const gk_layer *L, uint8_t *const *rows) {
@@ -222,15 +252,16 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, uint8_t *const *rows) {
         int ky = i / (k * ng), rem = i % (k * ng);
         srcs[i] = rows[ky] + (size_t)(rem % ng) * sb + off + rem / ng;
     }
-#if GK_AVX2
+#if GK_AVX2 || GK_NEON
+    if (GK_NEON) nblk = (c->w + 15) / 16;  /* NEON blocks are 16 pixels */
     for (int o = 0; o < L->c_out; o++) {
         const uint8_t *tab = L->tables + (size_t)o * nk * 32;
         uint16_t *m = c->m + (size_t)o * sb;
-        int b = 0;
-        for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, 32 * b, 8);
-        if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, 32 * b, 4), b += 4;
-        if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, 32 * b, 2), b += 2;
-        if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, 32 * b, 1);
+        int b = 0, bw = GK_NEON ? 16 : 32;
+        for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, bw * b, 8);
+        if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, bw * b, 4), b += 4;
+        if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, bw * b, 2), b += 2;
+        if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, bw * b, 1);
     }
 #else
     int n = nblk * 32;
