@@ -58,6 +58,7 @@ __all__ = [
     "MAX_SCALE_BITS",
     "MAX_WEIGHT_BITS",
     "MAX_OUT_BITS",
+    "MAX_ACT_SHIFT",
     "CONST_BITS",
     "MIN_BITS",
     "MAX_CHANNELS",
@@ -84,6 +85,9 @@ MAX_SCALE_BITS = 18
 MAX_WEIGHT_BITS = 8
 #: Fixed activations (the residual stream) are at most 16-bit signed.
 MAX_OUT_BITS = 16
+#: Largest per-channel shift of the affine stage's activation (negative slope 2**-7 .. 1): three
+#: bits of select on a barrel shifter.
+MAX_ACT_SHIFT = 7
 #: ``B`` and thresholds ``T`` are 32-bit signed constants.
 CONST_BITS = 32
 #: The narrowest signed width of a fixed weight, ``A`` or fixed activation (one sign bit and
@@ -109,15 +113,15 @@ def fits_signed(values, bits: int) -> bool:
     return values.size == 0 or (int(values.min()) >= lo and int(values.max()) <= hi)
 
 
-def rshift_round(x, shift: int):
+def rshift_round(x, shift):
     """Round-half-up arithmetic right shift: ``floor((x + 2**(shift-1)) / 2**shift)``.
 
-    ``x`` is an integer array (int64); ``shift`` 0 returns ``x`` unchanged.
+    ``x`` is an integer array (int64); ``shift`` an int or an integer array broadcasting
+    against ``x`` (per-channel shifts); a shift of 0 leaves the value unchanged.
     """
     x = np.asarray(x, dtype=np.int64)
-    if shift == 0:
-        return x
-    return (x + (1 << (shift - 1))) >> shift
+    shift = np.asarray(shift, dtype=np.int64)
+    return (x + ((np.int64(1) << shift) >> 1)) >> shift
 
 
 def saturate(x, bits: int):

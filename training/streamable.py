@@ -96,16 +96,60 @@ class QuantConv2d(nn.Conv2d):
                           w_bits=self.w_bits)
 
 
-class _Block(nn.Module):
-    """One binary residual layer: ``BN(bconv(act(x)))`` (the caller adds ``x`` and rounds)."""
+class PowerOfTwoRPReLU(nn.Module):
+    """BBCU's RPReLU, ``prelu(z - gamma) + zeta``, with per-channel slopes ``2**-k``.
+
+    The slope of the negative side is learned as ``2**-kappa``; with the deployed arithmetic
+    (``frac_bits`` given) ``kappa`` is rounded to an integer shift ``k`` in
+    ``0..arith.MAX_ACT_SHIFT`` (straight-through), and the whole unit is what the spec's affine
+    activation computes on the integer ``y = round(z * 2**F)``::
+
+        y -= round(gamma * 2**F)      # folds exactly into the affine stage's B
+        y  = rshift_round(y, k) where y < 0
+        y += round(zeta * 2**F)       # the stage's per-channel act_offset
+
+    Without ``frac_bits`` (the full-precision twin) the slope is continuous. Slopes start at
+    1/4, PReLU's usual start; A&B-BNN (CVPR 2024) reports that power-of-two slopes lose almost
+    nothing, and they make the hardware a comparator and a shifter.
+    """
 
     def __init__(self, width: int):
         super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(width))
+        self.zeta = nn.Parameter(torch.zeros(width))
+        self.kappa = nn.Parameter(torch.full((width,), 2.0))
+
+    def shifts(self) -> torch.Tensor:
+        """The deployed per-channel shifts ``k`` (integers)."""
+        return torch.floor(self.kappa.detach().clamp(0, arith.MAX_ACT_SHIFT) + 0.5)
+
+    def forward(self, z: torch.Tensor, frac_bits: int | None = None) -> torch.Tensor:
+        kappa = self.kappa.clamp(0, arith.MAX_ACT_SHIFT).view(1, -1, 1, 1)
+        gamma, zeta = self.gamma.view(1, -1, 1, 1), self.zeta.view(1, -1, 1, 1)
+        if frac_bits is None:
+            u = z - gamma
+            return torch.where(u < 0, u * 2.0 ** -kappa, u) + zeta
+        f = 2.0 ** frac_bits
+        y = round_ste(z * f) - round_ste(gamma * f)
+        y = torch.where(y < 0, round_ste(y * 2.0 ** -round_ste(kappa)), y)
+        return (y + round_ste(zeta * f)) / f
+
+
+class _Block(nn.Module):
+    """One binary residual layer: ``act(BN(bconv(sign(x))))`` (the caller adds ``x`` and rounds).
+
+    ``act`` is the identity, or with ``act="rprelu"`` a :class:`PowerOfTwoRPReLU`.
+    """
+
+    def __init__(self, width: int, act: str = "none"):
+        super().__init__()
         self.conv = BinaryConv2d(width, width, 3, padding=1, bias=False, padding_mode="replicate")
         self.bn = nn.BatchNorm2d(width)
+        self.act = PowerOfTwoRPReLU(width) if act == "rprelu" else None
 
-    def forward(self, x):
-        return self.bn(self.conv(x))
+    def forward(self, x, frac_bits: int | None = None):
+        z = self.bn(self.conv(x))
+        return z if self.act is None else self.act(z, frac_bits)
 
     def to_spec(self, out_scale: float, stage: spec.Stage) -> spec.Layer:
         """This layer as a spec binary layer writing ``BN(dot) * out_scale`` through ``stage``:
@@ -147,27 +191,32 @@ class StreamNet(nn.Module):
     quant : bool
         Carry the deployed fixed-point arithmetic (False gives the full-precision comparison
         network of the same architecture).
+    act : str
+        ``"none"``, or ``"rprelu"``: a per-channel :class:`PowerOfTwoRPReLU` after each binary
+        layer's norm, before the residual add (the spec's affine-stage activation).
     """
 
     def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
                  unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
                  frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True,
-                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0):
+                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0, act: str = "none"):
         super().__init__()
+        if act not in ("none", "rprelu"):
+            raise ValueError(f"act={act!r} must be 'none' or 'rprelu'")
         if unshuffle not in (1, shuffle):
             raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
         self.config = dict(image_channels=image_channels, width=width, blocks=blocks,
                            unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
                            frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant,
                            head_kernel=head_kernel, tail_kernel=tail_kernel, head_mid=head_mid,
-                           tail_mid=tail_mid)
+                           tail_mid=tail_mid, act=act)
         c0 = image_channels * unshuffle**2 + int(noise_channel)
         c_out = image_channels * shuffle**2
         # The 1x1 halves of the bottlenecks (``head_mix`` after the head, ``tail_mix`` before the
         # tail) are the stream-side ones, so the 3x3 halves keep the narrow side.
         self.head = QuantConv2d(c0, head_mid or width, w_bits, head_kernel)
         self.head_mix = QuantConv2d(head_mid, width, w_bits, 1) if head_mid else None
-        self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
+        self.blocks = nn.ModuleList(_Block(width, act) for _ in range(blocks))
         self.tail_mix = QuantConv2d(width, tail_mid, w_bits, 1) if tail_mid else None
         self.tail = QuantConv2d(tail_mid or width, c_out, w_bits, tail_kernel)
         with torch.no_grad():  # start near the identity (the global residual) for a useful first loss
@@ -213,8 +262,9 @@ class StreamNet(nn.Module):
         s = self.q(self.head(t0 / 255.0) * HEAD_GAIN)
         if self.head_mix is not None:
             s = self.q(self.head_mix(s))
+        frac = self.config["frac_bits"] if self.quant else None
         for blk in self.blocks:
-            s = self.q(s + blk(s))
+            s = self.q(s + blk(s, frac))
         if self.tail_mix is not None:
             s = self.q(self.tail_mix(s))
         y = self.tail(s) * 255.0

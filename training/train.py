@@ -79,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
                      help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream); 0: none")
     net.add_argument("--tail-mid", type=cli.natural_int,
                      help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail); 0: none")
+    net.add_argument("--act", choices=("none", "rprelu"),
+                     help="binary layers' activation after the norm: none, or rprelu (a per-channel "
+                          "power-of-two RPReLU, the spec's affine activation)")
     p.add_argument("--bn-batches", type=cli.natural_int,
                    help=f"batches that re-estimate the BatchNorm statistics after the last stage "
                         f"(0: off) (default: {d['bn_batches']})")
