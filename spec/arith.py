@@ -35,6 +35,14 @@ affine output (norm folded, optional residual)
     ``y = sat(rshift_round(acc*A + B, shift) + r, out_bits)``: one multiply by a per-channel
     integer ``A``, a per-channel ``B``, one rounding shift shared by the layer, the residual ``r``
     added before the single saturation (so a residual block never saturates twice).
+affine activation (optional, per channel: BBCU's RPReLU with power-of-two slopes)
+    ``y = sat(prelu_shift(rshift_round(acc*A + B, shift), k) + o + r, out_bits)`` with
+    :func:`prelu_shift` keeping ``y >= 0`` and taking ``rshift_round(y, k)`` of negative
+    ``y`` (slope ``2**-k``, ``k`` in 0..``MAX_ACT_SHIFT``, rounded half up like every shift),
+    then a per-channel offset ``o`` (``out_bits`` signed). RPReLU's offset before the PReLU
+    is an integer on ``y`` and folds exactly into ``B`` (adding ``c * 2**shift`` to ``B``
+    adds ``c`` to the rounded value), so only the offset after it is stored. In hardware: a
+    sign test, a 3-bit barrel shifter and an adder per lane.
 pixel output (last layer)
     ``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)`` where ``p`` is a channel of the
     model input (global residual) or 0.
@@ -67,6 +75,7 @@ __all__ = [
     "signed_range",
     "fits_signed",
     "rshift_round",
+    "prelu_shift",
     "saturate",
     "clamp_pixel",
     "sign_bit",
@@ -122,6 +131,15 @@ def rshift_round(x, shift):
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     return (x + ((np.int64(1) << shift) >> 1)) >> shift
+
+
+def prelu_shift(y, k):
+    """``y`` where ``y >= 0``, else ``rshift_round(y, k)``: a PReLU with slope ``2**-k``.
+
+    ``k`` is an int or a per-channel integer array broadcasting against ``y``.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    return np.where(y < 0, rshift_round(y, k), y)
 
 
 def saturate(x, bits: int):

@@ -46,12 +46,15 @@ def random_model(
     max_residual_span: int = 2,
     kernels=(3,),
     mix_layers: bool = False,
+    act_prob: float = 0.0,
 ) -> Model:
     """A valid random model of the streamable family: fixed head, binary body, fixed tail.
 
     Any argument left ``None`` is drawn from ``seed``. ``mix_layers`` adds a fixed layer with
     an affine output after the head and another before the tail (training's bottlenecks). Residuals connect an affine layer to a
     fixed tensor at most ``max_residual_span`` layers back (hardware delays that stream).
+    ``act_prob`` is the chance that an affine stage gets the per-channel activation (``act``);
+    at 0 nothing more is drawn, so every seed keeps the model it had before the option.
     """
     rng = np.random.default_rng(seed)
     pick = lambda v, choices: v if v is not None else choices[rng.integers(len(choices))]  # noqa: E731
@@ -126,6 +129,8 @@ def random_model(
         if hasattr(layer.stage, "scale_bits"):
             layer = dataclasses.replace(layer, stage=dataclasses.replace(layer.stage,
                                                                          scale_bits=scale_bits))
+        if act_prob > 0 and isinstance(layer.stage, Affine) and rng.random() < act_prob:
+            layer = dataclasses.replace(layer, stage=dataclasses.replace(layer.stage, act="prelu"))
         layers[n] = layer = random_layer_params(rng, layer, *t_range)
         t_range = layer.out_type().value_range()
 

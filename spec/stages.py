@@ -17,7 +17,8 @@ The stages (rules in :mod:`spec.arith`):
 
 * :class:`Threshold` -- norm + sign folded: ``bit = acc >= T``, or ``acc <= T`` where ``flip``;
 * :class:`Affine` -- norm folded: ``y = saturate(rshift_round(acc*A + B, shift) + r, out_bits)``
-  with ``r`` an earlier fixed tensor (``residual``) or 0;
+  with ``r`` an earlier fixed tensor (``residual``) or 0, optionally with a per-channel
+  power-of-two PReLU and offset (``act``) before the residual;
 * :class:`PixelOutput` -- the last layer: ``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)``
   with ``p`` channel ``residual_map[c]`` of the model input (global residual) or 0.
 """
@@ -33,7 +34,8 @@ import numpy as np
 from . import arith
 from .tensor import ModelError, TensorType, pack_channels
 
-__all__ = ["Stage", "Threshold", "Affine", "PixelOutput", "STAGES", "check_int", "int_array"]
+__all__ = ["Stage", "Threshold", "Affine", "PixelOutput", "STAGES", "ACTIVATIONS", "check_int",
+           "int_array"]
 
 
 def check_int(where: str, name: str, value, lo: int, hi: int) -> None:
@@ -302,10 +304,15 @@ class _Scaled(Stage):
                 "shift": shift}
 
 
+#: The activations an :class:`Affine` stage may apply (``act``): ``"prelu"`` is BBCU's RPReLU
+#: with power-of-two slopes (``spec.arith``'s affine activation rule).
+ACTIVATIONS = ("prelu",)
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Affine(_Scaled):
-    """Norm folded into ``acc*A + B``, rounded, plus an optional residual, saturated once to
-    ``out_bits``: writes a fixed tensor.
+    """Norm folded into ``acc*A + B``, rounded, optionally activated, plus an optional
+    residual, saturated once to ``out_bits``: writes a fixed tensor.
 
     Parameters
     ----------
@@ -315,23 +322,50 @@ class Affine(_Scaled):
     residual : int or None
         Index of an earlier fixed tensor (>= 1) of the same channels and ``frac_bits`` to add
         before the saturation.
+    act : str or None
+        ``"prelu"``: per channel, negative values are shifted right by ``act_shift`` (slope
+        ``2**-k``, rounded half up), then ``act_offset`` is added, before the residual.
+    act_shift, act_offset : ndarray or None
+        The activation's per-channel shift (0..``MAX_ACT_SHIFT``) and offset (``out_bits``
+        signed); ``None`` without ``act``.
     """
 
     name: ClassVar[str] = "affine"
-    ARRAYS: ClassVar[dict] = {"scale": np.int32, "bias": np.int32}
+    ARRAYS: ClassVar[dict] = {"scale": np.int32, "bias": np.int32,
+                              "act_shift": np.uint8, "act_offset": np.int32}
     SCALARS: ClassVar[dict] = {**_Scaled.SCALARS, "out_bits": (int,), "frac_bits": (int,),
-                               "residual": (int, type(None))}
+                               "residual": (int, type(None)), "act": (str, type(None))}
+    OPTIONAL_SCALARS: ClassVar[tuple] = ("act",)
 
     out_bits: int = 8
     frac_bits: int = 0
     residual: int | None = None
+    act: str | None = None
+    act_shift: np.ndarray | None = None
+    act_offset: np.ndarray | None = None
 
     def out_type(self, c_out):
         return TensorType("fixed", c_out, self.out_bits, self.frac_bits)
 
     def shape_dict(self):
-        return {**super().shape_dict(), "out_bits": self.out_bits, "frac_bits": self.frac_bits,
-                "residual": self.residual}
+        d = {**super().shape_dict(), "out_bits": self.out_bits, "frac_bits": self.frac_bits,
+             "residual": self.residual}
+        if self.act is not None:  # only when set: shapes without it keep their hashes
+            d["act"] = self.act
+        return d
+
+    def _validated_act(self, where, c_out) -> dict[str, Any]:
+        if self.act is None:
+            for name in ("act_shift", "act_offset"):
+                if getattr(self, name) is not None:
+                    raise ModelError(f"{where}: {name} is given but the stage has no act")
+            return {}
+        if self.act not in ACTIVATIONS:
+            raise ModelError(f"{where}: act={self.act!r} must be one of {', '.join(ACTIVATIONS)}")
+        olo, ohi = arith.signed_range(self.out_bits)
+        return {"act_shift": int_array(where, "act_shift", self.act_shift, (c_out,),
+                                       0, arith.MAX_ACT_SHIFT),
+                "act_offset": int_array(where, "act_offset", self.act_offset, (c_out,), olo, ohi)}
 
     def joins(self):
         return () if self.residual is None else (self.residual,)
@@ -359,15 +393,30 @@ class Affine(_Scaled):
                     f"{where}: residual tensor {r} has frac_bits={rt.frac_bits}, "
                     f"layer has {self.frac_bits}"
                 )
-        return dataclasses.replace(self, **arrays)
+        return dataclasses.replace(self, **arrays, **self._validated_act(where, c_out))
 
     def randomized(self, rng, acc_lo, acc_hi, c_out):
         out_hi = arith.signed_range(self.out_bits)[1]
-        return dataclasses.replace(
+        new = dataclasses.replace(
             self, **self._random_scaling(rng, acc_lo, acc_hi, c_out, out_hi, centre=0))
+        if self.act is None:  # draw nothing more, so seeds without the option keep their models
+            return new
+        # Every shift occurs, 0 (slope 1) and the largest included; small offsets, some at
+        # the range's ends (saturation is tested separately by the scaling's spread).
+        shifts = rng.integers(0, arith.MAX_ACT_SHIFT + 1, c_out)
+        shifts[rng.random(c_out) < 0.2] = arith.MAX_ACT_SHIFT
+        offsets = rng.integers(-(out_hi // 8) - 1, out_hi // 8 + 1, c_out)
+        offsets[rng.random(c_out) < 0.1] = rng.choice([-out_hi - 1, out_hi])
+        return dataclasses.replace(new, act_shift=shifts, act_offset=offsets)
+
+    def activated(self, y: np.ndarray) -> np.ndarray:
+        """The activation (if any) of the rounded values ``y`` (int64, channels last)."""
+        if self.act is None:
+            return y
+        return arith.prelu_shift(y, self.act_shift) + self.act_offset
 
     def reference(self, acc, tensors):
-        y = self.scaled(acc)
+        y = self.activated(self.scaled(acc))
         if self.residual is not None:
             y = y + tensors[self.residual]
         return arith.saturate(y, self.out_bits)
@@ -376,9 +425,15 @@ class Affine(_Scaled):
         scaled = self.fast_scaled(mismatch_taps)
         res = tensors[self.residual] if self.residual is not None else None
         lo, hi = arith.signed_range(self.out_bits)
+        if self.act is not None:
+            k = self.act_shift.astype(np.int64)
+            half = (np.int64(1) << k) >> 1  # rshift_round's constant per channel
+            offset = self.act_offset.astype(np.int64)
 
         def stage(r0, r1, acc):
             y = scaled(acc)
+            if self.act is not None:
+                y = np.where(y < 0, (y + half) >> k, y) + offset
             if res is not None:
                 y += res[r0:r1]
             np.clip(y, lo, hi, out=out[r0:r1], casting="unsafe")
@@ -386,7 +441,18 @@ class Affine(_Scaled):
         return stage
 
     def param_fields(self, acc_lo, acc_hi, input_channels):
-        return (("scale", self.scale_bits, True), ("bias", arith.CONST_BITS, True))
+        fields = (("scale", self.scale_bits, True), ("bias", arith.CONST_BITS, True))
+        if self.act is not None:
+            fields += (("act_shift", arith.MAX_ACT_SHIFT.bit_length(), False),
+                       ("act_offset", self.out_bits, True))
+        return fields
+
+    def param_values(self, acc_lo, acc_hi):
+        values = super().param_values(acc_lo, acc_hi)
+        if self.act is not None:
+            values.update(act_shift=np.asarray(self.act_shift, dtype=np.int64),
+                          act_offset=np.asarray(self.act_offset, dtype=np.int64))
+        return values
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

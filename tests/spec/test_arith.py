@@ -20,6 +20,22 @@ def test_rshift_round_exact_halves_go_up():
     assert arith.rshift_round(np.array([-3, -1, 1, 3]), 1).tolist() == [-1, 0, 1, 2]
 
 
+def test_rshift_round_per_channel_shifts():
+    rng = np.random.default_rng(7)
+    x = rng.integers(-(2**20), 2**20, (50, 8))
+    k = np.arange(8)
+    want = [[math.floor(v / 2**s + 0.5) for v, s in zip(row, k.tolist())] for row in x.tolist()]
+    np.testing.assert_array_equal(arith.rshift_round(x, k), want)
+
+
+@pytest.mark.parametrize("k", range(arith.MAX_ACT_SHIFT + 1))
+def test_prelu_shift_is_a_power_of_two_prelu_rounded_half_up(k):
+    y = np.concatenate([np.arange(-300, 301), [-(2**31), -(2**15) - 1, 2**15, 2**31 - 1]])
+    want = [v if v >= 0 else math.floor(v / 2**k + 0.5) for v in y.tolist()]
+    np.testing.assert_array_equal(arith.prelu_shift(y, k), want)
+    assert arith.prelu_shift(np.array([-1]), k).tolist() == [-1 if k == 0 else 0]
+
+
 @pytest.mark.parametrize("bits", [2, 4, 8, 16])
 def test_saturate(bits):
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

@@ -22,7 +22,17 @@ def _cases():
 
 @pytest.mark.parametrize("seed,h,w,mix", [c + (False,) for c in _cases()] + [(3, 5, 6, True), (4, 1, 7, True)])
 def test_fast_equals_reference(seed, h, w, mix):
-    model = spec.random_model(seed, mix_layers=mix)
+    _check_fast_equals_reference(spec.random_model(seed, mix_layers=mix), seed, h, w)
+
+
+@pytest.mark.parametrize("seed,h,w", list(_cases())[:120])
+def test_fast_equals_reference_with_activation(seed, h, w):
+    """Affine stages with the per-channel power-of-two PReLU and offset (``act``)."""
+    model = spec.random_model(seed, act_prob=0.8, mix_layers=seed % 4 == 0)
+    _check_fast_equals_reference(model, seed, h, w)
+
+
+def _check_fast_equals_reference(model, seed, h, w):
     r = model.steps.unshuffle
     x0 = spec.model_input(model, spec.random_image(seed, h * r, w * r, model.image_channels))
     want = reference.run_layers(model, x0)

@@ -158,3 +158,15 @@ def test_load_names_the_file(tmp_path):
         spec.load(p)
     with pytest.raises(ModelError, match=r"^cannot read model file .*missing.gamir.*No such file"):
         spec.load(tmp_path / "missing.gamir")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_round_trip_with_activation(seed):
+    m = spec.random_model(seed, n_binary=3, act_prob=1.0)
+    assert any(getattr(l.stage, "act", None) for l in m.layers)
+    m2 = spec.from_bytes(spec.to_bytes(m))
+    assert m2.shape_hash() == m.shape_hash() and spec.to_bytes(m2) == spec.to_bytes(m)
+    for a, b in zip(m.layers, m2.layers):
+        assert a.arrays().keys() == b.arrays().keys()
+        for name, arr in a.arrays().items():
+            np.testing.assert_array_equal(arr, b.arrays()[name], err_msg=name)

@@ -88,3 +88,44 @@ def test_image_checks():
         spec.restore(m, np.zeros((4, 4, 1), np.uint8))
     with pytest.raises(ModelError, match=r"^image must be a uint8 array"):
         spec.restore(m, np.zeros((4, 4, 3), np.float32))
+
+
+def _act_model():
+    m = spec.random_model(11, channels=4, n_binary=3, unshuffle=1, shuffle=1, image_channels=3,
+                          act_prob=1.0)
+    i = next(i for i, l in enumerate(m.layers) if getattr(l.stage, "act", None))
+    return m, i
+
+
+def test_activation_rules():
+    m, i = _act_model()
+    ob = m.layers[i].stage.out_bits
+    lo, hi = -(2 ** (ob - 1)), 2 ** (ob - 1) - 1
+    cases = [
+        (dict(act="relu"), rf"^layer {i + 1}: act='relu' must be one of prelu$"),
+        (dict(act_shift=None), rf"^layer {i + 1}: act_shift is missing$"),
+        (dict(act_shift=np.full(4, 8)), rf"^layer {i + 1}: act_shift value 8 is above 7$"),
+        (dict(act_shift=np.full(4, -1)), rf"^layer {i + 1}: act_shift value -1 is below 0$"),
+        (dict(act_offset=np.full(4, hi + 1)), rf"^layer {i + 1}: act_offset value {hi + 1} is above {hi}$"),
+        (dict(act_offset=np.full(4, lo - 1)), rf"^layer {i + 1}: act_offset value {lo - 1} is below {lo}$"),
+        (dict(act_offset=np.zeros(3, int)), rf"^layer {i + 1}: act_offset has shape \(3,\)"),
+        (dict(act=None), rf"^layer {i + 1}: act_shift is given but the stage has no act$"),
+    ]
+    for change, pattern in cases:
+        bad, _ = _act_model()
+        _stage(bad, i, **change)
+        with pytest.raises(ModelError, match=pattern):
+            bad.validate()
+
+
+def test_activation_is_part_of_the_shape_and_changes_the_output():
+    m, i = _act_model()
+    plain = dataclasses.replace(m, layers=list(m.layers))
+    _stage(plain, i, act=None, act_shift=None, act_offset=None)
+    plain = plain.validate()
+    assert m.shape_hash() != plain.shape_hash()
+    assert "act" not in plain.shape_dict()["layers"][i]
+    x0 = spec.model_input(m, spec.random_image(4, 12, 12, 3))
+    from spec import reference
+
+    assert not np.array_equal(reference.run_layers(m, x0)[i + 1], reference.run_layers(plain, x0)[i + 1])
