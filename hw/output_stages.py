@@ -10,7 +10,10 @@ optional residual stream joined per pixel, two registers); each stage defines it
   the single saturation. Amaranth widens every product and sum exactly, so only the final
   saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
   :class:`hw.stream_util.DelayFIFO` to arrive with this layer's accumulators (the pipeline
-  sizes the FIFO).
+  sizes the FIFO). With the activation option (``act``), each lane takes its rounded value
+  through a power-of-two PReLU (a sign test and a barrel shifter on the stored 3-bit
+  ``act_shift``, rounding half up) and adds its ``act_offset`` before the residual, in the
+  same output register: no extra cycle.
 * :class:`PixelOutput` -- pixel output: ``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)``
   with ``p`` channel ``residual_map[c]`` of the model input (global residual) or 0.
 """
@@ -24,7 +27,7 @@ from spec import arith, stages
 from .stream_util import pixel_layout
 from .weights import ParamBus, ParamMemory
 
-__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "saturate",
+__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "prelu_shift", "saturate",
            "stage_block", "BLOCKS", "LATENCY"]
 
 #: Cycles from an accumulator group in to its result out (for :mod:`hw.perf`).
@@ -154,6 +157,14 @@ def scale_round(product, prm, shift: int):
     return value
 
 
+def prelu_shift(value, k):
+    """``spec.arith.prelu_shift`` of one lane: ``value`` where it is >= 0, else
+    ``rshift_round(value, k)`` for the lane's shift signal ``k`` (``(1 << k) >> 1`` is the
+    rounding constant, 0 for ``k = 0``)."""
+    half = (Const(1) << k) >> 1
+    return Mux(value < 0, (value + half) >> k, value)
+
+
 def saturate(value, bits: int):
     lo, hi = arith.signed_range(bits)
     return Mux(value < lo, lo, Mux(value > hi, hi, value))
@@ -173,6 +184,9 @@ class Affine(LaneStage):
     residual : bool
         Whether a residual stream ``r`` (the whole pixel, ``c_out`` channels of
         ``signed(out_bits)``) is added.
+    act : bool
+        Whether the per-channel activation applies (the region then holds ``act_shift`` and
+        ``act_offset`` per lane).
 
     Members
     -------
@@ -182,8 +196,8 @@ class Affine(LaneStage):
     bus : In(ParamBus())
     """
 
-    def __init__(self, region, init, *, acc_shape, shift, out_bits, residual=False):
-        self.shift, self.out_bits = shift, out_bits
+    def __init__(self, region, init, *, acc_shape, shift, out_bits, residual=False, act=False):
+        self.shift, self.out_bits, self.act = shift, out_bits, act
         c_out = region.entries * region.lanes
         r_layout = pixel_layout(signed(out_bits), c_out) if residual else None
         super().__init__(region, init, acc_shape=acc_shape, out_elem=signed(out_bits),
@@ -192,13 +206,15 @@ class Affine(LaneStage):
     @classmethod
     def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
         return cls(region, init, acc_shape=acc_shape, shift=stage.shift, out_bits=stage.out_bits,
-                   residual=stage.residual is not None)
+                   residual=stage.residual is not None, act=stage.act is not None)
 
     def pre(self, acc, prm):
         return acc * prm.scale
 
     def post(self, product, prm, group, lane, r):
         y = scale_round(product, prm, self.shift)
+        if self.act:
+            y = prelu_shift(y, prm.act_shift) + prm.act_offset
         if self.r_layout is not None:
             rv = r.as_value().word_select(group, self.lanes * self.out_bits)
             y = y + rv[lane * self.out_bits:(lane + 1) * self.out_bits].as_signed()

@@ -2,6 +2,8 @@
 spec.reference.output_stage, fed the reference accumulators in out_pe groups, with stalls.
 (Mirrors hw/output_stages.py.)"""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -60,18 +62,55 @@ def test_threshold_matches_spec(out_pe):
 
 
 @pytest.mark.parametrize("with_residual", [False, True])
-def test_affine_matches_spec(with_residual):
+@pytest.mark.parametrize("act", [False, True])
+def test_affine_matches_spec(with_residual, act):
+    kw = dict(KW, act_prob=1.0) if act else KW
     seed, k = find_layer(lambda l: isinstance(l.stage, spec.Affine) and l.kind == "binary"
-                         and (l.stage.residual is not None) == with_residual, **KW)
+                         and (l.stage.residual is not None) == with_residual, **kw)
     model, layer, tensors, types, _, oreg, acc = layer_case(
-        seed, k, {"pe": 4, "simd": 1, "out_pe": 2}, **KW)
+        seed, k, {"pe": 4, "simd": 1, "out_pe": 2}, **kw)
     shape = acc_shape_for(layer, types[k - 1])
     stage = layer.stage
-    dut = Affine(oreg, regmap.region_entries(model, oreg), acc_shape=shape, shift=stage.shift,
-                 out_bits=stage.out_bits, residual=with_residual)
+    assert (stage.act is not None) == act
+    dut = Affine.for_stage(stage, oreg, regmap.region_entries(model, oreg), acc_shape=shape,
+                           input_channels=model.input_channels)
     res = tensors[stage.residual] if with_residual else None
     got = run_stage(dut, acc, shape, res, stage.out_bits)
     assert (got == output_stage(layer, acc, tensors)).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_affine_activation_extremes(seed):
+    """Slopes 2**0 and 2**-7 on every lane, offsets at both ends of the output range, large
+    negative and positive values (saturation on both sides), random stalls."""
+    rng = np.random.default_rng(seed)
+    kw = dict(KW, act_prob=1.0)
+    s, k = find_layer(lambda l: isinstance(l.stage, spec.Affine) and l.kind == "binary", **kw)
+    model, layer, tensors, types, _, _, acc = layer_case(s, k, {"pe": 4, "simd": 1, "out_pe": 4}, **kw)
+    stage = layer.stage
+    lo, hi = -(2 ** (stage.out_bits - 1)), 2 ** (stage.out_bits - 1) - 1
+    c = layer.c_out
+    stage = dataclasses.replace(
+        stage, act_shift=np.array([0, 7, 7, 0][:c]) if seed % 2 else rng.integers(0, 8, c),
+        act_offset=rng.choice([lo, hi, 0, -1], c),
+        # Half the channels at the largest |A|: values far beyond both ends of the range.
+        scale=np.where(rng.random(c) < 0.5, stage.scale,
+                       np.sign(stage.scale) * (2 ** (stage.scale_bits - 1) - 1)))
+    layers = list(model.layers)
+    layers[k - 1] = dataclasses.replace(layer, stage=stage)
+    model = dataclasses.replace(model, layers=layers).validate()
+    layer = model.layers[k - 1]
+    folds = [None] * len(model.layers)
+    folds[k - 1] = {"pe": 4, "simd": 1, "out_pe": 4}
+    oreg = regmap.regions(model, folds)[2 * k - 1]
+    shape = acc_shape_for(layer, types[k - 1])
+    dut = Affine.for_stage(layer.stage, oreg, regmap.region_entries(model, oreg), acc_shape=shape,
+                           input_channels=model.input_channels)
+    res = tensors[layer.stage.residual] if layer.stage.residual is not None else None
+    want = output_stage(layer, acc, tensors)
+    assert (want == lo).any() or (want == hi).any()
+    got = run_stage(dut, acc, shape, res, layer.stage.out_bits, seed=seed)
+    assert (got == want).all()
 
 
 def test_pixel_output_matches_spec():
