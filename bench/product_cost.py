@@ -32,7 +32,7 @@ from hw import build
 from hw.compressor import Operand, carry_save_sum
 from hw.stream_util import tree_sum
 
-__all__ = ["DotProduct", "measure", "main"]
+__all__ = ["DotProduct", "measure", "synth_ecp5", "main"]
 
 
 def shift_add_product(x, w):
@@ -77,6 +77,14 @@ class DotProduct(Elaboratable):
 def measure(terms: int, x_bits: int, w_bits: int, form: str, booth: bool = False) -> dict:
     """Cell counts and LUT4 equivalents of one :class:`DotProduct` (ECP5, no DSPs)."""
     dut = DotProduct(terms, x_bits, w_bits, form)
+    cells, lut4 = synth_ecp5(dut, [*dut.x, *dut.w, dut.y], booth)
+    return {"form": form + (" + booth" if booth else ""), "terms": terms, "x_bits": x_bits,
+            "w_bits": w_bits, "cells": cells, "lut4": lut4, "lut4_per_product": lut4 / terms}
+
+
+def synth_ecp5(dut, ports, booth: bool = False) -> tuple[dict, float]:
+    """Cell counts and LUT4 equivalents of ``dut`` with the classic-ABC ECP5 flow of
+    :mod:`hw.build`, hard multipliers off."""
     env = build.tool_env("ecp5")
     first, rest = build._classic_synth("ecp5", "dot")
     first = first.replace("-run :map_luts", "-nodsp -run :map_luts")
@@ -85,7 +93,6 @@ def measure(terms: int, x_bits: int, w_bits: int, form: str, booth: bool = False
     pre = "proc; flatten; opt; wreduce; booth; " if booth else ""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        ports = [*dut.x, *dut.w, dut.y]
         (work / "dot.v").write_text(verilog.convert(dut, name="dot", ports=ports, emit_src=False))
         script = (f"read_verilog dot.v; hierarchy -top dot; {pre}synth_ecp5 -top dot {first}\n"
                   f"{rest}\ntee -q -o dot.stat.json stat -json\n")
@@ -93,9 +100,7 @@ def measure(terms: int, x_bits: int, w_bits: int, form: str, booth: bool = False
         subprocess.run([env["YOSYS"], "-q", "dot.ys"], cwd=work, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         cells = build._cell_counts(work / "dot.stat.json")
-    lut4 = build._resources_from_cells("ecp5", cells)["LUT"]
-    return {"form": form + (" + booth" if booth else ""), "terms": terms, "x_bits": x_bits,
-            "w_bits": w_bits, "cells": cells, "lut4": lut4, "lut4_per_product": lut4 / terms}
+    return cells, build._resources_from_cells("ecp5", cells)["LUT"]
 
 
 def main(argv=None) -> int:

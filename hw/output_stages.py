@@ -159,10 +159,13 @@ def scale_round(product, prm, shift: int):
 
 def prelu_shift(value, k):
     """``spec.arith.prelu_shift`` of one lane: ``value`` where it is >= 0, else
-    ``rshift_round(value, k)`` for the lane's shift signal ``k`` (``(1 << k) >> 1`` is the
-    rounding constant, 0 for ``k = 0``)."""
-    half = (Const(1) << k) >> 1
-    return Mux(value < 0, (value + half) >> k, value)
+    ``rshift_round(value, k)`` for the lane's shift signal ``k``.
+
+    One barrel shifter and one increment: with ``v2 = 2*value``,
+    ``rshift_round(value, k) = ((v2 >> k) + 1) >> 1`` for every ``k`` >= 0 (the bit shifted
+    out last is the rounding bit; ``k = 0`` gives ``(2v + 1) >> 1 = v``)."""
+    doubled = Cat(Const(0, 1), value).as_signed()
+    return Mux(value < 0, ((doubled >> k) + 1) >> 1, value)
 
 
 def saturate(value, bits: int):

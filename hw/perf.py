@@ -54,6 +54,10 @@ FIFO_SLACK = 32
 #: than DSPs take most head/tail products, 2.7x).
 LUT4_PER_UNIT = 4.5
 LUT6_PER_UNIT = 2.0
+#: Structural units of the affine stage's activation per lane (``act``: sign test, 3-bit
+#: barrel shift, increment, offset add): ``python -m bench.stage_cost`` measured +242 ECP5
+#: LUT4 per lane on the denoiser's body format (27-bit product, 10-bit stream), / 4.5.
+ACT_UNITS = 54
 
 #: Block RAM shapes (depth, width) per primitive: ECP5 EBR (18 Kbit) and Xilinx 7-series
 #: RAMB36 (36 Kbit, simple dual port up to 72 bits wide).
@@ -184,6 +188,8 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
         l_sel = 0 if sf == 1 else int(f.simd * in_bits * math.log2(sf))  # slice mux
         if layer.stage.multiplies:
             l_out = f.out_pe * 80  # bias add, rounding, residual, saturation
+            if getattr(layer.stage, "act", None) is not None:
+                l_out += f.out_pe * ACT_UNITS
             m_out = f.out_pe * max(1, math.ceil(acc_bits / 18))
         else:
             l_out = f.out_pe * acc_bits * 2  # a comparison

@@ -2,6 +2,8 @@
 (measured on the output beats), and the cycle model matches the CYCLES register within 2 %
 over folded and unfolded designs. Folding choice reaches the shipped denoiser's target."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,21 @@ def test_block_ram_count_uses_the_best_primitive_shape():
     mems = perf.memories(model, None, max_width=640)
     assert mems[-1]["what"] == "global residual delay"
     assert mems[-1]["depth"] == perf.delay_depth(len(model.layers), 640)
+
+
+def test_activation_adds_its_measured_lane_cost():
+    """Each affine layer with ``act`` costs ACT_UNITS more per output lane, nothing else."""
+    m = spec.random_model(5, channels=8, n_binary=4, act_prob=1.0)
+    plain = m.validate()
+    layers = [l if not isinstance(l.stage, spec.Affine) else
+              dataclasses.replace(l, stage=dataclasses.replace(l.stage, act=None, act_shift=None,
+                                                              act_offset=None))
+              for l in m.layers]
+    plain = dataclasses.replace(m, layers=layers).validate()
+    with_act = perf.estimate_cost(m, None, max_width=64)
+    without = perf.estimate_cost(plain, None, max_width=64)
+    folds = regmap.normalize_fold(m, None)
+    lanes = sum(f.out_pe for l, f in zip(m.layers, folds) if getattr(l.stage, "act", None))
+    assert lanes > 0
+    assert with_act["luts"] - without["luts"] == pytest.approx(perf.LUT4_PER_UNIT * perf.ACT_UNITS * lanes, abs=1)
+    assert with_act["ram_bits"] == without["ram_bits"] and with_act["mults"] == without["mults"]
