@@ -52,21 +52,24 @@ def run_frames(dut, frames, *, gap=0.0, stall=0.0, seed=0, before=None, after=No
     return res
 
 
-CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail)
-    (1, 4, 5, None, False),
-    (2, 1, 6, None, False),
-    (3, 5, 1, None, False),
-    (4, 1, 1, None, False),
-    (5, 3, 7, "fold", False),
-    (6, 2, 3, "fold", False),
-    (7, 3, 4, None, True),
-    (8, 2, 5, "fold", True),
+CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail), act
+    (1, 4, 5, None, False, False),
+    (2, 1, 6, None, False, False),
+    (3, 5, 1, None, False, False),
+    (4, 1, 1, None, False, False),
+    (5, 3, 7, "fold", False, False),
+    (6, 2, 3, "fold", False, False),
+    (7, 3, 4, None, True, False),
+    (8, 2, 5, "fold", True, False),
+    (10, 3, 5, None, False, True),  # every affine stage with the per-channel activation
+    (9, 4, 3, "fold", True, True),
 ]
 
 
-@pytest.mark.parametrize("seed,h,w,fold,mix", CASES)
-def test_top_matches_spec(seed, h, w, fold, mix):
-    model = small_model(seed, mix_layers=mix)
+@pytest.mark.parametrize("seed,h,w,fold,mix,act", CASES)
+def test_top_matches_spec(seed, h, w, fold, mix, act):
+    model = small_model(seed, mix_layers=mix, act_prob=1.0 if act else 0.0)
+    assert any(getattr(l.stage, "act", None) for l in model.layers) == act
     if fold == "fold":  # fold the first two layers (the rest fully unfolded)
         l1, l2 = model.layers[:2]
         fold = [{"pe": 1, "simd": l1.c_in, "out_pe": 1}, {"pe": l2.c_out, "simd": l2.c_in, "out_pe": 1}]
@@ -83,8 +86,10 @@ def test_top_matches_spec(seed, h, w, fold, mix):
     assert res["MAX_WIDTH"] == 8
 
 
-def test_reload_runs_another_model_without_rebuild():
-    model = small_model(11, image_channels=3)
+@pytest.mark.parametrize("act", [False, True])
+def test_reload_runs_another_model_without_rebuild(act):
+    model = small_model(11, image_channels=3, act_prob=1.0 if act else 0.0)
+    assert any(getattr(l.stage, "act", None) for l in model.layers) == act
     other = random_same_shape(model, 99)
     fold = [{"pe": 3, "simd": 3}] + [None] * (len(model.layers) - 1)
     dut = Top(model, max_width=6, fold=fold)
