@@ -157,16 +157,18 @@ def test_fixed_conv():
 # ---------------------------------------------------------------- output stages
 
 def stage_case(kind):
-    """A model and the index of a layer whose output stage is ``kind``."""
+    """A model and the index of a layer whose output stage is ``kind`` (``affine-act``: an
+    affine stage with the per-channel activation)."""
     for seed in range(40, 200):
         model = spec.random_model(seed, channels=4, n_binary=3, image_channels=1, unshuffle=1,
-                                  noise_channel=False, residual_prob=1.0)
+                                  noise_channel=False, residual_prob=1.0,
+                                  act_prob=1.0 if kind == "affine-act" else 0.0)
         for k, layer in enumerate(model.layers, 1):
             stage = layer.stage
             if kind == "threshold" and isinstance(stage, spec.Threshold):
                 return model, k
-            if kind == "affine" and isinstance(stage, spec.Affine) and stage.residual is not None \
-                    and layer.kind == "binary":
+            if kind.startswith("affine") and isinstance(stage, spec.Affine) \
+                    and stage.residual is not None and layer.kind == "binary":
                 return model, k
             if kind == "pixel" and isinstance(stage, spec.PixelOutput) and \
                     (stage.residual_map >= 0).any():
@@ -179,10 +181,11 @@ def random_acc(rng, layer, in_type, n):
     return rng.integers(lo, hi + 1, (1, n, layer.c_out))
 
 
-@pytest.mark.parametrize("kind", ["threshold", "affine", "pixel"])
+@pytest.mark.parametrize("kind", ["threshold", "affine", "affine-act", "pixel"])
 def test_output_stage(kind):
-    """Threshold, affine + residual and pixel + global residual stages, two lanes per beat,
-    against ``spec.reference.output_stage`` on random accumulators (extremes included)."""
+    """Threshold, affine + residual (plain and with the activation) and pixel + global
+    residual stages, two lanes per beat, against ``spec.reference.output_stage`` on random
+    accumulators (extremes included)."""
     model, k = stage_case(kind)
     layer = model.layers[k - 1]
     stage = layer.stage
@@ -202,9 +205,10 @@ def test_output_stage(kind):
     inputs = {"i": [pack(v, Shape.cast(acc_shape).width) for v in groups(acc, lanes)]}
     if kind == "threshold":
         block = Threshold(o_region, o_init, acc_shape=acc_shape)
-    elif kind == "affine":
-        block = Affine(o_region, o_init, acc_shape=acc_shape, shift=stage.shift,
-                       out_bits=stage.out_bits, residual=True)
+    elif kind.startswith("affine"):
+        assert (stage.act is not None) == (kind == "affine-act")
+        block = Affine.for_stage(stage, o_region, o_init, acc_shape=acc_shape,
+                                 input_channels=model.input_channels)
         lo_r, hi_r = types[stage.residual].value_range()
         res = rng.integers(lo_r, hi_r + 1, (1, n, layer.c_out))
         tensors[stage.residual] = res
@@ -217,7 +221,7 @@ def test_output_stage(kind):
         inputs["r"] = [pack(v, 8) for v in x0.reshape(n, -1)]
     y = reference.output_stage(layer, acc, tensors)
     bits = elem_of(block, "o")[0]
-    run_block(build(block, f"blk_{kind}"), block, consts={"bus__en": 0}, inputs=inputs,
+    run_block(build(block, f"blk_{kind.replace('-', '_')}"), block, consts={"bus__en": 0}, inputs=inputs,
               outputs={"o": ([pack(v, bits) for v in groups(y, lanes)],
                              pixel_labels(1, n, layer.c_out // lanes))})
 

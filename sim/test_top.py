@@ -23,7 +23,7 @@ DESIGNS = {
     "small": (dict(seed=11, channels=3, n_binary=2, image_channels=1, unshuffle=1,
                    noise_channel=False, kernels=(1, 3)), "full"),
     "residual-folded": (dict(seed=12, channels=4, n_binary=3, image_channels=3, unshuffle=1,
-                             noise_channel=True, residual_prob=1.0), "random"),
+                             noise_channel=True, residual_prob=1.0, act_prob=0.7), "random"),
     "unshuffle-wide": (dict(seed=13, channels=2, n_binary=1, image_channels=3, unshuffle=2,
                             noise_channel=True), "full"),
 }

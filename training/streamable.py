@@ -123,6 +123,21 @@ class PowerOfTwoRPReLU(nn.Module):
         """The deployed per-channel shifts ``k`` (integers)."""
         return torch.floor(self.kappa.detach().clamp(0, arith.MAX_ACT_SHIFT) + 0.5)
 
+    def to_stage(self, stage: spec.Affine, out_scale: float) -> spec.Affine:
+        """``stage`` (its ``A``, ``B``, ``shift`` folded, output integers ``y * out_scale``)
+        with this activation: ``gamma`` folded into ``B``, the shifts and ``zeta`` stored."""
+        def integers(v: torch.Tensor) -> np.ndarray:  # round_ste's floor(x + 0.5)
+            return np.floor(v.detach().cpu().double().numpy() * out_scale + 0.5).astype(np.int64)
+
+        offset = integers(self.zeta)
+        lo, hi = arith.signed_range(stage.out_bits)
+        if offset.min() < lo or offset.max() > hi:
+            raise spec.ModelError(f"RPReLU offsets {offset.min()}..{offset.max()} exceed the "
+                                  f"{stage.out_bits}-bit stream")
+        bias = stage.bias - (integers(self.gamma) << stage.shift)
+        return dataclasses.replace(stage, bias=bias, act="prelu", act_offset=offset,
+                                   act_shift=self.shifts().cpu().numpy().astype(np.int64))
+
     def forward(self, z: torch.Tensor, frac_bits: int | None = None) -> torch.Tensor:
         kappa = self.kappa.clamp(0, arith.MAX_ACT_SHIFT).view(1, -1, 1, 1)
         gamma, zeta = self.gamma.view(1, -1, 1, 1), self.zeta.view(1, -1, 1, 1)
@@ -160,8 +175,11 @@ class _Block(nn.Module):
         c = bn.bias.cpu().double().numpy() - a * bn.running_mean.cpu().double().numpy()
         n = conv.weight[0].numel()  # the popcount's N = c_in * k * k
         bits = (_spec_weights(conv.weight) >= 0).astype(np.uint8)
+        stage = _folded(2 * a * out_scale, (c - a * n) * out_scale, stage)
+        if self.act is not None:
+            stage = self.act.to_stage(stage, out_scale)
         return spec.Layer("binary", conv.kernel_size[0], conv.in_channels, conv.out_channels,
-                          bits, _folded(2 * a * out_scale, (c - a * n) * out_scale, stage))
+                          bits, stage)
 
 
 class StreamNet(nn.Module):

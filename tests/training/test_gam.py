@@ -120,12 +120,23 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert final["stage_index"] == len(final["plan"]) and final["step"] == 0
 
 
-@pytest.mark.parametrize("kernel, mid", [(3, 0), (1, 0), (3, 3)])
-def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid):
+@pytest.mark.parametrize("kernel, mid, act", [(3, 0, "none"), (1, 0, "none"), (3, 3, "none"),
+                                              (3, 0, "rprelu")])
+def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid, act):
     run = tmp_path / "run"
-    net = _net(head_kernel=kernel, tail_kernel=kernel, head_mid=mid, tail_mid=mid)
+    net = _net(head_kernel=kernel, tail_kernel=kernel, head_mid=mid, tail_mid=mid, act=act)
     state = Trainer(net, _sampler(), [], run, "gam", 8, log_every=100,
                     meta={"task": "denoise", "command": "test"}).run()
+    if act == "rprelu":
+        # A few training steps barely move the activation: give it every slope (2**0 and
+        # 2**-7 included) and offsets before and after, so the export's folding is exercised.
+        g = torch.Generator().manual_seed(1)
+        for key in [k for k in state["model"] if ".act." in k]:
+            v = state["model"][key]
+            if key.endswith("kappa"):
+                state["model"][key] = torch.tensor([0.0, 7.0, 3.4, 9.0, -1.0, 1.6, 5.5, 2.0])[:len(v)]
+            else:
+                state["model"][key] = torch.randn(v.shape, generator=g) * 0.3
     torch.save(state, run / "final.pt")
     val = tmp_path / "val"
     val.mkdir()
@@ -142,6 +153,10 @@ def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid):
                      + [("binary", 3, "affine", b), ("binary", 3, "affine", b + 1)]
                      + mix + [("fixed", kernel, "pixel", None)])
     assert [l.c_out for l in model.layers[:len(mix) + 1]] == [mid or 8] + [8] * len(mix)
+    acts = [l.stage.act for l in model.layers if isinstance(l.stage, spec.Affine)]
+    assert acts == [None] + [None] * len(mix) + ["prelu" if act == "rprelu" else None] * 2 + [None] * len(mix)
+    if act == "rprelu":
+        assert model.layers[1].stage.act_shift.tolist() == [0, 7, 3, 7, 0, 2, 6, 2]
     # Bit-level agreement on a random image: torch eval form == spec.restore.
     net, _ = load_run(run / "final.pt")
     img = spec.random_image(3, 32, 40, 3)
@@ -149,9 +164,10 @@ def test_export_matches_torch_through_the_spec(tmp_path, kernel, mid):
         y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float(), torch.tensor([25.0]))
     y = y[0].permute(1, 2, 0).numpy().astype(np.uint8)
     z = spec.restore(model, img)
-    # Folded constants round differently from torch's floats at exact .5 ties; each extra
-    # requantized tensor (a bottleneck's middle) adds such ties.
-    assert np.mean(y != z) < (1e-3 if not mid else 1e-2)
+    # The folded constants (18-bit A) put a stream value on the other side of a rounding
+    # boundary now and then (a 1-LSB difference); each extra requantized tensor (a
+    # bottleneck's middle, an activation's rounding) adds such cases.
+    assert np.mean(y != z) < (1e-3 if not mid and act == "none" else 3e-2)
     assert np.abs(y.astype(int) - z).max() <= 2
     out = tmp_path / "m.gamir"
     assert export_main(["--checkpoint", str(run / "final.pt"), "--data", str(val),
