@@ -109,15 +109,16 @@ class PowerOfTwoRPReLU(nn.Module):
         y += round(zeta * 2**F)       # the stage's per-channel act_offset
 
     Without ``frac_bits`` (the full-precision twin) the slope is continuous. Slopes start at
-    1/4, PReLU's usual start; A&B-BNN (CVPR 2024) reports that power-of-two slopes lose almost
-    nothing, and they make the hardware a comparator and a shifter.
+    ``2**-init_shift`` (PReLU's usual start is 1/4, shift 2; shift 0 starts as the identity,
+    the unit without activation); A&B-BNN (CVPR 2024) reports that power-of-two slopes lose
+    almost nothing, and they make the hardware a comparator and a shifter.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, init_shift: float = 0.0):
         super().__init__()
         self.gamma = nn.Parameter(torch.zeros(width))
         self.zeta = nn.Parameter(torch.zeros(width))
-        self.kappa = nn.Parameter(torch.full((width,), 2.0))
+        self.kappa = nn.Parameter(torch.full((width,), float(init_shift)))
 
     def shifts(self) -> torch.Tensor:
         """The deployed per-channel shifts ``k`` (integers)."""
