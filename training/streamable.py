@@ -140,7 +140,10 @@ class PowerOfTwoRPReLU(nn.Module):
                                    act_shift=self.shifts().cpu().numpy().astype(np.int64))
 
     def forward(self, z: torch.Tensor, frac_bits: int | None = None) -> torch.Tensor:
-        kappa = self.kappa.clamp(0, arith.MAX_ACT_SHIFT).view(1, -1, 1, 1)
+        # Clamped with a straight-through gradient: a slope pushed past 1 (or 2**-7) must be
+        # able to come back (a plain clamp would freeze it there).
+        kappa = self.kappa + (self.kappa.clamp(0, arith.MAX_ACT_SHIFT) - self.kappa).detach()
+        kappa = kappa.view(1, -1, 1, 1)
         gamma, zeta = self.gamma.view(1, -1, 1, 1), self.zeta.view(1, -1, 1, 1)
         if frac_bits is None:
             u = z - gamma
