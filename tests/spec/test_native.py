@@ -140,3 +140,18 @@ def test_pixel_steps_equal_numpy(monkeypatch, r, noise):
         for g, e in zip(got, want):
             assert g.dtype == e.dtype and g.flags.c_contiguous
             np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_activation_runs_on_numpy(seed):
+    """The kernel has no affine activation yet: it says so, and auto runs such models on the
+    numpy path, bit-exact."""
+    model = spec.random_model(seed, n_binary=3, act_prob=1.0)
+    layers = [i for i, l in enumerate(model.layers, 1) if getattr(l.stage, "act", None)]
+    assert layers
+    assert native.supports(model) == \
+        f"layer {layers[0]}: the native kernel has no affine activation (act)"
+    path, run = spec.tensor_runner(model)
+    assert path.startswith("numpy")
+    x0 = _x0(model, seed, 6, 7)
+    np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
