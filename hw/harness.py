@@ -27,10 +27,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
-__all__ = ["Port", "verilog_ports", "SerialHarness"]
+__all__ = ["Port", "verilog_ports", "SerialHarness", "ecp5_pll"]
 
 #: Ports of ``gam_top`` the harness does not serialize: the clock and reset come from the
 #: board's clock domain.
@@ -67,6 +67,33 @@ def verilog_ports(verilog: str, module: str = "gam_top") -> list[Port]:
     return ports
 
 
+def ecp5_pll(f_in: float, f_out: float) -> dict:
+    """EHXPLLL dividers for ``f_out`` from ``f_in`` (Hz), feedback from CLKOP; the closest
+    output the ECP5 PLL's ranges allow (input divider 1..128, phase detector 3.125..400 MHz,
+    feedback divider 1..80, VCO 400..800 MHz, output divider 1..128), as ``ecppll`` finds it.
+
+    Returns ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "f_out"}``.
+    """
+    best = None
+    for clki_div in range(1, 129):
+        pfd = f_in / clki_div
+        if not 3.125e6 <= pfd <= 400e6:
+            continue
+        for fb_div in range(1, 81):
+            out = pfd * fb_div
+            for op_div in range(1, 129):
+                if not 400e6 <= out * op_div <= 800e6:
+                    continue
+                err = abs(out - f_out)
+                if best is None or err < best[0]:
+                    best = (err, {"CLKI_DIV": clki_div, "CLKFB_DIV": fb_div, "CLKOP_DIV": op_div,
+                                  "f_out": out})
+                break  # every output divider in range gives the same output frequency
+    if best is None:
+        raise ValueError(f"no ECP5 PLL setting makes {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz")
+    return best[1]
+
+
 class SerialHarness(Elaboratable):
     """Top level of a Lattice build: the board clock, ``gam_top`` and two serial pins.
 
@@ -77,15 +104,23 @@ class SerialHarness(Elaboratable):
         a power-on reset, all others go through the shift registers.
     serial_in, serial_out : tuple
         ``(resource, number[, subsignal])`` naming the two pins in the board's platform.
+    pll_hz : float or None
+        ECP5 only: clock everything from an EHXPLLL at this frequency (the closest the PLL
+        makes, :attr:`clock_hz`) fed by the board oscillator (nextpnr derives the output clock's
+        constraint from the PLL's dividers); ``gam_top`` stays in reset until the PLL locks. ``None``: the platform's own
+        clock domain (the oscillator).
     """
 
-    def __init__(self, ports: list[Port], serial_in: tuple, serial_out: tuple):
+    def __init__(self, ports: list[Port], serial_in: tuple, serial_out: tuple,
+                 pll_hz: float | None = None):
         self.inputs = [p for p in ports if p.direction == "input" and p.name not in CLOCK_RESET]
         self.outputs = [p for p in ports if p.direction == "output"]
         if not self.inputs or not self.outputs:
             raise ValueError("gam_top needs at least one input and one output besides clk/rst")
         self.serial_in = serial_in
         self.serial_out = serial_out
+        self.pll_hz = pll_hz
+        self.clock_hz = None  # the PLL's output, known once elaborated on a platform
 
     @property
     def input_bits(self) -> int:
@@ -107,6 +142,7 @@ class SerialHarness(Elaboratable):
                 res = getattr(res, sub)
             return io.Buffer(direction, res)
 
+        locked = self._pll(m, platform) if self.pll_hz else 1
         m.submodules.sin = sin = pin(self.serial_in, "i")
         m.submodules.sout = sout = pin(self.serial_out, "o")
 
@@ -129,7 +165,7 @@ class SerialHarness(Elaboratable):
         with m.If(~por.all()):
             m.d.sync += por.eq(por + 1)
 
-        kwargs = {"i_clk": ClockSignal(), "i_rst": ~por.all()}
+        kwargs = {"i_clk": ClockSignal(), "i_rst": ~por.all() | ~locked}
         offset = 0
         for p in self.inputs:
             kwargs[f"i_{p.name}"] = shift_in[offset:offset + p.width]
@@ -138,3 +174,28 @@ class SerialHarness(Elaboratable):
             kwargs[f"o_{p.name}"] = outs[p.name]
         m.submodules.gam = Instance("gam_top", **kwargs)
         return m
+
+    def _pll(self, m, platform):
+        """The ``sync`` domain from an EHXPLLL on the board oscillator; returns its LOCK."""
+        osc = platform.request(platform.default_clk, dir="-")
+        m.submodules.osc = osc_buf = io.Buffer("i", osc)
+        f_in = platform.default_clk_frequency
+        cfg = ecp5_pll(f_in, self.pll_hz)
+        self.clock_hz = cfg["f_out"]
+        clk, locked = Signal(), Signal()
+        m.domains.sync = ClockDomain("sync", reset_less=True)
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=f"{f_in / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=cfg["CLKI_DIV"], p_CLKFB_DIV=cfg["CLKFB_DIV"],
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=cfg["CLKOP_DIV"],
+            p_CLKOP_CPHASE=cfg["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0,
+            i_CLKI=osc_buf.i, i_CLKFB=clk, o_CLKOP=clk, o_LOCK=locked,
+            i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
+            i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
+        return locked
