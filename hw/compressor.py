@@ -46,10 +46,11 @@ def carry_save_sum(m, operands, shape, name="csa"):
     """The sum of ``operands`` (:class:`Operand`\\ s or plain values) as a value of ``shape``.
 
     ``shape`` must hold the exact sum (the callers' accumulator shapes do); the arithmetic is
-    modulo ``2**width`` and the result is read back in ``shape``. Each level of full adders is
-    a comb signal of module ``m``: as bare expressions, every level would copy the ones below
-    it (a sum and a carry both read the same three bits) and the netlist would grow
-    exponentially.
+    modulo ``2**width`` and the result is read back in ``shape``. Each level's full adders of
+    one column are two comb signals of module ``m`` (the sum bits and the carry bits, one bit
+    per adder): as bare expressions, every level would copy the ones below it (a sum and a
+    carry both read the same three bits) and the netlist would grow exponentially; as one
+    signal per bit, a 32x288 PE array alone would be 18,000 signals to elaborate.
     """
     shape = Shape.cast(shape)
     width = shape.width
@@ -69,25 +70,19 @@ def carry_save_sum(m, operands, shape, name="csa"):
     while max(len(col) for col in columns) > 2:
         nxt = [[] for _ in range(width)]
         for col, bits in enumerate(columns):
-            k = 0
-            while len(bits) - k >= 3:
-                a, b, c = bits[k:k + 3]
-                nxt[col].append(a ^ b ^ c)
+            k = len(bits) // 3
+            if k:
+                a, b, c = (Cat(*bits[j:3 * k:3]) for j in range(3))
+                sums = Signal(k, name=f"{name}_l{level}_c{col}_s")
+                m.d.comb += sums.eq(a ^ b ^ c)
+                nxt[col].extend(sums[i] for i in range(k))
                 if col + 1 < width:
-                    nxt[col + 1].append((a & b) | (a & c) | (b & c))
-                k += 3
-            nxt[col].extend(bits[k:])
-        columns = [[_wire(m, bit, f"{name}_l{level}_c{col}_{i}") for i, bit in enumerate(bits)]
-                   for col, bits in enumerate(nxt)]
+                    carries = Signal(k, name=f"{name}_l{level}_c{col}_c")
+                    m.d.comb += carries.eq((a & b) | (a & c) | (b & c))
+                    nxt[col + 1].extend(carries[i] for i in range(k))
+            nxt[col].extend(bits[3 * k:])
+        columns = nxt
         level += 1
     rows = [Cat(*(col[r] if len(col) > r else Const(0, 1) for col in columns)) for r in range(2)]
     total = (rows[0] + rows[1])[:width]
     return total.as_signed() if shape.signed else total
-
-
-def _wire(m, bit, name):
-    if isinstance(bit, (Const, Signal)):
-        return bit
-    sig = Signal(name=name)
-    m.d.comb += sig.eq(bit)
-    return sig

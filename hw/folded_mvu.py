@@ -19,7 +19,7 @@ output register, so a stall freezes the pipeline, memory read included; latency 
 generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -118,13 +118,20 @@ class FoldedMVU(wiring.Component):
                          v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
 
         # Stage 2: the PE array's terms (XNOR bits or products), registered.
+        # One register per PE (not per term: thousands of signals slow elaboration down).
         term_regs = []
         for p in range(self.pe):
             w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-            terms = self.terms(m, x1, w, p)
-            regs = [Signal(t.shape(), name=f"term_{p}_{j}") for j, t in enumerate(terms)]
+            terms = [Value.cast(t) for t in self.terms(m, x1, w, p)]
+            shapes = [t.shape() for t in terms]
+            reg = Signal(sum(sh.width for sh in shapes), name=f"terms_{p}")
             with m.If(en):
-                m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+                m.d.sync += reg.eq(Cat(*terms))
+            regs, offset = [], 0
+            for sh in shapes:
+                bits = reg[offset:offset + sh.width]
+                regs.append(bits.as_signed() if sh.signed else bits)
+                offset += sh.width
             term_regs.append(regs)
         v2, first2, last2 = Signal(), Signal(), Signal()
         with m.If(en):

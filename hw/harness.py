@@ -72,7 +72,8 @@ def ecp5_pll(f_in: float, f_out: float) -> dict:
     output the ECP5 PLL's ranges allow (input divider 1..128, phase detector 3.125..400 MHz,
     feedback divider 1..80, VCO 400..800 MHz, output divider 1..128), as ``ecppll`` finds it.
 
-    Returns ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "f_out"}``.
+    Returns ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "f_out"}``; ``ValueError`` when none comes
+    within 2 % of ``f_out``.
     """
     best = None
     for clki_div in range(1, 129):
@@ -89,7 +90,7 @@ def ecp5_pll(f_in: float, f_out: float) -> dict:
                     best = (err, {"CLKI_DIV": clki_div, "CLKFB_DIV": fb_div, "CLKOP_DIV": op_div,
                                   "f_out": out})
                 break  # every output divider in range gives the same output frequency
-    if best is None:
+    if best is None or best[0] > 0.02 * f_out:
         raise ValueError(f"no ECP5 PLL setting makes {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz")
     return best[1]
 
