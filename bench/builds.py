@@ -1,6 +1,7 @@
 """Build the shipped models for every board and print the docs/builds.md results table.
 
-``python -m bench.builds [--boards B,...] [--fold F] [--fps N] [-o DIR] [MODEL ...]``
+``python -m bench.builds [--boards B,...] [--fold F] [--fps N] [--tools T] [--clock-mhz F]
+[-o DIR] [MODEL ...]``
 
 Models default to ``models/*.gamir``. Each build goes to ``DIR/<model>-<board>`` with its own
 report.json; the table goes to stdout and ``DIR/table.md``, all reports to
@@ -25,18 +26,24 @@ __all__ = ["table", "main"]
 
 
 def table(reports: list[dict]) -> str:
-    """Markdown rows: utilization, Fmax, pixels per clock, fps per board and model."""
-    head = ("| model | board | fold | LUT | FF | BRAM | DSP | Fmax MHz | px/clk | fps 640x480 "
-            "| fps 1280x720 |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    """Markdown rows: utilization, Fmax per clock, pixels per clock, fps, tools and the wall
+    seconds of each step, per board and model."""
+    head = ("| model | board | fold | LUT | FF | BRAM | DSP | Fmax MHz | clock MHz | px/clk "
+            "| fps 640x480 | fps 1280x720 | tools | seconds |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for r in reports:
         u = r["utilization"]
         cell = lambda k: f"{u[k]['used']:g} / {u[k]['available']:g} ({u[k]['percent']:.0f} %)"  # noqa: E731
-        fmax = (f"{r['clock_mhz']:.1f}" if r["fmax"] else f"({r['clock_mhz']:g} assumed)")
+        fmax = (", ".join(f"{name} {f['achieved_mhz']:.1f}" for name, f in r["fmax"].items())
+                or "-")
+        clock = (f"{r['clock_mhz']:g}" if r["fmax"] else f"({r['clock_mhz']:g} assumed)")
+        tools = ", ".join(f"{Path(t['path']).name} {t['version']}" for t in r["tools"].values())
+        seconds = ", ".join(f"{k} {v:g}" for k, v in r["step_seconds"].items())
         rows.append(f"| {r['model']['name']} | {r['board']} | {r['fold_arg']} | {cell('LUT')} "
-                    f"| {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | {fmax} "
+                    f"| {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | {fmax} | {clock} "
                     f"| {r['pixels_per_clock']:.3g} | {r['fps']['640x480']:.1f} "
-                    f"| {r['fps']['1280x720']:.1f} |")
+                    f"| {r['fps']['1280x720']:.1f} | {tools} | {seconds} |")
     return head + "\n".join(rows) + "\n"
 
 
@@ -52,6 +59,10 @@ def main(argv=None) -> int:
                     help="line-buffer width (default: a 1280-pixel-wide frame; wider frames are tiled)")
     ap.add_argument("--dsp", type=cli.natural_int, default=None,
                     help="multiplier budget (default: the device's)")
+    ap.add_argument("--tools", choices=build.TOOL_CHOICES, default="auto",
+                    help="native or YoWASP tools, as python -m hw.build takes it")
+    ap.add_argument("--clock-mhz", type=cli.positive_float, default=None,
+                    help="clock to time for (default: each board's)")
     ap.add_argument("-o", "--out", default="bench/results/builds",
                     help="folder for the builds and the results")
     args = ap.parse_args(argv)
@@ -66,7 +77,8 @@ def main(argv=None) -> int:
         for board in args.boards.split(","):
             try:
                 r = build.build(model, board, out / f"{model.name}-{board}", fold=args.fold,
-                                fps=args.fps, dsp=args.dsp, max_width=args.max_width)
+                                fps=args.fps, dsp=args.dsp, max_width=args.max_width,
+                                tools=args.tools, clock_mhz=args.clock_mhz)
             except (build.BuildError, ValueError) as exc:
                 print(f"{model.name} on {board}: error: {exc}", file=sys.stderr)
                 continue

@@ -127,7 +127,9 @@ def _frame(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog="python -m hw.generate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model file (.gamir)")
-    ap.add_argument("--fold", default="full", help="full, auto, lut:N, JSON list or @file.json")
+    ap.add_argument("--fold", default="auto",
+                    help="auto (the most folded design that makes --fps at --clock-mhz), full (one "
+                         "pixel per clock: the largest design), lut:N, JSON list or @file.json")
     ap.add_argument("--max-width", type=cli.positive_int, default=1280,
                     help="line buffer width (accelerator pixels)")
     ap.add_argument("--fps", type=cli.positive_float, default=30.0,

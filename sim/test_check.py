@@ -27,7 +27,7 @@ def files(tmp_path_factory):
 
 def test_bit_exact(files, capsys):
     rc = check.main(["--model", str(files / "m.gamir"), str(files / "imgs"), "--frames", "2",
-                     "--quick-build",
+                     "--quick-build", "--fold", "full",
                      "--json", str(files / "r.json")])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -49,7 +49,7 @@ def test_mismatch_exits_1(files, capsys, monkeypatch):
 
     monkeypatch.setattr(spec, "run_tensor", off_by_one)
     rc = check.main(["--model", str(files / "m.gamir"), str(files / "imgs" / "a.png"),
-                     "--quick-build"])
+                     "--quick-build", "--fold", "full"])
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "mismatches: 1 pixels" in out and "first mismatch at x=8, y=4, channel 0" in out
