@@ -134,3 +134,22 @@ def test_ecp5_lut_mapping_script_runs(tmp_path, yosys):
     cells = build._cell_counts(tmp_path / "t.json")
     assert cells.get("TRELLIS_FF", 0) == 16 and "LUT4" in cells
     assert not any("DLATCH" in c for c in cells)
+
+
+def test_bench_table_row_names_tools_and_step_times():
+    from bench.builds import table
+
+    util = {k: {"used": u, "available": a, "percent": round(100 * u / a, 1)}
+            for k, u, a in (("LUT", 5007, 83640), ("FF", 2692, 83640), ("BRAM", 0, 208),
+                            ("DSP", 21, 156))}
+    report = {"model": {"name": "m"}, "board": "ulx3s-85f", "fold_arg": "full", "utilization": util,
+              "fmax": {"clk": {"achieved_mhz": 73.7, "constraint_mhz": 100.0}}, "clock_mhz": 73.7,
+              "pixels_per_clock": 1.0, "fps": {"640x480": 148.3, "1280x720": 49.6},
+              "tools": {"YOSYS": {"path": "/x/yosys", "kind": "native", "version": "0.52"},
+                        "NEXTPNR_ECP5": {"path": "/x/nextpnr-ecp5", "kind": "native",
+                                         "version": "0.7-1+b2"}},
+              "step_seconds": {"generate": 6.6, "yosys": 87.0, "nextpnr_ecp5": 337.3}}
+    row = table([report]).splitlines()[-1]
+    assert row == ("| m | ulx3s-85f | full | 5007 / 83640 (6 %) | 2692 / 83640 (3 %) | 0 / 208 (0 %) "
+                   "| 21 / 156 (14 %) | clk 73.7 | 73.7 | 1 | 148.3 | 49.6 "
+                   "| yosys 0.52, nextpnr-ecp5 0.7-1+b2 | generate 6.6, yosys 87, nextpnr_ecp5 337.3 |")
