@@ -606,7 +606,7 @@ def main(argv=None) -> int:
                         help="hard multipliers the design may use (default: 90 %% of the device's)")
     parser.add_argument("--tools", choices=TOOL_CHOICES, default="auto",
                         help="auto: tools named by YOSYS, NEXTPNR_ECP5, ... or native ones on PATH,"
-                             " else YoWASP (default); native; yowasp")
+                             " else YoWASP; native: never YoWASP; yowasp: only YoWASP")
     parser.add_argument("--clock-mhz", type=cli.positive_float, default=None,
                         help="clock to time for (the ECP5 bitstream's PLL; default: the board's)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
