@@ -68,7 +68,7 @@ def tensor_runner(model: Model, impl: str = "auto"):
         except ModelError as e:
             if impl == "native":
                 raise
-            return f"numpy (native kernel not used: {e})", lambda x0: fast.run_output(model, x0)
+            return f"numpy ({e})", lambda x0: fast.run_output(model, x0)
     if impl == "fast":
         return "numpy (spec.fast)", lambda x0: fast.run_output(model, x0)
     return "numpy reference", lambda x0: reference.run_layers(model, x0)[-1]
