@@ -1,10 +1,10 @@
-"""Cycle-accurate throughput of the generated top on a 640x480 image vs ``hw.perf``'s prediction.
+"""Cycle-accurate throughput of the generated top on a 640x480 image vs ``accel.perf``'s prediction.
 
     python -m bench.sim_throughput [--model M] [--fold F] [--image-size 480x640]
 
 One 640x480 image (``spec.random_image``, after the model's pixel steps) goes through the
 Verilator model of ``gam_top`` with the input offered every cycle and the output always ready
-(the conditions ``hw.perf.frame_cycles`` assumes). The bench counts the clock cycles from the
+(the conditions ``accel.perf.frame_cycles`` assumes). The bench counts the clock cycles from the
 first input beat to the last output beat on the bus, checks the result against the spec (the
 run fails on any mismatch) and against the CYCLES register, and prints them next to the
 prediction, with pixels per clock and frames per second at 100 MHz. Also reports the
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         "model": model_name,
         "layers": [f"{layer.kind} {layer.kernel}x{layer.kernel} {layer.c_in}->{layer.c_out} "
                    f"{layer.stage.name}" for layer in model.layers],
-        "fold": sim.manifest["fold"],
+        "fold": sim.manifest.fold.as_json(),
         "image": [ih, iw], "tensor": [h, w, model.input_channels],
         "cycles_measured": measured,
         "cycles_register": res["cycles_register"][0],
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     print(f"model: {model_name}")
     print(f"fold: {out['fold']}")
     print(f"{iw}x{ih} image -> {w}x{h}x{model.input_channels} tensor: {measured} cycles measured "
-          f"(CYCLES register {out['cycles_register']}), hw.perf predicts {predicted} "
+          f"(CYCLES register {out['cycles_register']}), accel.perf predicts {predicted} "
           f"({100 * out['prediction_error']:+.2f} %)")
     print(f"{out['pixels_per_clock']:.3f} tensor pixels per clock, "
           f"{out['fps_at_100MHz']:.1f} frames/s at 100 MHz; bit-exact: {out['bit_exact']}")

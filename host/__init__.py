@@ -4,7 +4,7 @@ Backends (:mod:`host.backend`) share one narrow interface: tensor-0 tiles in, ou
 out. ``emulate`` runs the spec on the CPU, ``pynq`` drives the accelerator on a PYNQ board
 (:mod:`host.pynq_backend`), ``verilator`` runs the generated Verilog through the same register
 and stream sequence (:mod:`host.verilator_backend`). Pixel steps and tiling
-(:mod:`host.pipeline`, :mod:`host.tiling`) and video I/O (:mod:`host.media`) are shared.
+(:mod:`host.pipeline`, :mod:`accel.tiling`) and video I/O (:mod:`host.media`) are shared.
 
 Nothing here imports torch; amaranth, cocotb and pynq are imported only by the backends that
 need them.

@@ -1,11 +1,11 @@
-"""The bitstream's manifest: what the accelerator was generated for.
+"""The bitstream's manifest, found beside it: what the accelerator was generated for.
 
 ``python -m hw.generate`` (and ``python -m hw.build``) write ``manifest.json`` beside the
-Verilog; the PYNQ build puts ``gam.bit`` and ``gam.hwh`` beside it. The host looks for
-``<bitstream stem>.json`` first, then ``manifest.json`` in the bitstream's folder. From it the
-host takes the model's shape hash and digest (to check and to find the model), the maximum
-frame width of the line buffers (to tile), the folding (to pack parameters and predict cycles)
-and the clock (for timeouts).
+Verilog (:class:`accel.manifest.Manifest`); the PYNQ build puts ``gam.bit`` and ``gam.hwh``
+beside it. The host looks for ``<bitstream stem>.json`` first, then ``manifest.json`` in the
+bitstream's folder. From it the host takes the model's shape hash and digest (to check and to
+find the model), the maximum frame width of the line buffers (to tile), the folding (to pack
+parameters and predict cycles) and the clock (for timeouts).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from hw import perf
+from accel import perf
+from accel.manifest import Manifest as Design
+from accel.manifest import ManifestError
 from spec import Model
 
 from .errors import HostError
@@ -25,44 +26,45 @@ __all__ = ["Manifest", "find_manifest", "load_manifest"]
 
 @dataclass(eq=False)
 class Manifest:
-    """The parsed manifest; ``data`` keeps every field (layout: :func:`hw.generate.manifest`)."""
+    """A manifest file: where it is (``path``) and what it says (``design``)."""
 
     path: Path
-    data: dict[str, Any] = field(repr=False)
+    design: Design
     _cycles: dict = field(default_factory=dict, repr=False)
 
     @property
     def shape_hash(self) -> str:
-        return self.data["model"]["shape_hash"]
+        return self.design.model.shape_hash
 
     @property
     def model_digest(self) -> str:
-        return self.data["model"]["digest"]
+        return self.design.model.digest
 
     @property
-    def fold(self) -> list | None:
-        return self.data.get("fold")
+    def fold(self):
+        """The :class:`accel.regmap.Fold` (``None``: fully unfolded)."""
+        return self.design.fold
 
     @property
     def max_width(self) -> int:
         """Widest row the line buffers hold, in accelerator pixels (tensor 0)."""
-        return int(self.data["max_width"])
+        return self.design.max_width
 
     @property
-    def max_height(self) -> int | None:
-        v = self.data.get("max_height")
-        return int(v) if v is not None else None
+    def max_height(self) -> int:
+        return self.design.max_height
 
     @property
     def clock_hz(self) -> float | None:
-        """The accelerator's clock: the build's if it was built, else the generator's guess."""
-        build = self.data.get("build", {})
-        if build.get("clock_mhz"):
-            return float(build["clock_mhz"]) * 1e6
-        return self.data.get("performance", {}).get("clock_hz")
+        return self.design.clock_hz
+
+    @property
+    def pynq(self) -> dict:
+        """The block design's IP names (``accelerator``, ``dma``), if the build gave them."""
+        return self.design.pynq or {}
 
     def cycles_per_frame(self, model: Model, height: int, width: int) -> int:
-        """Predicted ``CYCLES`` for one ``height`` x ``width`` tile (:func:`hw.perf.frame_cycles`)."""
+        """Predicted ``CYCLES`` for one ``height`` x ``width`` tile (:func:`accel.perf.frame_cycles`)."""
         key = (model.shape_hash(), height, width)  # every tile of a video has one size
         if key not in self._cycles:
             self._cycles[key] = perf.frame_cycles(model, self.fold, height=height, width=width)
@@ -90,15 +92,15 @@ def find_manifest(bitstream: Path) -> Path | None:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise HostError(f"cannot read manifest {str(path)!r}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise HostError(f"manifest {str(path)!r} is not valid JSON ({e})") from None
-    model = data.get("model") if isinstance(data, dict) else None
-    if not isinstance(model, dict) or not {"shape_hash", "digest"} <= model.keys() \
-            or "max_width" not in data or "fold" not in data:
-        raise HostError(f"manifest {str(path)!r} is not a gamir bitstream manifest (it needs "
-                        f"model.shape_hash, model.digest, max_width and fold): regenerate it "
-                        f"with `python -m hw.generate`")
-    return Manifest(path, data)
+    try:
+        return Manifest(path, Design.from_dict(data))
+    except ManifestError as e:
+        raise HostError(f"manifest {str(path)!r} is not a gamir bitstream manifest ({e}): "
+                        f"regenerate it with `python -m hw.generate`") from None

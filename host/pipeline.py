@@ -13,11 +13,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 import spec
+from accel.tiling import Tile, TilingError, plan, radius
 from spec import Model
 
 from .backend import Backend
 from .errors import HostError
-from .tiling import Tile, plan, radius
 
 __all__ = ["FramePlan", "frame_plan", "restore_frames"]
 
@@ -49,7 +49,10 @@ def frame_plan(model: Model, backend: Backend, height: int, width: int) -> Frame
         # as the two halos it recomputes.
         rows = max(backend.band_pixels // tw, 4 * halo + 1)
         max_height = rows if max_height is None else min(max_height, rows)
-    tiles = plan(th, tw, max_height, backend.max_width, halo)
+    try:
+        tiles = plan(th, tw, max_height, backend.max_width, halo)
+    except TilingError as e:
+        raise HostError(str(e)) from None
     out = (-(-height * s // r), -(-width * s // r))
     return FramePlan(height, width, pad, tiles, out)
 

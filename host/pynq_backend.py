@@ -1,16 +1,16 @@
 """The PYNQ board backend: the accelerator in the FPGA, fed by AXI DMA.
 
-Sequence (the register contract is :mod:`hw.regmap`):
+Sequence (the register contract is :mod:`accel.regmap`):
 
 1. ``pynq.Overlay(gam.bit)`` (it reads ``gam.hwh`` beside it) downloads the bitstream; the
    accelerator's AXI4-Lite window and the AXI DMA are found in its ``ip_dict``.
-2. ``ID`` must read :data:`hw.regmap.ID_VALUE` and ``SHAPE`` the model's shape id, else the
+2. ``ID`` must read :data:`accel.regmap.ID_VALUE` and ``SHAPE`` the model's shape id, else the
    bitstream is not a gamir accelerator for this model's shape.
 3. ``CONTROL`` soft-resets the pipeline and clears the error bits; the model's parameters are
-   loaded as ``PARAM_ADDR`` + ``PARAM_DATA`` runs (:func:`hw.regmap.param_writes`), so any
+   loaded as ``PARAM_ADDR`` + ``PARAM_DATA`` runs (:func:`accel.regmap.param_writes`), so any
    model of the bitstream's shape runs without a rebuild. ``STATUS`` must show no address error.
 4. Per tile size: ``WIDTH``/``HEIGHT`` while idle. Per tile: the packed pixels
-   (:func:`hw.regmap.pack_pixels`) go out on the DMA's MM2S channel and the result comes back
+   (:func:`accel.regmap.pack_pixels`) go out on the DMA's MM2S channel and the result comes back
    on S2MM (the accelerator ends each frame with TLAST). Two buffer pairs alternate: tile n+1
    is packed and sent while tile n is still coming back.
 5. After each tile, ``STATUS`` error bits abort with a message and ``CYCLES`` gives the measured
@@ -32,18 +32,16 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from hw import regmap
+from accel import config, regmap
+from accel.protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
 from spec import Model
 
 from .backend import Backend
 from .errors import HostError
 from .manifest import Manifest
-from .protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
 
-__all__ = ["board_present", "PynqBackend", "DEFAULT_CLOCK_HZ"]
+__all__ = ["board_present", "PynqBackend"]
 
-#: Accelerator clock assumed for timeouts when the manifest does not give one (PYNQ-Z2 FCLK0).
-DEFAULT_CLOCK_HZ = 100_000_000
 #: A tile may take this many times its predicted time (plus a second) before it is a timeout.
 TIMEOUT_MARGIN = 10
 
@@ -99,7 +97,8 @@ class PynqBackend(Backend):
                             f"that `python -m hw.generate` (or hw.build) wrote for this "
                             f"bitstream beside it")
         self._pynq = importlib.import_module("pynq")
-        self._clock_hz = manifest.clock_hz or DEFAULT_CLOCK_HZ
+        # The clock assumed for timeouts when the manifest does not give one (PYNQ-Z2 FCLK0).
+        self._clock_hz = manifest.clock_hz or config.DEFAULT_CLOCK_HZ
         self._timeout = timeout
         self._bufs: list = []
         self._shape: tuple[int, int] | None = None
@@ -107,7 +106,7 @@ class PynqBackend(Backend):
             self._overlay = self._pynq.Overlay(str(bitstream))
         except Exception as e:  # noqa: BLE001 - pynq's errors are many and plain
             raise HostError(f"cannot load bitstream {str(bitstream)!r}: {e}") from None
-        names = manifest.data.get("pynq", {})
+        names = manifest.pynq
         ips = self._overlay.ip_dict
         accel = _find_ip(ips, names.get("accelerator", "gam"), "gam_", "accelerator (gam_pynq)")
         dma = _find_ip(ips, names.get("dma", "dma"), "axi_dma", "AXI DMA")
@@ -146,7 +145,9 @@ class PynqBackend(Backend):
             if op.kind == "write":
                 self._mmio.write(op.address, op.value)
             else:
-                op.check(self._mmio.read(op.address))
+                problem = op.mismatch(self._mmio.read(op.address))
+                if problem:
+                    raise HostError(problem)
 
     # ------------------------------------------------------------------ frames
     def _set_shape(self, h: int, w: int) -> None:

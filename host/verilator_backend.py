@@ -4,8 +4,8 @@ The accelerator's Verilog is the one beside the manifest (``hw.generate`` writes
 ``gam_top.v`` and ``manifest.json`` together) or, without one, what :func:`hw.generate.generate`
 makes for the model, width and fold. :func:`sim.runner.build` compiles it once per distinct
 design (cached under ``sim_build/``). Tiles go to the simulator in batches; each batch is one
-simulator run (:func:`sim.runner.run`) of the bench :mod:`host.verilator_tb`, which executes the
-board's register sequence (:mod:`host.protocol`: ID/SHAPE checks, soft reset, parameter
+simulator run (:func:`sim.runner.run`) of the bench :mod:`sim.board_tb`, which replays the
+board's register sequence (:mod:`accel.protocol`: ID/SHAPE checks, soft reset, parameter
 loading, frame size) with ``sim``'s AXI4-Lite manager and streams the tiles back to back with
 its AXI4-Stream models, packed as on the board, several frames in flight.
 
@@ -75,7 +75,7 @@ class VerilatorBackend(Backend):
         arrays["model"] = np.frombuffer(spec.to_bytes(self.model), dtype=np.uint8)
         job = {"fold": self.fold, "tiles": len(tiles)}
         try:
-            res = self._runner.run(self._build, "host.verilator_tb", job, arrays)
+            res = self._runner.run(self._build, "sim.board_tb", job, arrays)
         except self._runner.SimFailure as e:
             raise HostError(f"the Verilator simulation failed: {e}") from None
         if res.get("driver_error"):

@@ -1,5 +1,6 @@
-"""gamir's accelerator: Amaranth blocks (imported explicitly), the register/stream contract
-(:mod:`hw.regmap`) and the performance model (:mod:`hw.perf`).
+"""gamir's accelerator generator: Amaranth blocks (one per module, imported explicitly), the
+top level (:mod:`hw.top`), ``python -m hw.generate`` and ``python -m hw.build``.
 
-This package file imports nothing, so host code can use :mod:`hw.regmap` without Amaranth.
+What the hardware shares with its simulation and the host (register map, folding, cycle model,
+register sequence, manifest) is the numpy-only contract package :mod:`accel`.
 """

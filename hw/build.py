@@ -252,18 +252,18 @@ def _overflow(board: Board, used: dict) -> list[str]:
     ]
 
 
-def _fit_error(board: Board, model, manifest: dict, used: dict) -> BuildError:
+def _fit_error(board: Board, model, manifest, used: dict) -> BuildError:
     """What does not fit, by how much, and a ``--fold`` / ``--max-width`` that would.
 
-    The folding hint scales :func:`hw.perf.estimate_cost`'s LUT estimate of the current fold
+    The folding hint scales :func:`accel.perf.estimate_cost`'s LUT estimate of the current fold
     by the ratio synthesis measured, so the estimate's bias cancels, and asks
-    :func:`hw.perf.choose_fold` for the fastest fold under 90 % of the device's LUTs. BRAM holds
+    :func:`accel.perf.choose_fold` for the fastest fold under 90 % of the device's LUTs. BRAM holds
     the line buffers, which grow with the frame width, not with the folding.
     """
-    from . import perf
+    from accel import perf
 
     lines = _overflow(board, used)
-    fold, max_width = manifest["fold"], manifest["max_width"]
+    fold, max_width = manifest.fold, manifest.max_width
     hints = []
     if used["LUT"] > board.resources["LUT"] or used["FF"] > board.resources["FF"]:
         ratio = max(used["LUT"] / board.resources["LUT"], used["FF"] / board.resources["FF"])
@@ -428,7 +428,7 @@ class _FitFailure(Exception):
 
 
 # ------------------------------------------------------------------ Xilinx (estimate + Vivado)
-def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: dict, env: dict,
+def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest, env: dict,
                   clock_hz: float) -> dict:
     from . import vivado
     from .harness import verilog_ports
@@ -445,7 +445,8 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
     used = _resources_from_cells("xc7", cells)
     if _overflow(board, used):
         raise _FitFailure(used)
-    vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest, clock_hz)
+    vivado.write_project(out / "vivado", verilog, verilog_ports(verilog), manifest.to_dict(),
+                         clock_hz)
     return {
         "bitstream": None,
         "vivado_project": "vivado/gam_project.tcl",
@@ -461,32 +462,31 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest: d
 
 # ------------------------------------------------------------------ throughput
 def _frame_tiles(model, max_width: int) -> list[list[tuple[int, int, int, int]]]:
-    """The host's tiles (:func:`host.tiling.plan_1d`) of each of :data:`FRAMES`' widths."""
-    from host.errors import HostError
-    from host.tiling import plan_1d, radius
+    """The host's tiles (:func:`accel.tiling.plan_1d`) of each of :data:`FRAMES`' widths."""
+    from accel.tiling import TilingError, plan_1d, radius
 
     r = model.steps.unshuffle
     try:
         return [plan_1d(-(-w // r), max_width, radius(model)) for w, _ in FRAMES]
-    except HostError as exc:
+    except TilingError as exc:
         raise BuildError(str(exc)) from None
 
 
-def _throughput(model, manifest: dict, clock_mhz: float) -> dict:
-    """Pixels per clock and frames per second at :data:`FRAMES` (:mod:`hw.perf`).
+def _throughput(model, manifest, clock_mhz: float) -> dict:
+    """Pixels per clock and frames per second at :data:`FRAMES` (:mod:`accel.perf`).
 
     The accelerator sees the image after the host's pixel steps: with unshuffle r a W x H
     frame is (W/r) x (H/r) accelerator pixels. A frame wider than the bitstream's max width
-    runs as the host's overlapping tiles (:func:`host.tiling.plan_1d`), each a frame of its
+    runs as the host's overlapping tiles (:func:`accel.tiling.plan_1d`), each a frame of its
     own, fill included.
     """
-    from . import perf
+    from accel import perf
 
-    fold = manifest["fold"]
+    fold = manifest.fold
     r = model.steps.unshuffle
     out = {"pixels_per_clock": perf.pixels_per_clock(model, fold), "fps": {},
            "accelerator_frame": {}, "tiles": {}}
-    for (w, h), tiles in zip(FRAMES, _frame_tiles(model, manifest["max_width"])):
+    for (w, h), tiles in zip(FRAMES, _frame_tiles(model, manifest.max_width)):
         aw, ah = -(-w // r), -(-h // r)
         cycles = sum(perf.frame_cycles(model, fold, height=ah, width=stop - start)
                      for start, stop, _, _ in tiles)
@@ -549,7 +549,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "model": {"name": model.name, "task": model.task, "digest": model.digest(),
                   "shape_hash": model.shape_hash()},
         "fold_arg": fold,
-        "fold": manifest["fold"],
+        "fold": manifest.fold.as_json(),
         "max_width": max_width,
         "dsp_budget": dsp,
         "tools": tool_versions(board.family, env),
@@ -559,10 +559,10 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "seconds": round(time.monotonic() - start, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    manifest["build"] = {k: report[k] for k in ("board", "device", "bitstream", "clock_mhz")}
-    if "pynq" in result:  # the block design's IP names, for host/pynq_backend
-        manifest["pynq"] = result["pynq"]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # The block design's IP names (PYNQ only) are for host/pynq_backend.
+    manifest = manifest.with_build({k: report[k] for k in ("board", "device", "bitstream", "clock_mhz")},
+                                   result.get("pynq"))
+    (out / "manifest.json").write_text(manifest.to_json())
     return report
 
 

@@ -15,24 +15,23 @@ registers per input bit.
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
 memory -> the PE array's terms (XNOR bits or products) are registered -> adder trees ->
 accumulate and emit. All stages share one enable, low only while a finished group meets a full
-output register, so a stall freezes the pipeline, memory read included; latency 4 cycles, ``i.ready`` is high on a window's last step only (the window
-generator's output register holds the window meanwhile, so no copy is kept here).
+output register, so a stall freezes the pipeline, memory read included; latency
+:data:`accel.latency.MVU_LATENCY` (4) cycles, ``i.ready`` is high on a window's last step only
+(the window generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel import regmap
+from accel.latency import MVU_LATENCY
 from spec import arith
 
-from . import regmap
 from .stream_util import pixel_layout, tree_sum
 from .weights import ParamBus, ParamMemory
 
-__all__ = ["FoldedMVU", "PIPELINE_LATENCY", "acc_shape_for"]
-
-#: Cycles from a window's last step to its accumulators on ``o`` (for :mod:`hw.perf`).
-PIPELINE_LATENCY = 4
+__all__ = ["FoldedMVU", "acc_shape_for"]
 
 
 class FoldedMVU(wiring.Component):
@@ -51,7 +50,7 @@ class FoldedMVU(wiring.Component):
     taps, c_out : int
         Window elements and output channels.
     acc_shape : shape
-        Accumulator shape (from :func:`hw.regmap.acc_bounds`).
+        Accumulator shape (from :func:`accel.regmap.acc_bounds`).
     w_shape : shape
         Shape of one stored weight.
 
@@ -61,6 +60,9 @@ class FoldedMVU(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
     bus : In(ParamBus())
     """
+
+    #: Cycles from a window's last step to its accumulators on ``o`` (the stages below).
+    LATENCY = MVU_LATENCY
 
     def __init__(self, region, init, *, elem, taps, c_out, acc_shape, w_shape):
         fold = region.fold
@@ -160,7 +162,7 @@ class FoldedMVU(wiring.Component):
 
 
 def acc_shape_for(layer, in_type):
-    """Accumulator shape of a layer from :func:`hw.regmap.acc_bounds` (shape-only, exact)."""
+    """Accumulator shape of a layer from :func:`accel.regmap.acc_bounds` (shape-only, exact)."""
     lo, hi = regmap.acc_bounds(layer, in_type)
     if lo >= 0:
         return unsigned(max(1, hi.bit_length()))

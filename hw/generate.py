@@ -26,13 +26,15 @@ from pathlib import Path
 import spec
 from spec.model import Model, ModelError
 
-from . import perf, regmap
+from accel import config, perf, regmap
+from accel.manifest import Manifest
 
-__all__ = ["resolve_fold", "manifest", "generate", "main"]
+__all__ = ["resolve_fold", "generate", "main"]
 
 
-def resolve_fold(model: Model, fold, *, fps: float = 30.0, clock_hz: float = 100e6,
-                 frame=(360, 640), max_width: int = 1280) -> list[regmap.LayerFold]:
+def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,
+                 clock_hz: float = config.DEFAULT_CLOCK_HZ, frame=config.DEFAULT_FRAME,
+                 max_width: int = config.DEFAULT_MAX_WIDTH) -> regmap.Fold:
     """Turn a ``--fold`` value (see the module doc) or a fold list into per-layer folds."""
     if isinstance(fold, str):
         text = fold.strip()
@@ -62,32 +64,9 @@ def resolve_fold(model: Model, fold, *, fps: float = 30.0, clock_hz: float = 100
     return regmap.normalize_fold(model, fold)
 
 
-def manifest(model: Model, folds, *, max_width: int, frame=(360, 640),
-             clock_hz: float = 100e6) -> dict:
-    """Everything the host and the builds need to know about one generated accelerator."""
-    h, w = frame
-    return {
-        "top": "gam_top",
-        "model": {"name": model.name, "task": model.task, "digest": model.digest(),
-                  "shape_hash": model.shape_hash(), "shape": model.shape_dict(),
-                  "input_channels": model.input_channels,
-                  "output_channels": model.layers[-1].c_out},
-        "max_width": max_width,
-        "max_height": regmap.MAX_HEIGHT,
-        "fold": [f.as_dict() for f in folds],
-        "streams": {"s_axis_tdata_bits": regmap.stream_bits(model.input_channels),
-                    "m_axis_tdata_bits": regmap.stream_bits(model.layers[-1].c_out)},
-        "axil_addr_bits": 12,
-        "register_map": regmap.register_map(),
-        "shape_id": regmap.shape_id(model),
-        "param_regions": [r.as_dict() for r in regmap.regions(model, folds)],
-        "performance": perf.report(model, folds, height=h, width=w, clock_hz=clock_hz,
-                                   max_width=max_width),
-    }
-
-
-def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: float = 30.0,
-             clock_hz: float = 100e6, frame=(360, 640), dsp: int | None = None) -> dict:
+def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFAULT_MAX_WIDTH,
+             fps: float = config.DEFAULT_FPS, clock_hz: float = config.DEFAULT_CLOCK_HZ,
+             frame=config.DEFAULT_FRAME, dsp: int | None = None) -> Manifest:
     """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
     ``dsp`` caps the hard multipliers the design asks for (:func:`hw.pipeline.dsp_allocation`);
@@ -95,7 +74,7 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
-    from .top import AXIL_ADDR_BITS, Top
+    from .top import Top
 
     model = model.validate()
     folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
@@ -105,11 +84,9 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = 1280, fps: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gam_top.v").write_text(text)
-    man = manifest(model, folds, max_width=max_width, frame=frame, clock_hz=clock_hz)
-    man["axil_addr_bits"] = AXIL_ADDR_BITS
-    man["dsp_budget"] = dsp
-    man["dsp_terms"] = top.pipeline.dsp_terms
-    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    man = Manifest.describe(model, folds, max_width=max_width, frame=frame, clock_hz=clock_hz,
+                            dsp_budget=dsp, dsp_terms=top.pipeline.dsp_terms)
+    (out / "manifest.json").write_text(man.to_json())
     return man
 
 
@@ -130,13 +107,13 @@ def main(argv=None) -> int:
     ap.add_argument("--fold", default="auto",
                     help="auto (the most folded design that makes --fps at --clock-mhz), full (one "
                          "pixel per clock: the largest design), lut:N, JSON list or @file.json")
-    ap.add_argument("--max-width", type=cli.positive_int, default=1280,
+    ap.add_argument("--max-width", type=cli.positive_int, default=config.DEFAULT_MAX_WIDTH,
                     help="line buffer width (accelerator pixels)")
-    ap.add_argument("--fps", type=cli.positive_float, default=30.0,
+    ap.add_argument("--fps", type=cli.positive_float, default=config.DEFAULT_FPS,
                     help="target frames/s for --fold auto")
-    ap.add_argument("--clock-mhz", type=cli.positive_float, default=100.0,
+    ap.add_argument("--clock-mhz", type=cli.positive_float, default=config.DEFAULT_CLOCK_HZ / 1e6,
                     help="clock for --fold auto (MHz)")
-    ap.add_argument("--frame", type=_frame, default="360x640",
+    ap.add_argument("--frame", type=_frame, default="x".join(map(str, config.DEFAULT_FRAME)),
                     help="accelerator frame HxW for --fold auto and the cycle prediction")
     ap.add_argument("--dsp", type=cli.natural_int, default=None,
                     help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
@@ -155,8 +132,8 @@ def _main(args) -> int:
         raise cli.CliError(f"-o {args.out!r} is a file: give a folder")
     man = generate(model, out, fold=args.fold, max_width=args.max_width, fps=args.fps,
                    clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp)
-    perf_ = man["performance"]
-    print(f"wrote {args.out}/gam_top.v and manifest.json: fold {man['fold']}, "
+    perf_ = man.performance
+    print(f"wrote {args.out}/gam_top.v and manifest.json: fold {man.fold.as_json()}, "
           f"{perf_['cycles_per_frame']} cycles per {h}x{w} frame "
           f"({perf_['fps_at_clock']:.1f} fps at {args.clock_mhz:g} MHz)")
     return 0

@@ -22,16 +22,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.latency import STAGE_LATENCY
 from spec import arith, stages
 
 from .stream_util import pixel_layout
 from .weights import ParamBus, ParamMemory
 
-__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "prelu_shift", "saturate",
-           "stage_block", "BLOCKS", "LATENCY"]
-
-#: Cycles from an accumulator group in to its result out (for :mod:`hw.perf`).
-LATENCY = 2
+__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "prelu_shift",
+           "saturate", "stage_block", "BLOCKS"]
 
 
 class LaneStage(wiring.Component):
@@ -50,6 +48,9 @@ class LaneStage(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(out_elem, lanes)))
     bus : In(ParamBus())
     """
+
+    #: Cycles from an accumulator group in to its result out (:meth:`pre`, then :meth:`post`).
+    LATENCY = STAGE_LATENCY
 
     def __init__(self, region, init, *, acc_shape, out_elem, r_layout=None):
         self.region, self.lanes, self.groups = region, region.lanes, region.entries

@@ -17,13 +17,13 @@ from amaranth.hdl import Cat, Module, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel import regmap
+from accel.perf import delay_depth
 from spec.model import Model
 
-from . import regmap
 from .fixed_conv import FixedConv
 from .folded_mvu import acc_shape_for
 from .output_stages import stage_block
-from .perf import delay_depth
 from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
 from .weights import ParamBus
 from .window import WindowGen

@@ -9,6 +9,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel.latency import SLICE_LATENCY
+
 __all__ = ["pixel_layout", "SkidBuffer", "Fork", "Split", "Gather", "DelayFIFO", "SignBits",
            "tree_sum"]
 
@@ -41,6 +43,8 @@ class SkidBuffer(wiring.Component):
     i : In(stream.Signature(shape))
     o : Out(stream.Signature(shape))
     """
+
+    LATENCY = SLICE_LATENCY
 
     def __init__(self, shape):
         self.shape = shape

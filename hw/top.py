@@ -2,7 +2,7 @@
 
 ``s_axis`` feeds the layers (:class:`hw.pipeline.Pipeline`), which feed ``m_axis``.
 
-Registers (:mod:`hw.regmap`): frame size, status and sticky errors, frame and cycle counters,
+Registers (:mod:`accel.regmap`): frame size, status and sticky errors, frame and cycle counters,
 and the parameter port that rewrites every weight/threshold/affine memory so one bitstream runs
 any model of the same shape. A soft reset clears the pixel pipeline (not the registers or the
 parameter memories).
@@ -12,15 +12,12 @@ from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from accel import regmap
 from spec.model import Model
 
-from . import regmap
 from .pipeline import Pipeline
 
-__all__ = ["AXIStreamSignature", "AXILiteSignature", "Top", "AXIL_ADDR_BITS"]
-
-#: AXI4-Lite address width (a 4 KiB register window).
-AXIL_ADDR_BITS = 12
+__all__ = ["AXIStreamSignature", "AXILiteSignature", "Top"]
 
 
 class AXIStreamSignature(wiring.Signature):
@@ -34,7 +31,7 @@ class AXIStreamSignature(wiring.Signature):
 class AXILiteSignature(wiring.Signature):
     """AXI4-Lite, manager's view, 32-bit data."""
 
-    def __init__(self, addr_bits: int = AXIL_ADDR_BITS):
+    def __init__(self, addr_bits: int = regmap.AXIL_ADDR_BITS):
         super().__init__({
             "awaddr": Out(addr_bits), "awvalid": Out(1), "awready": In(1),
             "wdata": Out(32), "wstrb": Out(4), "wvalid": Out(1), "wready": In(1),
@@ -47,7 +44,7 @@ class AXILiteSignature(wiring.Signature):
 class Top(wiring.Component):
     """The accelerator for every model of ``model``'s shape, ``model`` loaded at reset.
 
-    Contract: pixels enter on ``s_axis`` one per beat (:func:`hw.regmap.pack_pixels`), raster
+    Contract: pixels enter on ``s_axis`` one per beat (:func:`accel.regmap.pack_pixels`), raster
     order, ``tlast`` on each frame's last pixel; results leave on ``m_axis`` in the same order
     with ``tlast`` on the last. WIDTH/HEIGHT define the frame; a misplaced or missing TLAST sets
     a sticky error bit and the frame is still processed by count. Several frames may be in
@@ -59,7 +56,7 @@ class Top(wiring.Component):
         The default model (its parameters are the memories' initial contents).
     max_width : int
         Largest frame width (line buffer depth).
-    fold : see :func:`hw.regmap.normalize_fold`
+    fold : see :func:`accel.regmap.normalize_fold`
     dsp : int or None
         Hard multiplier budget (:func:`hw.pipeline.dsp_allocation`); ``None`` leaves every product to
         synthesis.

@@ -1,4 +1,4 @@
-"""Parameter storage: one memory per region of :mod:`hw.regmap`, initialized with the default
+"""Parameter storage: one memory per region of :mod:`accel.regmap`, initialized with the default
 model and writable word by word from the register file.
 
 Why memories and not constants: one bitstream must run every model of the same shape, so the
@@ -10,13 +10,13 @@ from amaranth.hdl import Const, Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import regmap
+from accel import regmap
 
 __all__ = ["ParamBus", "ParamMemory"]
 
 
 class ParamBus(wiring.Signature):
-    """One parameter word write: ``addr`` (a :mod:`hw.regmap` parameter address), ``data``, ``en``
+    """One parameter word write: ``addr`` (a :mod:`accel.regmap` parameter address), ``data``, ``en``
     (one cycle per word). Driven by the register file, listened to by every memory."""
 
     def __init__(self):
@@ -37,7 +37,7 @@ class ParamMemory(wiring.Component):
     region : regmap.Region
         The region's geometry.
     init : list of int
-        Initial rows (:func:`hw.regmap.region_entries` of the default model).
+        Initial rows (:func:`accel.regmap.region_entries` of the default model).
     read_domain : str
         ``"sync"`` or ``"comb"``.
 

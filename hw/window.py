@@ -24,7 +24,8 @@ from amaranth.hdl import Cat, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import regmap
+from accel import regmap
+
 from .stream_util import pixel_layout
 
 __all__ = ["WindowGen"]

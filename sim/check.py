@@ -4,7 +4,7 @@ Runs any model on any images through the Verilator model of the top that ``hw.ge
 emits for it (parameters loaded over AXI4-Lite as a driver does) and compares every output
 pixel with the spec (``spec.run_tensor`` on the same tensor-0 frames, pixel steps included).
 Prints the pixels checked, the mismatches (and the first one's position), the cycles of each
-frame next to ``hw.perf``'s prediction, and the simulated clock cycles per second of wall
+frame next to ``accel.perf``'s prediction, and the simulated clock cycles per second of wall
 time. Exit status (:mod:`gamir.cli`): 0 only when every pixel is bit-exact; 1 on a mismatch or a
 bad input (one ``error:`` line); 2 on a bad command line.
 
@@ -112,13 +112,19 @@ def _probability(text: str) -> float:
     return value
 
 
+def default_max_width(frames) -> int:
+    """The line-buffer width to generate: a power of two >= the widest frame, at least 16, so
+    nearby frame sizes share one cached build."""
+    widest = max(x.shape[1] for x in frames)
+    return max(16, 1 << (widest - 1).bit_length())
+
+
 def _check(args) -> int:
     from hw.generate import resolve_fold
-    from hw.regmap import FoldError
+    from accel.regmap import FoldError
 
     from .runner import SimFailure
     from .top import TopSim
-    from .verilator_backend import default_max_width
 
     try:
         model = spec.load(args.model)
@@ -154,7 +160,7 @@ def _check(args) -> int:
             print(f"sim.check: simulation failed: {e}", file=sys.stderr)
             return 1
     cycles = res.get("frame_cycles", [])
-    report = {"model": str(args.model), "fold": sim.manifest["fold"], "max_width": max_width,
+    report = {"model": str(args.model), "fold": sim.manifest.fold.as_json(), "max_width": max_width,
               "frames": [], "pixels_checked": res.get("pixels_checked", 0),
               "mismatched_pixels": res.get("mismatched_pixels", 0),
               "first_error": res.get("first_error"),
@@ -172,7 +178,7 @@ def _check(args) -> int:
     for f in report["frames"]:
         h, w, c = f["tensor"]
         print(f"{f['image']}: {w}x{h}x{c} tensor, {f['cycles']} cycles "
-              f"(hw.perf predicts {f['predicted_cycles']})")
+              f"(accel.perf predicts {f['predicted_cycles']})")
     print(f"pixels checked: {report['pixels_checked']}")
     print(f"mismatches: {report['mismatched_pixels']} pixels"
           + (f" -- {report['first_error']}" if report["first_error"] else ""))

@@ -25,7 +25,7 @@ from collections import deque
 import cocotb
 from cocotb.triggers import Event, ReadOnly, RisingEdge, with_timeout
 
-__all__ = ["StreamBus", "Clocked", "StreamSource", "StreamSink", "AxiLiteManager"]
+__all__ = ["StreamBus", "Clocked", "StreamSource", "StreamSink", "AxiLiteManager", "replay"]
 
 
 class StreamBus:
@@ -264,3 +264,16 @@ class AxiLiteManager:
         if resp:
             raise AssertionError(f"AXI4-Lite read of 0x{address:x} answered RRESP={resp}")
         return data
+
+
+async def replay(axil: AxiLiteManager, ops) -> str | None:
+    """Execute :mod:`accel.protocol` operations in order; stop at the first read that returns
+    a wrong value and say what is wrong (``None`` when all are right)."""
+    for op in ops:
+        if op.kind == "write":
+            await axil.write(op.address, op.value)
+        else:
+            problem = op.mismatch(await axil.read(op.address))
+            if problem:
+                return problem
+    return None

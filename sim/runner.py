@@ -1,7 +1,7 @@
 """Build Verilog once per design with Verilator, run cocotb benches on it, keep waves on failure.
 
 This is the host side of every simulation in ``sim/`` (pytest tests, ``python -m sim.check``,
-the benchmark and :mod:`sim.verilator_backend`); the cocotb side of a run lives in the bench
+the benchmark and the host's Verilator backend); the cocotb side of a run lives in the bench
 modules (``*_tests.py``), which read the job this module writes.
 
 Builds. cocotb's Verilator runner (``cocotb_tools.runner``, slimmed by ``LeanVerilator``)

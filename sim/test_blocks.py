@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import spec
-from hw import regmap
+from accel import regmap
 from spec import reference
 from spec.model import TensorType
 from sim import runner

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import spec
-from hw import regmap
+from accel import regmap
 from sim.runner import SimFailure
 from sim.top import TopSim
 from spec.random_model import random_same_shape
@@ -68,7 +68,7 @@ def test_sizes_and_stalls(design):
 
 
 def test_no_stalls_cycles_match_perf_model(design):
-    """Without stalls the measured frame time is hw.perf's prediction (within 2 %)."""
+    """Without stalls the measured frame time is accel.perf's prediction (within 2 %)."""
     h, w = 6, 11
     res = design.scenario(seed=2).frames([frame(design, 7, h, w)]).run()
     want = design.predicted_cycles(h, w)

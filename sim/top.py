@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from hw import perf, regmap
+from accel import perf, protocol
 from spec.model import Model
 
 from . import runner
@@ -57,14 +57,14 @@ class TopSim:
         with tempfile.TemporaryDirectory(prefix="gen-", dir=_mkdir(runner.build_root())) as d:
             self.manifest = generate(model, d, fold=fold, max_width=max_width)
             self.verilog = (Path(d) / "gam_top.v").read_text()
-        self.folds = regmap.normalize_fold(model, [f for f in self.manifest["fold"]])
+        self.folds = self.manifest.fold
         self.build = runner.build(self.verilog, "gam_top", optimize=optimize)
 
     def scenario(self, seed: int = 0) -> "Scenario":
         return Scenario(self, seed)
 
     def predicted_cycles(self, height: int, width: int) -> int:
-        """hw.perf's prediction of the CYCLES register for one frame without stalls."""
+        """accel.perf's prediction of the CYCLES register for one frame without stalls."""
         return perf.frame_cycles(self.model, self.folds, height=height, width=width)
 
 
@@ -105,12 +105,8 @@ class Scenario:
         """
         if model.shape_hash() != self.sim.model.shape_hash():
             raise ValueError(f"model {model.name!r} has another shape than the generated design")
-        writes = regmap.param_writes(words_of or model, self.sim.folds)
-        chunks = np.array([[addr, len(words)] for addr, words in writes], dtype=np.int64)
-        words = np.concatenate([w for _, w in writes]).astype(np.int64)
-        name = f"p{len(self.arrays)}"
-        self.arrays[f"{name}_chunks"], self.arrays[f"{name}_words"] = chunks, words
-        self.ops.append({"op": "load", "params": name})
+        ops = protocol.load_ops(words_of or model, self.sim.folds)
+        self.ops.append({"op": "load", "ops": self._array("p", protocol.to_array(ops))})
         self.loaded = model
         return self
 

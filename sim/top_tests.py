@@ -5,9 +5,10 @@ frames, the spec's expected outputs, parameter words); this bench executes them 
 AXI4-Lite and AXI4-Stream and checks every output frame with the :class:`Scoreboard`:
 
 ``reset``   hold ``rst`` for some cycles (the size registers return to their reset values)
-``load``    write parameter words through PARAM_ADDR / PARAM_DATA, then check STATUS
+``load``    replay :func:`accel.protocol.load_ops` (the board's parameter load: PARAM_ADDR /
+            PARAM_DATA runs, then the STATUS check)
 ``regs``    read registers and compare with expected values
-``frames``  set WIDTH/HEIGHT if they changed, stream frames back to back (several in flight)
+``frames``  set the size if it changed (:func:`accel.protocol.size_ops`), stream frames back to back (several in flight)
             with random valid gaps and ready stalls, check each against its expected frame,
             TLAST, STATUS (no sticky error) and that the CYCLES register equals the cycles this
             bench measured for the last frame (first input beat to last output beat)
@@ -29,9 +30,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hw import regmap
+from accel import protocol, regmap
 
-from .drivers import AxiLiteManager, Clocked, StreamBus, StreamSink, StreamSource
+from .drivers import AxiLiteManager, Clocked, StreamBus, StreamSink, StreamSource, replay
 from .runner import load_job, save_result
 from .scoreboard import Scoreboard
 
@@ -75,17 +76,8 @@ class TopBench:
         await self.reset(op.get("cycles", 4))
 
     async def op_load(self, op) -> None:
-        chunks = self.arrays[f"{op['params']}_chunks"]
-        words = self.arrays[f"{op['params']}_words"]
-        pos = 0
-        for addr, count in chunks.tolist():
-            await self.axil.write(REG["PARAM_ADDR"], addr)
-            for w in words[pos:pos + count].tolist():
-                await self.axil.write(REG["PARAM_DATA"], w)
-            pos += count
-        status = await self.axil.read(REG["STATUS"])
-        assert not status & regmap.STATUS_ERR_PARAM_ADDR, \
-            f"parameter load: STATUS=0x{status:x} (a word hit no parameter region)"
+        problem = await replay(self.axil, protocol.from_array(self.arrays[op["ops"]]))
+        assert problem is None, f"parameter load: {problem}"
 
     async def op_regs(self, op) -> None:
         for name, want in op["expect"].items():
@@ -94,8 +86,8 @@ class TopBench:
 
     async def set_size(self, h: int, w: int) -> None:
         if self.size != (h, w):
-            await self.axil.write(REG["WIDTH"], w)
-            await self.axil.write(REG["HEIGHT"], h)
+            problem = await replay(self.axil, protocol.size_ops(h, w))
+            assert problem is None, problem
             self.size = (h, w)
 
     def queue_frame(self, x: np.ndarray, beats: int | None = None) -> None:
@@ -140,8 +132,8 @@ class TopBench:
             self.frame_cycles.append(beats[-1][2] - self.source.fired[k * n] + 1)
         assert extra <= 0, f"{extra} beats arrived after the last frame's last pixel"
         status = await self.axil.read(REG["STATUS"])
-        assert not status & (regmap.STATUS_ERR_TLAST_EARLY | regmap.STATUS_ERR_TLAST_LATE), \
-            f"STATUS=0x{status:x}: the design flagged a TLAST error on correct frames"
+        assert not status & protocol.FRAME_ERRORS, \
+            f"{protocol.status_text(status)}: the design flagged a TLAST error on correct frames"
         cycles = await self.axil.read(REG["CYCLES"])
         self.cycles_reg.append(cycles)
         if op.get("check_cycles", True):

@@ -11,7 +11,7 @@ owns everything about itself, so adding a stage is one class here (plus its hard
 * its arithmetic, twice: :meth:`Stage.reference` (plain, :mod:`spec.reference`) and
   :meth:`Stage.fast` (the bands of :mod:`spec.fast`), which must agree bit for bit;
 * what the hardware stores per channel (:meth:`Stage.param_fields` / :meth:`Stage.param_values`,
-  packed by :mod:`hw.regmap`) and whether each lane needs a multiplier (:attr:`Stage.multiplies`).
+  packed by :mod:`accel.regmap`) and whether each lane needs a multiplier (:attr:`Stage.multiplies`).
 
 The stages (rules in :mod:`spec.arith`):
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import spec
-from hw import generate, perf, regmap
+from accel import perf, regmap
+from hw import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = np.load(ROOT / "tests" / "data" / "golden.npz")

@@ -13,10 +13,12 @@ import re
 import pytest
 
 import spec
-from hw import build, perf
+from accel import perf
+from accel.manifest import Manifest
+from hw import build
 from hw.boards import BOARDS, BoardError, get_board
 from hw.harness import verilog_ports
-from host.tiling import plan_1d, radius
+from accel.tiling import plan_1d, radius
 
 MAX_WIDTH = 16
 
@@ -32,7 +34,7 @@ def most_folded(model) -> str:
 
 
 def check_report(report: dict, model, out):
-    """What every board report must hold, checked against the board table and hw.perf."""
+    """What every board report must hold, checked against the board table and accel.perf."""
     board = get_board(report["board"])
     for res in ("LUT", "FF", "BRAM", "DSP"):
         u = report["utilization"][res]
@@ -142,8 +144,7 @@ def test_fit_error_names_resource_and_folding():
     """The message for synthesis results beyond the device: resource, excess, a fold that fits."""
     model = spec.random_model(5, channels=32, n_binary=4, unshuffle=1)
     board = get_board("icebreaker")
-    manifest = {"fold": [f.as_dict() for f in perf.choose_fold(model, lut_budget=10**9)],
-                "max_width": 640}
+    manifest = Manifest.describe(model, perf.choose_fold(model, lut_budget=10**9), max_width=640)
     used = {"LUT": 3 * board.resources["LUT"], "FF": 100, "BRAM": 45, "DSP": 0}
     err = str(build._fit_error(board, model, manifest, used))
     assert err.startswith("model does not fit icebreaker (iCE40UP5K-SG48):\n")
@@ -151,7 +152,7 @@ def test_fit_error_names_resource_and_folding():
     assert "  BRAM: needs 45, iCE40UP5K-SG48 has 30 (15 over, 150 %)" in err
     assert "FF:" not in err
     fold = json.loads(re.search(r"--fold '(\[.*?\])'", err).group(1))
-    assert perf.pixels_per_clock(model, fold) < perf.pixels_per_clock(model, manifest["fold"])
+    assert perf.pixels_per_clock(model, fold) < perf.pixels_per_clock(model, manifest.fold)
     budget = int(re.search(r"--fold lut:(\d+)", err).group(1))
     assert perf.estimate_cost(model, fold, max_width=640)["luts"] <= budget
     assert "try --max-width 384 (now 640" in err
@@ -165,7 +166,7 @@ def test_booth_pass_selects_exactly_the_lut_products(tmp_path):
     from amaranth.back import verilog
     from amaranth.hdl import Shape
 
-    from hw import regmap
+    from accel import regmap
     from hw.fixed_conv import FixedConv
     from hw.folded_mvu import acc_shape_for
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import av
@@ -10,8 +9,7 @@ import numpy as np
 import pytest
 
 import spec
-from hw import regmap
-from hw.generate import manifest
+from accel.manifest import Manifest
 
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int = 10, audio: bool = False) -> Path:
@@ -55,8 +53,7 @@ def write_png(path: Path, image: np.ndarray, pix_fmt: str = "rgb24") -> Path:
 
 def write_manifest(path: Path, model, max_width: int, fold=None) -> Path:
     """The manifest ``python -m hw.generate`` would write for ``model``."""
-    data = manifest(model, regmap.normalize_fold(model, fold), max_width=max_width)
-    path.write_text(json.dumps(data))
+    path.write_text(Manifest.describe(model, fold, max_width=max_width).to_json())
     return path
 
 

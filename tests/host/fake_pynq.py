@@ -5,7 +5,7 @@ It behaves like the real thing where the driver could get it wrong: ``Overlay`` 
 completes only when a whole frame came out, size registers are refused while a frame is in
 flight. The accelerator computes frames with the spec from the model whose parameters were
 *loaded through the registers* (it checks them word for word against
-:func:`hw.regmap.param_writes` of the model it was built for). Every register access and DMA
+:func:`accel.regmap.param_writes` of the model it was built for). Every register access and DMA
 call is logged in ``LOG`` for the tests to check the sequence.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from hw import regmap
+from accel import regmap
 
 LOG: list[tuple] = []
 STATE: dict = {}

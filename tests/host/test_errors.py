@@ -15,7 +15,7 @@ import fake_pynq
 import host.media
 import host.run
 import spec
-from hw import regmap
+from accel import regmap
 from host.backend import EmulateBackend
 from host.run import main
 

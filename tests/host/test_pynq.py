@@ -10,7 +10,7 @@ from conftest import make_clip, read_frames, write_manifest, write_png
 
 import fake_pynq
 import spec
-from hw import regmap
+from accel import regmap
 from host.run import main
 
 

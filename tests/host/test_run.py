@@ -13,7 +13,7 @@ import pytest
 from conftest import make_clip, read_frames, write_manifest, write_png
 
 import spec
-from hw import perf
+from accel import perf
 from host.media import Sink
 from host.run import MODELS_DIR, main
 

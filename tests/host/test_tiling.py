@@ -1,42 +1,24 @@
-"""Tiling equals whole-frame processing (the spec on the whole frame), for every model shape."""
+"""The host's tiled restore equals whole-frame processing (the spec on the whole frame), for
+every model shape."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 import spec
-from hw import regmap
-from hw.generate import manifest
+from accel.manifest import Manifest as Design
+from accel.tiling import radius
 from host.backend import EmulateBackend
-from host.errors import HostError
 from host.manifest import Manifest
 from host.pipeline import frame_plan, restore_frames
-from host.tiling import plan_1d, radius
-
-
-@pytest.mark.parametrize("size,limit,halo", [(10, None, 2), (10, 10, 2), (11, 10, 2),
-                                             (37, 7, 3), (100, 9, 4), (5, 3, 1), (64, 16, 0)])
-def test_plan_1d_partitions_the_axis(size, limit, halo):
-    wins = plan_1d(size, limit, halo)
-    assert wins[0][2] == 0 and wins[-1][3] == size
-    for (a, b, lo, hi), nxt in zip(wins, wins[1:] + [None]):
-        assert b - a == min(size, limit or size)  # every tile the same size
-        assert 0 <= a <= lo < hi <= b <= size
-        assert lo == 0 or lo - a >= halo  # interior edges keep a full halo
-        assert hi == size or b - hi >= halo
-        if nxt is not None:
-            assert nxt[2] == hi  # cores partition the axis
-
-
-def test_plan_1d_rejects_a_width_smaller_than_the_halo():
-    with pytest.raises(HostError, match=r"maximum of 6 pixels leaves no room .* halo of 3"):
-        plan_1d(20, 6, 3)
 
 
 def _manifest(model, max_width, max_height):
-    data = manifest(model, regmap.normalize_fold(model), max_width=max_width)
-    return Manifest(path=None, data=dict(data, max_height=max_height))
+    design = Design.describe(model, None, max_width=max_width)
+    return Manifest(path=None, design=dataclasses.replace(design, max_height=max_height))
 
 
 @pytest.mark.parametrize("seed", range(8))

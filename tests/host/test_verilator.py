@@ -15,7 +15,7 @@ from host.errors import HostError
 from host.manifest import load_manifest
 from host.media import Sink
 from host.run import main
-from host.tiling import radius
+from accel.tiling import radius
 from host.verilator_backend import VerilatorBackend
 
 pytest.importorskip("cocotb_tools.runner")

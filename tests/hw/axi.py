@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hw import regmap
+from accel import protocol, regmap
 
 
 async def axil_write(ctx, bus, addr, data):
@@ -35,11 +35,14 @@ async def axil_read(ctx, bus, addr):
 
 
 async def load_params(ctx, bus, model, fold):
-    """Write every parameter word of ``model`` through PARAM_ADDR/PARAM_DATA."""
-    for addr, words in regmap.param_writes(model, fold):
-        await axil_write(ctx, bus, regmap.REG["PARAM_ADDR"], addr)
-        for w in words.tolist():
-            await axil_write(ctx, bus, regmap.REG["PARAM_DATA"], w)
+    """Replay the board's parameter load (:func:`accel.protocol.load_ops`); return what a
+    read check found wrong, or ``None``."""
+    for op in protocol.load_ops(model, fold):
+        if op.kind == "write":
+            await axil_write(ctx, bus, op.address, op.value)
+        elif (problem := op.mismatch(await axil_read(ctx, bus, op.address))):
+            return problem
+    return None
 
 
 def frame_beats(x):

@@ -88,7 +88,7 @@ def layer_case(seed, k, fold=None, h=3, w=4, **model_kw):
     """A random model, its tensors on a random image (spec.reference), and layer ``k``'s
     regions, input tensor type and the reference accumulators."""
     import spec
-    from hw import regmap
+    from accel import regmap
     from spec.reference import conv_acc, run_layers
 
     model = spec.random_model(seed, **model_kw)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import spec
-from hw import perf, regmap
+from accel import perf, regmap
 from hw.generate import main
 
 

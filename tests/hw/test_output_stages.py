@@ -10,7 +10,7 @@ import pytest
 import spec
 from amaranth.hdl import Shape
 
-from hw import regmap
+from accel import regmap
 from hw.folded_mvu import acc_shape_for
 from hw.output_stages import Affine, PixelOutput, Threshold
 from spec.reference import output_stage

@@ -1,4 +1,4 @@
-"""hw.perf against measurement: full unfolding sustains one pixel per clock after the fill
+"""accel.perf against measurement: full unfolding sustains one pixel per clock after the fill
 (measured on the output beats), and the cycle model matches the CYCLES register within 2 %
 over folded and unfolded designs. Folding choice reaches the shipped denoiser's target."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import spec
-from hw import perf, regmap
+from accel import perf, regmap
 from hw.top import Top
 from axi import axil_read, axil_write, frame_beats, receive, send
 from hwsim import run_to_completion
@@ -114,7 +114,7 @@ def test_block_ram_count_uses_the_best_primitive_shape():
     assert perf.block_rams(256, 480, "ecp5_ebr") == 8  # 512x36: 8 wide, 1 deep
     assert perf.block_rams(64, 640, "xc7_bram36") == 2
     model = denoiser_shape()
-    mems = perf.memories(model, None, max_width=640)
+    mems = perf.memories(model, max_width=640)
     assert mems[-1]["what"] == "global residual delay"
     assert mems[-1]["depth"] == perf.delay_depth(len(model.layers), 640)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spec
-from hw import regmap
+from accel import regmap
 from hw.top import Top
 from spec.random_model import random_layer_params, random_same_shape
 from axi import axil_read, axil_write, frame_beats, load_params, receive, send, to_image
@@ -98,7 +98,7 @@ def test_reload_runs_another_model_without_rebuild(act):
     assert not (want_other == spec.run_tensor(model, x)).all()
 
     async def load(ctx):
-        await load_params(ctx, dut.s_axil, other, fold)
+        assert await load_params(ctx, dut.s_axil, other, fold) is None
 
     res = run_frames(dut, [x], before=load)
     assert (res["images"][0] == want_other).all()
@@ -198,7 +198,7 @@ def test_dsp_budget_keeps_results_and_allocates_head_first():
 def test_larger_denoiser_like_case():
     """One bigger case: 8 channels, 3 binary layers with residuals, the unshuffle + noise-channel
     input (13 channels here 5: 1 image channel x 4 + noise), auto fold for a rate."""
-    from hw import perf
+    from accel import perf
 
     model = spec.random_model(40, channels=8, n_binary=3, image_channels=1, unshuffle=2,
                               noise_channel=True, residual_prob=1.0)
@@ -241,11 +241,11 @@ def test_residual_chains_survive_long_output_stalls():
 
 def test_shipped_denoiser_with_its_720p30_fold():
     """The shipped denoiser (13 -> 32 head, 8 binary residual layers, 32 -> 12 tail) with the
-    fold hw.perf picks for 640x360 at 30 fps and 100 MHz, and a 140-multiplier budget: bit
+    fold accel.perf picks for 640x360 at 30 fps and 100 MHz, and a 140-multiplier budget: bit
     exact on a small frame, and the CYCLES register equals the prediction."""
     from pathlib import Path
 
-    from hw import perf
+    from accel import perf
 
     path = Path(__file__).resolve().parents[2] / "models" / "denoise.gamir"
     if not path.exists():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Shape
 
-from hw import regmap
+from accel import regmap
 from hw.fixed_conv import FixedConv
 from hw.folded_mvu import acc_shape_for
 from hw.pipeline import tensor_elem

@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from spec import Model
+from spec.model import Model
 
-from .errors import HostError
+__all__ = ["TilingError", "radius", "Tile", "plan_1d", "plan"]
 
-__all__ = ["radius", "Tile", "plan_1d", "plan"]
+
+class TilingError(ValueError):
+    """The accelerator's limits leave no room for a model's halo; the message says what to do."""
 
 
 def radius(model: Model) -> int:
@@ -37,7 +39,7 @@ def plan_1d(size: int, limit: int | None, halo: int) -> list[tuple[int, int, int
     if limit is None or size <= limit:
         return [(0, size, 0, size)]
     if limit - 2 * halo < 1:
-        raise HostError(
+        raise TilingError(
             f"the bitstream's maximum of {limit} pixels leaves no room for the model's halo of "
             f"{halo} pixels on each side of a tile: regenerate the bitstream with a larger "
             f"max width"

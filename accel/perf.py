@@ -9,7 +9,7 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 * window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
   row, emitting the column of row ``y-1``; the horizontal stage steps once per column plus one
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
-* PE array: ``nf*sf`` issue steps per window, groups leave :data:`~hw.folded_mvu.PIPELINE_LATENCY`
+* PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
 * output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
   it has more than one group; three register slices (after the window generator, the PE
@@ -30,16 +30,11 @@ import numpy as np
 
 from spec.model import Model
 
-from . import regmap
+from . import config, regmap
+from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
 __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
            "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
-
-#: Latencies in cycles, mirrored from the blocks (tests keep them honest).
-MVU_LATENCY = 4  # hw.folded_mvu.PIPELINE_LATENCY
-STAGE_LATENCY = 2  # hw.output_stages.LATENCY (register of the output stage)
-SLICE_LATENCY = 1  # each hw.stream_util.SkidBuffer (after the window, the PE array, the layer)
-
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
 #: three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
@@ -73,9 +68,9 @@ def delay_depth(span: int, max_width: int) -> int:
     return span * (max_width + FIFO_SLACK) + FIFO_SLACK
 
 
-def memories(model: Model, fold=None, *, max_width: int) -> list[dict]:
-    """The pixel-path memories of the generated design: line buffers and delay FIFOs."""
-    folds = regmap.normalize_fold(model, fold)
+def memories(model: Model, *, max_width: int) -> list[dict]:
+    """The pixel-path memories of the generated design: line buffers and delay FIFOs (the
+    same for every fold)."""
     types = model.tensor_types()
     out = []
     for i, layer in enumerate(model.layers, 1):
@@ -160,7 +155,7 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
+def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MAX_WIDTH) -> dict:
     """Rough resource estimate: ECP5 LUT4s (``luts``) and Xilinx LUT6s (``xc7_luts``), each a
     structural count times its measured :data:`LUT4_PER_UNIT` / :data:`LUT6_PER_UNIT`, hard multipliers of the output stages
     (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
@@ -205,7 +200,7 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = 1280) -> dict:
         per_layer.append({"layer": i, "ii": layer_ii(layer, f),
                           "luts": round(LUT4_PER_UNIT * (l_mvu + l_sel + l_out)),
                           "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
-    mems = memories(model, folds, max_width=max_width)
+    mems = memories(model, max_width=max_width)
     ram_bits = sum(mem["width"] * mem["depth"] for mem in mems)
     brams = {kind: sum(block_rams(mem["width"], mem["depth"], kind) for mem in mems)
              for kind in BRAM_SHAPES}
@@ -235,7 +230,8 @@ def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
 
 def choose_fold(model: Model, *, pixels_per_second: float | None = None,
                 clock_hz: float | None = None, lut_budget: int | None = None,
-                height: int = 360, width: int = 640, max_width: int | None = None
+                height: int = config.DEFAULT_FRAME[0], width: int = config.DEFAULT_FRAME[1],
+                max_width: int | None = None
                 ) -> list[regmap.LayerFold]:
     """Fold every layer as much as a target allows.
 
@@ -275,8 +271,9 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
     raise ValueError(f"lut_budget={lut_budget} is too small even for the most folded design")
 
 
-def report(model: Model, fold=None, *, height: int, width: int, clock_hz: float = 100e6,
-           max_width: int = 1280) -> dict:
+def report(model: Model, fold=None, *, height: int, width: int,
+           clock_hz: float = config.DEFAULT_CLOCK_HZ,
+           max_width: int = config.DEFAULT_MAX_WIDTH) -> dict:
     """JSON-ready summary for the manifest and CLIs."""
     folds = regmap.normalize_fold(model, fold)
     cycles = frame_cycles(model, folds, height=height, width=width)

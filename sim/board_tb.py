@@ -1,10 +1,10 @@
-"""cocotb bench run by :mod:`host.verilator_backend`: the board's sequence in Verilator.
+"""cocotb bench of the board's sequence in Verilator, run by :mod:`host.verilator_backend`.
 
 The job (:func:`sim.runner.load_job`) holds the model file's bytes, the fold and the tiles.
-The bench executes :func:`host.protocol.setup_ops` over AXI4-Lite, then for each run of
-equal-size tiles :func:`host.protocol.size_ops` and streams the tiles back to back (several
+The bench replays :func:`accel.protocol.setup_ops` over AXI4-Lite, then for each run of
+equal-size tiles :func:`accel.protocol.size_ops`, and streams the tiles back to back (several
 frames in flight, as the board's double buffering does), collecting the outputs, checking
-``STATUS`` and reading ``CYCLES``. The bus models are ``sim``'s (:mod:`sim.drivers`).
+``STATUS`` and reading ``CYCLES``. The bus models are :mod:`sim.drivers`.
 
 A register check that fails (wrong ID/SHAPE, a parameter or size error) is a driver error,
 reported in the result as ``driver_error`` for the host to print; a hang (no output within
@@ -21,20 +21,21 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 import spec
-from hw import perf, regmap
-from sim.drivers import AxiLiteManager, Clocked, StreamBus, StreamSink, StreamSource
-from sim.runner import load_job, save_result
+from accel import perf, regmap
+from accel.protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
 
-from .errors import HostError
-from .protocol import FRAME_ERRORS, setup_ops, size_ops, status_text
+from .drivers import AxiLiteManager, Clocked, StreamBus, StreamSink, StreamSource, replay
+from .runner import load_job, save_result
+
+
+class DriverError(Exception):
+    """A register check the driver would stop at (reported to the host, not a bench failure)."""
 
 
 async def _execute(axil: AxiLiteManager, ops) -> None:
-    for op in ops:
-        if op.kind == "write":
-            await axil.write(op.address, op.value)
-        else:
-            op.check(await axil.read(op.address))
+    problem = await replay(axil, ops)
+    if problem:
+        raise DriverError(problem)
 
 
 @cocotb.test()
@@ -77,10 +78,10 @@ async def host_job(dut):
                 k += 1
             status = await axil.read(regmap.REG["STATUS"])
             if status & FRAME_ERRORS:
-                raise HostError(f"the accelerator flagged a tile: {status_text(status)}")
+                raise DriverError(f"the accelerator flagged a tile: {status_text(status)}")
             result["cycles"].append([[h, w], await axil.read(regmap.REG["CYCLES"])])
         result["status"] = "pass"
-    except HostError as e:
+    except DriverError as e:
         result["status"], result["driver_error"] = "pass", str(e)  # the bench ran; the driver stopped
     except AssertionError as e:
         result["error"] = str(e)

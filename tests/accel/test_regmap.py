@@ -1,11 +1,11 @@
-"""hw.regmap: folding rules, parameter packing (decoded back to the model's arrays), stream
+"""accel.regmap: folding rules, parameter packing (decoded back to the model's arrays), stream
 packing round trip."""
 
 import numpy as np
 import pytest
 
 import spec
-from hw import regmap
+from accel import regmap
 
 
 def test_fold_rules_name_the_layer_and_rule():

@@ -1,10 +1,10 @@
-"""The contract between the accelerator, its simulation and its host driver (numpy only).
+"""The registers and memories of the accelerator, as its hardware, simulation and host see them.
 
 Three things are defined here, once, for ``hw/``, ``sim/`` and ``host/``:
 
 1. The AXI4-Lite register map (byte addresses of 32-bit registers, status bits).
-2. Folding: which ``pe``/``simd``/``out_pe`` every layer uses, its validation, and the
-   parameter memories that folding implies.
+2. Folding: which ``pe``/``simd``/``out_pe`` every layer uses (:class:`Fold`, normalized once
+   by :func:`normalize_fold`), and the parameter memories that folding implies.
 3. The packing of a model's parameter arrays into 32-bit words loaded through ``PARAM_ADDR`` /
    ``PARAM_DATA``, and the AXI4-Stream pixel packing.
 
@@ -61,8 +61,10 @@ __all__ = [
     "STATUS_ERR_FRAME_SIZE",
     "REGION_SHIFT",
     "MAX_HEIGHT",
+    "AXIL_ADDR_BITS",
     "FoldError",
     "LayerFold",
+    "Fold",
     "Region",
     "normalize_fold",
     "acc_bounds",
@@ -115,6 +117,8 @@ STATUS_ERR_FRAME_SIZE = 1 << 4
 
 REGION_SHIFT = 20
 MAX_HEIGHT = 65535
+#: AXI4-Lite address width (a 4 KiB register window).
+AXIL_ADDR_BITS = 12
 
 
 class FoldError(ValueError):
@@ -139,12 +143,34 @@ class LayerFold:
         return {"pe": self.pe, "simd": self.simd, "out_pe": self.out_pe}
 
 
-def normalize_fold(model: Model, fold=None) -> list[LayerFold]:
-    """Validate ``fold`` for ``model`` and return one :class:`LayerFold` per layer.
+class Fold(tuple):
+    """The folding of every layer: a tuple of :class:`LayerFold`, validated for one model's
+    shape by :func:`normalize_fold`; what the manifest stores and every consumer receives."""
 
-    ``fold`` is ``None`` or ``"full"`` (fully unfolded: one pixel per clock), or a list with one
-    entry per layer, each a :class:`LayerFold`, a dict with ``pe``, ``simd`` and optional
-    ``out_pe`` (default ``pe``), or ``None`` (that layer fully unfolded).
+    def as_json(self) -> list[dict]:
+        return [f.as_dict() for f in self]
+
+    @classmethod
+    def from_json(cls, data) -> "Fold | None":
+        """Read :meth:`as_json`'s list (``None`` stays ``None``: fully unfolded). The result
+        is checked against a model only by :func:`normalize_fold`."""
+        if data is None:
+            return None
+        if not isinstance(data, list) or not all(isinstance(f, dict) for f in data):
+            raise FoldError(f"fold {data!r} must be a list of {{pe, simd, out_pe}} objects")
+        try:
+            return cls(LayerFold(int(f["pe"]), int(f["simd"]), int(f.get("out_pe", f["pe"])))
+                       for f in data)
+        except (KeyError, TypeError, ValueError) as e:
+            raise FoldError(f"fold entry is missing or has a bad {e}") from None
+
+
+def normalize_fold(model: Model, fold=None) -> Fold:
+    """Validate ``fold`` for ``model`` and return its :class:`Fold` (one per layer).
+
+    ``fold`` is ``None`` or ``"full"`` (fully unfolded: one pixel per clock), a :class:`Fold`,
+    or a list with one entry per layer, each a :class:`LayerFold`, a dict with ``pe``, ``simd``
+    and optional ``out_pe`` (default ``pe``), or ``None`` (that layer fully unfolded).
     """
     layers = model.layers
     if fold is None or fold == "full":
@@ -173,7 +199,7 @@ def normalize_fold(model: Model, fold=None) -> list[LayerFold]:
         if f.pe % f.out_pe:
             raise FoldError(f"layer {i}: pe={f.pe} must be a multiple of out_pe={f.out_pe}")
         out.append(f)
-    return out
+    return Fold(out)
 
 
 def acc_bounds(layer: Layer, in_type: TensorType) -> tuple[int, int]:

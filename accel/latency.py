@@ -1,0 +1,16 @@
+"""The blocks' latencies in cycles, defined once: the blocks build exactly this many register
+stages and :mod:`accel.perf` adds them up (``tests/hw/test_perf.py`` and ``sim/test_top.py``
+hold the sum to the simulated design, cycle for cycle within 2 %).
+"""
+
+__all__ = ["MVU_LATENCY", "STAGE_LATENCY", "SLICE_LATENCY"]
+
+#: :class:`hw.folded_mvu.FoldedMVU`: a window's last step to its accumulators on ``o``
+#: (issue, weight read, terms, adder trees, accumulate).
+MVU_LATENCY = 4
+#: :class:`hw.output_stages.LaneStage`: an accumulator group in to its result out (``pre``
+#: then ``post``, one register each).
+STAGE_LATENCY = 2
+#: :class:`hw.stream_util.SkidBuffer`: one register slice (after the window generator, the PE
+#: array and each layer).
+SLICE_LATENCY = 1
