@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["gamir", "spec", "hw", "host", "sim", "training"]
+PACKAGES = ["gamir", "spec", "accel", "hw", "host", "sim", "training"]
 
 
 @pytest.fixture(scope="module")
