@@ -73,7 +73,7 @@ class VerilatorBackend(Backend):
     def _simulate(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         arrays = {f"x{k}": x for k, x in enumerate(tiles)}
         arrays["model"] = np.frombuffer(spec.to_bytes(self.model), dtype=np.uint8)
-        job = {"fold": self.fold, "tiles": len(tiles)}
+        job = {"fold": self.fold.as_json() if self.fold else None, "tiles": len(tiles)}
         try:
             res = self._runner.run(self._build, "sim.board_tb", job, arrays)
         except self._runner.SimFailure as e:

@@ -83,25 +83,28 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.pipeline
-        soft_reset = Signal()
-        m.submodules.pipeline = ResetInserter({"sync": soft_reset})(p)
+        r = _Registers(self.max_width)
+        m.submodules.pipeline = ResetInserter({"sync": r.soft_reset})(p)
+        m.d.comb += [p.width.eq(r.width), p.height.eq(r.height)]
+        # Statement order matters where two parts assign one signal: the later wins (a CONTROL
+        # write clears an error set in the same cycle; a soft reset clears the positions).
+        self._streams(m, r)
+        self._param_port(m, r)
+        self._register_writes(m, r)
+        self._soft_reset(m, r)
+        self._register_reads(m, r)
+        return m
 
-        width = Signal(range(self.max_width + 1), init=min(self.max_width, 640))
-        height = Signal(range(regmap.MAX_HEIGHT + 1), init=360)
-        m.d.comb += [p.width.eq(width), p.height.eq(height)]
-
-        # ---- input: frame position, TLAST check, start time of each frame
+    def _streams(self, m, r):
+        """AXI4-Stream to and from the pipeline: frame positions, the TLAST checks, the frame
+        counter and each frame's cycles (its start time waits in a FIFO for its last pixel)."""
+        p = self.pipeline
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
-        m.submodules.starts = starts = ResetInserter({"sync": soft_reset})(
+        m.submodules.starts = starts = ResetInserter({"sync": r.soft_reset})(
             fifo.SyncFIFO(width=32, depth=16))
-        in_flight = Signal(32)
-        ix, iy = Signal(range(self.max_width)), Signal(range(regmap.MAX_HEIGHT))
-        ox, oy = Signal(range(self.max_width)), Signal(range(regmap.MAX_HEIGHT))
-        err_early, err_late, err_param, err_size = Signal(), Signal(), Signal(), Signal()
-        frames, cycles = Signal(32), Signal(32)
-        i_last = (ix == width - 1) & (iy == height - 1)
-        o_last = (ox == width - 1) & (oy == height - 1)
+        i_last = (r.ix == r.width - 1) & (r.iy == r.height - 1)
+        o_last = (r.ox == r.width - 1) & (r.oy == r.height - 1)
         m.d.comb += [
             p.i.payload.as_value().eq(self.s_axis.tdata[:8 * self.c_in]),
             p.i.valid.eq(self.s_axis.tvalid),
@@ -112,76 +115,139 @@ class Top(wiring.Component):
             p.o.ready.eq(self.m_axis.tready),
             starts.w_data.eq(now),
         ]
-        frame_in = self.s_axis.tvalid & self.s_axis.tready & (ix == 0) & (iy == 0)
+        frame_in = self.s_axis.tvalid & self.s_axis.tready & (r.ix == 0) & (r.iy == 0)
         frame_out = self.m_axis.tvalid & self.m_axis.tready & o_last
-        m.d.sync += in_flight.eq(in_flight + frame_in - frame_out)
+        m.d.sync += r.in_flight.eq(r.in_flight + frame_in - frame_out)
         with m.If(self.s_axis.tvalid & self.s_axis.tready):
-            m.d.comb += starts.w_en.eq((ix == 0) & (iy == 0))
-            m.d.sync += ix.eq(Mux(ix == width - 1, 0, ix + 1))
-            with m.If(ix == width - 1):
-                m.d.sync += iy.eq(Mux(iy == height - 1, 0, iy + 1))
+            m.d.comb += starts.w_en.eq((r.ix == 0) & (r.iy == 0))
+            m.d.sync += r.ix.eq(Mux(r.ix == r.width - 1, 0, r.ix + 1))
+            with m.If(r.ix == r.width - 1):
+                m.d.sync += r.iy.eq(Mux(r.iy == r.height - 1, 0, r.iy + 1))
             with m.If(self.s_axis.tlast & ~i_last):
-                m.d.sync += err_early.eq(1)
+                m.d.sync += r.err_early.eq(1)
             with m.If(~self.s_axis.tlast & i_last):
-                m.d.sync += err_late.eq(1)
+                m.d.sync += r.err_late.eq(1)
         with m.If(self.m_axis.tvalid & self.m_axis.tready):
-            m.d.sync += ox.eq(Mux(ox == width - 1, 0, ox + 1))
-            with m.If(ox == width - 1):
-                m.d.sync += oy.eq(Mux(oy == height - 1, 0, oy + 1))
+            m.d.sync += r.ox.eq(Mux(r.ox == r.width - 1, 0, r.ox + 1))
+            with m.If(r.ox == r.width - 1):
+                m.d.sync += r.oy.eq(Mux(r.oy == r.height - 1, 0, r.oy + 1))
             with m.If(o_last):
                 m.d.comb += starts.r_en.eq(1)
-                m.d.sync += [frames.eq(frames + 1), cycles.eq(now - starts.r_data + 1)]
+                m.d.sync += [r.frames.eq(r.frames + 1), r.cycles.eq(now - starts.r_data + 1)]
 
-        # ---- AXI4-Lite register file
-        bus = self.s_axil
-        param_addr = Signal(32)
-        m.d.comb += [bus.bresp.eq(0), bus.rresp.eq(0), p.bus.addr.eq(param_addr)]
-        m.d.sync += [soft_reset.eq(0), p.bus.en.eq(0)]
+    def _param_port(self, m, r):
+        """PARAM_DATA writes go to the pipeline's parameter bus at PARAM_ADDR, which then
+        increments; a word no region takes sets the sticky address error."""
+        p = self.pipeline
+        m.d.comb += p.bus.addr.eq(r.param_addr)
+        m.d.sync += [r.soft_reset.eq(0), p.bus.en.eq(0)]  # both pulse for one cycle
         with m.If(p.bus.en):
-            m.d.sync += param_addr.eq(param_addr + 1)
+            m.d.sync += r.param_addr.eq(r.param_addr + 1)
             with m.If(~p.param_hit):
-                m.d.sync += err_param.eq(1)
+                m.d.sync += r.err_param.eq(1)
+
+    def _write_actions(self, m, r):
+        """What a write to each writable register of :data:`accel.regmap.REGISTERS` does."""
+        p, wdata = self.pipeline, self.s_axil.wdata
+
+        def control():
+            m.d.sync += r.soft_reset.eq(wdata & regmap.CONTROL_SOFT_RESET != 0)
+            with m.If(wdata & regmap.CONTROL_CLEAR_ERRORS != 0):
+                m.d.sync += [r.err_early.eq(0), r.err_late.eq(0), r.err_param.eq(0),
+                             r.err_size.eq(0)]
+
+        def frame_size(target, limit):
+            def write():
+                with m.If((wdata >= 1) & (wdata <= limit)):
+                    m.d.sync += target.eq(wdata)
+                with m.Else():
+                    m.d.sync += r.err_size.eq(1)
+            return write
+
+        return {
+            "CONTROL": control,
+            "WIDTH": frame_size(r.width, self.max_width),
+            "HEIGHT": frame_size(r.height, regmap.MAX_HEIGHT),
+            "PARAM_ADDR": lambda: m.d.sync.__iadd__(r.param_addr.eq(wdata)),
+            "PARAM_DATA": lambda: m.d.sync.__iadd__([p.bus.data.eq(wdata), p.bus.en.eq(1)]),
+        }
+
+    def _read_values(self, r):
+        """The value each readable register of :data:`accel.regmap.REGISTERS` reads."""
+        status = Cat(r.in_flight != 0, r.err_early, r.err_late, r.err_param, r.err_size)
+        return {
+            "ID": regmap.ID_VALUE, "SHAPE": regmap.shape_id(self.model), "STATUS": status,
+            "WIDTH": r.width, "HEIGHT": r.height, "FRAMES": r.frames, "CYCLES": r.cycles,
+            "PARAM_ADDR": r.param_addr, "MAX_WIDTH": self.max_width,
+            "CHANNELS": self.c_in | (self.c_out << 16),
+        }
+
+    def _register_writes(self, m, r):
+        """The AXI4-Lite write channel, its decoder generated from the register table (a
+        writable register without an action here is an error at elaboration)."""
+        bus, actions = self.s_axil, self._write_actions(m, r)
+        m.d.comb += bus.bresp.eq(0)
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += bus.bvalid.eq(0)
         write = bus.awvalid & bus.wvalid & ~bus.bvalid
         m.d.comb += [bus.awready.eq(write), bus.wready.eq(write)]
-        reg = regmap.REG
         with m.If(write):
             m.d.sync += bus.bvalid.eq(1)
             with m.Switch(bus.awaddr[2:]):
-                with m.Case(reg["CONTROL"] >> 2):
-                    m.d.sync += soft_reset.eq(bus.wdata & regmap.CONTROL_SOFT_RESET != 0)
-                    with m.If(bus.wdata & regmap.CONTROL_CLEAR_ERRORS != 0):
-                        m.d.sync += [err_early.eq(0), err_late.eq(0), err_param.eq(0),
-                                     err_size.eq(0)]
-                for name, target, limit in (("WIDTH", width, self.max_width),
-                                            ("HEIGHT", height, regmap.MAX_HEIGHT)):
-                    with m.Case(reg[name] >> 2):
-                        with m.If((bus.wdata >= 1) & (bus.wdata <= limit)):
-                            m.d.sync += target.eq(bus.wdata)
-                        with m.Else():
-                            m.d.sync += err_size.eq(1)
-                with m.Case(reg["PARAM_ADDR"] >> 2):
-                    m.d.sync += param_addr.eq(bus.wdata)
-                with m.Case(reg["PARAM_DATA"] >> 2):
-                    m.d.sync += [p.bus.data.eq(bus.wdata), p.bus.en.eq(1)]
-        with m.If(soft_reset):
-            m.d.sync += [ix.eq(0), iy.eq(0), ox.eq(0), oy.eq(0), in_flight.eq(0)]
+                for name, addr in _registers("w", actions):
+                    with m.Case(addr >> 2):
+                        actions[name]()
 
-        status = Cat(in_flight != 0, err_early, err_late, err_param, err_size)
-        values = {
-            "ID": regmap.ID_VALUE, "SHAPE": regmap.shape_id(self.model), "STATUS": status,
-            "WIDTH": width, "HEIGHT": height, "FRAMES": frames, "CYCLES": cycles,
-            "PARAM_ADDR": param_addr, "MAX_WIDTH": self.max_width,
-            "CHANNELS": self.c_in | (self.c_out << 16),
-        }
+    def _soft_reset(self, m, r):
+        """A soft reset (CONTROL bit 0) restarts the frame positions; the registers and the
+        parameter memories keep their values."""
+        with m.If(r.soft_reset):
+            m.d.sync += [r.ix.eq(0), r.iy.eq(0), r.ox.eq(0), r.oy.eq(0), r.in_flight.eq(0)]
+
+    def _register_reads(self, m, r):
+        """The AXI4-Lite read channel, its decoder generated from the register table."""
+        bus, values = self.s_axil, self._read_values(r)
+        m.d.comb += bus.rresp.eq(0)
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         m.d.comb += bus.arready.eq(~bus.rvalid)
         with m.If(bus.arvalid & ~bus.rvalid):
             m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(0)]
             with m.Switch(bus.araddr[2:]):
-                for name, value in values.items():
-                    with m.Case(reg[name] >> 2):
-                        m.d.sync += bus.rdata.eq(value)
-        return m
+                for name, addr in _registers("r", values):
+                    with m.Case(addr >> 2):
+                        m.d.sync += bus.rdata.eq(values[name])
+
+
+def _registers(access: str, implemented: dict):
+    """``(name, address)`` of the registers of :data:`accel.regmap.REGISTERS` with ``access``
+    (``"r"`` or ``"w"``); each must have an entry in ``implemented``."""
+    regs = [(name, addr) for name, (addr, acc, _) in regmap.REGISTERS.items() if access in acc]
+    missing = [name for name, _ in regs if name not in implemented]
+    if missing:
+        what = "read value" if access == "r" else "write action"
+        raise NotImplementedError(f"register {', '.join(missing)} of accel.regmap.REGISTERS has "
+                                  f"no {what} in hw.top.Top")
+    return regs
+
+
+class _Registers:
+    """The top level's state: frame size, positions, counters, sticky errors, the parameter
+    address, the soft-reset pulse."""
+
+    def __init__(self, max_width: int):
+        self.soft_reset = Signal()
+        self.width = Signal(range(max_width + 1), init=min(max_width, 640))
+        self.height = Signal(range(regmap.MAX_HEIGHT + 1), init=360)
+        self.ix = Signal(range(max_width))
+        self.iy = Signal(range(regmap.MAX_HEIGHT))
+        self.ox = Signal(range(max_width))
+        self.oy = Signal(range(regmap.MAX_HEIGHT))
+        self.in_flight = Signal(32)
+        self.err_early = Signal()
+        self.err_late = Signal()
+        self.err_param = Signal()
+        self.err_size = Signal()
+        self.frames = Signal(32)
+        self.cycles = Signal(32)
+        self.param_addr = Signal(32)

@@ -260,3 +260,16 @@ def test_shipped_denoiser_with_its_720p30_fold():
     res = run_frames(dut, [x], seed=1)
     assert (res["images"][0] == spec.run_tensor(model, x)).all()
     assert res["CYCLES"] == perf.frame_cycles(model, fold, height=h, width=w)
+
+
+def test_register_file_follows_the_register_table(monkeypatch):
+    """The decoder is generated from accel.regmap.REGISTERS: a register the table gains without
+    an implementation in Top stops elaboration, naming it."""
+    from amaranth.hdl import Fragment
+
+    model = small_model(3)
+    monkeypatch.setitem(regmap.REGISTERS, "SPARE", (0x30, "rw", "not implemented"))
+    with pytest.raises(NotImplementedError,
+                       match=r"^register SPARE of accel.regmap.REGISTERS has no write action "
+                             r"in hw.top.Top$"):
+        Fragment.get(Top(model, max_width=4), None)
