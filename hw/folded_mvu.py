@@ -29,7 +29,7 @@ from accel.latency import MVU_LATENCY
 from spec import arith
 
 from .stream_util import pixel_layout, tree_sum
-from .weights import ParamBus, ParamMemory
+from .param_memory import ParamBus, ParamMemory
 
 __all__ = ["FoldedMVU", "acc_shape_for"]
 

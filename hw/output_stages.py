@@ -26,7 +26,7 @@ from accel.latency import STAGE_LATENCY
 from spec import arith, stages
 
 from .stream_util import pixel_layout
-from .weights import ParamBus, ParamMemory
+from .param_memory import ParamBus, ParamMemory
 
 __all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "prelu_shift",
            "saturate", "stage_block", "BLOCKS"]

@@ -25,7 +25,7 @@ from .fixed_conv import FixedConv
 from .folded_mvu import acc_shape_for
 from .output_stages import stage_block
 from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
-from .weights import ParamBus
+from .param_memory import ParamBus
 from .window import WindowGen
 from .xnor_engine import XnorEngine
 
