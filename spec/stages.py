@@ -425,15 +425,10 @@ class Affine(_Scaled):
         scaled = self.fast_scaled(mismatch_taps)
         res = tensors[self.residual] if self.residual is not None else None
         lo, hi = arith.signed_range(self.out_bits)
-        if self.act is not None:
-            k = self.act_shift.astype(np.int64)
-            half = (np.int64(1) << k) >> 1  # rshift_round's constant per channel
-            offset = self.act_offset.astype(np.int64)
 
         def stage(r0, r1, acc):
             y = scaled(acc)
-            if self.act is not None:
-                y = np.where(y < 0, (y + half) >> k, y) + offset
+            y = self.activated(y)
             if res is not None:
                 y += res[r0:r1]
             np.clip(y, lo, hi, out=out[r0:r1], casting="unsafe")
