@@ -57,7 +57,7 @@ class TorchFloatModel(torch.nn.Module):
                 x = torch.where(x >= 0, 1.0, -1.0)
             if layer.kernel == 3:
                 x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-            acc = F.conv2d(x, w)
+            acc = F.conv2d(x, w, groups=layer.groups)
             if layer.kind == "binary":
                 acc = (acc + layer.taps) / 2  # popcount from the +/-1 dot product
             tensors.append(self._stage(layer, acc, tensors))

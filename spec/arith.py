@@ -28,7 +28,8 @@ binary conv accumulator
 fixed conv accumulator
     ``acc = sum(w * v)`` with ``v`` the pixel (0..255), the fixed value, or for a bit input
     ``2*bit - 1``. Exact (no overflow): :func:`conv_acc_range` bounds it so hardware can size
-    its adders.
+    its adders. A depthwise layer (``groups == c_in == c_out``) sums only its own channel:
+    ``acc[c] = sum_{ky,kx} w[c,ky,kx,0] * v[ky,kx,c]``.
 threshold output (norm + sign folded)
     ``bit = acc >= T`` or, for channels whose norm scale is negative, ``bit = acc <= T``.
 affine output (norm folded, optional residual)
@@ -166,7 +167,7 @@ def bit_to_pm1(bits):
 def conv_acc_range(weights: np.ndarray, in_lo: int, in_hi: int) -> tuple[int, int]:
     """Exact bounds of a fixed conv accumulator over any input in ``[in_lo, in_hi]``.
 
-    ``weights`` has shape (c_out, k, k, c_in); the bound is over all output channels.
+    ``weights`` has shape (c_out, k, k, c_in // groups); the bound is over all output channels.
     """
     w = np.asarray(weights, dtype=np.int64).reshape(weights.shape[0], -1)
     pos = np.where(w > 0, w, 0).sum(1)

@@ -6,7 +6,8 @@ bytes, the window padded with zero bytes to whole words; weights are packed the 
 padding bits always agree and cancel), then counts disagreements with XOR + popcount:
 ``acc = N - popcount(window XOR weights)`` which is ``popcount(XNOR)`` over the N real bits.
 
-Fixed layers multiply in float64 through BLAS. That is exact: every accumulator is bounded by
+Fixed layers multiply in float64 through BLAS (a depthwise layer: nine per-channel products,
+elementwise). That is exact: every accumulator is bounded by
 :func:`spec.arith.conv_acc_range`, and with 8-bit weights, 16-bit inputs and at most 9*1024
 taps the bound stays below 2**36, far inside float64's 2**53 exact-integer range.
 
@@ -120,6 +121,9 @@ class _Runner:
         h, w, _ = vals.shape
         k, r = layer.kernel, layer.kernel // 2
         padded = _pad_edges(vals, r)
+        if layer.depthwise:
+            self._depthwise(layer, padded, ftype, stage, h, w)
+            return
         # (k*k*c_in, c_out): rows in (ky, kx, c_in) order, like the gathered windows below.
         wmat = layer.weights.reshape(layer.c_out, -1).T.astype(ftype)
 
@@ -129,6 +133,19 @@ class _Runner:
             win = np.concatenate(taps, axis=2).reshape(rows * w, -1)
             acc = (win @ wmat).astype(np.int64)
             stage(r0, r1, acc.reshape(rows, w, layer.c_out))
+
+        self._map(band, h, w)
+
+    def _depthwise(self, layer: Layer, padded: np.ndarray, ftype, stage, h: int, w: int) -> None:
+        """A depthwise fixed conv: channel c of each tap times its own weight, summed over taps."""
+        k = layer.kernel
+        wtaps = layer.weights[:, :, :, 0].reshape(layer.c_out, k * k).T.astype(ftype)  # (k*k, c)
+
+        def band(r0, r1):
+            acc = np.zeros((r1 - r0, w, layer.c_out), dtype=ftype)
+            for t, (ky, kx) in enumerate((ky, kx) for ky in range(k) for kx in range(k)):
+                acc += padded[r0 + ky : r1 + ky, kx : kx + w] * wtaps[t]
+            stage(r0, r1, acc.astype(np.int64))
 
         self._map(band, h, w)
 

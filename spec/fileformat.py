@@ -13,13 +13,14 @@ command, data and results that produced the model), the layer list with every sc
 each parameter array its dtype, shape, byte offset and length, plus a CRC-32 of the payload.
 
 A layer entry holds the convolution's scalars (``kind``, ``kernel``, ``c_in``, ``c_out``,
-``w_bits``), ``output`` (the stage's :attr:`~spec.stages.Stage.name`) and the stage's own
+``w_bits``, and ``groups`` only for a depthwise layer, so dense layers keep their bytes),
+``output`` (the stage's :attr:`~spec.stages.Stage.name`) and the stage's own
 scalars and arrays (:attr:`~spec.stages.Stage.SCALARS`, :attr:`~spec.stages.Stage.ARRAYS`).
 Version 1 wrote every scalar of the former flat layer for every stage; the scalars a stage
 does not have are still written, at :data:`V1_DEFAULTS`, so saving stays byte-identical and
 older readers still read new files. The reader ignores them.
 Binary weights are stored bit-packed (``np.packbits``, big-endian bit order, over the
-flattened (c_out, k, k, c_in) array); fixed weights as int8.
+flattened (c_out, k, k, c_in) array); fixed weights as int8, shape (c_out, k, k, c_in // groups).
 
 Loading parses JSON and copies bytes into numpy arrays of whitelisted dtypes: it never runs
 code from the file (no pickle). Every failure raises :class:`spec.model.ModelError` with one
@@ -72,6 +73,7 @@ def to_bytes(model: Model) -> bytes:
         entry: dict[str, Any] = {**V1_DEFAULTS, "kind": layer.kind, "kernel": layer.kernel,
                                  "c_in": layer.c_in, "c_out": layer.c_out,
                                  "output": layer.stage.name, "w_bits": layer.w_bits,
+                                 **({"groups": layer.groups} if layer.groups != 1 else {}),
                                  **layer.stage.scalars()}
         arrays = {}
         for name, a in layer.arrays().items():
@@ -133,6 +135,8 @@ def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
 def _read_layer(entry: dict, payload: bytes, where: str) -> Layer:
     """One layer entry: the convolution, then its stage from the stage's own fields."""
     conv = {key: _get(entry, key, types, where) for key, types in _CONV_SCALARS.items()}
+    if "groups" in entry:  # written only for depthwise layers
+        conv["groups"] = _get(entry, "groups", int, where)
     stage_cls = STAGES.get(conv["output"])
     if stage_cls is None:
         raise ModelError(f"{where}: output {conv['output']!r} must be one of {tuple(STAGES)}")

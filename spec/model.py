@@ -61,12 +61,17 @@ class Layer:
     c_in, c_out : int
         Channel counts.
     weights : ndarray
-        Shape (c_out, kernel, kernel, c_in). Binary: 0/1 (1 = +1). Fixed: int, within
-        ``w_bits`` signed.
+        Shape (c_out, kernel, kernel, c_in // groups). Binary: 0/1 (1 = +1). Fixed: int,
+        within ``w_bits`` signed.
     stage : spec.stages.Stage
         The output stage (its arrays and scalars).
     w_bits : int
         Fixed weights' signed width (1 for binary layers).
+    groups : int
+        1 (dense: every output reads every input channel) or, for a *depthwise* fixed layer,
+        ``c_in == c_out``: output channel ``c`` reads only input channel ``c``,
+        ``acc[c] = sum_{ky,kx} w[c, ky, kx, 0] * v[ky, kx, c]`` (the cheap 3x3 half of a
+        depthwise-separable head or tail: 9 products per channel instead of 9*c_in).
     """
 
     kind: str
@@ -76,11 +81,22 @@ class Layer:
     weights: np.ndarray
     stage: Stage
     w_bits: int = 1
+    groups: int = 1
+
+    @property
+    def depthwise(self) -> bool:
+        """True for a depthwise layer (one input channel per output channel)."""
+        return self.groups != 1
 
     @property
     def taps(self) -> int:
-        """Number of inputs per output: kernel*kernel*c_in (N of the popcount)."""
-        return self.kernel * self.kernel * self.c_in
+        """Number of inputs per output: kernel*kernel*c_in/groups (N of the popcount)."""
+        return self.kernel * self.kernel * (self.c_in // self.groups)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        """(c_out, kernel, kernel, c_in // groups)."""
+        return (self.c_out, self.kernel, self.kernel, self.c_in // self.groups)
 
     def shape_dict(self) -> dict[str, Any]:
         """The scalars of this layer: what a bitstream is generated for."""
@@ -91,6 +107,8 @@ class Layer:
             "c_out": self.c_out,
             "output": self.stage.name,
             "w_bits": self.w_bits if self.kind == "fixed" else 1,
+            # Only when set: dense layers keep their shape hashes (and built bitstreams' SHAPE).
+            **({"groups": self.groups} if self.groups != 1 else {}),
             **self.stage.shape_dict(),
         }
 
@@ -133,7 +151,15 @@ class Layer:
                 f"{where}: the last layer, and only the last, must have output 'pixel'"
                 f" (got {self.stage.name!r})"
             )
-        wshape = (self.c_out, self.kernel, self.kernel, self.c_in)
+        check_int(where, "groups", self.groups, 1, arith.MAX_CHANNELS)
+        if self.groups != 1:
+            if self.kind != "fixed":
+                raise ModelError(f"{where}: groups={self.groups} needs kind 'fixed' (a binary "
+                                 f"layer is dense: groups=1)")
+            if not self.groups == self.c_in == self.c_out:
+                raise ModelError(f"{where}: groups={self.groups} must be 1 or equal c_in="
+                                 f"{self.c_in} and c_out={self.c_out} (depthwise)")
+        wshape = self.weight_shape
         if self.kind == "binary":
             w_bits = 1
             weights = int_array(where, "weights", self.weights, wshape, 0, 1).astype(np.uint8)

@@ -251,6 +251,8 @@ class _Plan:
             raise _Unsupported(f"layer {index}: the native kernel has no {st.name!r} stage")
         if isinstance(st, Affine) and st.act is not None:
             raise _Unsupported(f"layer {index}: the native kernel has no affine activation (act)")
+        if layer.depthwise:
+            raise _Unsupported(f"layer {index}: the native kernel has no depthwise convolution")
         d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[type(st)]
         residual = st.residual if isinstance(st, Affine) else None
         d.residual = residual if residual is not None else -1

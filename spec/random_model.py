@@ -21,7 +21,7 @@ __all__ = ["random_model", "random_image", "random_layer_params", "random_same_s
 def random_layer_params(rng: np.random.Generator, layer: Layer, acc_lo: int, acc_hi: int) -> Layer:
     """``layer`` with random weights and stage arrays (its shape kept); ``acc_lo..acc_hi`` is
     the range of the values it reads."""
-    shape = (layer.c_out, layer.kernel, layer.kernel, layer.c_in)
+    shape = layer.weight_shape
     if layer.kind == "binary":
         weights = rng.integers(0, 2, shape, dtype=np.uint8)
         acc_lo, acc_hi = 0, layer.taps
@@ -47,6 +47,7 @@ def random_model(
     kernels=(3,),
     mix_layers: bool = False,
     act_prob: float = 0.0,
+    depthwise_prob: float = 0.0,
 ) -> Model:
     """A valid random model of the streamable family: fixed head, binary body, fixed tail.
 
@@ -55,6 +56,11 @@ def random_model(
     fixed tensor at most ``max_residual_span`` layers back (hardware delays that stream).
     ``act_prob`` is the chance that an affine stage gets the per-channel activation (``act``);
     at 0 nothing more is drawn, so every seed keeps the model it had before the option.
+    ``depthwise_prob`` is the chance that the head, and separately the tail, is made
+    depthwise-separable (training's cheap ends): head = 1x1 fixed conv then a depthwise conv
+    with the head's output stage; tail = a depthwise conv (affine) then the 1x1 pixel layer,
+    or, where the body is as wide as the output, one depthwise pixel layer. At 0 nothing is
+    drawn (seeds keep their models).
     """
     rng = np.random.default_rng(seed)
     pick = lambda v, choices: v if v is not None else choices[rng.integers(len(choices))]  # noqa: E731
@@ -122,6 +128,9 @@ def random_model(
     layers.append(Layer("fixed", k, c, c_last, None,
                         PixelOutput(scale=None, bias=None, residual_map=rmap), w_bits=w_bits))
 
+    if depthwise_prob > 0:
+        layers = _depthwise_ends(rng, layers, depthwise_prob, fixed_bits, kern)
+
     t_range = (0, arith.PIXEL_MAX)
     for n, layer in enumerate(layers):
         # Every layer draws a scale width (threshold layers too, so seeds keep their models).
@@ -137,6 +146,36 @@ def random_model(
     model = Model(layers=layers, image_channels=image_channels, steps=steps, task="test",
                   name=f"random-{seed}", provenance={"generator": "spec.random_model", "seed": seed})
     return model.validate()
+
+
+def _depthwise_ends(rng, layers: list[Layer], prob: float, fixed_bits, kern) -> list[Layer]:
+    """``layers`` (shapes, no arrays yet) with a depthwise-separable head and/or tail."""
+    layers = list(layers)
+    head, tail = layers[0], layers[-1]
+    c = head.c_out
+
+    def affine():
+        ob, fb = fixed_bits()
+        return Affine(scale=None, bias=None, out_bits=ob, frac_bits=min(fb, ob - 1))
+
+    def w_bits():
+        return int(rng.integers(2, 9))
+
+    if rng.random() < prob:
+        if tail.c_in == tail.c_out and rng.random() < 0.3:
+            layers[-1] = dataclasses.replace(tail, kernel=kern(), groups=tail.c_in)
+        else:
+            layers[-1:] = [Layer("fixed", kern(), c, c, None, affine(), w_bits=w_bits(), groups=c),
+                           dataclasses.replace(tail, kernel=1)]
+    if rng.random() < prob:
+        # Tensor j becomes tensor j+1 (the depthwise layer keeps the head's stage).
+        layers[1:] = [dataclasses.replace(layer, stage=dataclasses.replace(layer.stage,
+                                                                           residual=layer.stage.residual + 1))
+                      if isinstance(layer.stage, Affine) and layer.stage.residual else layer
+                      for layer in layers[1:]]
+        layers[:1] = [Layer("fixed", 1, head.c_in, c, None, affine(), w_bits=w_bits()),
+                      dataclasses.replace(head, kernel=kern(), c_in=c, groups=c)]
+    return layers
 
 
 def random_same_shape(model: Model, seed: int) -> Model:

@@ -1,7 +1,7 @@
 """The plain reference: the spec computed the obvious way, for trust, not speed.
 
 Bits stay unpacked (one uint8 per channel), XNOR is ``==`` and popcount a sum; fixed convs are
-integer products summed tap by tap in int64. The window rule is written out as clamped
+integer products summed tap by tap (and group by group) in int64. The window rule is written out as clamped
 coordinates. :mod:`spec.fast` must equal this bit for bit.
 """
 
@@ -43,9 +43,13 @@ def conv_acc(layer: Layer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
             acc += xnor.sum(axis=3)
         return acc
     vals = arith.bit_to_pm1(x) if in_type.kind == "bit" else x.astype(np.int64)
+    # Group g's outputs read only group g's inputs (groups=1: dense; groups=c_in: depthwise).
+    ci, co = layer.c_in // layer.groups, layer.c_out // layer.groups
     for ky, kx, dy, dx in _offsets(layer.kernel):
         tap = window_tap(vals, dy, dx)
-        acc += tap @ layer.weights[:, ky, kx, :].astype(np.int64).T
+        for g in range(layer.groups):
+            wt = layer.weights[g * co : (g + 1) * co, ky, kx, :].astype(np.int64)  # (co, ci)
+            acc[:, :, g * co : (g + 1) * co] += tap[:, :, g * ci : (g + 1) * ci] @ wt.T
     return acc
 
 

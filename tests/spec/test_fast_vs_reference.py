@@ -32,6 +32,17 @@ def test_fast_equals_reference_with_activation(seed, h, w):
     _check_fast_equals_reference(model, seed, h, w)
 
 
+@pytest.mark.parametrize("seed,h,w", list(_cases())[:200])
+def test_fast_equals_reference_with_depthwise(seed, h, w):
+    """Depthwise-separable heads and tails (``groups == c``), 1x1 and 3x3, every output stage."""
+    # Every 7th: as wide as the image, so the tail itself may be a depthwise pixel layer.
+    narrow = dict(channels=3, image_channels=3, unshuffle=1, shuffle=1) if seed % 7 == 0 else {}
+    model = spec.random_model(seed, depthwise_prob=0.8, kernels=(1, 3) if seed % 5 == 0 else (3,),
+                              mix_layers=seed % 4 == 0, act_prob=0.3 if seed % 3 == 0 else 0.0,
+                              **narrow)
+    _check_fast_equals_reference(model, seed, h, w)
+
+
 def _check_fast_equals_reference(model, seed, h, w):
     r = model.steps.unshuffle
     x0 = spec.model_input(model, spec.random_image(seed, h * r, w * r, model.image_channels))

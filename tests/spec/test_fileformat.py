@@ -170,3 +170,33 @@ def test_round_trip_with_activation(seed):
         assert a.arrays().keys() == b.arrays().keys()
         for name, arr in a.arrays().items():
             np.testing.assert_array_equal(arr, b.arrays()[name], err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_round_trip_with_depthwise(seed):
+    """``groups`` is written for depthwise layers only; weights keep their (c, k, k, 1) shape."""
+    m = spec.random_model(seed, channels=[3, 8][seed % 2], n_binary=2, depthwise_prob=1.0)
+    data = spec.to_bytes(m)
+    header, _ = _split(data)
+    for layer, entry in zip(m.layers, header["layers"]):
+        assert entry.get("groups", 1) == layer.groups
+        assert ("groups" in entry) == layer.depthwise
+        if layer.kind == "fixed":
+            assert entry["arrays"]["weights"]["shape"] == list(layer.weight_shape)
+    m2 = spec.from_bytes(data)
+    assert m2.shape_hash() == m.shape_hash() and spec.to_bytes(m2) == data
+    assert [l.groups for l in m2.layers] == [l.groups for l in m.layers]
+    for a, b in zip(m.layers, m2.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+
+
+def test_bad_groups_in_file():
+    m = spec.random_model(3, channels=4, n_binary=2, depthwise_prob=1.0)
+    i = next(i for i, l in enumerate(m.layers) if l.depthwise)
+    header, payload = _split(spec.to_bytes(m))
+    header["layers"][i]["groups"] = "4"
+    with pytest.raises(ModelError, match=rf"^model file: layer {i + 1}.groups has the wrong type \(str\)$"):
+        spec.from_bytes(_join(header, payload))
+    header["layers"][i]["groups"] = m.layers[i].c_in + 1
+    with pytest.raises(ModelError, match=rf"^layer {i + 1}: groups={m.layers[i].c_in + 1} must be 1 or equal"):
+        spec.from_bytes(_join(header, payload))

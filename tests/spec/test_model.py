@@ -129,3 +129,60 @@ def test_activation_is_part_of_the_shape_and_changes_the_output():
     from spec import reference
 
     assert not np.array_equal(reference.run_layers(m, x0)[i + 1], reference.run_layers(plain, x0)[i + 1])
+
+
+def _dw_model():
+    m = spec.random_model(6, channels=4, n_binary=2, depthwise_prob=1.0)
+    return m, next(i for i, l in enumerate(m.layers) if l.depthwise)
+
+
+def test_depthwise_rules():
+    m, i = _dw_model()
+    c = m.layers[i].c_in
+    cases = [
+        (dict(groups=5), rf"^layer {i + 1}: groups=5 must be 1 or equal c_in={c} and c_out={c} \(depthwise\)$"),
+        (dict(groups=2), rf"^layer {i + 1}: groups=2 must be 1 or equal c_in={c}"),
+        (dict(groups=0), rf"^layer {i + 1}: groups=0 must be 1..1024$"),
+        (dict(groups=True), rf"^layer {i + 1}: groups=True must be 1..1024$"),
+        (dict(groups=1), rf"^layer {i + 1}: weights has shape \({c}, 3, 3, 1\)"),
+    ]
+    for change, pattern in cases:
+        bad, _ = _dw_model()
+        _layer(bad, i, **change)
+        with pytest.raises(ModelError, match=pattern):
+            bad.validate()
+    b = next(j for j, l in enumerate(m.layers) if l.kind == "binary")
+    bad, _ = _dw_model()
+    _layer(bad, b, groups=c)
+    with pytest.raises(ModelError, match=rf"^layer {b + 1}: groups={c} needs kind 'fixed'"):
+        bad.validate()
+
+
+def test_depthwise_is_a_diagonal_dense_layer():
+    """A depthwise layer computes what the dense layer with the same weights on the diagonal
+    (zero elsewhere) computes; its shape says groups, a dense layer's does not."""
+    from spec import reference
+
+    m, i = _dw_model()
+    dw = m.layers[i]
+    c, k = dw.c_in, dw.kernel
+    dense_w = np.zeros((c, k, k, c), dtype=np.int64)
+    for ch in range(c):
+        dense_w[ch, :, :, ch] = dw.weights[ch, :, :, 0]
+    dense = dataclasses.replace(m, layers=list(m.layers))
+    _layer(dense, i, groups=1, weights=dense_w)
+    dense = dense.validate()
+    assert dw.taps == k * k and dense.layers[i].taps == k * k * c
+    assert m.shape_dict()["layers"][i]["groups"] == c
+    assert "groups" not in dense.shape_dict()["layers"][i]
+    assert dw.acc_range(m.tensor_types()[i]) == dense.layers[i].acc_range(m.tensor_types()[i])
+    x0 = spec.model_input(m, spec.random_image(2, 9, 10, m.image_channels))
+    for a, b in zip(reference.run_layers(m, x0), reference.run_layers(dense, x0)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_depthwise_off_keeps_every_seed():
+    """depthwise_prob=0 draws nothing more: every seed keeps its model (the golden test's)."""
+    for seed in range(20):
+        assert spec.to_bytes(spec.random_model(seed)) == spec.to_bytes(spec.random_model(seed, depthwise_prob=0.0))
+        assert not any(l.depthwise for l in spec.random_model(seed).layers)

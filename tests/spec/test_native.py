@@ -155,3 +155,17 @@ def test_activation_runs_on_numpy(seed):
     assert path.startswith("numpy")
     x0 = _x0(model, seed, 6, 7)
     np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_depthwise_runs_on_numpy(seed):
+    """The kernel has no depthwise convolution: it says so, and auto runs such models on the
+    numpy path, bit-exact."""
+    model = spec.random_model(seed, channels=5, n_binary=2, depthwise_prob=1.0)
+    first = next(i for i, l in enumerate(model.layers, 1) if l.depthwise)
+    reason = native.supports(model)
+    assert reason is not None and reason.startswith(f"layer {first}: the native kernel has no")
+    path, run = spec.tensor_runner(model)
+    assert path.startswith("numpy")
+    x0 = _x0(model, seed, 6, 7)
+    np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
