@@ -26,10 +26,14 @@ Arithmetic (every constant prepared here in exact Python integers and checked to
   ``|m*A' + b| < 2**31`` is checked (``N <= 9216``, ``|A| < 2**17``: it fails only for
   shifts near 30 with huge scales, and such a model runs on the numpy path). Where the
   output saturates whatever ``m`` and the residual are, ``q`` is clamped so every sum stays
-  inside int32 (it saturates the same way).
+  inside int32 (it saturates the same way; :func:`_clamp_q`).
 - fixed conv: int16 values times int16 weights summed in int32 (only models whose
   ``sum|w| * max|x|`` fits are accepted); the affine in float64, exact because
   ``|acc*A + B| < 2**53``: ``floor((acc*A + B + round) * 2**-s)``.
+- the affine activation (``act``, :func:`spec.arith.prelu_shift`) on the rounded ``y``:
+  ``(y + 2**(k-1)) >> k`` where ``y < 0`` (in float64 ``floor((y + 2**(k-1)) * 2**-k)``,
+  exact for integers), then ``+ o``, before the residual. Channels without it run the same
+  code with ``k = 0, o = 0``.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class _Layer(ctypes.Structure):
         ("tables", ctypes.c_void_p), ("wpairs", ctypes.c_void_p), ("thr_m", ctypes.c_void_p),
         ("thr_acc", ctypes.c_void_p), ("flip", ctypes.c_void_p), ("a32", ctypes.c_void_p),
         ("q32", ctypes.c_void_p), ("b32", ctypes.c_void_p), ("fa", ctypes.c_void_p),
-        ("fb", ctypes.c_void_p), ("rmap", ctypes.c_void_p)]
+        ("fb", ctypes.c_void_p), ("rmap", ctypes.c_void_p), ("act_shift", ctypes.c_void_p),
+        ("act_offset", ctypes.c_void_p)]
 
 
 class _Tensor(ctypes.Structure):
@@ -192,6 +197,29 @@ def _check_i32(what: str, *values) -> None:
             raise _Unsupported(f"{what} ({int(v)}) does not fit the native kernel's 32 bits")
 
 
+def _act(stage, c_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The activation's per-channel shift ``k`` and offset ``o``; ``k = o = 0`` (the identity)
+    for a stage without one."""
+    if isinstance(stage, Affine) and stage.act is not None:
+        return stage.act_shift, stage.act_offset
+    return np.zeros(c_out, np.int64), np.zeros(c_out, np.int64)
+
+
+def _clamp_q(q: int, u_lo: int, u_hi: int, k: int, o: int, lo: int, hi: int, r_lo: int,
+             r_hi: int) -> int:
+    """``q`` clamped to where it still decides the output.
+
+    The output is ``sat(g(q + u) + r, lo, hi)`` with ``u`` in ``u_lo..u_hi``, ``r`` in
+    ``r_lo..r_hi`` and ``g(y) = prelu_shift(y, k) + o`` nondecreasing. At ``y = y_hi`` (and
+    above) ``g(y) + r >= hi`` for every ``r``; at ``y = y_lo`` (and below) ``g(y) + r <= lo``
+    (``rshift_round(L * 2**k, k) = L``). A ``q`` that puts every ``y`` beyond one of them
+    saturates the same when moved onto it, and the values stay small.
+    """
+    y_hi = max(hi - r_lo - o, 0)
+    y_lo = min(lo - r_hi - o, 0) << k
+    return min(max(q, y_lo - u_hi), y_hi - u_lo)
+
+
 class _Plan:
     """Every constant of ``model`` in the kernel's layouts, and the C structs pointing at them."""
 
@@ -249,8 +277,6 @@ class _Plan:
         st = layer.stage
         if type(st) not in _OUT:
             raise _Unsupported(f"layer {index}: the native kernel has no {st.name!r} stage")
-        if isinstance(st, Affine) and st.act is not None:
-            raise _Unsupported(f"layer {index}: the native kernel has no affine activation (act)")
         if layer.depthwise:
             raise _Unsupported(f"layer {index}: the native kernel has no depthwise convolution")
         d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[type(st)]
@@ -267,6 +293,9 @@ class _Plan:
         self._set(d, "flip", flip, np.uint8)
         if isinstance(st, PixelOutput):
             self._set(d, "rmap", st.residual_map, np.int32)
+        if isinstance(st, Affine) and st.act is not None:
+            self._set(d, "act_shift", st.act_shift, np.int32)
+            self._set(d, "act_offset", st.act_offset, np.int32)
         if layer.kind == "binary":
             self._binary(d, layer, flip, r_lo, r_hi, index)
         else:
@@ -296,15 +325,17 @@ class _Plan:
         s = st.shift
         a2, q, b = [], [], []
         lo, hi = d.out_lo, d.out_hi
-        for c in range(co):
+        for c, (k, o) in enumerate(zip(*(map(int, x) for x in _act(st, co)))):
             a = -int(st.scale[c])
             bias = n * int(st.scale[c]) + int(st.bias[c]) + ((1 << (s - 1)) if s else 0)
             qc, bc = bias >> s, bias & ((1 << s) - 1)
             t_ends = (bc, n * a + bc)  # m*A' + b at m = 0 and m = N
             _check_i32(f"layer {index}: m*A + B mod 2**shift", *t_ends)
             u = [t >> s for t in t_ends]
-            qc = min(max(qc, lo - max(u) - r_hi), hi - min(u) - r_lo)
-            _check_i32(f"layer {index}: affine sum", *(qc + uu + r for uu in u for r in (r_lo, r_hi)))
+            qc = _clamp_q(qc, min(u), max(u), k, o, lo, hi, r_lo, r_hi)
+            # y = qc + u, then |prelu_shift(y)| <= |y|: these bound every sum
+            _check_i32(f"layer {index}: affine sum",
+                       *(qc + uu + oo + r for uu in u for oo in (0, o) for r in (0, r_lo, r_hi)))
             a2.append(a), q.append(qc), b.append(bc)
         for field, x in (("a32", a2), ("q32", q), ("b32", b)):
             self._set(d, field, np.array(x, np.int64), np.int32)

@@ -66,6 +66,7 @@ typedef struct {
     const int32_t *a32, *q32, *b32;  /* binary affine: q + ((m*a + b) >> s) */
     const double *fa, *fb;           /* fixed affine / pixel: floor((acc*fa + fb) * 2^-s) */
     const int32_t *rmap;             /* pixel: channel of tensor 0 added, or -1 */
+    const int32_t *act_shift, *act_offset;  /* affine activation (NULL: none): see act() */
 } gk_layer;
 
 typedef struct {
@@ -108,6 +109,20 @@ int gk_cpu_ok(void) {
 }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Output channel o's affine activation (spec.arith.prelu_shift, then the offset): negative
+ * values y become (y + rnd) >> k, then o is added; without one, k = rnd = off = 0. */
+typedef struct { int32_t k, rnd, off; } gk_act;
+
+static inline gk_act act(const gk_layer *L, int o) {
+    gk_act a = {0, 0, 0};
+    if (L->act_shift) {
+        a.k = L->act_shift[o];
+        a.rnd = (1 << a.k) >> 1;
+        a.off = L->act_offset[o];
+    }
+    return a;
+}
 
 /* ------------------------------------------------------------------------- ring rows */
 static uint8_t *nib_row(gk_ctx *c, int t, int y) {
@@ -387,8 +402,10 @@ static void produce(gk_ctx *c, int t, int y) {
             } else {
                 int32_t a = L->a32[o], q = L->q32[o], b = L->b32[o], s = L->shift;
                 int32_t lo = L->out_lo, hi = L->out_hi;
+                gk_act f = act(L, o);
                 for (int x = 0; x < w; x++) {
-                    int32_t u = q + (((int32_t)m[x] * a + b) >> s) + ro[x];
+                    int32_t u = q + (((int32_t)m[x] * a + b) >> s);
+                    u = (u < 0 ? (u + f.rnd) >> f.k : u) + f.off + ro[x];
                     u = u > lo ? u : lo;  /* written as max then min: vpmaxsd, vpminsd */
                     v[x] = (int16_t)(u < hi ? u : hi);
                 }
@@ -402,8 +419,11 @@ static void produce(gk_ctx *c, int t, int y) {
             } else {
                 double fa = L->fa[o], fb = L->fb[o], sc = ldexp(1.0, -L->shift);
                 double lo = L->out_lo, hi = L->out_hi;
+                gk_act f = act(L, o);
+                double rnd = f.rnd, sk = ldexp(1.0, -f.k), off = f.off;
                 for (int x = 0; x < w; x++) {
-                    double u = floor(((double)acc[x] * fa + fb) * sc) + ro[x];
+                    double u = floor(((double)acc[x] * fa + fb) * sc);
+                    u = (u < 0 ? floor((u + rnd) * sk) : u) + off + ro[x];
                     u = u < lo ? lo : u;
                     u = u > hi ? hi : u;
                     v[x] = (int16_t)u;

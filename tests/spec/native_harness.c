@@ -11,7 +11,7 @@
 
 typedef struct {
     int32_t kind, kernel, c_in, c_out, output, residual, shift, out_lo, out_hi, n_in, c_out_pad;
-    const void *arrays[11];
+    const void *arrays[13];
 } layer_t;
 typedef struct { int32_t v[5]; } tensor_t;
 
@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         int32_t *ints = take(f, 11 * sizeof(int32_t));
         for (int k = 0; k < 11; k++) (&layers[i].kind)[k] = ints[k];
-        for (int k = 0; k < 11; k++) {
+        for (int k = 0; k < 13; k++) {
             int64_t *nb = take(f, sizeof(int64_t));
             layers[i].arrays[k] = *nb ? take(f, (size_t)*nb) : NULL;
         }

@@ -2,8 +2,9 @@
 
 Each available variant (``avx2`` and the plain-C ``generic`` on x86-64; ``generic``
 elsewhere) runs random models of the streamable family (depths, widths 1..70 channels,
-thresholds with flips, affine stages with residuals, 1x1 and 3x3 kernels, pixel steps) on
-frames from 1x1 up, compared with ``spec.reference``. Strips (threads) must not change a bit.
+thresholds with flips, affine stages with residuals and the per-channel activation, 1x1 and
+3x3 kernels, pixel steps) on frames from 1x1 up, compared with ``spec.reference``; a probe
+model shows the activation's whole output at its edges. Strips (threads) must not change a bit.
 """
 
 import dataclasses
@@ -14,6 +15,7 @@ import pytest
 import spec
 from spec import native, reference
 from spec._native import build
+from spec.random_model import random_layer_params
 
 SIZES = [(1, 1), (1, 7), (9, 1), (2, 2), (3, 5), (5, 3), (7, 11), (16, 9), (13, 33), (4, 70),
          (2, 300)]
@@ -142,21 +144,6 @@ def test_pixel_steps_equal_numpy(monkeypatch, r, noise):
             np.testing.assert_array_equal(g, e)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_activation_runs_on_numpy(seed):
-    """The kernel has no affine activation yet: it says so, and auto runs such models on the
-    numpy path, bit-exact."""
-    model = spec.random_model(seed, n_binary=3, act_prob=1.0)
-    layers = [i for i, l in enumerate(model.layers, 1) if getattr(l.stage, "act", None)]
-    assert layers
-    assert native.supports(model) == \
-        f"layer {layers[0]}: the native kernel has no affine activation (act)"
-    path, run = spec.tensor_runner(model)
-    assert path.startswith("numpy")
-    x0 = _x0(model, seed, 6, 7)
-    np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_depthwise_runs_on_numpy(seed):
     """The kernel has no depthwise convolution: it says so, and auto runs such models on the
@@ -169,3 +156,79 @@ def test_depthwise_runs_on_numpy(seed):
     assert path.startswith("numpy")
     x0 = _x0(model, seed, 6, 7)
     np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("seed", range(60))
+def test_random_models_with_activation(variant, seed):
+    """Random models whose affine stages (fixed and binary layers) mostly carry the activation."""
+    h, w = SIZES[seed % len(SIZES)]
+    model = spec.random_model(seed, act_prob=0.7, mix_layers=seed % 3 == 0,
+                              kernels=(1, 3) if seed % 4 == 1 else (3,))
+    _check(model, _x0(model, seed, h, w), variant, n_threads=1 + seed % 3)
+
+
+#: The probe's channels: centre and spread of the rounded value ``y`` before the activation on
+#: the test frame, the activation's shift and offset. Slopes 1 and 2**-7 with values far past
+#: both ends of the 8-bit range, the offset's extremes, and constants whose ``y`` lies beyond
+#: every saturation (the kernel clamps them, which must respect the activation's shift).
+PROBE = [(0, 300, 0, 0), (0, 300, 7, 0), (-2000, 1500, 7, 5), (-5000, 500, 7, 127),
+         (0, 150, 1, -128), (50, 200, 2, 127), (0, 100, 3, -60), (-12000, 20, 7, 0),
+         (0, 1000, 5, 20), (0, 2000, 6, -20), (-20000, 8000, 7, 0), (-40000, 2000, 7, -128),
+         (-2**22, 1000, 7, 0), (2**22, 1000, 0, 0), (-2**22, 1000, 0, 127), (200, 100, 7, 0)]
+
+
+def act_probe(kind: str, residual: bool, seed: int, h: int, w: int):
+    """(model, x0) where one activated affine layer of ``kind`` is seen whole at the output.
+
+    A random fixed head (8 bit), the probe layer (:data:`PROBE`'s 16 channels, 8 bit, plus the
+    head as residual when ``residual``), a 1x1 tail copying it plus 128 into the pixels. The
+    probe's constants are set from its accumulator on ``x0`` (mean and spread per channel), and
+    the reference must show what the test is for (asserted here): slope 1 on unsaturated
+    negatives, slope 2**-7 bringing values below the range back inside it (also where every
+    accumulator value gives such a ``y``), saturation at both ends.
+    """
+    rng = np.random.default_rng(seed)
+    c = len(PROBE)
+    steps = spec.PixelSteps(shuffle=2)
+    x0 = spec.random_image(seed, h, w, 4)
+    head = random_layer_params(rng, spec.Layer("fixed", 3, 4, c, None, spec.Affine(
+        scale=None, bias=None, out_bits=8), w_bits=6), 0, 255)
+    t1 = head.stage.reference(reference.conv_acc(head, x0, spec.TensorType("pixel", 4, 8)), [x0])
+    probe = random_layer_params(rng, spec.Layer(kind, 3, c, c, None, spec.Affine(
+        scale=None, bias=None, out_bits=8, residual=1 if residual else None), w_bits=4), -128, 127)
+    acc = reference.conv_acc(probe, t1, spec.TensorType("fixed", c, 8))
+    centre, spread, k, off = (np.array(col) for col in zip(*PROBE))
+    mean, std = acc.mean((0, 1)), np.maximum(acc.std((0, 1)), 1)
+    s = 8
+    scale = np.clip(np.round(spread / std * 2**s), 1, 2**17 - 1).astype(np.int64)
+    bias = np.round(centre * 2**s - scale * mean).astype(np.int64)
+    stage = dataclasses.replace(probe.stage, scale=scale, bias=bias, shift=s, act="prelu",
+                                act_shift=k, act_offset=off)
+    probe = dataclasses.replace(probe, stage=stage)
+    tail = spec.Layer("fixed", 1, c, c, np.eye(c, dtype=np.int64).reshape(c, 1, 1, c),
+                      spec.PixelOutput(scale=np.ones(c, np.int64), bias=np.full(c, 128),
+                                       scale_bits=2), w_bits=2)
+    model = spec.Model(layers=[head, probe, tail], image_channels=4, steps=steps).validate()
+    tensors = reference.run_layers(model, x0)
+    y, out = stage.scaled(acc), tensors[2]
+    assert np.array_equal(tensors[3], out + 128), "the tail must show the probe's output"
+    assert ((k == 0) & (y < 0) & (out > -128) & (out < 0)).any(), "slope 1 on negatives"
+    assert ((k == 7) & (y < -128) & (out > -128)).any(), "slope 2**-7 below the range"
+    assert (out == -128).any() and (out == 127).any(), "saturation at both ends"
+    y_ends = stage.scaled(np.array(probe.acc_range(model.tensor_types()[1]))[:, None])
+    assert ((k == 7) & (y_ends.max(0) < -128 - 127) & (out > -128).any((0, 1))).any(), \
+        "slope 2**-7 where y is below the range plus any residual for every accumulator"
+    return model, x0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("kind", ["binary", "fixed"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_activation_extremes(variant, kind, residual, seed):
+    """The activation's whole output equals the reference at its edges (see :func:`act_probe`);
+    whole frame and strips."""
+    model, x0 = act_probe(kind, residual, seed, 19 + seed, 37)
+    for n_threads in (1, 3):
+        _check(model, x0, variant, n_threads)

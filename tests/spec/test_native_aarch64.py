@@ -1,7 +1,8 @@
 """The native kernel built for aarch64 (PYNQ/ARM boards) equals the reference, under qemu-user.
 
 Cross-compiles ``spec/_native/kernel.c`` (the ``neon`` and ``generic`` variants, with the
-install's flags) together with ``native_harness.c``, runs random models' plans dumped by
+install's flags) together with ``native_harness.c``, runs random models' plans (with and
+without the affine activation) and the activation probe of ``test_native`` dumped by
 ``spec.native`` under ``qemu-aarch64`` and compares with ``spec.reference``. Skipped where
 the cross compiler or qemu-user is missing (Debian: gcc-aarch64-linux-gnu, qemu-user).
 """
@@ -16,6 +17,7 @@ import pytest
 import spec
 from spec import native, reference
 from spec._native import build
+from test_native import act_probe
 
 CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
 pytestmark = pytest.mark.skipif(not (shutil.which(CC) and shutil.which(QEMU)),
@@ -34,15 +36,31 @@ def harness(tmp_path_factory):
     return out
 
 
+def _check(harness, tmp_path, variant, model, x0, strips):
+    h, w = x0.shape[:2]
+    plan, out = tmp_path / "plan", tmp_path / "out"
+    plan.write_bytes(native._Plan(model).dump(x0))
+    subprocess.run([QEMU, str(harness[variant]), str(plan), str(out), str(strips)], check=True)
+    got = np.frombuffer(out.read_bytes(), np.uint8).reshape(h, w, model.layers[-1].c_out)
+    np.testing.assert_array_equal(got, reference.run_layers(model, x0)[-1])
+
+
 @pytest.mark.parametrize("variant", ["neon", "generic"])
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(24))
 def test_aarch64_equals_reference(harness, tmp_path, variant, seed):
-    model = spec.random_model(seed, mix_layers=seed % 4 == 3, kernels=(1, 3) if seed % 3 == 2 else (3,))
+    """Random models; from seed 16 on with the affine activation on most affine stages."""
+    model = spec.random_model(seed, mix_layers=seed % 4 == 3, kernels=(1, 3) if seed % 3 == 2 else (3,),
+                              act_prob=0.7 if seed >= 16 else 0.0)
     r = model.steps.unshuffle
     h, w = [(1, 1), (7, 11), (20, 37), (3, 70)][seed % 4]
     x0 = spec.model_input(model, spec.random_image(seed, h * r, w * r, model.image_channels))
-    plan, out = tmp_path / "plan", tmp_path / "out"
-    plan.write_bytes(native._Plan(model).dump(x0))
-    subprocess.run([QEMU, str(harness[variant]), str(plan), str(out), str(1 + seed % 3)], check=True)
-    got = np.frombuffer(out.read_bytes(), np.uint8).reshape(h, w, model.layers[-1].c_out)
-    np.testing.assert_array_equal(got, reference.run_layers(model, x0)[-1])
+    _check(harness, tmp_path, variant, model, x0, 1 + seed % 3)
+
+
+@pytest.mark.parametrize("variant", ["neon", "generic"])
+@pytest.mark.parametrize("kind", ["binary", "fixed"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_aarch64_activation_extremes(harness, tmp_path, variant, kind, residual):
+    """The activation's whole output at its edges (test_native.act_probe)."""
+    model, x0 = act_probe(kind, residual, 0, 19, 37)
+    _check(harness, tmp_path, variant, model, x0, 3)
