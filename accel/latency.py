@@ -11,6 +11,6 @@ MVU_LATENCY = 4
 #: :class:`hw.output_stages.LaneStage`: an accumulator group in to its result out (``pre``
 #: then ``post``, one register each).
 STAGE_LATENCY = 2
-#: :class:`hw.stream_util.SkidBuffer`: one register slice (after the window generator, the PE
-#: array and each layer).
+#: :class:`hw.stream_util.SkidBuffer`: one register slice (after the PE array, each layer and,
+#: in front of an unfolded PE array only, the window generator).
 SLICE_LATENCY = 1

@@ -12,8 +12,8 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
 * output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
-  it has more than one group; three register slices (after the window generator, the PE
-  array and the layer) add one cycle each.
+  it has more than one group; register slices (after the PE array and the layer, and after
+  the window generator of an unfolded PE array) add one cycle each.
 
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
@@ -37,7 +37,7 @@ __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "cho
            "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
-#: three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
+#: two or three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
 #: them never waits on its own delayed partner. Twice the count, for margin: 32 beats cost
 #: little next to a row.
 FIFO_SLACK = 32
@@ -139,7 +139,8 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
                 first_in = 0
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
         k = f.pe // f.out_pe
-        start = _serve(win + SLICE_LATENCY, nf * sf)  # first issue step of each window
+        # First issue step of each window (a register slice in front of unfolded PE arrays).
+        start = _serve(win + (SLICE_LATENCY if nf * sf == 1 else 0), nf * sf)
         # Group n of pixel p leaves the PE array after its last slice, then splits into k.
         groups = (start[:, None] + (np.arange(nf)[None, :] + 1) * sf - 1 + MVU_LATENCY
                   + SLICE_LATENCY)

@@ -6,8 +6,9 @@ Data path (one stream per tensor, valid/ready everywhere)::
              |                              |  (residual tensors fork into a DelayFIFO
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
-A layer is ``[SignBits] -> WindowGen -> slice -> FoldedMVU -> slice -> Split -> output stage
--> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`): the PE array emits ``pe``
+A layer is ``[SignBits] -> WindowGen -> [slice] -> FoldedMVU -> slice -> Split -> output stage
+-> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
+of an unfolded PE array): the PE array emits ``pe``
 accumulators per beat, the output stage (threshold, affine or pixel) takes ``out_pe`` per beat,
 the gather rebuilds a whole pixel for the next layer's line buffer, and the register slices
 keep ``ready`` paths short (none crosses a layer).
@@ -161,10 +162,17 @@ class Pipeline(wiring.Component):
         add("mvu", mvu)
         hits.append(mvu.weights.hit)
         # Register slices around the PE array: its enable (thousands of flip-flops) and the
-        # line buffer's read address then depend on registered ``ready`` signals only.
-        win_slice = add("win_slice", SkidBuffer(win.o.payload.shape()))
-        wiring.connect(m, win.o, win_slice.i)
-        wiring.connect(m, win_slice.o, mvu.i)
+        # line buffer's read address then depend on registered ``ready`` signals only. A folded
+        # PE array (``nf*sf > 1`` steps per window) reads the window generator's output
+        # register directly: it holds each window for those steps anyway, and a slice there
+        # would be two more copies of the widest register of the layer (half of the window
+        # path's flip-flops; a quarter of the design's at 128 cycles per pixel).
+        if mvu.nf * mvu.sf == 1:
+            win_slice = add("win_slice", SkidBuffer(win.o.payload.shape()))
+            wiring.connect(m, win.o, win_slice.i)
+            wiring.connect(m, win_slice.o, mvu.i)
+        else:
+            wiring.connect(m, win.o, mvu.i)
         acc_slice = add("acc_slice", SkidBuffer(mvu.o.payload.shape()))
         wiring.connect(m, mvu.o, acc_slice.i)
         split = add("split", Split(mvu.acc_shape, f.out_pe, f.pe // f.out_pe))
