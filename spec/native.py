@@ -28,7 +28,8 @@ Arithmetic (every constant prepared here in exact Python integers and checked to
   output saturates whatever ``m`` and the residual are, ``q`` is clamped so every sum stays
   inside int32 (it saturates the same way; :func:`_clamp_q`).
 - fixed conv: int16 values times int16 weights summed in int32 (only models whose
-  ``sum|w| * max|x|`` fits are accepted); the affine in float64, exact because
+  ``sum|w| * max|x|`` fits are accepted; a depthwise layer's ``k*k`` products per channel
+  the same way); the affine in float64, exact because
   ``|acc*A + B| < 2**53``: ``floor((acc*A + B + round) * 2**-s)``.
 - the affine activation (``act``, :func:`spec.arith.prelu_shift`) on the rounded ``y``:
   ``(y + 2**(k-1)) >> k`` where ``y < 0`` (in float64 ``floor((y + 2**(k-1)) * 2**-k)``,
@@ -273,12 +274,10 @@ class _Plan:
 
     def _layer(self, d: _Layer, layer, t_in, types, index: int) -> None:
         k, ci, co = layer.kernel, layer.c_in, layer.c_out
-        d.kind = 0 if layer.kind == "binary" else 1
+        d.kind = 0 if layer.kind == "binary" else 2 if layer.depthwise else 1
         st = layer.stage
         if type(st) not in _OUT:
             raise _Unsupported(f"layer {index}: the native kernel has no {st.name!r} stage")
-        if layer.depthwise:
-            raise _Unsupported(f"layer {index}: the native kernel has no depthwise convolution")
         d.kernel, d.c_in, d.c_out, d.output = k, ci, co, _OUT[type(st)]
         residual = st.residual if isinstance(st, Affine) else None
         d.residual = residual if residual is not None else -1
@@ -348,11 +347,14 @@ class _Plan:
         w = layer.weights.astype(np.int64)
         bound = int(np.abs(w).reshape(co, -1).sum(1).max()) * max(-x_lo, x_hi)
         _check_i32(f"layer {index}: sum |w| * max |x|", bound)
-        wp = np.zeros((d.c_out_pad, k, k, npairs * 2), np.int64)
-        wp[:co, ..., :ci] = w
-        wp = wp.reshape(d.c_out_pad, k, k, npairs, 2)
-        pairs = (wp[..., 0] & 0xFFFF) | ((wp[..., 1] & 0xFFFF) << 16)
-        self._set(d, "wpairs", pairs.astype(np.uint32).view(np.int32), np.int32)
+        if layer.depthwise:  # one weight per output channel and tap
+            self._set(d, "wpairs", w.reshape(co, k * k), np.int32)
+        else:
+            wp = np.zeros((d.c_out_pad, k, k, npairs * 2), np.int64)
+            wp[:co, ..., :ci] = w
+            wp = wp.reshape(d.c_out_pad, k, k, npairs, 2)
+            pairs = (wp[..., 0] & 0xFFFF) | ((wp[..., 1] & 0xFFFF) << 16)
+            self._set(d, "wpairs", pairs.astype(np.uint32).view(np.int32), np.int32)
         st = layer.stage
         if isinstance(st, Threshold):
             self._set(d, "thr_acc", st.threshold.astype(np.int64) + flip, np.int64)

@@ -20,6 +20,8 @@
  * Per output channel and input nibble, a 16-entry table gives the differing bits of that
  * nibble; one AVX2 vpshufb looks up 32 pixels at once, one aarch64 NEON tbl 16.
  * Fixed conv: int32 sum of int16 pairs times int16 weight pairs (vpmaddwd with AVX2).
+ * Depthwise fixed conv (output channel c reads only input channel c): per channel, k*k
+ * products of the int16 half of its pair, summed in int32 (plain C, vectorized by the compiler).
  *
  * Without either (other CPUs, or GK_GENERIC defined) the same loops run in plain C; every
  * build is tested bit-exact against spec.reference (aarch64 ones under qemu-user).
@@ -46,7 +48,7 @@
 #define GK_SOURCE_HASH "unknown"
 #endif
 
-enum { KIND_BINARY = 0, KIND_FIXED = 1 };
+enum { KIND_BINARY = 0, KIND_FIXED = 1, KIND_DEPTHWISE = 2 };
 enum { OUT_THRESHOLD = 0, OUT_AFFINE = 1, OUT_PIXEL = 2 };
 enum { GK_OK = 0, GK_ENOMEM = 1, GK_ERING = 2, GK_EARG = 3 };
 
@@ -59,7 +61,8 @@ typedef struct {
     int32_t n_in;             /* nibble groups (binary) or channel pairs (fixed) of the input */
     int32_t c_out_pad;        /* c_out rounded up to 4 (fixed weight rows) */
     const uint8_t *tables;    /* binary: [c_out][kernel*kernel*n_in][32] differing-bit counts */
-    const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs */
+    const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs;
+                                 depthwise: [c_out][kernel*kernel] weights */
     const int32_t *thr_m;     /* binary threshold: bit = (m <= thr_m) ^ flip */
     const int64_t *thr_acc;   /* fixed threshold: bit = (acc >= thr_acc) ^ flip */
     const uint8_t *flip;
@@ -352,6 +355,23 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
 #endif
 }
 
+/* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise). */
+static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
+    int sb = c->sb, k = L->kernel, kk = k * k, n = (c->w + 7) / 8 * 8;
+    int off = k == 3 ? 0 : 1;
+    for (int o = 0; o < L->c_out; o++) {
+        int32_t *a = c->acc + (size_t)o * sb;
+        const int32_t *wo = L->wpairs + (size_t)o * kk;
+        int half = (o & 1) * 16;  /* channel o is the low (even) or high (odd) half of pair o/2 */
+        for (int x = 0; x < n; x++) a[x] = 0;
+        for (int i = 0; i < kk; i++) {
+            const int32_t *src = rows[i / k] + (size_t)(o / 2) * sb + off + i % k;
+            int32_t wt = wo[i];
+            for (int x = 0; x < n; x++) a[x] += (int32_t)(int16_t)(src[x] >> half) * wt;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------- one row */
 static void produce(gk_ctx *c, int t, int y);
 
@@ -387,7 +407,10 @@ static void produce(gk_ctx *c, int t, int y) {
         int32_t *rows[3];
         for (int i = 0; i < nr; i++) rows[i] = pairs_row(c, t - 1, yy[i]);
         if (c->err) return;
-        fixed_conv(c, L, rows);
+        if (L->kind == KIND_DEPTHWISE)
+            depthwise_conv(c, L, rows);
+        else
+            fixed_conv(c, L, rows);
     }
     const int16_t *res = L->residual >= 0 ? plain_row(c, L->residual, y) : c->zeros;
     if (c->err) return;

@@ -3,8 +3,9 @@
 Each available variant (``avx2`` and the plain-C ``generic`` on x86-64; ``generic``
 elsewhere) runs random models of the streamable family (depths, widths 1..70 channels,
 thresholds with flips, affine stages with residuals and the per-channel activation, 1x1 and
-3x3 kernels, pixel steps) on frames from 1x1 up, compared with ``spec.reference``; a probe
-model shows the activation's whole output at its edges. Strips (threads) must not change a bit.
+3x3 kernels, depthwise fixed layers, pixel steps) on frames from 1x1 up, compared with
+``spec.reference``; probe models show the activation's whole output and a depthwise layer's
+accumulator at their edges. Strips (threads) must not change a bit.
 """
 
 import dataclasses
@@ -144,18 +145,67 @@ def test_pixel_steps_equal_numpy(monkeypatch, r, noise):
             np.testing.assert_array_equal(g, e)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_depthwise_runs_on_numpy(seed):
-    """The kernel has no depthwise convolution: it says so, and auto runs such models on the
-    numpy path, bit-exact."""
-    model = spec.random_model(seed, channels=5, n_binary=2, depthwise_prob=1.0)
-    first = next(i for i, l in enumerate(model.layers, 1) if l.depthwise)
-    reason = native.supports(model)
-    assert reason is not None and reason.startswith(f"layer {first}: the native kernel has no")
-    path, run = spec.tensor_runner(model)
-    assert path.startswith("numpy")
-    x0 = _x0(model, seed, 6, 7)
-    np.testing.assert_array_equal(run(x0), reference.run_layers(model, x0)[-1])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("seed", range(40))
+def test_random_models_depthwise(variant, seed):
+    """Random models with depthwise-separable heads and tails (2..32 channels, 1x1 and 3x3,
+    depthwise pixel layers, with and without the activation)."""
+    h, w = SIZES[seed % len(SIZES)]
+    model = spec.random_model(seed, channels=[2, 3, 5, 8, 16, 32][seed % 6], depthwise_prob=1.0,
+                              act_prob=0.5 if seed % 2 else 0.0,
+                              kernels=(1, 3) if seed % 3 == 2 else (3,))
+    assert any(layer.depthwise for layer in model.layers)
+    _check(model, _x0(model, seed, h, w), variant, n_threads=1 + seed % 3)
+
+
+def depthwise_probe(r: int, seed: int, h: int, w: int):
+    """(model, x0) with a depthwise 3x3 pixel layer of ``r*r`` channels at its widest: a 16-bit
+    fixed head saturating at both ends, 8-bit weights including both ends, odd and even
+    channels (the low and high half of a kernel pair).
+
+    The output shows the accumulator (scaled to about +/-100 around 128 from its mean and
+    spread on ``x0``: each product of extremes, 2**22, moves it by several levels); the
+    reference must show the extremes and most of the accumulator (asserted here).
+    """
+    rng = np.random.default_rng(seed)
+    c = r * r
+    x0 = spec.random_image(seed, h, w, 1)
+    head = random_layer_params(rng, spec.Layer("fixed", 3, 1, c, None, spec.Affine(
+        scale=None, bias=None, out_bits=16), w_bits=8), 0, 255)
+    acc1 = reference.conv_acc(head, x0, spec.TensorType("pixel", 1, 8))
+    a1 = rng.choice([-2, -1, 1, 2], c)
+    head = dataclasses.replace(head, stage=dataclasses.replace(
+        head.stage, scale=a1, bias=-a1 * acc1.mean((0, 1)).round().astype(np.int64), shift=0))
+    t1 = head.stage.reference(acc1, [x0])
+    dw = random_layer_params(rng, spec.Layer("fixed", 3, c, c, None, spec.PixelOutput(
+        scale=None, bias=None), w_bits=8, groups=c), -2**15, 2**15 - 1)
+    weights = dw.weights.copy()
+    weights[rng.random(weights.shape) < 0.3] = -128
+    weights[rng.random(weights.shape) < 0.2] = 127
+    acc = reference.conv_acc(dataclasses.replace(dw, weights=weights), t1,
+                             spec.TensorType("fixed", c, 16))
+    s, mean, std = 21, acc.mean((0, 1)), np.maximum(acc.std((0, 1)), 1)
+    scale = np.maximum(np.round(100 / std * 2**s), 1).astype(np.int64)
+    bias = np.round(128 * 2**s - scale * mean).astype(np.int64)
+    dw = dataclasses.replace(dw, weights=weights, stage=dataclasses.replace(
+        dw.stage, scale=scale, bias=bias, shift=s))
+    model = spec.Model(layers=[head, dw], image_channels=1,
+                       steps=spec.PixelSteps(shuffle=r)).validate()
+    out = reference.run_layers(model, x0)[-1]
+    inside = (out > 0) & (out < 255)
+    assert (t1 == -2**15).any() and (t1 == 2**15 - 1).any(), "16-bit inputs at both ends"
+    assert (weights == -128).any() and (weights == 127).any(), "8-bit weights at both ends"
+    assert inside.mean() > 0.5, "the accumulator shown"
+    return model, x0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("r", [2, 3, 4])
+def test_depthwise_extremes(variant, r):
+    """A depthwise layer at its widest (see :func:`depthwise_probe`); whole frame and strips."""
+    model, x0 = depthwise_probe(r, r, 35, 29)
+    for n_threads in (1, 2):
+        _check(model, x0, variant, n_threads)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
