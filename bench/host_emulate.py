@@ -1,7 +1,7 @@
 """Host emulation speed: the native kernel vs the numpy spec vs torch float32, in one process.
 
     python -m bench.host_emulate [--model models/denoise.gamir] [--sizes 640x480,1280x720]
-                                 [--frames 30] [--slow-frames 3]
+                                 [--frames 30] [--slow-frames 3] [--act]
 
 The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240) scaled to each size,
 unless ``--clip`` names another. For each size, on the same decoded frames:
@@ -21,6 +21,11 @@ machine torch's thread pool suffers more than two independent strips, so the one
 ratio is the fairer per-core comparison there. Prints fps and ratios and writes JSON (default
 ``bench/results/host_emulate.json``) with the load average before and after: on a shared
 machine read fps with it, and compare ratios.
+
+``--act`` runs the model with the affine stage's activation (``act="prelu"``) added to every
+binary layer's affine stage, as training's ``--act rprelu`` unit has it (:func:`with_activation`:
+seeded slopes and offsets, not trained values; the speed does not depend on them), and writes
+``bench/results/host_emulate_act.json`` by default.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import dataclasses
 
 import av
 import numpy as np
@@ -72,6 +79,24 @@ def scaled_clip(src: Path, dst: Path, width: int, height: int, frames: int) -> l
     return out_frames
 
 
+def with_activation(model: spec.Model, seed: int = 0) -> spec.Model:
+    """``model`` with the activation on every binary layer's affine stage: per-channel shifts
+    0..7 (slopes 1 .. 2**-7) and offsets within an eighth of the output range, drawn from
+    ``seed``."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for layer in model.layers:
+        st = layer.stage
+        if layer.kind == "binary" and isinstance(st, spec.Affine):
+            hi = spec.arith.signed_range(st.out_bits)[1]
+            st = dataclasses.replace(
+                st, act="prelu",
+                act_shift=rng.integers(0, spec.arith.MAX_ACT_SHIFT + 1, layer.c_out),
+                act_offset=rng.integers(-(hi // 8), hi // 8 + 1, layer.c_out))
+        layers.append(dataclasses.replace(layer, stage=st))
+    return dataclasses.replace(model, layers=layers, name=f"{model.name}+act").validate()
+
+
 def _timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -79,8 +104,10 @@ def _timed(fn, *args):
 
 
 def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
-               frames: int, slow_frames: int) -> dict:
-    """All measurements at one frame size; returns the JSON record."""
+               frames: int, slow_frames: int, without_act: spec.Model | None = None) -> dict:
+    """All measurements at one frame size; returns the JSON record. With ``without_act`` (the
+    model before :func:`with_activation`) the one-thread loop also times its native run, for
+    the activation's cost."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / f"clip_{width}x{height}.mp4"
         imgs = scaled_clip(clip_src, clip, width, height, frames)
@@ -121,14 +148,19 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
     runner1 = spec.native.NativeRunner(model, n_threads=1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    t1_native, t1_torch = [], []
+    base1 = without_act and spec.native.NativeRunner(without_act, n_threads=1)
+    t1_native, t1_torch, t1_base = [], [], []
     for img in imgs[:slow_frames]:
         x0 = spec.model_input(model, img)
         xt = torch.from_numpy(x0.astype(np.float32)).permute(2, 0, 1)[None].contiguous()
         t1_native.append(_timed(runner1.run, x0)[1])
         t1_torch.append(_timed(tmodel, xt)[1])
+        if base1:
+            t1_base.append(_timed(base1.run, x0)[1])
     torch.set_num_threads(threads)
     med = statistics.median
+    extra = {"native_with_over_without_act_one_thread": med(t1_native) / med(t1_base)} \
+        if t1_base else {}
     return {
         "frame": [width, height],
         "frames": n,
@@ -143,6 +175,7 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
         "native_over_torch_one_thread_each": med(t1_torch) / med(t1_native),
         "native_equals_numpy": same,
         "mean_abs_diff_native_vs_torch_float": statistics.mean(diffs),
+        **extra,
     }
 
 
@@ -158,17 +191,34 @@ def main(argv=None) -> dict:
                     help="frames per size for host.run and the native path")
     ap.add_argument("--slow-frames", type=cli.positive_int, default=3,
                     help="frames for the numpy and torch paths (interleaved with native)")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "host_emulate.json",
-                    help="results JSON to write")
+    ap.add_argument("--act", action="store_true",
+                    help="add the affine stage's activation to every binary layer's affine stage "
+                         "(seeded constants; see the module docstring)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results JSON to write (default: bench/results/host_emulate.json, "
+                         "host_emulate_act.json with --act)")
     a = ap.parse_args(argv)
+    out = a.out or REPO / "bench" / "results" / f"host_emulate{'_act' if a.act else ''}.json"
     model = spec.load(a.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path, without_act = a.model, None
+        if a.act:
+            model, without_act = with_activation(model), model
+            model_path = Path(tmp) / "model_act.gamir"
+            spec.save(model, model_path)
+        return _bench(a, model, model_path, out, without_act)
+
+
+def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> dict:
+    """Runs every size for ``model`` (stored at ``model_path``), prints, writes ``out``."""
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
     load_before = os.getloadavg()[0]
     path = EmulateBackend(model).path
     print(f"model {a.model.name} ({len(model.layers)} layers); emulation: {path}")
     records = []
     for width, height in sizes:
-        r = bench_size(model, a.model, a.clip, width, height, a.frames, a.slow_frames)
+        r = bench_size(model, model_path, a.clip, width, height, a.frames, a.slow_frames,
+                       without_act)
         records.append(r)
         print(f"{width}x{height}: host.run end to end {r['host_run_emulate_fps']:6.2f} fps | "
               f"native {r['native_fps']:6.2f} fps | numpy {r['numpy_fps']:5.2f} fps | "
@@ -177,10 +227,14 @@ def main(argv=None) -> dict:
               f"{r['native_over_torch_one_thread_each']:5.2f}x), native/numpy "
               f"{r['native_over_numpy']:5.2f}x | "
               f"native == numpy: {r['native_equals_numpy']}")
+        if without_act:
+            print(f"  native with / without the activation, one thread: "
+                  f"{r['native_with_over_without_act_one_thread']:.3f}")
     result = {
         "model": str(a.model.resolve().relative_to(REPO) if a.model.resolve().is_relative_to(REPO)
                      else a.model),
         "model_name": model.name,
+        "act_added": a.act,
         "model_digest": model.digest(),
         "layers": len(model.layers),
         "emulation": path,
@@ -196,8 +250,8 @@ def main(argv=None) -> dict:
     }
     print(f"load average {load_before:.1f} before, {result['load_average_1min_after']:.1f} after, "
           f"on {result['cpus']} CPUs")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

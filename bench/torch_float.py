@@ -1,7 +1,7 @@
 """A float32 torch implementation of a spec model's layers: the speed baseline.
 
-The same convolutions, replicate borders, sign activations, folded norms, residual adds and
-clamps as the spec, computed the way a torch user would run the network (float32 conv2d,
+The same convolutions, replicate borders, sign activations, folded norms, the affine stage's
+activation, residual adds and clamps as the spec, computed the way a torch user would run the network (float32 conv2d,
 NCHW). It is a speed yardstick, not bit-exact: float rounding differs from the spec's integers.
 """
 
@@ -38,6 +38,9 @@ class TorchFloatModel(torch.nn.Module):
             return torch.where(c(st.flip) > 0, acc <= t, acc >= t).float() * 2 - 1
         y = torch.floor((acc * c(st.scale) + c(st.bias)) / 2.0**st.shift + 0.5)
         if isinstance(st, spec.Affine):
+            if st.act is not None:  # PReLU with slopes 2**-k, then the offset
+                y = torch.where(y < 0, torch.floor(y * c(2.0 ** -st.act_shift) + 0.5), y)
+                y = y + c(st.act_offset)
             if st.residual is not None:
                 y = y + tensors[st.residual]
             lo, hi = spec.arith.signed_range(st.out_bits)
