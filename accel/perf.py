@@ -34,7 +34,7 @@ from . import config, regmap
 from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
 __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
-           "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
+           "fold_within", "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
 #: two or three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
@@ -212,6 +212,11 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
             **brams, "ffs": ffs, "layers": per_layer}
 
 
+def fold_within(model: Model, ii: int) -> list[regmap.LayerFold]:
+    """Every layer folded as far as ``ii`` cycles per pixel allows (``--fold ii:N``)."""
+    return [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+
+
 def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
     """The fold with the fewest lanes (pe*simd) within ``ii_max`` cycles per pixel; ties go to
     more ``pe`` (a shallower weight memory, no partial-output gather) and the smallest out_pe."""
@@ -252,13 +257,13 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
         # A frame takes at least height*width*II cycles: start at the largest II that could
         # fit and walk down until the full prediction (fill included) fits.
         for ii in range(min(max_ii, int(budget // (height * width))), 0, -1):
-            fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+            fold = fold_within(model, ii)
             if frame_cycles(model, fold, height=height, width=width) <= budget:
                 return fold
         raise ValueError(f"{pixels_per_second:.3g} pixels/s at {clock_hz:.3g} Hz is out of reach "
                          f"even fully unfolded (1 pixel per clock)")
     def cost(ii):
-        fold = [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+        fold = fold_within(model, ii)
         return estimate_cost(model, fold, max_width=mw)["luts"]
 
     # LUTs do not fall monotonically with the interval (the cheapest fold of an interval can
@@ -268,7 +273,7 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
                         for pe in _divisors(layer.c_out) for simd in _divisors(layer.taps)})
     for ii in intervals:
         if cost(ii) <= lut_budget:
-            return [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+            return fold_within(model, ii)
     raise ValueError(f"lut_budget={lut_budget} is too small even for the most folded design")
 
 

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="*", help="model files (default: models/*.gamir)")
     ap.add_argument("--boards", default="ulx3s-85f,orangecrab-85f,pynq-z2",
                     help="comma-separated boards to build for")
-    ap.add_argument("--fold", default="auto", help="as hw.build: full, auto, lut:N, JSON, @file")
+    ap.add_argument("--fold", default="auto", help="as hw.build: full, auto, lut:N, ii:N, JSON, @file")
     ap.add_argument("--fps", type=cli.positive_float, default=30.0,
                     help="frame rate --fold auto aims at")
     ap.add_argument("--max-width", type=cli.positive_int, default=None,

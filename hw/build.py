@@ -596,7 +596,7 @@ def main(argv=None) -> int:
     parser.add_argument("--board", required=True, help="target board (see below)")
     parser.add_argument("--model", required=True, help="model file (.gamir)")
     parser.add_argument("--fold", default="full",
-                        help="full, auto (30 fps at 1280x720), lut:N, JSON list or @file.json,"
+                        help="full, auto (30 fps at 1280x720), lut:N, ii:N, JSON list or @file.json,"
                              " as python -m hw.generate takes it")
     parser.add_argument("--max-width", type=cli.positive_int, default=None,
                         help="widest accelerator frame (default: 1280 / unshuffle)")

@@ -7,7 +7,8 @@ regions, stream widths and the predicted cycles per frame.
 
 ``--fold`` is ``full`` (one pixel per clock), ``auto`` (the slowest fold that still reaches
 ``--fps`` at ``--clock-mhz`` on a ``--frame`` HxW accelerator frame), ``lut:N`` (the fastest
-fold estimated under N LUTs), a JSON list (one ``{"pe", "simd", "out_pe"}`` or null per layer)
+fold estimated under N LUTs), ``ii:N`` (every layer folded as far as N cycles per pixel
+allows), a JSON list (one ``{"pe", "simd", "out_pe"}`` or null per layer)
 or ``@file.json`` holding such a list.
 """
 
@@ -49,6 +50,11 @@ def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,
                 raise regmap.FoldError(f"--fold {fold!r}: lut:N needs a whole number of LUTs")
             fold = perf.choose_fold(model, lut_budget=int(text[4:]), height=frame[0],
                                     width=frame[1], max_width=max_width)
+        elif text.startswith("ii:"):
+            if not text[3:].isdigit() or int(text[3:]) < 1:
+                raise regmap.FoldError(f"--fold {fold!r}: ii:N needs a whole number of cycles "
+                                       f"per pixel, at least 1")
+            fold = perf.fold_within(model, int(text[3:]))
         else:
             if text.startswith("@"):
                 try:
@@ -59,7 +65,7 @@ def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,
             try:
                 fold = json.loads(text)
             except json.JSONDecodeError as e:
-                raise regmap.FoldError(f"--fold {fold!r} is not full, auto, lut:N, @file or "
+                raise regmap.FoldError(f"--fold {fold!r} is not full, auto, lut:N, ii:N, @file or "
                                        f"JSON ({e})") from None
     return regmap.normalize_fold(model, fold)
 

@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     ap.add_argument("images", help="an image file, a .npy array, or a folder of them")
     ap.add_argument("--fold", default="auto",
                     help="as hw.generate: auto (the most folded design for 1280x720 at 30 fps at"
-                         " 100 MHz: a far smaller Verilator build than full), full, lut:N, JSON,"
-                         " @file")
+                         " 100 MHz: a far smaller Verilator build than full), full, lut:N, ii:N,"
+                         " JSON, @file")
     ap.add_argument("--max-width", type=cli.positive_int, default=None,
                     help="line buffer width to generate (default: power of two >= widest frame)")
     ap.add_argument("--frames", type=cli.positive_int, default=1,

@@ -95,7 +95,7 @@ def test_lut_budget_fold_is_the_fastest_that_fits(budget):
     assert perf.estimate_cost(model, got, max_width=320)["luts"] <= budget
     fits = []
     for ii in range(1, 4097):
-        fold = [perf._cheapest_layer_fold(layer, ii) for layer in model.layers]
+        fold = perf.fold_within(model, ii)
         if perf.estimate_cost(model, fold, max_width=320)["luts"] <= budget:
             fits.append(perf.pixels_per_clock(model, fold))
     assert perf.pixels_per_clock(model, got) == max(fits)
@@ -135,3 +135,20 @@ def test_activation_adds_its_measured_lane_cost():
     assert lanes > 0
     assert with_act["luts"] - without["luts"] == pytest.approx(perf.LUT4_PER_UNIT * perf.ACT_UNITS * lanes, abs=1)
     assert with_act["ram_bits"] == without["ram_bits"] and with_act["mults"] == without["mults"]
+
+
+@pytest.mark.parametrize("ii", [1, 9, 64, 100, 128])
+def test_fold_ii_n_takes_the_fewest_lanes_within_the_interval(ii):
+    """``--fold ii:N``: every layer within N cycles per pixel, with the fewest PE lanes any
+    divisor pair allows (tried one by one here)."""
+    from hw import generate
+
+    model = denoiser_shape()
+    fold = generate.resolve_fold(model, f"ii:{ii}")
+    assert 1 / perf.pixels_per_clock(model, fold) <= ii
+    for layer, f in zip(model.layers, fold):
+        assert perf.layer_ii(layer, f) <= ii
+        lanes = [pe * simd for pe in range(1, layer.c_out + 1) if layer.c_out % pe == 0
+                 for simd in range(1, layer.taps + 1) if layer.taps % simd == 0
+                 and (layer.c_out // pe) * (layer.taps // simd) <= ii]
+        assert f.pe * f.simd == min(lanes)
