@@ -38,10 +38,10 @@ __all__ = ["DEFAULTS", "BUDGET", "RUNTIME", "NET_KEYS", "read_toml", "resolve", 
            "differences", "legacy_config"]
 
 #: Every setting with its default; ``None`` for the ones without (``task``, ``data``: required;
-#: ``patch``: the task's).
+#: ``patch``, ``sigma``: the task's).
 DEFAULTS = {
     "task": None, "method": "gam", "steps": 15000, "fracs": [0.3, 0.15, 0.15, 0.4],
-    "data": None, "batch": 32, "patch": None, "lr": 1e-3, "seed": 0, "bn_batches": 100,
+    "data": None, "sigma": None, "batch": 32, "patch": None, "lr": 1e-3, "seed": 0, "bn_batches": 100,
     "out": None, "log_every": 50, "val_every": 500, "ckpt_every": 200, "val_crop": 0,
     "threads": 1, "device": "cpu", "net": {},
 }
@@ -114,6 +114,22 @@ def _net(task: str, overrides: dict) -> dict:
     return {k: net.config[k] for k in NET_KEYS if k in net.config}
 
 
+def _sigma(task: str, sigma) -> list[int]:
+    """The noise levels trained on, ``[lo, hi]`` (the task's when not given; 0..0 but denoise)."""
+    default = list(TASKS[task]["sigma_range"])
+    if sigma is None:
+        return default
+    if (not isinstance(sigma, (list, tuple)) or len(sigma) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in sigma)):
+        raise SettingsError(f"--sigma {sigma!r}: must be two whole numbers LO HI")
+    lo, hi = sigma
+    if task != "denoise" and (lo, hi) != (0, 0):
+        raise SettingsError(f"--sigma {lo} {hi}: only the denoise task takes a noise level")
+    if not 0 <= lo <= hi <= 255:
+        raise SettingsError(f"--sigma {lo} {hi}: must satisfy 0 <= LO <= HI <= 255")
+    return [lo, hi]
+
+
 def resolve(raw: dict) -> dict:
     """The whole configuration: defaults filled in, every value checked (``TrainingError``)."""
     unknown = sorted(set(raw) - set(DEFAULTS))
@@ -151,6 +167,7 @@ def resolve(raw: dict) -> dict:
     if patch % m:
         raise SettingsError(f"--patch {patch}: must be a multiple of {m} (the task's scale x unshuffle)")
     cfg["patch"] = patch
+    cfg["sigma"] = _sigma(cfg["task"], cfg["sigma"])
     device = str(cfg["device"])
     try:
         kind = torch.device(device).type

@@ -6,15 +6,20 @@
   in 0..255 pixel units, appended last) before, optional ``pixel_shuffle`` after;
 * head: a full-precision 3x3 conv on the pixels (``pixels / 255``), per-output-channel
   ``w_bits`` signed weights, written to the fixed-point residual stream (with ``head_mid``:
-  a 3x3 conv to ``head_mid`` channels, then a 1x1 conv to the stream);
+  a 3x3 conv to ``head_mid`` channels, then a 1x1 conv to the stream; with ``head_dw``: a 1x1
+  conv to the stream, then a depthwise 3x3 conv on it);
 * body: ``blocks`` binary residual layers ``x_i = q(x_{i-1} + BN(bconv(sign(x_{i-1}))))``;
 * tail: a full-precision 3x3 conv to the image channels (times shuffle**2), plus the global
   residual with the input pixels (spec ``residual_map``), clamped to 0..255 (with
-  ``tail_mid``: a 1x1 conv to ``tail_mid`` channels first).
+  ``tail_mid``: a 1x1 conv to ``tail_mid`` channels first; with ``tail_dw``: a depthwise 3x3
+  conv on the stream, then a 1x1 conv to the image channels).
 
 The ``*_mid`` bottlenecks are linear (a low-rank 3x3 conv) with their middle tensor in the
 stream's fixed point: they cut the fixed-point products per pixel, which set the hardware's
-LUT count (130..170 ECP5 LUT4s per 8x6-bit product built from LUTs, docs/builds.md).
+LUT count (130..170 ECP5 LUT4s per 8x6-bit product built from LUTs, docs/builds.md). The
+depthwise-separable ends (``*_dw``, MobileNet's factorization) go further: 22 products per
+stream channel in the head instead of 9 per input channel and stream channel (the denoiser's
+13-channel input: 1,408 against 3,744 for a 64-channel stream), 21 in the tail.
 
 Every conv uses ``padding_mode="replicate"`` (the spec's border rule). With ``quant=True`` the
 model carries the deployed arithmetic as fake quantization: the residual stream is rounded
@@ -55,16 +60,21 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class QuantConv2d(nn.Conv2d):
-    """3x3 (or 1x1) full-precision conv whose weights are fake-quantized per output channel.
+    """3x3 (or 1x1) full-precision conv whose weights are fake-quantized per output channel;
+    ``depthwise``: each output channel filters its own input channel (spec ``groups``).
 
     ``w = s_c * round(w / s_c)`` with ``s_c = max|w_c| / (2**(w_bits-1) - 1)``: the integer
     weights the spec's fixed conv multiplies with, the scale folded into its affine ``A``.
     """
 
-    def __init__(self, c_in: int, c_out: int, w_bits: int = 6, kernel: int = 3):
+    def __init__(self, c_in: int, c_out: int, w_bits: int = 6, kernel: int = 3,
+                 depthwise: bool = False):
         if kernel not in (1, 3):
             raise ValueError(f"kernel={kernel!r} must be 1 or 3")
-        super().__init__(c_in, c_out, kernel, padding=kernel // 2, padding_mode="replicate")
+        if depthwise and c_in != c_out:
+            raise ValueError(f"a depthwise conv maps channels one to one (c_in={c_in}, c_out={c_out})")
+        super().__init__(c_in, c_out, kernel, padding=kernel // 2, padding_mode="replicate",
+                         groups=c_in if depthwise else 1)
         if not 2 <= w_bits <= arith.MAX_WEIGHT_BITS:
             raise ValueError(f"w_bits={w_bits!r} must be 2..{arith.MAX_WEIGHT_BITS}")
         self.w_bits = w_bits
@@ -93,7 +103,7 @@ class QuantConv2d(nn.Conv2d):
         return spec.Layer("fixed", self.kernel_size[0], self.in_channels, self.out_channels,
                           _spec_weights(self.int_weight()).astype(np.int64),
                           _folded(s * out_scale / in_scale, b * out_scale, stage),
-                          w_bits=self.w_bits)
+                          w_bits=self.w_bits, groups=self.groups)
 
 
 class PowerOfTwoRPReLU(nn.Module):
@@ -208,6 +218,8 @@ class StreamNet(nn.Module):
         head and tail: 7,200 products per pixel for the denoiser, 1x1: 800).
     head_mid, tail_mid : int
         0, or the channels of a linear bottleneck inside the head / tail (see above).
+    head_dw, tail_dw : bool
+        Depthwise-separable head / tail (see above; needs the 3x3 kernel and no bottleneck).
     w_bits : int
         Signed width of head and tail weights.
     quant : bool
@@ -221,26 +233,36 @@ class StreamNet(nn.Module):
     def __init__(self, image_channels: int = 3, width: int = 32, blocks: int = 8,
                  unshuffle: int = 1, shuffle: int = 1, noise_channel: bool = False,
                  frac_bits: int = 4, stream_bits: int = 8, w_bits: int = 6, quant: bool = True,
-                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0, act: str = "none"):
+                 head_kernel: int = 3, tail_kernel: int = 3, head_mid: int = 0, tail_mid: int = 0,
+                 head_dw: bool = False, tail_dw: bool = False, act: str = "none"):
         super().__init__()
         if act not in ("none", "rprelu"):
             raise ValueError(f"act={act!r} must be 'none' or 'rprelu'")
+        for side, dw, kernel, mid in (("head", head_dw, head_kernel, head_mid),
+                                      ("tail", tail_dw, tail_kernel, tail_mid)):
+            if dw and (kernel != 3 or mid):
+                raise ValueError(f"{side}_dw needs {side}_kernel=3 and no {side}_mid "
+                                 f"(got kernel {kernel}, mid {mid})")
         if unshuffle not in (1, shuffle):
             raise ValueError(f"unshuffle={unshuffle!r} must be 1 or equal to shuffle={shuffle!r}")
         self.config = dict(image_channels=image_channels, width=width, blocks=blocks,
                            unshuffle=unshuffle, shuffle=shuffle, noise_channel=noise_channel,
                            frac_bits=frac_bits, stream_bits=stream_bits, w_bits=w_bits, quant=quant,
                            head_kernel=head_kernel, tail_kernel=tail_kernel, head_mid=head_mid,
-                           tail_mid=tail_mid, act=act)
+                           tail_mid=tail_mid, head_dw=head_dw, tail_dw=tail_dw, act=act)
         c0 = image_channels * unshuffle**2 + int(noise_channel)
         c_out = image_channels * shuffle**2
         # The 1x1 halves of the bottlenecks (``head_mix`` after the head, ``tail_mix`` before the
         # tail) are the stream-side ones, so the 3x3 halves keep the narrow side.
-        self.head = QuantConv2d(c0, head_mid or width, w_bits, head_kernel)
+        # A separable end keeps its 3x3 on the stream side: ``head_dw`` after the head's 1x1,
+        # ``tail_dw`` before the tail's 1x1.
+        self.head = QuantConv2d(c0, head_mid or width, w_bits, 1 if head_dw else head_kernel)
         self.head_mix = QuantConv2d(head_mid, width, w_bits, 1) if head_mid else None
+        self.head_dw = QuantConv2d(width, width, w_bits, 3, depthwise=True) if head_dw else None
         self.blocks = nn.ModuleList(_Block(width, act) for _ in range(blocks))
+        self.tail_dw = QuantConv2d(width, width, w_bits, 3, depthwise=True) if tail_dw else None
         self.tail_mix = QuantConv2d(width, tail_mid, w_bits, 1) if tail_mid else None
-        self.tail = QuantConv2d(tail_mid or width, c_out, w_bits, tail_kernel)
+        self.tail = QuantConv2d(tail_mid or width, c_out, w_bits, 1 if tail_dw else tail_kernel)
         with torch.no_grad():  # start near the identity (the global residual) for a useful first loss
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
@@ -252,7 +274,8 @@ class StreamNet(nn.Module):
         set_stage(self, 1)
 
     def fixed_convs(self) -> list[QuantConv2d]:
-        return [c for c in (self.head, self.head_mix, self.tail_mix, self.tail) if c is not None]
+        return [c for c in (self.head, self.head_mix, self.head_dw, self.tail_dw, self.tail_mix,
+                            self.tail) if c is not None]
 
     def set_quant(self, quant: bool) -> None:
         self.quant = quant
@@ -282,13 +305,15 @@ class StreamNet(nn.Module):
         """Pixels (N, C, H, W) in 0..255 -> restored pixels in 0..255 (integers when quant)."""
         t0 = self.tensor0(x, sigma)
         s = self.q(self.head(t0 / 255.0) * HEAD_GAIN)
-        if self.head_mix is not None:
-            s = self.q(self.head_mix(s))
+        for conv in (self.head_mix, self.head_dw):
+            if conv is not None:
+                s = self.q(conv(s))
         frac = self.config["frac_bits"] if self.quant else None
         for blk in self.blocks:
             s = self.q(s + blk(s, frac))
-        if self.tail_mix is not None:
-            s = self.q(self.tail_mix(s))
+        for conv in (self.tail_dw, self.tail_mix):
+            if conv is not None:
+                s = self.q(conv(s))
         y = self.tail(s) * 255.0
         if self.quant:
             y = round_ste(y)
@@ -337,12 +362,10 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
                          frac_bits=cfg["frac_bits"])
     # Head: pixels / 255 in, times HEAD_GAIN out.
     layers = [net.head.to_spec(255.0, f * HEAD_GAIN, stream)]
-    if net.head_mix is not None:
-        layers.append(net.head_mix.to_spec(f, f, stream))
+    layers += [conv.to_spec(f, f, stream) for conv in (net.head_mix, net.head_dw) if conv is not None]
     for i, blk in enumerate(net.blocks, start=len(layers)):
         layers.append(blk.to_spec(f, dataclasses.replace(stream, residual=i)))
-    if net.tail_mix is not None:
-        layers.append(net.tail_mix.to_spec(f, f, stream))
+    layers += [conv.to_spec(f, f, stream) for conv in (net.tail_dw, net.tail_mix) if conv is not None]
     # Tail: pixels = 255 * y, plus the input pixel of the global residual.
     layers.append(net.tail.to_spec(f, 255.0, spec.PixelOutput(
         scale=None, bias=None, residual_map=net.residual_map.cpu().numpy())))

@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder: config, checkpoints, logs (required)")
     p.add_argument("--batch", type=cli.positive_int, help=f"patches per step and process (default: {d['batch']})")
     p.add_argument("--patch", type=cli.positive_int, help="clean patch size (default: the task's, 64)")
+    p.add_argument("--sigma", type=cli.natural_int, nargs=2, metavar=("LO", "HI"),
+                   help="denoise: the noise levels trained on, uniform over LO..HI (pixel units; "
+                        "default: the task's, denoise %d..%d)" % TASKS["denoise"]["sigma_range"])
     p.add_argument("--lr", type=cli.positive_float, help=f"Adam learning rate at each stage start (default: {d['lr']})")
     net = p.add_argument_group("network (default: the task's preset, training.tasks)")
     net.add_argument("--width", type=cli.positive_int, help="channels of the binary body")
@@ -79,6 +82,10 @@ def parser() -> argparse.ArgumentParser:
                      help="channels of a linear bottleneck in the head (3x3 to MID, 1x1 to the stream); 0: none")
     net.add_argument("--tail-mid", type=cli.natural_int,
                      help="channels of a linear bottleneck in the tail (1x1 to MID, then the tail); 0: none")
+    net.add_argument("--head-dw", action="store_true", default=None,
+                     help="depthwise-separable head: a 1x1 conv to the stream, then a depthwise 3x3")
+    net.add_argument("--tail-dw", action="store_true", default=None,
+                     help="depthwise-separable tail: a depthwise 3x3 on the stream, then a 1x1 conv")
     net.add_argument("--act", choices=("none", "rprelu"),
                      help="binary layers' activation after the norm: none, or rprelu (a per-channel "
                           "power-of-two RPReLU, the spec's affine activation)")
@@ -111,7 +118,8 @@ def _settings(a: argparse.Namespace, stored: dict | None) -> dict:
     for k in DEFAULTS:
         v = getattr(a, k, None)
         if v is not None and k != "net":
-            raw[k] = [float(f) for f in v] if k == "fracs" else (str(v) if isinstance(v, Path) else v)
+            raw[k] = ([float(f) for f in v] if k == "fracs" else list(v) if k == "sigma"
+                      else str(v) if isinstance(v, Path) else v)
     raw["net"].update({k: getattr(a, k) for k in NET_KEYS if getattr(a, k, None) is not None})
     return resolve(raw)
 
@@ -173,7 +181,7 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv) -> int:
         raise TrainingError(f"{e} (make the photo folders with python -m training.gather_data)") from None
     net = build_net(cfg["task"], quant=True, **cfg["net"])
     sampler = PatchSampler(train, cfg["task"], cfg["patch"], cfg["batch"], seed=(cfg["seed"], rank),
-                           sigma_range=t["sigma_range"], scale=t["scale"])
+                           sigma_range=tuple(cfg["sigma"]), scale=t["scale"])
     device = torch.device(cfg["device"])
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

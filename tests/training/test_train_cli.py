@@ -94,6 +94,7 @@ def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp
     assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002"]) == 0
     stored = tomllib.loads((out / "config.toml").read_text())
     assert stored["lr"] == 0.002 and stored["method"] == "ste" and stored["net"]["blocks"] == 2
+    assert stored["sigma"] == [15, 35]  # the task's noise levels, recorded
     capsys.readouterr()
     # Same settings, longer budget: continues (a notice says from where).
     assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002", "--steps", "3"]) == 0
@@ -102,6 +103,8 @@ def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp
     assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.5", "--seed", "3"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lr: 0.002 -> 0.5" in err and "seed: 0 -> 3" in err
+    assert train_main(["--config", str(cfg), "--out", str(out), "--lr", "0.002", "--sigma", "0", "50"]) == 1
+    assert "sigma: [15, 35] -> [0, 50]" in capsys.readouterr().err
     # --resume takes the stored settings; flags may change the budget and the running settings.
     assert train_main(["--resume", "--out", str(out), "--steps", "4", "--threads", "2"]) == 0
     state = torch.load(out / "final.pt", weights_only=True)
@@ -184,6 +187,11 @@ BAD = [
     ("device-tpu", f"train {T} --device tpu", 2, "--device 'tpu': must be cpu, cuda or cuda:N"),
     ("width-0", f"train {T} --width 0", 2, "--width: '0' must be at least 1"),
     ("task-unknown", f"train {T} --task blur", 2, "--task: invalid choice: 'blur'"),
+    ("sigma-reversed", f"train {T} --sigma 30 10", 2, "--sigma 30 10: must satisfy 0 <= LO <= HI <= 255"),
+    ("sigma-too-large", f"train {T} --sigma 0 300", 2, "--sigma 0 300: must satisfy"),
+    ("sigma-on-sr", "train --task sr --data {photos} --out {tmp}/new --sigma 5 5", 2,
+     "only the denoise task takes a noise level"),
+    ("dw-with-1x1-head", f"train {T} --head-dw --head-kernel 1", 2, "head_dw needs head_kernel=3"),
     ("no-out", "train --task denoise --data {photos}", 2, "--out is required"),
     ("no-data", "train --task denoise --out {tmp}/new", 2, "--data is required"),
     ("out-is-file", "train --task denoise --data {photos} --out {file}", 1, "is a file, not a run folder"),
