@@ -106,8 +106,8 @@ def _timed(fn, *args):
 def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
                frames: int, slow_frames: int, without_act: spec.Model | None = None) -> dict:
     """All measurements at one frame size; returns the JSON record. With ``without_act`` (the
-    model before :func:`with_activation`) the one-thread loop also times its native run, for
-    the activation's cost."""
+    model before :func:`with_activation`) also the activation's cost: the native kernel with
+    and without it on one thread."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / f"clip_{width}x{height}.mp4"
         imgs = scaled_clip(clip_src, clip, width, height, frames)
@@ -148,19 +148,24 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
     runner1 = spec.native.NativeRunner(model, n_threads=1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    base1 = without_act and spec.native.NativeRunner(without_act, n_threads=1)
-    t1_native, t1_torch, t1_base = [], [], []
+    t1_native, t1_torch = [], []
     for img in imgs[:slow_frames]:
         x0 = spec.model_input(model, img)
         xt = torch.from_numpy(x0.astype(np.float32)).permute(2, 0, 1)[None].contiguous()
         t1_native.append(_timed(runner1.run, x0)[1])
         t1_torch.append(_timed(tmodel, xt)[1])
-        if base1:
-            t1_base.append(_timed(base1.run, x0)[1])
     torch.set_num_threads(threads)
     med = statistics.median
-    extra = {"native_with_over_without_act_one_thread": med(t1_native) / med(t1_base)} \
-        if t1_base else {}
+    extra = {}
+    if without_act:  # per frame with, without, without, with: drifting load cancels
+        base1 = spec.native.NativeRunner(without_act, n_threads=1)
+        t_with, t_without = [], []
+        for img in imgs[:slow_frames]:
+            x0 = spec.model_input(model, img)
+            t = [_timed(r.run, x0)[1] for r in (runner1, base1, base1, runner1)]
+            t_with.append(t[0] + t[3])
+            t_without.append(t[1] + t[2])
+        extra["native_with_over_without_act_one_thread"] = med(t_with) / med(t_without)
     return {
         "frame": [width, height],
         "frames": n,
