@@ -34,7 +34,8 @@ from . import config, regmap
 from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
 __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
-           "fold_within", "report", "delay_depth", "memories", "block_rams", "FIFO_SLACK"]
+           "fold_within", "report", "delay_depth", "memories", "block_rams", "dsp_allocation",
+           "hard_multipliers", "FIFO_SLACK", "ESTIMATE_KEYS"]
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
 #: two or three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
@@ -61,6 +62,9 @@ BRAM_SHAPES = {
     "xc7_bram36": [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
                    (512, 72)],
 }
+#: The estimate keys of :func:`estimate_cost` that count a device family's LUTs and block RAMs
+#: (``hw.boards.Board.family``; iCE40 has no block RAM shape here).
+ESTIMATE_KEYS = {"ecp5": ("luts", "ecp5_ebr"), "xc7": ("xc7_luts", "xc7_bram36")}
 
 
 def delay_depth(span: int, max_width: int) -> int:
@@ -215,6 +219,43 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
 def fold_within(model: Model, ii: int) -> list[regmap.LayerFold]:
     """Every layer folded as far as ``ii`` cycles per pixel allows (``--fold ii:N``)."""
     return [_cheapest_layer_fold(layer, ii) for layer in model.layers]
+
+
+def dsp_allocation(model: Model, folds, dsp) -> list:
+    """Per layer, how many conv products may use hard multipliers (``None`` = all).
+
+    ``dsp`` is the device budget. The output stages' ``out_pe`` multipliers (accumulator x
+    ``A``, up to 18 bits: one DSP each) are counted first; the rest goes to the fixed convs in
+    layer order, the head first. Their remaining products become Booth multipliers in LUTs.
+    The generator (``hw.pipeline``) builds what this allocates; ``training.search`` counts a
+    design's hard multipliers with it.
+    """
+    if dsp is None:
+        return [None] * len(model.layers)
+    if not isinstance(dsp, int) or dsp < 0:
+        raise ValueError(f"dsp={dsp!r} must be None or a non-negative integer")
+    left = dsp - _stage_multipliers(model, folds)
+    out = []
+    for layer, f in zip(model.layers, folds):
+        n = 0
+        if layer.kind == "fixed":
+            n = max(0, min(left, f.pe * f.simd))
+            left -= n
+        out.append(n)
+    return out
+
+
+def _stage_multipliers(model: Model, folds) -> int:
+    """Hard multipliers of the output stages: one per ``out_pe`` lane of a multiplying stage."""
+    return sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.stage.multiplies)
+
+
+def hard_multipliers(model: Model, folds, dsp: int) -> tuple[int, int]:
+    """``(output stages', all)`` hard multipliers a design built with budget ``dsp`` uses
+    (:func:`dsp_allocation`). It fits the budget when the first is within it: conv products
+    beyond the budget become LUTs (counted in :func:`estimate_cost`'s LUTs anyway)."""
+    stages = _stage_multipliers(model, folds)
+    return stages, stages + sum(dsp_allocation(model, folds, dsp))
 
 
 def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:

@@ -102,7 +102,7 @@ def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] 
     line and 130/143; a closed stdout (``... | head``) ends quietly.
     """
     global _running
-    previous = _install()
+    previous, was_running = _install(), _running
     _running = True
     try:
         status = body()
@@ -121,7 +121,7 @@ def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] 
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     finally:
-        _running = False
+        _running = was_running  # a command run inside another (training.search) hands back
         for s, h in previous.items():
             signal.signal(s, h)
 

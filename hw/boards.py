@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Board", "BOARDS", "RESOURCES", "get_board", "BoardError"]
+__all__ = ["Board", "BOARDS", "RESOURCES", "DSP_SHARE", "get_board", "BoardError"]
 
 #: The resource classes every report lists, in this order. BRAM is counted in the device's own
 #: block (ECP5 EBR = 18 Kbit DP16KD, iCE40 EBR = 4 Kbit SB_RAM40_4K, Xilinx 7 = 36 Kbit RAMB36,
 #: two RAMB18 counting as one); DSP in its multiplier block (MULT18X18D, SB_MAC16, DSP48E1).
 RESOURCES = ("LUT", "FF", "BRAM", "DSP")
+#: Share of the device's multiplier blocks a build gives the accelerator by default
+#: (:attr:`Board.dsp_budget`); the margin is for multiplications elsewhere in the design that
+#: synthesis also maps to them.
+DSP_SHARE = 0.9
 
 
 class BoardError(ValueError):
@@ -63,6 +67,11 @@ class Board:
     serial_in: tuple = ()
     serial_out: tuple = ()
     note: str = ""
+
+    @property
+    def dsp_budget(self) -> int:
+        """Hard multipliers a build lets the accelerator use by default (``hw.build --dsp``)."""
+        return int(DSP_SHARE * self.resources["DSP"])
 
 
 # Resource figures: Lattice FPGA-DS-02012 (ECP5 family: LFE5U-85F 83,640 LUT4, 208 EBR,

@@ -507,7 +507,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     ``fps`` at 1280x720 allows at the board's clock target (ask for more than you need when
     Fmax may fall short of the target). ``max_width`` defaults to the
     accelerator width of a 1280-pixel-wide image, so the 1280x720 figure of the report is a
-    frame the bitstream takes whole. ``dsp`` caps the hard multipliers (:func:`hw.pipeline.dsp_allocation`;
+    frame the bitstream takes whole. ``dsp`` caps the hard multipliers (:func:`accel.perf.dsp_allocation`;
     the rest become Booth multipliers in LUTs); it defaults to 90 % of the device's count (Yosys would
     otherwise map every product to a multiplier block and overflow them on folded designs; the
     margin is for multiplications elsewhere in the design that synthesis also maps).
@@ -527,7 +527,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     start = time.monotonic()
     clock_hz = board.clock_hz if clock_mhz is None else clock_mhz * 1e6
     if dsp is None:
-        dsp = int(0.9 * board.resources["DSP"])
+        dsp = board.dsp_budget
     _frame_tiles(model, max_width)  # a max width the host cannot tile fails before synthesis
     manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
                                  clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)

@@ -75,7 +75,7 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFA
              frame=config.DEFAULT_FRAME, dsp: int | None = None) -> Manifest:
     """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
-    ``dsp`` caps the hard multipliers the design asks for (:func:`hw.pipeline.dsp_allocation`);
+    ``dsp`` caps the hard multipliers the design asks for (:func:`accel.perf.dsp_allocation`);
     ``None`` leaves every product to synthesis."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog

@@ -19,7 +19,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel import regmap
-from accel.perf import delay_depth
+from accel.perf import delay_depth, dsp_allocation
 from spec.model import Model
 
 from .fixed_conv import FixedConv
@@ -30,7 +30,7 @@ from .param_memory import ParamBus
 from .window import WindowGen
 from .xnor_engine import XnorEngine
 
-__all__ = ["Pipeline", "dsp_allocation", "tensor_elem"]
+__all__ = ["Pipeline", "tensor_elem"]
 
 
 def tensor_elem(t):
@@ -40,28 +40,6 @@ def tensor_elem(t):
     if t.kind == "bit":
         return unsigned(1)
     return signed(t.bits)
-
-
-def dsp_allocation(model: Model, folds, dsp):
-    """Per layer, how many conv products may use hard multipliers (``None`` = all).
-
-    ``dsp`` is the device budget. The output stages' ``out_pe`` multipliers (accumulator x
-    ``A``, up to 18 bits: one DSP each) are counted first; the rest goes to the fixed convs in
-    layer order, the head first. Their remaining products become Booth multipliers in LUTs.
-    """
-    if dsp is None:
-        return [None] * len(model.layers)
-    if not isinstance(dsp, int) or dsp < 0:
-        raise ValueError(f"dsp={dsp!r} must be None or a non-negative integer")
-    left = dsp - sum(f.out_pe for layer, f in zip(model.layers, folds) if layer.stage.multiplies)
-    out = []
-    for layer, f in zip(model.layers, folds):
-        n = 0
-        if layer.kind == "fixed":
-            n = max(0, min(left, f.pe * f.simd))
-            left -= n
-        out.append(n)
-    return out
 
 
 class Pipeline(wiring.Component):

@@ -58,7 +58,7 @@ class Top(wiring.Component):
         Largest frame width (line buffer depth).
     fold : see :func:`accel.regmap.normalize_fold`
     dsp : int or None
-        Hard multiplier budget (:func:`hw.pipeline.dsp_allocation`); ``None`` leaves every product to
+        Hard multiplier budget (:func:`accel.perf.dsp_allocation`); ``None`` leaves every product to
         synthesis.
 
     Members

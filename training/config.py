@@ -34,8 +34,8 @@ from .gam import METHODS, plan
 from .streamable import StreamNet
 from .tasks import TASKS
 
-__all__ = ["DEFAULTS", "BUDGET", "RUNTIME", "NET_KEYS", "read_toml", "resolve", "to_toml",
-           "differences", "legacy_config"]
+__all__ = ["DEFAULTS", "BUDGET", "RUNTIME", "NET_KEYS", "read_toml", "resolve", "net_settings",
+           "to_toml", "differences", "legacy_config"]
 
 #: Every setting with its default; ``None`` for the ones without (``task``, ``data``: required;
 #: ``patch``, ``sigma``: the task's).
@@ -91,7 +91,8 @@ def _int(key: str, v, least: int) -> int:
     return v
 
 
-def _net(task: str, overrides: dict) -> dict:
+def net_settings(task: str, overrides: dict) -> dict:
+    """The whole network of ``task``'s preset with ``overrides`` (checked: ``SettingsError``)."""
     unknown = sorted(set(overrides) - set(NET_KEYS))
     if unknown:
         raise SettingsError(f"net: unknown setting(s) {', '.join(unknown)} (known: {', '.join(NET_KEYS)})")
@@ -160,7 +161,7 @@ def resolve(raw: dict) -> dict:
         plan(cfg["method"], cfg["steps"], tuple(cfg["fracs"]))
     except ValueError as e:
         raise SettingsError(f"--fracs {' '.join(f'{f:g}' for f in fracs)}: {e}") from None
-    cfg["net"] = _net(cfg["task"], cfg["net"] or {})
+    cfg["net"] = net_settings(cfg["task"], cfg["net"] or {})
     t = TASKS[cfg["task"]]
     patch = t["patch"] if cfg["patch"] is None else _int("patch", cfg["patch"], 1)
     m = t["scale"] * cfg["net"]["unshuffle"]

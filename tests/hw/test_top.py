@@ -181,7 +181,7 @@ def test_random_models_folds_and_frames(seed):
 
 
 def test_dsp_budget_keeps_results_and_allocates_head_first():
-    from hw.pipeline import dsp_allocation
+    from accel.perf import dsp_allocation
 
     model = small_model(7, n_binary=1)
     fold = [{"pe": 1, "simd": model.layers[0].taps}, None, None]
