@@ -23,6 +23,7 @@ COMMANDS = {
     "train": ("training.train", "train a network with GAM (needs torch)"),
     "export": ("training.export", "a trained run -> a .gamir model file, checked (needs torch)"),
     "eval": ("training.eval", "PSNR/SSIM tables of models and baselines (needs torch)"),
+    "search": ("training.search", "network shapes that fit a board at a rate, trained as proxies (needs torch)"),
     "gather-data": ("training.gather_data", "collect the training photos"),
 }
 ALIASES = {"restore": "run"}
