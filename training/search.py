@@ -18,9 +18,10 @@ Example (the Zynq-7020 of the PYNQ-Z2 at 640x480, 30 frames/s)::
    :func:`accel.perf.choose_fold` for the rate on the accelerator frame (the image frame /
    unshuffle) at the board's clock, with line buffers as wide as that frame (the host tiles
    wider ones). It fits when :func:`accel.perf.estimate_cost`'s LUT estimate for the board's
-   family is under :data:`LUT_SHARE` of the board's LUTs, its block RAMs are within the
-   board's, and its output stages' multipliers within the build's DSP budget (conv products
-   beyond the budget become LUTs, as ``hw.build`` makes them: :func:`accel.perf.hard_multipliers`).
+   family is under :data:`LUT_SHARE` (``--lut-share``) of the board's LUTs, its block RAMs
+   are within the board's, and its output stages' multipliers within the build's DSP budget
+   (conv products beyond the budget become LUTs, as ``hw.build`` makes them:
+   :func:`accel.perf.hard_multipliers`).
    Board figures come from :mod:`hw.boards` (which imports no Amaranth).
 3. **Train** the fitting shapes in ``--order``, at most ``--max-candidates`` per session, each
    as its own ``python -m training.train`` run ``OUT/runs/NAME/`` from ``OUT/runs/NAME.toml``
@@ -193,8 +194,8 @@ class Costing:
     shapes that differ in bits or activation share them (the cycle model is the slow part).
     """
 
-    def __init__(self, task: str, target: Target):
-        self.task, self.target = task, target
+    def __init__(self, task: str, target: Target, lut_share: float = LUT_SHARE):
+        self.task, self.target, self.lut_share = task, target, lut_share
         self.preset = net_settings(task, {})
         self._folds: dict = {}
 
@@ -234,7 +235,7 @@ class Costing:
         board = self.target.board
         if use["bram"] > board.resources["BRAM"]:
             return "BRAM"
-        if use["luts"] >= margin * LUT_SHARE * board.resources["LUT"]:
+        if use["luts"] >= margin * self.lut_share * board.resources["LUT"]:
             return "LUT"
         if use["stage_dsp"] > margin * board.dsp_budget:
             return "DSP"
@@ -253,7 +254,7 @@ class Costing:
                      int(t.clock_hz / t.fps // (h * w)))
         if ii_max < 1:
             return dict(row, fits="rate")
-        why = self.over(self._use(model, perf.interval_fold(model, ii_max), w), SCREEN_MARGIN)
+        why = self.over(self._use(model, perf.fold_within(model, ii_max), w), SCREEN_MARGIN)
         if why:
             return dict(row, fits=why)
         found = self._fold(model, h, w)
@@ -364,6 +365,16 @@ def _formats(text: str) -> tuple:
     return tuple(out)
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1")
+    return value
+
+
 def _frame(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
@@ -393,6 +404,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=cli.positive_float, required=True, help="frames per second to reach")
     p.add_argument("--clock-mhz", type=cli.positive_float, default=None,
                    help="accelerator clock (default: the board's)")
+    p.add_argument("--lut-share", type=_share, default=LUT_SHARE,
+                   help="a shape fits under this share of the board's LUTs (by accel.perf's estimate)")
     p.add_argument("--task", choices=sorted(TASKS), default="denoise", help="what to train for")
     p.add_argument("--data", type=Path, help="folder with train/ and val/ photos (needed unless --dry-run)")
     p.add_argument("--out", type=Path, help="search folder: runs, tables (needed unless --dry-run)")
@@ -453,13 +466,13 @@ def _cost_all(costing: Costing, shapes: list[Shape]) -> list[dict]:
         raise TrainingError(f"the search space: {e}") from None
 
 
-def _summary(rows: list[dict], target: Target) -> str:
+def _summary(rows: list[dict], target: Target, lut_share: float) -> str:
     fit = [r for r in rows if r["fits"] is True]
     over = {k: sum(r["fits"] == k for r in rows) for k in ("LUT", "BRAM", "DSP", "rate")}
     unit = "LUT4" if target.board.family != "xc7" else "LUT6"
     return (f"{target.board.name} ({target.board.device}) at {target.width}x{target.height}, "
             f"{target.fps:g} fps, {target.clock_hz / 1e6:g} MHz: {len(fit)} of {len(rows)} shapes fit "
-            f"({unit} < {LUT_SHARE:.0%} of {target.board.resources['LUT']:,}, block RAM <= "
+            f"({unit} < {lut_share:.0%} of {target.board.resources['LUT']:,}, block RAM <= "
             f"{target.board.resources['BRAM']}, stage multipliers <= {target.board.dsp_budget}); "
             f"over: " + ", ".join(f"{k} {n}" for k, n in over.items()))
 
@@ -573,9 +586,9 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     shapes = space.shapes()
     if not shapes:
         raise TrainingError("the search space is empty (every bottleneck is as wide as the body)")
-    costing = Costing(a.task, target)
+    costing = Costing(a.task, target, a.lut_share)
     rows = _cost_all(costing, shapes)
-    head = _summary(rows, target)
+    head = _summary(rows, target, a.lut_share)
     print(head)
     fit = [r for r in rows if r["fits"] is True]
     fit.sort(key=lambda r: (r["luts"], r["name"]))

@@ -32,9 +32,9 @@ def _board(lut=10**6, bram=100, dsp=10) -> Board:
                  36864, clock_hz=1e6)
 
 
-def _cost(shape=SMALL, fps=1.0, **board):
+def _cost(shape=SMALL, fps=1.0, lut_share=0.85, **board):
     # Image 16x8 -> accelerator frame 8 wide, 4 high (32 pixels) after unshuffle 2.
-    return Costing("denoise", Target(_board(**board), 16, 8, fps, 1e6))(shape)
+    return Costing("denoise", Target(_board(**board), 16, 8, fps, 1e6), lut_share)(shape)
 
 
 def test_space_enumerates_every_combination_but_wide_bottlenecks():
@@ -80,6 +80,7 @@ def test_fit_filter_limits():
     assert _cost(lut=int(luts / 0.85) + 1)["fits"] is True
     assert _cost(lut=int(luts / 0.85) - 1)["fits"] == "LUT"
     assert _cost(lut=int(luts / 0.85 / 1.5))["fits"] == "LUT"
+    assert _cost(lut=luts + 1, lut_share=1.0)["fits"] is True
     # 32 pixels per frame at 1 MHz: 2**15 frames/s leave one cycle per pixel, not enough for
     # the pipeline's fill; 2**16 leave half a cycle.
     assert _cost(fps=2**15)["fits"] == "rate" and _cost(fps=2**16)["fits"] == "rate"
@@ -205,6 +206,7 @@ def test_search_stops_resumes_bounds_and_continues(photos, tmp_path, capsys, mon
     ({"heads": "5x5"}, [], 2, "5x5: not one of"),
     ({"formats": "10"}, [], 2, "is not BITS.FRAC"),
     ({"formats": "8.8"}, [], 2, "fraction bits must be fewer"),
+    ({"lut_share": "1.5"}, [], 2, "must be above 0 and at most 1"),
     ({"w_bits": "1"}, [], 1, "w_bits=1 must be 2.."),
     ({}, ["--no-such"], 2, "unrecognized arguments"),
 ])
