@@ -131,8 +131,8 @@ class Space:
     widths: tuple = (16, 24, 32, 48, 64)
     blocks: tuple = (4, 6, 8, 10)
     unshuffles: tuple = (1, 2)
-    heads: tuple = ("3x3", "1x1", "mid16")
-    tails: tuple = ("3x3", "1x1", "mid16")
+    heads: tuple = ("3x3", "1x1", "mid16", "dw")
+    tails: tuple = ("3x3", "1x1", "mid16", "dw")
     formats: tuple = ((8, 4), (10, 6))
     w_bits: tuple = (6, 8)
     acts: tuple = ("none", "rprelu")
@@ -420,6 +420,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=cli.positive_int, default=2000, help="steps per proxy")
     train.add_argument("--batch", type=cli.positive_int, default=32, help="patches per step")
     train.add_argument("--seed", type=cli.natural_int, default=0, help="initialization and batch seed")
+    train.add_argument("--sigma", type=cli.natural_int, nargs=2, metavar=("LO", "HI"),
+                       help="denoising noise levels the proxies train on (default: the task's)")
     train.add_argument("--bn-batches", type=cli.natural_int, default=100,
                        help="batches of the BatchNorm re-estimation after training")
     run = p.add_argument_group("running (free to change between sessions)")
@@ -479,7 +481,7 @@ def _summary(rows: list[dict], target: Target, lut_share: float) -> str:
 
 def _training_settings(a: argparse.Namespace) -> dict:
     return {"task": a.task, "steps": a.steps, "batch": a.batch, "seed": a.seed,
-            "bn_batches": a.bn_batches, "data": str(a.data.resolve())}
+            "sigma": a.sigma, "bn_batches": a.bn_batches, "data": str(a.data.resolve())}
 
 
 def _check_out(a: argparse.Namespace) -> dict:
@@ -492,8 +494,7 @@ def _check_out(a: argparse.Namespace) -> dict:
         raise TrainingError(f"--out {a.out} is a file, not a search folder")
     settings = _training_settings(a)
     # The runtime settings go through training's own checks (e.g. --device cuda without CUDA).
-    resolve({"task": a.task, "data": str(a.data), "device": a.device, "threads": a.threads,
-             "steps": a.steps, "batch": a.batch, "seed": a.seed, "bn_batches": a.bn_batches})
+    resolve(dict(settings, device=a.device, threads=a.threads))
     record = a.out / "search.json"
     if record.exists():
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,17 @@ def test_small_case_costs_counted_by_hand():
     assert 1e6 / (2 * 32 * 576) < row["fps"] <= 1e6 / (32 * 576)
     assert row["flags"] == "--width 8 --blocks 1 --frac-bits 4 --stream-bits 8 --w-bits 6 " \
                           "--head-kernel 1 --tail-kernel 1"
+
+
+def test_depthwise_separable_ends_counted_by_hand():
+    """dw ends: head 1x1 13 -> 8 then a depthwise 3x3, tail a depthwise 3x3 then 1x1 8 -> 12.
+    At one lane per layer: five output stages and four fixed convs of one product each."""
+    shape = dataclasses.replace(SMALL, head="dw", tail="dw")
+    assert shape.overrides()["head_dw"] is True and shape.overrides()["tail_kernel"] == 3
+    row = _cost(shape)
+    assert row["fits"] is True and row["ii"] == 576 and row["dsp"] == 5 + 4
+    # Parameters: the 1x1 halves as before plus 8 x (9 + 1) per depthwise conv.
+    assert row["params"] == 112 + 80 + 592 + 80 + 108
 
 
 def test_fit_filter_limits():
@@ -138,7 +151,7 @@ NAMES = ["c8-b1-u2-h1x1-t1x1-s8.4-w6-none", "c8-b1-u2-h1x1-t3x3-s8.4-w6-none"]
 
 def _search(photos, out, *extra):
     return main([*TWO, "--data", str(photos), "--out", str(out), "--steps", "4", "--batch", "2",
-                 "--bn-batches", "1", *extra])
+                 "--bn-batches", "1", "--sigma", "0", "50", *extra])
 
 
 def _table(out) -> dict:
@@ -175,6 +188,8 @@ def test_search_stops_resumes_bounds_and_continues(photos, tmp_path, capsys, mon
     assert "0 already trained; training 1 now" in text and "resumed from" in text
     result = json.loads((first / "result.json").read_text())
     assert result["steps"] == 4 and 5 < result["psnr"] < 60
+    config = tomllib.loads((first / "config.toml").read_text())
+    assert config["sigma"] == [0, 50] and config["seed"] == 0 and config["net"]["tail_kernel"] == 1
     rows = _table(out)
     assert rows[NAMES[0]]["psnr"] and not rows[NAMES[1]]["psnr"]
 
@@ -226,4 +241,7 @@ def test_training_needs_data_and_out(photos, tmp_path, capsys):
     assert e.value.code == 2 and "--data and --out are needed" in capsys.readouterr().err
     assert main([*TWO, "--data", str(tmp_path), "--out", str(tmp_path / "s")]) == 1
     assert "no train/ folder" in capsys.readouterr().err
+    # The proxies' settings go through training's own checks before anything is written.
+    assert main([*TWO, "--data", str(photos), "--out", str(tmp_path / "s"), "--sigma", "30", "20"]) == 1
+    assert "--sigma 30 20: must satisfy 0 <= LO <= HI <= 255" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
