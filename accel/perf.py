@@ -185,7 +185,10 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
         else:
             l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
         l_mvu += f.pe * acc_bits * 2  # accumulators
-        l_sel = 0 if sf == 1 else int(f.simd * in_bits * math.log2(sf))  # slice mux
+        if layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
+            l_sel = int(lanes * in_bits * math.log2(nf * sf))
+        else:  # one slice mux, broadcast to the lanes
+            l_sel = int(f.simd * in_bits * math.log2(sf))
         if layer.stage.multiplies:
             l_out = f.out_pe * 80  # bias add, rounding, residual, saturation
             if getattr(layer.stage, "act", None) is not None:

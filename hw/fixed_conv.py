@@ -28,6 +28,8 @@ class FixedConv(FoldedMVU):
     taps, c_out : int
     acc_shape : shape
     w_bits : int
+    window : int or None
+        See :class:`hw.folded_mvu.FoldedMVU` (set by :class:`hw.depthwise_conv.DepthwiseConv`).
     dsp_terms : int or None
         How many of the ``pe*simd`` products synthesis may map to hard multipliers; the rest
         are computed in :class:`LutProducts` submodules, which the build flows turn into
@@ -43,12 +45,12 @@ class FixedConv(FoldedMVU):
     """
 
     def __init__(self, region, init, *, elem, bit_input, taps, c_out, acc_shape, w_bits,
-                 dsp_terms=None):
+                 dsp_terms=None, window=None):
         if dsp_terms is not None and (not isinstance(dsp_terms, int) or dsp_terms < 0):
             raise ValueError(f"dsp_terms={dsp_terms!r} must be None or a non-negative integer")
         self.bit_input, self.dsp_terms = bit_input, dsp_terms
         super().__init__(region, init, elem=elem, taps=taps, c_out=c_out, acc_shape=acc_shape,
-                         w_shape=signed(w_bits))
+                         w_shape=signed(w_bits), window=window)
 
     def terms(self, m, x, w, pe):
         if self.bit_input:

@@ -1,7 +1,8 @@
 """The folded PE array (FINN's matrix-vector unit), the frame of every convolution.
 
 Its subclasses supply the PE's arithmetic: :class:`hw.xnor_engine.XnorEngine` (binary,
-XNOR-popcount) and :class:`hw.fixed_conv.FixedConv` (multiply-accumulate).
+XNOR-popcount) and :class:`hw.fixed_conv.FixedConv` (multiply-accumulate), and
+:class:`hw.depthwise_conv.DepthwiseConv` the slice each PE reads (its own channel).
 
 Folding (FINN's names): a grid of ``pe`` processing elements (output channels) by ``simd``
 inputs each; ``nf = c_out/pe`` neuron folds and ``sf = taps/simd`` synapse folds, so a window
@@ -48,15 +49,18 @@ class FoldedMVU(wiring.Component):
     elem : shape
         Shape of one window element.
     taps, c_out : int
-        Window elements and output channels.
+        Inputs per output channel and output channels.
     acc_shape : shape
         Accumulator shape (from :func:`accel.regmap.acc_bounds`).
     w_shape : shape
         Shape of one stored weight.
+    window : int or None
+        Elements of one input window; ``None``: ``taps`` (a dense layer reads the whole window
+        for every output channel).
 
     Members
     -------
-    i : In(stream.Signature(ArrayLayout(elem, taps)))
+    i : In(stream.Signature(ArrayLayout(elem, window)))
     o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
     bus : In(ParamBus())
     """
@@ -64,7 +68,7 @@ class FoldedMVU(wiring.Component):
     #: Cycles from a window's last step to its accumulators on ``o`` (the stages below).
     LATENCY = MVU_LATENCY
 
-    def __init__(self, region, init, *, elem, taps, c_out, acc_shape, w_shape):
+    def __init__(self, region, init, *, elem, taps, c_out, acc_shape, w_shape, window=None):
         fold = region.fold
         if taps % fold.simd or c_out % fold.pe:
             raise ValueError(f"taps={taps} must be a multiple of simd={fold.simd} and "
@@ -74,15 +78,29 @@ class FoldedMVU(wiring.Component):
         self.elem, self.acc_shape, self.w_shape = elem, acc_shape, w_shape
         self.weights = ParamMemory(region, init, read_domain="sync")
         super().__init__({
-            "i": In(stream.Signature(pixel_layout(elem, taps))),
+            "i": In(stream.Signature(pixel_layout(elem, taps if window is None else window))),
             "o": Out(stream.Signature(pixel_layout(acc_shape, fold.pe))),
             "bus": In(ParamBus()),
         })
 
+    def slice_layout(self):
+        """Layout of the registered input slice of one step: ``simd`` elements, shared by
+        every PE (broadcast)."""
+        return pixel_layout(self.elem, self.simd)
+
+    def select_slice(self, window, n, s):
+        """The slice of step (output group ``n``, input slice ``s``) of ``window`` (a value):
+        elements ``s*simd ..``, the same for every group."""
+        return window.word_select(s, Shape.cast(self.slice_layout()).width)
+
+    def lane_input(self, x, pe):
+        """PE ``pe``'s ``simd`` inputs within the registered slice ``x``: all of it."""
+        return x
+
     def terms(self, m, x, w, pe):
-        """PE ``pe``'s ``simd`` terms for input slice ``x`` and weight slice ``w`` (views of
-        ``ArrayLayout``s of ``simd`` elements); they are registered, then summed. ``m`` is the
-        module being elaborated (for submodules)."""
+        """PE ``pe``'s ``simd`` terms for its inputs ``x`` and weight slice ``w`` (``simd``
+        elements each); they are registered, then summed. ``m`` is the module being
+        elaborated (for submodules)."""
         raise NotImplementedError
 
     def sum_terms(self, m, terms, pe):
@@ -94,16 +112,17 @@ class FoldedMVU(wiring.Component):
         m.submodules.weights = wm = self.weights
         wiring.connect(m, wiring.flipped(self.bus), wm.bus)
         steps = self.nf * self.sf
-        chunk_layout = pixel_layout(self.elem, self.simd)
-        chunk_bits = Shape.cast(chunk_layout).width
+        chunk_layout = self.slice_layout()
         wbits = self.simd * Shape.cast(self.w_shape).width
         # Freeze only when a finished group meets a full output register: partial slices keep
         # flowing while the output stage drains the previous group.
         v3, first3, last3 = Signal(), Signal(), Signal()
         en = ~(v3 & last3 & self.o.valid & ~self.o.ready)
 
-        # Stage 0: sequencer. c counts n*sf + s; s is kept separately to slice the window.
+        # Stage 0: sequencer. c counts n*sf + s; n and s are kept separately to slice the
+        # window (a dense array uses s only, synthesis drops n).
         c = Signal(range(max(2, steps)))
+        n = Signal(range(max(2, self.nf)))
         s = Signal(range(max(2, self.sf)))
         issue = en & self.i.valid
         m.d.comb += [self.i.ready.eq(issue & (c == steps - 1)),
@@ -111,12 +130,14 @@ class FoldedMVU(wiring.Component):
         with m.If(issue):
             m.d.sync += [c.eq(Mux(c == steps - 1, 0, c + 1)),
                          s.eq(Mux(s == self.sf - 1, 0, s + 1))]
+            with m.If(s == self.sf - 1):
+                m.d.sync += n.eq(Mux(n == self.nf - 1, 0, n + 1))
 
         # Stage 1: the slice waits one cycle for its weight row.
         x1 = Signal(chunk_layout)
         v1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(en):
-            m.d.sync += [x1.as_value().eq(self.i.payload.as_value().word_select(s, chunk_bits)),
+            m.d.sync += [x1.as_value().eq(self.select_slice(self.i.payload.as_value(), n, s)),
                          v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
 
         # Stage 2: the PE array's terms (XNOR bits or products), registered.
@@ -124,7 +145,7 @@ class FoldedMVU(wiring.Component):
         term_regs = []
         for p in range(self.pe):
             w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-            terms = [Value.cast(t) for t in self.terms(m, x1, w, p)]
+            terms = [Value.cast(t) for t in self.terms(m, self.lane_input(x1, p), w, p)]
             shapes = [t.shape() for t in terms]
             reg = Signal(sum(sh.width for sh in shapes), name=f"terms_{p}")
             with m.If(en):

@@ -22,6 +22,7 @@ from accel import regmap
 from accel.perf import delay_depth, dsp_allocation
 from spec.model import Model
 
+from .depthwise_conv import DepthwiseConv
 from .fixed_conv import FixedConv
 from .folded_mvu import acc_shape_for
 from .output_stages import stage_block
@@ -133,6 +134,11 @@ class Pipeline(wiring.Component):
         acc = acc_shape_for(layer, in_type)
         if layer.kind == "binary":
             mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out)
+        elif layer.depthwise:
+            mvu = DepthwiseConv(w_region, init(w_region), elem=elem,
+                                bit_input=in_type.kind == "bit", kernel=layer.kernel,
+                                channels=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
+                                dsp_terms=self.dsp_terms[k - 1])
         else:
             mvu = FixedConv(w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
                             taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,

@@ -107,6 +107,37 @@ def test_reset_mid_frame(design, how):
     sc.run()
 
 
+@pytest.fixture(scope="module")
+def depthwise():
+    """Depthwise-separable head and tail (1x1 + depthwise 3x3 each side), the depthwise
+    layers folded so that every lane muxes its channel over (group, slice)."""
+    model = spec.random_model(14, channels=4, n_binary=1, image_channels=3, unshuffle=1,
+                              noise_channel=True, depthwise_prob=1.0)
+    fold = random_fold(model, 14)
+    for i, layer in enumerate(model.layers):
+        if layer.depthwise:
+            fold[i] = {"pe": 2, "simd": 3, "out_pe": 1}
+    return TopSim(model, max_width=MAX_WIDTH, fold=fold)
+
+
+def test_depthwise_layers(depthwise):
+    """Edge sizes under stalls, a reload of another model of the same shape (the depthwise
+    weight layout over AXI4-Lite), and the perf model's frame time."""
+    m = depthwise.model
+    assert sum(layer.depthwise for layer in m.layers) == 2
+    sc = depthwise.scenario(seed=7)
+    sc.regs(SHAPE=regmap.shape_id(m))
+    for k, (h, w) in enumerate([(1, 1), (3, 5), (5, MAX_WIDTH), (6, 1)]):
+        sc.frames([frame(depthwise, 40 + k, h, w)], gap=0.3, stall=0.3)
+    x = frame(depthwise, 45, 4, 6)
+    sc.load(random_same_shape(m, 5)).frames([x], gap=0.2, stall=0.2)
+    sc.load(m).frames([x])
+    res = sc.run()
+    assert res["mismatched_pixels"] == 0
+    want = depthwise.predicted_cycles(4, 6)
+    assert abs(res["frame_cycles"][-1] - want) <= max(2, 0.02 * want), (res["frame_cycles"], want)
+
+
 # ------------------------------------------------------------------ broken on purpose
 
 @pytest.fixture(scope="module")

@@ -152,3 +152,46 @@ def test_fold_ii_n_takes_the_fewest_lanes_within_the_interval(ii):
                  for simd in range(1, layer.taps + 1) if layer.taps % simd == 0
                  and (layer.c_out // pe) * (layer.taps // simd) <= ii]
         assert f.pe * f.simd == min(lanes)
+
+
+def test_depthwise_cycle_model_within_two_percent():
+    model = spec.random_model(25, channels=4, n_binary=1, image_channels=1, unshuffle=1,
+                              noise_channel=False, depthwise_prob=1.0)
+    dw = [i for i, l in enumerate(model.layers) if l.depthwise]
+    assert dw
+    fold = [None] * len(model.layers)
+    for i in dw:
+        fold[i] = {"pe": 2, "simd": 3, "out_pe": 1}  # nf*sf = 2*3 cycles per pixel
+    h, w = 5, 7
+    res = measure(model, fold, h, w)
+    pred = perf.frame_cycles(model, fold, height=h, width=w)
+    assert abs(res["cycles"] - pred) <= 0.02 * res["cycles"], (res["cycles"], pred)
+
+
+def test_depthwise_fold_and_cost():
+    """A depthwise 3x3 layer of c channels has taps = 9: its folds divide 9, it stores 9*c
+    weights, and at the same interval it needs c times fewer products than the dense layer
+    (plus each lane's own (group, slice) mux)."""
+    model = spec.random_model(0, image_channels=3, channels=32, n_binary=2, unshuffle=2,
+                              noise_channel=True, depthwise_prob=1.0)
+    i = next(i for i, l in enumerate(model.layers) if l.depthwise and l.kernel == 3)
+    layer = model.layers[i]
+    assert layer.taps == 9 and layer.c_in == layer.c_out == 32
+    fold = [None] * len(model.layers)
+    fold[i] = {"pe": 32, "simd": 2}
+    with pytest.raises(regmap.FoldError, match=rf"^layer {i + 1}: taps=9 must be a multiple of simd=2$"):
+        regmap.normalize_fold(model, fold)
+    fold[i] = {"pe": 8, "simd": 3, "out_pe": 8}  # nf = 4, sf = 3: 12 cycles per pixel
+    dense = dataclasses.replace(model, layers=list(model.layers))
+    dense.layers[i] = dataclasses.replace(layer, groups=1, weights=np.ones((32, 3, 3, 32), int))
+    dense = dense.validate()
+    dense_fold = list(fold)
+    dense_fold[i] = {"pe": 8, "simd": 96, "out_pe": 8}  # the same 12 cycles per pixel
+    got = perf.estimate_cost(model, fold, max_width=64)["layers"][i]
+    ref = perf.estimate_cost(dense, dense_fold, max_width=64)["layers"][i]
+    assert got["ii"] == ref["ii"] == 12
+    assert got["weight_bits"] == 32 * 9 * layer.w_bits and ref["weight_bits"] == 32 * got["weight_bits"]
+    assert got["conv_mults"] == 8 * 3 and ref["conv_mults"] == 8 * 96
+    assert got["luts"] < ref["luts"] / 5  # the output stage (8 lanes) is the same in both
+    wreg = regmap.regions(model, fold)[2 * i]  # nf*sf = 12 rows of pe*simd = 24 weights
+    assert (wreg.entries, wreg.lanes) == (12, 24)

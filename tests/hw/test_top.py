@@ -180,6 +180,40 @@ def test_random_models_folds_and_frames(seed):
     assert res["STATUS"] == 0 and res["FRAMES"] == 2
 
 
+@pytest.mark.parametrize("seed", range(40, 44))
+def test_depthwise_models_folds_and_frames(seed):
+    """Depthwise-separable heads and tails (1x1 + depthwise 3x3, or a depthwise pixel layer)
+    under a random fold and stalls; the depthwise lanes read their channel through the
+    (group, slice) mux."""
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(2, 5))
+    model = spec.random_model(seed, channels=c, n_binary=int(rng.integers(0, 3)),
+                              image_channels=1 if seed % 2 else 3, unshuffle=1, shuffle=1,
+                              kernels=(1, 3) if seed == 43 else (3,), depthwise_prob=1.0)
+    assert sum(layer.depthwise for layer in model.layers) >= 1
+    fold = random_fold(rng, model)
+    h, w = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    dut = Top(model, max_width=w + int(rng.integers(0, 3)), fold=fold)
+    frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]
+    res = run_frames(dut, frames, gap=0.4, stall=0.4, seed=seed)
+    for got, x in zip(res["images"], frames):
+        assert (got == spec.run_tensor(model, x)).all(), (fold, h, w)
+    assert res["STATUS"] == 0 and res["FRAMES"] == 2
+
+
+def test_depthwise_pixel_tail():
+    """The last layer itself depthwise (as wide as the image): a depthwise pixel stage, with
+    its global residual, folded to one lane."""
+    model = spec.random_model(5, channels=3, image_channels=3, unshuffle=1, shuffle=1,
+                              n_binary=1, depthwise_prob=1.0)
+    assert model.layers[-1].depthwise and model.layers[1].depthwise
+    fold = [None] * (len(model.layers) - 1) + [{"pe": 1, "simd": 3, "out_pe": 1}]
+    dut = Top(model, max_width=5, fold=fold)
+    x = spec.random_image(5, 3, 5, model.input_channels)
+    res = run_frames(dut, [x], gap=0.3, stall=0.3, seed=5)
+    assert (res["images"][0] == spec.run_tensor(model, x)).all()
+
+
 def test_dsp_budget_keeps_results_and_allocates_head_first():
     from accel.perf import dsp_allocation
 

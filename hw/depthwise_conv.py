@@ -1,0 +1,66 @@
+"""The depthwise fixed-point convolution: one input channel per output channel.
+
+Spec: a depthwise fixed layer of :mod:`spec.arith` (``groups == c_in == c_out``) --
+``acc[c] = sum_{ky,kx} w[c, ky, kx, 0] * v[ky, kx, c]``, with ``v`` as for
+:class:`hw.fixed_conv.FixedConv`.
+
+This is FINN's vector-vector unit beside its matrix-vector unit: the same folded PE array
+(``pe`` lanes, ``simd`` taps per cycle, ``nf = c/pe`` and ``sf = kernel**2/simd`` folds, the
+same weight memory layout and pipeline), but the window slice is not broadcast: lane ``p`` of
+output group ``n`` multiplies window tap ``t`` of channel ``n*pe + p``, so its input is a mux
+over (group, slice) -- ``nf*sf`` ways, ``pe*simd`` lanes of the element width. A 3x3 head or
+tail of ``c`` channels then needs ``9*c`` products per pixel where the dense layer needs
+``9*c*c``.
+"""
+
+from amaranth.hdl import Cat, Shape
+from amaranth.lib import data
+
+from .fixed_conv import FixedConv
+from .stream_util import pixel_layout
+
+__all__ = ["DepthwiseConv"]
+
+
+class DepthwiseConv(FixedConv):
+    """Windows of ``kernel*kernel*channels`` values in, ``nf`` groups of ``pe`` accumulators
+    out; latency, throughput and stall behaviour of :class:`hw.folded_mvu.FoldedMVU`.
+
+    Parameters
+    ----------
+    region, init : see :class:`hw.folded_mvu.FoldedMVU` (weights of ``taps = kernel**2``).
+    elem, bit_input, acc_shape, w_bits, dsp_terms : see :class:`hw.fixed_conv.FixedConv`.
+    kernel : int
+        1 or 3.
+    channels : int
+        ``c_in == c_out``.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(elem, kernel*kernel*channels)))
+    o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
+    bus : In(ParamBus())
+    """
+
+    def __init__(self, region, init, *, elem, bit_input, kernel, channels, acc_shape, w_bits,
+                 dsp_terms=None):
+        self.channels = channels
+        super().__init__(region, init, elem=elem, bit_input=bit_input, taps=kernel * kernel,
+                         c_out=channels, acc_shape=acc_shape, w_bits=w_bits,
+                         dsp_terms=dsp_terms, window=kernel * kernel * channels)
+
+    def slice_layout(self):
+        """``simd`` taps of ``pe`` channels: element ``[j][p]`` is lane ``p``'s tap ``j``."""
+        return data.ArrayLayout(pixel_layout(self.elem, self.pe), self.simd)
+
+    def select_slice(self, window, n, s):
+        # Taps s*simd .. of every channel (window element t*channels + c), then channels
+        # n*pe .. of each tap.
+        eb = Shape.cast(self.elem).width
+        tap_bits = self.channels * eb
+        taps = window.word_select(s, self.simd * tap_bits)
+        return Cat(*(taps[j * tap_bits:(j + 1) * tap_bits].word_select(n, self.pe * eb)
+                     for j in range(self.simd)))
+
+    def lane_input(self, x, pe):
+        return [x[j][pe] for j in range(self.simd)]
