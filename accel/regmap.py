@@ -23,7 +23,8 @@ Regions per layer, in layer order:
 ``weights``
     ``nf*sf`` entries, entry ``n*sf + s`` holds the ``pe x simd`` weights of output channels
     ``n*pe .. n*pe+pe-1`` and flat taps ``s*simd .. s*simd+simd-1`` (flat tap index
-    ``(ky*kernel + kx)*c_in + ci``), element ``(p, j)`` at bit ``(p*simd + j)*w_bits``, two's
+    ``(ky*kernel + kx)*c_in + ci``; a depthwise layer's taps are ``ky*kernel + kx`` of the
+    output channel's own input channel), element ``(p, j)`` at bit ``(p*simd + j)*w_bits``, two's
     complement for fixed layers, 1 = +1 for binary layers.
 the output stage's (named after it: ``threshold``, ``affine``, ``pixel``)
     ``c_out/out_pe`` entries of ``out_pe`` lanes, each lane the stage's
@@ -129,7 +130,7 @@ class FoldError(ValueError):
 class LayerFold:
     """Folding of one layer (FINN's names).
 
-    ``pe`` output channels and ``simd`` of the ``taps = kernel*kernel*c_in`` inputs are
+    ``pe`` output channels and ``simd`` of the ``taps = kernel*kernel*c_in/groups`` inputs are
     processed per cycle: ``nf = c_out/pe`` and ``sf = taps/simd`` folds, so the PE array takes
     ``nf*sf`` cycles per pixel. The output stage (threshold, affine or pixel) handles ``out_pe``
     channels per cycle, ``c_out/out_pe`` cycles per pixel (it holds the multipliers).
