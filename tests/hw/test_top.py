@@ -163,34 +163,24 @@ def random_fold(rng, model):
     return fold
 
 
-@pytest.mark.parametrize("seed", range(30, 36))
-def test_random_models_folds_and_frames(seed):
+@pytest.mark.parametrize("seed,depthwise", [(s, False) for s in range(30, 36)] +
+                         [(s, True) for s in range(40, 44)])
+def test_random_models_folds_and_frames(seed, depthwise):
     """Any model of the family (residual spans, 1x1 kernels, noise channel, unshuffle), a random
-    fold and a random small frame size, under stalls."""
+    fold and a random small frame size, under stalls. ``depthwise``: depthwise-separable heads
+    and tails (1x1 + depthwise, or a depthwise pixel layer), whose lanes read their channel
+    through the (group, slice) mux."""
     rng = np.random.default_rng(seed)
-    model = spec.random_model(seed, channels=int(rng.integers(1, 5)), n_binary=int(rng.integers(0, 4)),
-                              image_channels=1, kernels=(1, 3), residual_prob=0.8)
-    fold = random_fold(rng, model)
-    h, w = int(rng.integers(1, 5)), int(rng.integers(1, 6))
-    dut = Top(model, max_width=w + int(rng.integers(0, 3)), fold=fold)
-    frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]
-    res = run_frames(dut, frames, gap=0.4, stall=0.4, seed=seed)
-    for got, x in zip(res["images"], frames):
-        assert (got == spec.run_tensor(model, x)).all(), (fold, h, w)
-    assert res["STATUS"] == 0 and res["FRAMES"] == 2
-
-
-@pytest.mark.parametrize("seed", range(40, 44))
-def test_depthwise_models_folds_and_frames(seed):
-    """Depthwise-separable heads and tails (1x1 + depthwise 3x3, or a depthwise pixel layer)
-    under a random fold and stalls; the depthwise lanes read their channel through the
-    (group, slice) mux."""
-    rng = np.random.default_rng(seed)
-    c = int(rng.integers(2, 5))
-    model = spec.random_model(seed, channels=c, n_binary=int(rng.integers(0, 3)),
-                              image_channels=1 if seed % 2 else 3, unshuffle=1, shuffle=1,
-                              kernels=(1, 3) if seed == 43 else (3,), depthwise_prob=1.0)
-    assert sum(layer.depthwise for layer in model.layers) >= 1
+    if depthwise:
+        model = spec.random_model(seed, channels=int(rng.integers(2, 5)),
+                                  n_binary=int(rng.integers(0, 3)),
+                                  image_channels=1 if seed % 2 else 3, unshuffle=1, shuffle=1,
+                                  kernels=(1, 3) if seed == 43 else (3,), depthwise_prob=1.0)
+        assert any(layer.depthwise for layer in model.layers)
+    else:
+        model = spec.random_model(seed, channels=int(rng.integers(1, 5)),
+                                  n_binary=int(rng.integers(0, 4)), image_channels=1,
+                                  kernels=(1, 3), residual_prob=0.8)
     fold = random_fold(rng, model)
     h, w = int(rng.integers(1, 5)), int(rng.integers(1, 6))
     dut = Top(model, max_width=w + int(rng.integers(0, 3)), fold=fold)
