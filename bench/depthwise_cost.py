@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     c = a.channels
     if c % 4:
-        raise ValueError(f"--channels {c} must be a multiple of 4")
+        ap.error(f"--channels {c} must be a multiple of 4 (the third array has channels/4 lanes)")
     rows = [measure(c, a.x_bits, a.w_bits, False, 1, c),
             measure(c, a.x_bits, a.w_bits, True, c, 1),
             measure(c, a.x_bits, a.w_bits, True, c // 4, 1)]
