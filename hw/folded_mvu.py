@@ -7,7 +7,8 @@ XNOR-popcount) and :class:`hw.fixed_conv.FixedConv` (multiply-accumulate), and
 Folding (FINN's names): a grid of ``pe`` processing elements (output channels) by ``simd``
 inputs each; ``nf = c_out/pe`` neuron folds and ``sf = taps/simd`` synapse folds, so a window
 takes ``nf*sf`` cycles. Invariant of the sequencer: step ``c = n*sf + s`` multiplies window slice
-``s`` with weight memory row ``c`` for output channels ``n*pe ..``; the accumulators clear at
+``s`` (:meth:`FoldedMVU.select_slice` of ``(n, s)``: a depthwise array's slice depends on ``n``
+too) with weight memory row ``c`` for output channels ``n*pe ..``; the accumulators clear at
 ``s == 0`` and leave at ``s == sf-1``. Fully unfolded (``pe = c_out``, ``simd = taps``) is one
 window per cycle. The inputs are broadcast to the PEs (FINN MVU style) rather than shifted
 through them systolically: at these array sizes a broadcast costs less than ``pe`` pipeline
