@@ -20,7 +20,7 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module, Signal, signed, unsigned
 from amaranth.lib import data
 
-from hw.output_stages import prelu_shift, saturate, scale_round
+from hw.output_stages import prelu_shift, rounding_bias, saturate, scale_round
 from spec import arith
 
 from .product_cost import synth_ecp5
@@ -44,7 +44,7 @@ class AffineLane(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        y = scale_round(self.product, self.prm, self.shift)
+        y = scale_round(self.product, rounding_bias(self.prm.bias, self.shift), self.shift)
         if self.act:
             y = prelu_shift(y, self.prm.act_shift) + self.prm.act_offset
         m.d.sync += self.y.eq(saturate(y + self.r, self.out_bits))

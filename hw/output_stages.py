@@ -6,8 +6,9 @@ optional residual stream joined per pixel, two registers); each stage defines it
 * :class:`Threshold` -- threshold output of :mod:`spec.arith`: ``bit = acc >= T``, or
   ``acc <= T`` for channels whose norm scale is negative (``flip``).
 * :class:`Affine` -- affine output: ``y = saturate(rshift_round(acc*A + B, shift) + r, out_bits)``,
-  rounding half up (add ``2**(shift-1)`` then shift arithmetically), the residual added before
-  the single saturation. Amaranth widens every product and sum exactly, so only the final
+  rounding half up (add ``2**(shift-1)`` then shift arithmetically; the first register holds
+  ``acc*A`` and ``B + 2**(shift-1)``, so the second adds once before the shift), the residual
+  added before the single saturation. Amaranth widens every product and sum exactly, so only the final
   saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
   :class:`hw.stream_util.DelayFIFO` to arrive with this layer's accumulators (the pipeline
   sizes the FIFO). With the activation option (``act``), each lane takes its rounded value
@@ -18,7 +19,7 @@ optional residual stream joined per pixel, two registers); each stage defines it
   with ``p`` channel ``residual_map[c]`` of the model input (global residual) or 0.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,7 +29,8 @@ from spec import arith, stages
 from .stream_util import pixel_layout
 from .param_memory import ParamBus, ParamMemory
 
-__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "scale_round", "prelu_shift",
+__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "rounding_bias", "scale_round",
+           "prelu_shift",
            "saturate", "stage_block", "BLOCKS"]
 
 
@@ -69,12 +71,14 @@ class LaneStage(wiring.Component):
         raise NotImplementedError
 
     def pre(self, acc, prm):
-        """First pipeline stage of one channel (e.g. the product ``acc*A``), registered."""
+        """First pipeline stage of one channel: a dict of named values (e.g. the product
+        ``acc*A``), registered together as one struct."""
         raise NotImplementedError
 
     def post(self, pre, prm, group, lane, r):
-        """Second stage: the channel's output from ``pre``, its constants ``prm`` (a view with
-        the region's fields), its position ``group``/``lane`` and the residual pixel ``r``."""
+        """Second stage: the channel's output from ``pre`` (a view of :meth:`pre`'s registered
+        fields), its constants ``prm`` (a view with the region's fields), its position
+        ``group``/``lane`` and the residual pixel ``r``."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -95,8 +99,9 @@ class LaneStage(wiring.Component):
             m.d.comb += self.r.ready.eq(en & self.i.valid & last)
 
         # Stage 1: per-lane first step, the constants row, the group and the residual pixel.
-        pre_shape = self.pre(self.i.payload[0], prm[0]).shape()
-        pre1 = Signal(pixel_layout(pre_shape, self.lanes))
+        pre_layout = data.StructLayout({name: Value.cast(v).shape()
+                                        for name, v in self.pre(self.i.payload[0], prm[0]).items()})
+        pre1 = Signal(pixel_layout(pre_layout, self.lanes))
         prm1 = Signal(row_layout)
         g1 = Signal.like(g)
         v1 = Signal()
@@ -105,8 +110,8 @@ class LaneStage(wiring.Component):
             m.d.sync += v1.eq(fire)
         with m.If(fire):
             m.d.sync += [g.eq(Mux(last, 0, g + 1)), g1.eq(g), prm1.eq(prm)]
-            m.d.sync += [pre1[p].eq(self.pre(self.i.payload[p], prm[p]))
-                         for p in range(self.lanes)]
+            m.d.sync += [pre1[p][name].eq(v) for p in range(self.lanes)
+                         for name, v in self.pre(self.i.payload[p], prm[p]).items()]
             if r1 is not None:
                 m.d.sync += r1.eq(self.r.payload)
 
@@ -143,19 +148,23 @@ class Threshold(LaneStage):
         return cls(region, init, acc_shape=acc_shape)
 
     def pre(self, acc, prm):
-        return acc
+        return {"acc": acc}
 
-    def post(self, acc, prm, group, lane, r):
-        return Mux(prm.flip, acc <= prm.threshold, acc >= prm.threshold)
+    def post(self, pre, prm, group, lane, r):
+        return Mux(prm.flip, pre.acc <= prm.threshold, pre.acc >= prm.threshold)
 
 
-def scale_round(product, prm, shift: int):
-    """``rshift_round(acc*A + B, shift)`` of one lane from ``product = acc*A`` (registered by
-    the first stage) and ``prm.bias``."""
-    value = product + prm.bias
-    if shift:
-        value = (value + Const(1 << (shift - 1))) >> shift
-    return value
+def rounding_bias(bias, shift: int):
+    """``B + 2**(shift-1)`` (``B`` when ``shift`` is 0): the bias with the half-up rounding
+    term, computed in the first register beside the product so that the second register's
+    path has one adder before the shift (the critical path of a placed design had two)."""
+    return bias + Const(1 << (shift - 1)) if shift else bias
+
+
+def scale_round(product, rbias, shift: int):
+    """``rshift_round(acc*A + B, shift)`` of one lane from ``product = acc*A`` and
+    ``rbias = rounding_bias(B, shift)``, both registered by the first stage."""
+    return (product + rbias) >> shift
 
 
 def prelu_shift(value, k):
@@ -213,10 +222,10 @@ class Affine(LaneStage):
                    residual=stage.residual is not None, act=stage.act is not None)
 
     def pre(self, acc, prm):
-        return acc * prm.scale
+        return {"product": acc * prm.scale, "bias": rounding_bias(prm.bias, self.shift)}
 
-    def post(self, product, prm, group, lane, r):
-        y = scale_round(product, prm, self.shift)
+    def post(self, pre, prm, group, lane, r):
+        y = scale_round(pre.product, pre.bias, self.shift)
         if self.act:
             y = prelu_shift(y, prm.act_shift) + prm.act_offset
         if self.r_layout is not None:
@@ -260,10 +269,10 @@ class PixelOutput(LaneStage):
                    in_channels=input_channels)
 
     def pre(self, acc, prm):
-        return acc * prm.scale
+        return {"product": acc * prm.scale, "bias": rounding_bias(prm.bias, self.shift)}
 
-    def post(self, product, prm, group, lane, r):
-        y = scale_round(product, prm, self.shift)
+    def post(self, pre, prm, group, lane, r):
+        y = scale_round(pre.product, pre.bias, self.shift)
         # map 0 selects the zero prepended to the input channels.
         choices = data.View(pixel_layout(unsigned(8), self.in_channels + 1),
                             Cat(Const(0, 8), r.as_value()))
