@@ -27,9 +27,9 @@ __all__ = ["table", "main"]
 
 def table(reports: list[dict]) -> str:
     """Markdown rows: utilization, Fmax per clock, pixels per clock, fps, tools and the wall
-    seconds of each step, per board and model."""
+    and CPU seconds of each step, per board and model."""
     head = ("| model | board | fold | LUT | FF | BRAM | DSP | Fmax MHz | clock MHz | px/clk "
-            "| fps 640x480 | fps 1280x720 | tools | seconds |\n"
+            "| fps 640x480 | fps 1280x720 | tools | seconds wall/CPU |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for r in reports:
@@ -39,11 +39,10 @@ def table(reports: list[dict]) -> str:
                 or "-")
         clock = (f"{r['clock_mhz']:g}" if r["fmax"] else f"({r['clock_mhz']:g} assumed)")
         tools = ", ".join(f"{Path(t['path']).name} {t['version']}" for t in r["tools"].values())
-        seconds = ", ".join(f"{k} {v:g}" for k, v in r["step_seconds"].items())
         rows.append(f"| {r['model']['name']} | {r['board']} | {r['fold_arg']} | {cell('LUT')} "
                     f"| {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | {fmax} | {clock} "
                     f"| {r['pixels_per_clock']:.3g} | {r['fps']['640x480']:.1f} "
-                    f"| {r['fps']['1280x720']:.1f} | {tools} | {seconds} |")
+                    f"| {r['fps']['1280x720']:.1f} | {tools} | {build.step_times(r)} |")
     return head + "\n".join(rows) + "\n"
 
 

@@ -30,10 +30,12 @@ import importlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
@@ -218,6 +220,28 @@ def tool_versions(family: str, env: dict) -> dict[str, dict]:
     return out
 
 
+class _Steps:
+    """Wall seconds and CPU seconds (user + system, of this process and the tools it ran) of
+    each build step: on a shared machine the two differ by the load, and both are reported."""
+
+    def __init__(self):
+        self.wall, self.cpu = {}, {}
+
+    @staticmethod
+    def _cpu() -> float:
+        return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+    @contextmanager
+    def step(self, name: str):
+        wall, cpu = time.monotonic(), self._cpu()
+        try:
+            yield
+        finally:
+            self.wall[name] = round(time.monotonic() - wall, 1)
+            self.cpu[name] = round(self._cpu() - cpu, 1)
+
+
 def _run(cmd: list[str], cwd: Path, env: dict, log: Path, append: bool = False) -> None:
     """Run one tool with its output in ``log``; on failure raise with the log's tail."""
     with open(log, "a" if append else "w") as f:
@@ -311,7 +335,7 @@ def _platform(board: Board, clock_hz: float | None = None):
 
 
 def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
-                   clock_hz: float) -> dict:
+                   clock_hz: float, steps: _Steps) -> dict:
     from .harness import SerialHarness, verilog_ports
 
     pll = clock_hz if board.family == "ecp5" else None
@@ -340,7 +364,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
                 os.environ[k] = v
     plan.extract(str(work))
     try:
-        steps = _run_steps(work / "build_top.sh", work, env)
+        _run_steps(work / "build_top.sh", work, env, steps)
     except BuildError:
         stat = work / "top.stat.json"
         if stat.exists() and not (work / "top.report.json").exists():
@@ -379,12 +403,11 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
         "fmax": fmax,
         **clock,
         "harness": {"input_bits": harness.input_bits, "output_bits": harness.output_bits},
-        "step_seconds": steps,
     }
 
 
-def _run_steps(script: Path, work: Path, env: dict) -> dict[str, float]:
-    """Run amaranth's build script one tool call at a time; the wall seconds of each.
+def _run_steps(script: Path, work: Path, env: dict, steps: _Steps) -> None:
+    """Run amaranth's build script one tool call at a time, timing each in ``steps``.
 
     The script's first lines set defaults (``: ${YOSYS:=yosys}``); every later line that starts
     with a tool variable is one step, named by the variable (``yosys``, ``nextpnr_ecp5``, ...),
@@ -394,15 +417,11 @@ def _run_steps(script: Path, work: Path, env: dict) -> dict[str, float]:
     head = [line for line in lines if not line.startswith('"$')]
     log = work / "build.log"
     log.write_text("")
-    seconds = {}
     for line in lines:
         if not line.startswith('"$'):
             continue
-        name = line[2:line.index('"', 2)].lower()
-        start = time.monotonic()
-        _run(["sh", "-c", "\n".join(head + [line])], work, env, log, append=True)
-        seconds[name] = round(time.monotonic() - start, 1)
-    return seconds
+        with steps.step(line[2:line.index('"', 2)].lower()):
+            _run(["sh", "-c", "\n".join(head + [line])], work, env, log, append=True)
 
 
 def _nextpnr_log_usage(family: str, log: Path) -> dict:
@@ -429,7 +448,7 @@ class _FitFailure(Exception):
 
 # ------------------------------------------------------------------ Xilinx (estimate + Vivado)
 def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest, env: dict,
-                  clock_hz: float) -> dict:
+                  clock_hz: float, steps: _Steps) -> dict:
     from . import vivado
     from .harness import verilog_ports
 
@@ -438,9 +457,8 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest, e
     script = (f"read_verilog gam_top.v\n{BOOTH_LUT_PRODUCTS}\nsynth_xilinx {first} -top gam_top\n{rest}\n"
               "tee -q -o gam_top.stat.json stat -json\n")
     (work / "xc7.ys").write_text(script)
-    start = time.monotonic()
-    _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
-    seconds = round(time.monotonic() - start, 1)
+    with steps.step("yosys"):
+        _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
     cells = _cell_counts(work / "gam_top.stat.json")
     used = _resources_from_cells("xc7", cells)
     if _overflow(board, used):
@@ -456,7 +474,6 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest, e
         "clock_mhz": clock_hz / 1e6,
         "clock_source": "PYNQ FCLK0 of the Vivado project (no Xilinx timing analysis here)",
         "pynq": {"accelerator": "gam", "dma": "dma"},
-        "step_seconds": {"yosys": seconds},
     }
 
 
@@ -529,17 +546,18 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     if dsp is None:
         dsp = board.dsp_budget
     _frame_tiles(model, max_width)  # a max width the host cannot tile fails before synthesis
-    manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
-                                 clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
-    verilog = (out / "gam_top.v").read_text()
-    generated = round(time.monotonic() - start, 1)
+    steps = _Steps()
+    with steps.step("generate"):
+        manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
+                                     clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
+        verilog = (out / "gam_top.v").read_text()
     work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
     work.mkdir(exist_ok=True)
     try:
         if board.family == "xc7":
-            result = _estimate_xc7(board, work, out, verilog, manifest, env, clock_hz)
+            result = _estimate_xc7(board, work, out, verilog, manifest, env, clock_hz, steps)
         else:
-            result = _build_lattice(board, work, out, verilog, env, clock_hz)
+            result = _build_lattice(board, work, out, verilog, env, clock_hz, steps)
     except _FitFailure as fail:
         raise _fit_error(board, model, manifest, fail.used) from None
     report = {
@@ -554,7 +572,9 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "dsp_budget": dsp,
         "tools": tool_versions(board.family, env),
         **result,
-        "step_seconds": {"generate": generated, **result["step_seconds"]},
+        "step_seconds": steps.wall,
+        "step_cpu_seconds": steps.cpu,
+        "load_average": [round(v, 2) for v in os.getloadavg()],  # 1, 5, 15 min, at the end
         **_throughput(model, manifest, result["clock_mhz"]),
         "seconds": round(time.monotonic() - start, 1),
     }
@@ -564,6 +584,14 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
                                    result.get("pynq"))
     (out / "manifest.json").write_text(manifest.to_json())
     return report
+
+
+def step_times(report: dict) -> str:
+    """``generate 6.6/5.1, yosys 87/80, ...``: each step's wall and CPU seconds (wall only in
+    reports from before CPU time was recorded)."""
+    cpu = report.get("step_cpu_seconds", {})
+    return ", ".join(f"{k} {v:g}" + (f"/{cpu[k]:g}" if k in cpu else "")
+                     for k, v in report["step_seconds"].items())
 
 
 def format_report(report: dict) -> str:
@@ -578,7 +606,7 @@ def format_report(report: dict) -> str:
                  f"{report['pixels_per_clock']:.3g} pixels/clock")
     lines.append("  tools: " + ", ".join(f"{Path(t['path']).name} {t['version']}"
                                          for t in report["tools"].values())
-                 + "; seconds: " + ", ".join(f"{k} {v:g}" for k, v in report["step_seconds"].items()))
+                 + "; seconds (wall/CPU): " + step_times(report))
     for key, fps in report["fps"].items():
         aw, ah = report["accelerator_frame"][key]
         lines.append(f"  {key}: {fps:.1f} fps (accelerator frame {aw}x{ah})")

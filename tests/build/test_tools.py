@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,17 @@ def test_bench_table_row_names_tools_and_step_times():
     assert row == ("| m | ulx3s-85f | full | 5007 / 83640 (6 %) | 2692 / 83640 (3 %) | 0 / 208 (0 %) "
                    "| 21 / 156 (14 %) | clk 73.7 | 73.7 | 1 | 148.3 | 49.6 "
                    "| yosys 0.52, nextpnr-ecp5 0.7-1+b2 | generate 6.6, yosys 87, nextpnr_ecp5 337.3 |")
+    report["step_cpu_seconds"] = {"generate": 5.1, "yosys": 80.2, "nextpnr_ecp5": 120.0}
+    row = table([report]).splitlines()[-1]
+    assert row.endswith("| generate 6.6/5.1, yosys 87/80.2, nextpnr_ecp5 337.3/120 |")
+
+
+def test_build_steps_count_the_tools_cpu_time_apart_from_the_wall_time():
+    """A child that computes for a while and then sleeps: its CPU time, not its sleep, is the
+    step's CPU seconds; the wall time holds both."""
+    steps = build._Steps()
+    busy = ("import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass\ntime.sleep(0.5)")
+    with steps.step("child"):
+        subprocess.run([sys.executable, "-c", busy], check=True)
+    assert 0.3 <= steps.cpu["child"] < 0.75 <= steps.wall["child"]
