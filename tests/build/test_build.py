@@ -56,6 +56,13 @@ def check_report(report: dict, model, out):
     assert manifest["build"]["board"] == board.name
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["utilization"] == report["utilization"]
+    # Every step that ran (generate, then each tool) with its wall and CPU seconds.
+    steps = list(report["step_seconds"])
+    assert steps[0] == "generate" and "yosys" in steps
+    assert list(report["step_cpu_seconds"]) == steps
+    assert all(v >= 0 for v in report["step_cpu_seconds"].values())
+    assert report["step_cpu_seconds"]["yosys"] > 0
+    assert len(report["load_average"]) == 3
 
 
 # The register file, streams and harness alone take most of an iCE40 UP5K: there the model
