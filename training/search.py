@@ -63,7 +63,8 @@ from .config import NET_KEYS, net_settings, resolve, to_toml
 from .errors import SettingsError, TrainingError
 from .tasks import TASKS
 
-__all__ = ["END_KINDS", "LUT_SHARE", "Shape", "Space", "Target", "Costing", "pareto", "main"]
+__all__ = ["END_KINDS", "LUT_SHARE", "Shape", "Space", "Target", "Costing", "ordered", "pareto",
+           "main"]
 
 #: A shape fits when its LUT estimate is under this share of the board's LUTs: the rest is for
 #: the estimate's error, the DMA and interconnect a PYNQ design adds, and routing.
@@ -293,6 +294,14 @@ class Costing:
         return [out[s] for s in shapes]
 
 
+def ordered(rows: list[dict], how: str) -> list[dict]:
+    """The fitting rows in training order: ``cost`` (fewest LUTs first) or ``capacity`` (most
+    binary multiply-accumulates per image pixel first, then fewest LUTs)."""
+    if how == "cost":
+        return sorted(rows, key=lambda r: (r["luts"], r["name"]))
+    return sorted(rows, key=lambda r: (-r["shape"].capacity(), r["luts"], r["name"]))
+
+
 def pareto(rows: list[dict]) -> list[dict]:
     """The rows with a PSNR that no row of fewer (or as many) LUTs reaches, fewest LUTs first."""
     front, best = [], float("-inf")
@@ -333,8 +342,8 @@ def _markdown(rows: list[dict], unit: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace ``path`` whole (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".partial")
+    """Replace ``path`` whole (a reader never sees half a file; shards may write at once)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -375,6 +384,13 @@ def _share(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
+    return int(i), int(n)
+
+
 def _frame(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
@@ -413,6 +429,9 @@ def parser() -> argparse.ArgumentParser:
                    help="print the fitting shapes and their costs; train nothing")
     p.add_argument("--max-candidates", type=cli.positive_int, default=None,
                    help="train at most this many proxies in this session (default: all)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                   help="train only candidates I, I+N, I+2N, ... of the order, so that N "
+                        "processes (e.g. on one GPU) share a search folder (default: 0/1, all)")
     p.add_argument("--order", choices=("cost", "capacity"), default="cost",
                    help="training order: cost (fewest LUTs first) or capacity (most binary "
                         "multiply-accumulates per image pixel first)")
@@ -597,11 +616,13 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.dry_run:
         print(_markdown(fit, unit))
         return cli.EXIT_OK
-    order = (fit if a.order == "cost" else
-             sorted(fit, key=lambda r: (-r["shape"].capacity(), r["luts"], r["name"])))
-    todo = [r for r in order if _result(r, a.out) is None][:a.max_candidates]
-    print(f"{len(fit) - len([r for r in fit if _result(r, a.out) is None])} already trained; "
-          f"training {len(todo)} now")
+    order = ordered(fit, a.order)
+    index, count = a.shard
+    share = order[index::count]  # this process's candidates (--shard)
+    left = [r for r in share if _result(r, a.out) is None]
+    todo = left[:a.max_candidates]
+    print(f"{len(share) - len(left)} already trained; training {len(todo)} now"
+          + (f" (shard {index}/{count}: {len(share)} of {len(fit)} shapes)" if count > 1 else ""))
     if todo:
         from .tasks import validation_pairs
         pairs = validation_pairs(a.task, a.data / "val")

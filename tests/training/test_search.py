@@ -19,7 +19,7 @@ from skimage import data, io
 from accel import perf
 from hw.boards import Board
 from training import gam
-from training.search import Costing, Shape, Space, Target, main, pareto
+from training.search import Costing, Shape, Space, Target, main, ordered, pareto
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,6 +121,15 @@ def test_pareto_front():
     assert [r["name"] for r in pareto(rows)] == ["a", "c", "e"]
 
 
+def test_training_orders():
+    rows = [{"name": n, "luts": l, "shape": dataclasses.replace(SMALL, width=w, blocks=b, unshuffle=u)}
+            for n, l, w, b, u in [("a", 300, 16, 8, 2), ("b", 100, 8, 4, 2), ("c", 200, 16, 2, 1),
+                                  ("d", 150, 16, 8, 2)]]
+    # MACs per image pixel: a, d 9*256*8/4 = 4608; b 9*64*4/4 = 576; c 9*256*2 = 4608.
+    assert [r["name"] for r in ordered(rows, "cost")] == ["b", "d", "c", "a"]
+    assert [r["name"] for r in ordered(rows, "capacity")] == ["d", "c", "a", "b"]
+
+
 def test_importing_the_search_loads_no_amaranth():
     code = "import sys, training.search; print('amaranth' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -214,6 +223,17 @@ def test_search_stops_resumes_bounds_and_continues(photos, tmp_path, capsys, mon
                    f"use those, or search into another --out"]
 
 
+def test_shards_share_a_search_folder(photos, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert _search(photos, out, "--shard", "1/2") == 0
+    assert "0 already trained; training 1 now (shard 1/2: 1 of 2 shapes)" in capsys.readouterr().out
+    rows = _table(out)  # cost order: the 1x1 tail first, so shard 1 has the 3x3 tail
+    assert rows[NAMES[1]]["psnr"] and not rows[NAMES[0]]["psnr"]
+    assert _search(photos, out, "--shard", "0/2") == 0
+    assert all(_table(out)[n]["psnr"] for n in NAMES)
+    assert not list(out.rglob("*.partial"))
+
+
 @pytest.mark.parametrize("options, extra, status, words", [
     ({"board": "nope"}, [], 1, "unknown board 'nope'"),
     ({"board": "icebreaker"}, [], 1, "no LUT and block RAM estimate"),
@@ -224,6 +244,7 @@ def test_search_stops_resumes_bounds_and_continues(photos, tmp_path, capsys, mon
     ({"lut_share": "1.5"}, [], 2, "must be above 0 and at most 1"),
     ({"w_bits": "1"}, [], 1, "w_bits=1 must be 2.."),
     ({}, ["--no-such"], 2, "unrecognized arguments"),
+    ({}, ["--shard", "2/2"], 2, "is not I/N with 0 <= I < N"),
 ])
 def test_bad_input_is_one_error_line(options, extra, status, words, capsys):
     try:
