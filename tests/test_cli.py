@@ -62,6 +62,25 @@ def test_a_signal_at_any_moment_leaves_nothing(tmp_path, signum, delay):
     assert sorted(os.listdir(tmp_path)) == before  # no output, no hidden .partial file
 
 
+def test_a_command_run_inside_another_keeps_the_outer_signal_handling():
+    """training.search runs training.train's main inside its own: after the inner command
+    returns, a signal must still unwind the outer one (its clean-up runs), not exit at once."""
+    code = ("import os, signal, sys\n"
+            "from gamir import cli\n"
+            "def outer():\n"
+            "    try:\n"
+            "        cli.run(lambda: 0)\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        signal.pause()\n"
+            "    finally:\n"
+            "        print('cleaned up', flush=True)\n"
+            "sys.exit(cli.run(outer))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 143 and r.stdout == "cleaned up\n"
+    assert r.stderr == "error: terminated (SIGTERM): stopped, no output written\n"
+
+
 def _parser_of(module: str, monkeypatch):
     """The ArgumentParser the entry point ``module`` builds (captured at parse time)."""
     import importlib
