@@ -34,7 +34,7 @@ from . import config, regmap
 from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
 __all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
-           "fold_within", "report", "delay_depth", "memories", "block_rams", "dsp_allocation",
+           "fold_for_rate", "fold_within", "report", "delay_depth", "memories", "block_rams", "dsp_allocation",
            "hard_multipliers", "FIFO_SLACK", "ESTIMATE_KEYS"]
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
@@ -278,6 +278,31 @@ def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
     return regmap.LayerFold(pe, simd, out_pe)
 
 
+def fold_for_rate(model: Model, *, pixels_per_second: float, clock_hz: float, height: int,
+                  width: int) -> tuple[list[regmap.LayerFold], int]:
+    """:func:`choose_fold` for a rate: the slowest fold whose predicted frame time (``height x
+    width``, fill included) still meets it, and that frame's cycles. ``ValueError`` when even
+    full unfolding misses."""
+    if not clock_hz:
+        raise ValueError("pixels_per_second needs clock_hz")
+    budget = clock_hz * height * width / pixels_per_second
+    max_ii = max(layer.c_out * layer.taps for layer in model.layers)
+    # A frame takes at least height*width*II cycles: start at the largest II that could fit
+    # and walk down until the full prediction (fill included) fits. Neighbouring intervals
+    # often give the same fold: one that missed is not predicted again.
+    missed = None
+    for ii in range(min(max_ii, int(budget // (height * width))), 0, -1):
+        fold = fold_within(model, ii)
+        if fold == missed:
+            continue
+        cycles = frame_cycles(model, fold, height=height, width=width)
+        if cycles <= budget:
+            return fold, cycles
+        missed = fold
+    raise ValueError(f"{pixels_per_second:.3g} pixels/s at {clock_hz:.3g} Hz is out of reach "
+                     f"even fully unfolded (1 pixel per clock)")
+
+
 def choose_fold(model: Model, *, pixels_per_second: float | None = None,
                 clock_hz: float | None = None, lut_budget: int | None = None,
                 height: int = config.DEFAULT_FRAME[0], width: int = config.DEFAULT_FRAME[1],
@@ -291,21 +316,11 @@ def choose_fold(model: Model, *, pixels_per_second: float | None = None,
     """
     if (pixels_per_second is None) == (lut_budget is None):
         raise ValueError("give either pixels_per_second (with clock_hz) or lut_budget")
-    max_ii = max(layer.c_out * layer.taps for layer in model.layers)
-    mw = max_width or width
     if pixels_per_second is not None:
-        if not clock_hz:
-            raise ValueError("pixels_per_second needs clock_hz")
-        budget = clock_hz * height * width / pixels_per_second
+        return fold_for_rate(model, pixels_per_second=pixels_per_second, clock_hz=clock_hz,
+                             height=height, width=width)[0]
+    mw = max_width or width
 
-        # A frame takes at least height*width*II cycles: start at the largest II that could
-        # fit and walk down until the full prediction (fill included) fits.
-        for ii in range(min(max_ii, int(budget // (height * width))), 0, -1):
-            fold = fold_within(model, ii)
-            if frame_cycles(model, fold, height=height, width=width) <= budget:
-                return fold
-        raise ValueError(f"{pixels_per_second:.3g} pixels/s at {clock_hz:.3g} Hz is out of reach "
-                         f"even fully unfolded (1 pixel per clock)")
     def cost(ii):
         fold = fold_within(model, ii)
         return estimate_cost(model, fold, max_width=mw)["luts"]

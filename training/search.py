@@ -15,7 +15,7 @@ Example (the Zynq-7020 of the PYNQ-Z2 at 640x480, 30 frames/s)::
    the body are skipped.
 2. **Cost** each on the accelerator: the untrained network exported to its integer model (GAM
    stage 4, eval mode: the shape is all the cost depends on), folded by
-   :func:`accel.perf.choose_fold` for the rate on the accelerator frame (the image frame /
+   :func:`accel.perf.choose_fold` (:func:`~accel.perf.fold_for_rate`) for the rate on the accelerator frame (the image frame /
    unshuffle) at the board's clock, with line buffers as wide as that frame (the host tiles
    wider ones). It fits when :func:`accel.perf.estimate_cost`'s LUT estimate for the board's
    family is under :data:`LUT_SHARE` (``--lut-share``) of the board's LUTs, its block RAMs
@@ -216,12 +216,10 @@ class Costing:
         if key not in self._folds:
             t = self.target
             try:
-                fold = perf.choose_fold(model, pixels_per_second=t.fps * h * w,
-                                        clock_hz=t.clock_hz, height=h, width=w)
+                self._folds[key] = perf.fold_for_rate(model, pixels_per_second=t.fps * h * w,
+                                                      clock_hz=t.clock_hz, height=h, width=w)
             except ValueError:
                 self._folds[key] = None
-            else:
-                self._folds[key] = fold, perf.frame_cycles(model, fold, height=h, width=w)
         return self._folds[key]
 
     def _use(self, model, fold, w: int) -> dict:

@@ -101,6 +101,22 @@ def test_lut_budget_fold_is_the_fastest_that_fits(budget):
     assert perf.pixels_per_clock(model, got) == max(fits)
 
 
+@pytest.mark.parametrize("fps", [30, 300, 3000])
+def test_rate_fold_is_the_slowest_that_meets_the_rate(fps):
+    """Against every interval tried one by one, each predicted (fold_for_rate skips a fold it
+    has seen miss)."""
+    model = spec.random_model(3, image_channels=3, channels=8, n_binary=2, unshuffle=2,
+                              noise_channel=True)
+    h, w, clock = 12, 16, 1e6
+    fold, cycles = perf.fold_for_rate(model, pixels_per_second=fps * h * w, clock_hz=clock,
+                                      height=h, width=w)
+    assert cycles == perf.frame_cycles(model, fold, height=h, width=w) <= clock / fps
+    top = max(layer.c_out * layer.taps for layer in model.layers)
+    naive = next(f for f in (perf.fold_within(model, ii) for ii in range(top, 0, -1))
+                 if perf.frame_cycles(model, f, height=h, width=w) <= clock / fps)
+    assert fold == naive
+
+
 def test_choose_fold_errors():
     model = denoiser_shape()
     with pytest.raises(ValueError, match=r"^give either pixels_per_second"):
