@@ -15,14 +15,15 @@ Example (the Zynq-7020 of the PYNQ-Z2 at 640x480, 30 frames/s)::
    the body are skipped.
 2. **Cost** each on the accelerator: the untrained network exported to its integer model (GAM
    stage 4, eval mode: the shape is all the cost depends on), folded by
-   :func:`accel.perf.choose_fold` (:func:`~accel.perf.fold_for_rate`) for the rate on the accelerator frame (the image frame /
-   unshuffle) at the board's clock, with line buffers as wide as that frame (the host tiles
-   wider ones). It fits when :func:`accel.perf.estimate_cost`'s LUT estimate for the board's
-   family is under :data:`LUT_SHARE` (``--lut-share``) of the board's LUTs, its block RAMs
-   are within the board's, and its output stages' multipliers within the build's DSP budget
-   (conv products beyond the budget become LUTs, as ``hw.build`` makes them:
-   :func:`accel.perf.hard_multipliers`).
-   Board figures come from :mod:`hw.boards` (which imports no Amaranth).
+   :func:`accel.perf.choose_fold` (:func:`~accel.perf.fold_for_rate`) for the rate on the
+   accelerator frame (the image frame / unshuffle) at the board's clock, with line buffers as
+   wide as that frame (the host tiles wider ones). It fits when
+   :func:`accel.perf.estimate_cost`'s LUT estimate for the board's family is under
+   :data:`LUT_SHARE` (``--lut-share``) of the board's LUTs, its block RAMs are within the
+   board's, and its output stages' multipliers within the build's DSP budget (conv products
+   beyond the budget become LUTs, as ``hw.build`` makes them:
+   :func:`accel.perf.hard_multipliers`). Board figures come from :mod:`hw.boards` (which
+   imports no Amaranth).
 3. **Train** the fitting shapes in ``--order``, at most ``--max-candidates`` per session, each
    as its own ``python -m training.train`` run ``OUT/runs/NAME/`` from ``OUT/runs/NAME.toml``
    (same task, seed and budget for all), then score it on the validation photos (whole photos,
@@ -174,6 +175,11 @@ class Target:
     def label(self) -> str:
         return f"{self.board.name}-{self.width}x{self.height}-{self.fps:g}fps"
 
+    @property
+    def lut_unit(self) -> str:
+        """What the board's LUT count counts (hw.boards: LUT4 on Lattice, LUT6 on Xilinx)."""
+        return "LUT6" if self.board.family == "xc7" else "LUT4"
+
 
 def _export(task: str, settings: dict):
     """The integer model an untrained network of ``settings`` exports to, and its parameters."""
@@ -303,7 +309,8 @@ def ordered(rows: list[dict], how: str) -> list[dict]:
 def pareto(rows: list[dict]) -> list[dict]:
     """The rows with a PSNR that no row of fewer (or as many) LUTs reaches, fewest LUTs first."""
     front, best = [], float("-inf")
-    for r in sorted((r for r in rows if r.get("psnr") is not None), key=lambda r: (r["luts"], -r["psnr"])):
+    trained = (r for r in rows if r.get("psnr") is not None)
+    for r in sorted(trained, key=lambda r: (r["luts"], -r["psnr"])):
         if r["psnr"] > best:
             front.append(r)
             best = r["psnr"]
@@ -328,7 +335,7 @@ def _csv(rows: list[dict], front: list[dict]) -> str:
 
 
 def _markdown(rows: list[dict], unit: str) -> str:
-    lines = [f"| shape | flags | {unit} | BRAM | DSP | ii | fps | params | PSNR (dB) | SSIM |",
+    lines = [f"| shape | flags | {unit} (est.) | BRAM | DSP | ii | fps | params | PSNR (dB) | SSIM |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         quality = (f"{r['psnr']:.2f} | {r['ssim']:.4f}" if r.get("psnr") is not None else "- | -")
@@ -421,7 +428,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lut-share", type=_share, default=LUT_SHARE,
                    help="a shape fits under this share of the board's LUTs (by accel.perf's estimate)")
     p.add_argument("--task", choices=sorted(TASKS), default="denoise", help="what to train for")
-    p.add_argument("--data", type=Path, help="folder with train/ and val/ photos (needed unless --dry-run)")
+    p.add_argument("--data", type=Path,
+                   help="folder with train/ and val/ photos (needed unless --dry-run)")
     p.add_argument("--out", type=Path, help="search folder: runs, tables (needed unless --dry-run)")
     p.add_argument("--dry-run", "--list", action="store_true",
                    help="print the fitting shapes and their costs; train nothing")
@@ -433,7 +441,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--order", choices=("cost", "capacity"), default="cost",
                    help="training order: cost (fewest LUTs first) or capacity (most binary "
                         "multiply-accumulates per image pixel first)")
-    train = p.add_argument_group("proxy training (the same for every shape; recorded in OUT/search.json)")
+    train = p.add_argument_group(
+        "proxy training (the same for every shape; recorded in OUT/search.json)")
     train.add_argument("--steps", type=cli.positive_int, default=2000, help="steps per proxy")
     train.add_argument("--batch", type=cli.positive_int, default=32, help="patches per step")
     train.add_argument("--seed", type=cli.natural_int, default=0, help="initialization and batch seed")
@@ -457,7 +466,8 @@ def parser() -> argparse.ArgumentParser:
     for side in ("heads", "tails"):
         default = tuple(k for k in getattr(d, side) if k in kinds)
         space.add_argument(f"--{side}", type=_choices(kinds), default=default, metavar="LIST",
-                           help=f"{side[:-1]} kinds, of {', '.join(kinds)} (default: {','.join(default)})")
+                           help=f"{side[:-1]} kinds, of {', '.join(kinds)} "
+                                f"(default: {','.join(default)})")
     space.add_argument("--formats", type=_formats, default=d.formats, metavar="LIST",
                        help="residual stream BITS.FRAC (default: "
                             + ",".join(f"{b}.{f}" for b, f in d.formats) + ")")
@@ -488,10 +498,9 @@ def _cost_all(costing: Costing, shapes: list[Shape]) -> list[dict]:
 def _summary(rows: list[dict], target: Target, lut_share: float) -> str:
     fit = [r for r in rows if r["fits"] is True]
     over = {k: sum(r["fits"] == k for r in rows) for k in ("LUT", "BRAM", "DSP", "rate")}
-    unit = "LUT4" if target.board.family != "xc7" else "LUT6"
     return (f"{target.board.name} ({target.board.device}) at {target.width}x{target.height}, "
             f"{target.fps:g} fps, {target.clock_hz / 1e6:g} MHz: {len(fit)} of {len(rows)} shapes fit "
-            f"({unit} < {lut_share:.0%} of {target.board.resources['LUT']:,}, block RAM <= "
+            f"({target.lut_unit} < {lut_share:.0%} of {target.board.resources['LUT']:,}, block RAM <= "
             f"{target.board.resources['BRAM']}, stage multipliers <= {target.board.dsp_budget}); "
             f"over: " + ", ".join(f"{k} {n}" for k, n in over.items()))
 
@@ -517,7 +526,8 @@ def _check_out(a: argparse.Namespace) -> dict:
         try:
             stored = json.loads(record.read_text())
         except (OSError, ValueError) as e:
-            raise TrainingError(f"{record} cannot be read ({e}): remove it or search into another --out") from None
+            raise TrainingError(f"{record} cannot be read ({e}): remove it or search into "
+                                f"another --out") from None
         diffs = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in settings.items() if stored.get(k) != v]
         if diffs:
             raise TrainingError(f"{a.out} holds a search with other training settings "
@@ -580,7 +590,7 @@ def _report(rows: list[dict], a: argparse.Namespace, target: Target, head: str) 
         res = _result(r, a.out)
         r.update(psnr=res and res["psnr"], ssim=res and res["ssim"])
     front = pareto(rows)
-    unit = "LUT4 (est.)" if target.board.family != "xc7" else "LUT6 (est.)"
+    unit = target.lut_unit
     base = a.out / f"search-{target.label}"
     trained = [r for r in rows if r["psnr"] is not None]
     md = (f"# {head}\n\nTraining: {json.dumps(_training_settings(a))}\n\n"
@@ -609,10 +619,9 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     head = _summary(rows, target, a.lut_share)
     print(head)
     fit = [r for r in rows if r["fits"] is True]
-    fit.sort(key=lambda r: (r["luts"], r["name"]))
-    unit = "LUT4 (est.)" if board.family != "xc7" else "LUT6 (est.)"
+    fit = ordered(fit, "cost")
     if a.dry_run:
-        print(_markdown(fit, unit))
+        print(_markdown(fit, target.lut_unit))
         return cli.EXIT_OK
     order = ordered(fit, a.order)
     index, count = a.shard
@@ -625,7 +634,7 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         from .tasks import validation_pairs
         pairs = validation_pairs(a.task, a.data / "val")
     for i, row in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {row['name']} ({row['luts']:,} {unit.split()[0]}, "
+        print(f"[{i}/{len(todo)}] {row['name']} ({row['luts']:,} {target.lut_unit}, "
               f"{row['fps']:.1f} fps): {a.out / 'runs' / row['name']}", flush=True)
         status = _train(row, a, settings)
         if status != cli.EXIT_OK:
