@@ -19,7 +19,7 @@ stream's fixed point: they cut the fixed-point products per pixel, which set the
 LUT count (130..170 ECP5 LUT4s per 8x6-bit product built from LUTs, docs/builds.md). The
 depthwise-separable ends (``*_dw``, MobileNet's factorization) go further: 22 products per
 stream channel in the head instead of 9 per input channel and stream channel (the denoiser's
-13-channel input: 1,408 against 3,744 for a 64-channel stream), 21 in the tail.
+13-channel input: 1,408 against 7,488 for a 64-channel stream), 21 in the tail.
 
 Every conv uses ``padding_mode="replicate"`` (the spec's border rule). With ``quant=True`` the
 model carries the deployed arithmetic as fake quantization: the residual stream is rounded
