@@ -6,8 +6,8 @@ hold the sum to the simulated design, cycle for cycle within 2 %).
 __all__ = ["MVU_LATENCY", "STAGE_LATENCY", "SLICE_LATENCY"]
 
 #: :class:`hw.folded_mvu.FoldedMVU`: a window's last step to its accumulators on ``o``
-#: (issue, weight read, terms, adder trees, accumulate).
-MVU_LATENCY = 4
+#: (issue, weight read, weight register, terms, adder trees, accumulate).
+MVU_LATENCY = 5
 #: :class:`hw.output_stages.LaneStage`: an accumulator group in to its result out (``pre``
 #: then ``post``, one register each).
 STAGE_LATENCY = 2

@@ -15,10 +15,10 @@ through them systolically: at these array sizes a broadcast costs less than ``pe
 registers per input bit.
 
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
-memory -> the PE array's terms (XNOR bits or products) are registered -> adder trees ->
-accumulate and emit. All stages share one enable, low only while a finished group meets a full
+memory -> weights and slice registered -> the PE array's terms (XNOR bits or products) are
+registered -> adder trees -> accumulate and emit. All stages share one enable, low only while a finished group meets a full
 output register, so a stall freezes the pipeline, memory read included; latency
-:data:`accel.latency.MVU_LATENCY` (4) cycles, ``i.ready`` is high on a window's last step only
+:data:`accel.latency.MVU_LATENCY` (5) cycles, ``i.ready`` is high on a window's last step only
 (the window generator's output register holds the window meanwhile, so no copy is kept here).
 """
 
@@ -117,8 +117,8 @@ class FoldedMVU(wiring.Component):
         wbits = self.simd * Shape.cast(self.w_shape).width
         # Freeze only when a finished group meets a full output register: partial slices keep
         # flowing while the output stage drains the previous group.
-        v3, first3, last3 = Signal(), Signal(), Signal()
-        en = ~(v3 & last3 & self.o.valid & ~self.o.ready)
+        v4, first4, last4 = Signal(), Signal(), Signal()
+        en = ~(v4 & last4 & self.o.valid & ~self.o.ready)
 
         # Stage 0: sequencer. c counts n*sf + s; n and s are kept separately to slice the
         # window (a dense array uses s only, synthesis drops n).
@@ -141,12 +141,23 @@ class FoldedMVU(wiring.Component):
             m.d.sync += [x1.as_value().eq(self.select_slice(self.i.payload.as_value(), n, s)),
                          v1.eq(issue), first1.eq(s == 0), last1.eq(s == self.sf - 1)]
 
-        # Stage 2: the PE array's terms (XNOR bits or products), registered.
+        # Stage 2: the weight row registered (the slice with it), so that the block RAM's
+        # clock-to-output (about 5.6 ns on an ECP5 EBR, plus routing and a LUT) does not share
+        # a cycle with a multiplier: the first critical path of a routed denoiser slice
+        # (docs/builds.md).
+        x2 = Signal(chunk_layout)
+        w2 = Signal(wm.data.shape())
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [x2.eq(x1), w2.eq(wm.data),
+                         v2.eq(v1), first2.eq(first1), last2.eq(last1)]
+
+        # Stage 3: the PE array's terms (XNOR bits or products), registered.
         # One register per PE (not per term: thousands of signals slow elaboration down).
         term_regs = []
         for p in range(self.pe):
-            w = data.View(pixel_layout(self.w_shape, self.simd), wm.data.word_select(p, wbits))
-            terms = [Value.cast(t) for t in self.terms(m, self.lane_input(x1, p), w, p)]
+            w = data.View(pixel_layout(self.w_shape, self.simd), w2.word_select(p, wbits))
+            terms = [Value.cast(t) for t in self.terms(m, self.lane_input(x2, p), w, p)]
             shapes = [t.shape() for t in terms]
             reg = Signal(sum(sh.width for sh in shapes), name=f"terms_{p}")
             with m.If(en):
@@ -157,28 +168,28 @@ class FoldedMVU(wiring.Component):
                 regs.append(bits.as_signed() if sh.signed else bits)
                 offset += sh.width
             term_regs.append(regs)
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
-
-        # Stage 3: adder trees.
-        part = Signal(pixel_layout(self.acc_shape, self.pe))
+        v3, first3, last3 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v3.eq(v2), first3.eq(first2), last3.eq(last2)]
+
+        # Stage 4: adder trees.
+        part = Signal(pixel_layout(self.acc_shape, self.pe))
+        with m.If(en):
+            m.d.sync += [v4.eq(v3), first4.eq(first3), last4.eq(last3)]
             for p in range(self.pe):
                 m.d.sync += part[p].eq(self.sum_terms(m, term_regs[p], p))
 
-        # Stage 4: accumulate, emit after the last slice.
+        # Stage 5: accumulate, emit after the last slice.
         acc = Signal(pixel_layout(self.acc_shape, self.pe))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(en & v3):
+        with m.If(en & v4):
             for p in range(self.pe):
-                total = Mux(first3, 0, acc[p]) + part[p]
+                total = Mux(first4, 0, acc[p]) + part[p]
                 m.d.sync += acc[p].eq(total)
-                with m.If(last3):
+                with m.If(last4):
                     m.d.sync += self.o.payload[p].eq(total)
-            with m.If(last3):
+            with m.If(last4):
                 m.d.sync += self.o.valid.eq(1)
         return m
 
