@@ -7,9 +7,9 @@ optional residual stream joined per pixel, two registers); each stage defines it
   ``acc <= T`` for channels whose norm scale is negative (``flip``).
 * :class:`Affine` -- affine output: ``y = saturate(rshift_round(acc*A + B, shift) + r, out_bits)``,
   rounding half up (add ``2**(shift-1)`` then shift arithmetically; the first register holds
-  ``acc*A`` and ``B + 2**(shift-1)``, so the second adds once before the shift), the residual
-  added before the single saturation. Amaranth widens every product and sum exactly, so only the final
-  saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
+  ``acc*A`` and ``B + 2**(shift-1) + r*2**shift``, so the second adds once before the shift
+  and the residual ``r`` rides along exactly), then the single saturation. Amaranth widens
+  every product and sum exactly, so only the final saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
   :class:`hw.stream_util.DelayFIFO` to arrive with this layer's accumulators (the pipeline
   sizes the FIFO). With the activation option (``act``), each lane takes its rounded value
   through a power-of-two PReLU (a sign test and a barrel shifter on the stored 3-bit
@@ -29,8 +29,8 @@ from spec import arith, stages
 from .stream_util import pixel_layout
 from .param_memory import ParamBus, ParamMemory
 
-__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "rounding_bias", "scale_round",
-           "prelu_shift",
+__all__ = ["LaneStage", "Threshold", "Affine", "PixelOutput", "rounding_bias", "residual_bias",
+           "scale_round", "prelu_shift",
            "saturate", "stage_block", "BLOCKS"]
 
 
@@ -70,15 +70,17 @@ class LaneStage(wiring.Component):
         """The block for the spec stage ``stage`` (its scalars fix the block's shape)."""
         raise NotImplementedError
 
-    def pre(self, acc, prm):
+    def pre(self, acc, prm, group, lane, r):
         """First pipeline stage of one channel: a dict of named values (e.g. the product
-        ``acc*A``), registered together as one struct."""
+        ``acc*A``), registered together as one struct, from its accumulator, its constants
+        ``prm`` (a view with the region's fields), its position ``group``/``lane`` and the
+        residual pixel ``r`` (``None`` without one). The residual is selected here, not in
+        :meth:`post`, so that its multiplexer and the output adders are in different cycles."""
         raise NotImplementedError
 
-    def post(self, pre, prm, group, lane, r):
+    def post(self, pre, prm):
         """Second stage: the channel's output from ``pre`` (a view of :meth:`pre`'s registered
-        fields), its constants ``prm`` (a view with the region's fields), its position
-        ``group``/``lane`` and the residual pixel ``r``."""
+        fields) and its constants ``prm``."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -98,27 +100,25 @@ class LaneStage(wiring.Component):
         if self.r_layout is not None:
             m.d.comb += self.r.ready.eq(en & self.i.valid & last)
 
-        # Stage 1: per-lane first step, the constants row, the group and the residual pixel.
+        # Stage 1: per-lane first step (with the residual) and the constants row.
+        r = self.r.payload if self.r_layout is not None else None
+        lane_pre = [self.pre(self.i.payload[p], prm[p], g, p, r) for p in range(self.lanes)]
         pre_layout = data.StructLayout({name: Value.cast(v).shape()
-                                        for name, v in self.pre(self.i.payload[0], prm[0]).items()})
+                                        for name, v in lane_pre[0].items()})
         pre1 = Signal(pixel_layout(pre_layout, self.lanes))
         prm1 = Signal(row_layout)
-        g1 = Signal.like(g)
         v1 = Signal()
-        r1 = Signal(self.r_layout) if self.r_layout is not None else None
         with m.If(en):
             m.d.sync += v1.eq(fire)
         with m.If(fire):
-            m.d.sync += [g.eq(Mux(last, 0, g + 1)), g1.eq(g), prm1.eq(prm)]
+            m.d.sync += [g.eq(Mux(last, 0, g + 1)), prm1.eq(prm)]
             m.d.sync += [pre1[p][name].eq(v) for p in range(self.lanes)
-                         for name, v in self.pre(self.i.payload[p], prm[p]).items()]
-            if r1 is not None:
-                m.d.sync += r1.eq(self.r.payload)
+                         for name, v in lane_pre[p].items()]
 
         # Stage 2: the output register.
         with m.If(en):
             m.d.sync += self.o.valid.eq(v1)
-            m.d.sync += [self.o.payload[p].eq(self.post(pre1[p], prm1[p], g1, p, r1))
+            m.d.sync += [self.o.payload[p].eq(self.post(pre1[p], prm1[p]))
                          for p in range(self.lanes)]
         return m
 
@@ -147,10 +147,10 @@ class Threshold(LaneStage):
     def for_stage(cls, stage, region, init, *, acc_shape, input_channels):
         return cls(region, init, acc_shape=acc_shape)
 
-    def pre(self, acc, prm):
+    def pre(self, acc, prm, group, lane, r):
         return {"acc": acc}
 
-    def post(self, pre, prm, group, lane, r):
+    def post(self, pre, prm):
         return Mux(prm.flip, pre.acc <= prm.threshold, pre.acc >= prm.threshold)
 
 
@@ -159,6 +159,13 @@ def rounding_bias(bias, shift: int):
     term, computed in the first register beside the product so that the second register's
     path has one adder before the shift (the critical path of a placed design had two)."""
     return bias + Const(1 << (shift - 1)) if shift else bias
+
+
+def residual_bias(rbias, res, shift: int):
+    """``rbias + res * 2**shift``: a residual added after the rounding shift, moved before it
+    (exact for an integer ``res``: ``(x + res*2**s) >> s == (x >> s) + res``), so the output
+    register's path has one adder, not two."""
+    return rbias + (Value.cast(res) << shift)
 
 
 def scale_round(product, rbias, shift: int):
@@ -221,16 +228,23 @@ class Affine(LaneStage):
         return cls(region, init, acc_shape=acc_shape, shift=stage.shift, out_bits=stage.out_bits,
                    residual=stage.residual is not None, act=stage.act is not None)
 
-    def pre(self, acc, prm):
-        return {"product": acc * prm.scale, "bias": rounding_bias(prm.bias, self.shift)}
+    def pre(self, acc, prm, group, lane, r):
+        fields = {"product": acc * prm.scale, "bias": rounding_bias(prm.bias, self.shift)}
+        if r is not None:
+            rv = r.as_value().word_select(group, self.lanes * self.out_bits)
+            res = rv[lane * self.out_bits:(lane + 1) * self.out_bits].as_signed()
+            if self.act:
+                fields["res"] = res
+            else:
+                fields["bias"] = residual_bias(fields["bias"], res, self.shift)
+        return fields
 
-    def post(self, pre, prm, group, lane, r):
+    def post(self, pre, prm):
         y = scale_round(pre.product, pre.bias, self.shift)
         if self.act:
             y = prelu_shift(y, prm.act_shift) + prm.act_offset
-        if self.r_layout is not None:
-            rv = r.as_value().word_select(group, self.lanes * self.out_bits)
-            y = y + rv[lane * self.out_bits:(lane + 1) * self.out_bits].as_signed()
+            if self.r_layout is not None:
+                y = y + pre.res
         return saturate(y, self.out_bits)
 
 
@@ -268,15 +282,16 @@ class PixelOutput(LaneStage):
         return cls(region, init, acc_shape=acc_shape, shift=stage.shift,
                    in_channels=input_channels)
 
-    def pre(self, acc, prm):
-        return {"product": acc * prm.scale, "bias": rounding_bias(prm.bias, self.shift)}
-
-    def post(self, pre, prm, group, lane, r):
-        y = scale_round(pre.product, pre.bias, self.shift)
+    def pre(self, acc, prm, group, lane, r):
         # map 0 selects the zero prepended to the input channels.
         choices = data.View(pixel_layout(unsigned(8), self.in_channels + 1),
                             Cat(Const(0, 8), r.as_value()))
-        y = y + choices[prm.map]
+        bias = rounding_bias(prm.bias, self.shift)
+        return {"product": acc * prm.scale,
+                "bias": residual_bias(bias, choices[prm.map], self.shift)}
+
+    def post(self, pre, prm):
+        y = scale_round(pre.product, pre.bias, self.shift)
         return Mux(y < 0, 0, Mux(y > arith.PIXEL_MAX, arith.PIXEL_MAX, y))
 
 
