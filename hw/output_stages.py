@@ -38,9 +38,10 @@ class LaneStage(wiring.Component):
     """An output stage applied to ``lanes`` channels per cycle, ``groups`` beats per pixel.
 
     Beat ``g`` of a pixel carries the accumulators of channels ``g*lanes ..``; their constants
-    are row ``g`` of a parameter region (combinational read: these regions are a few hundred
-    bits). With ``r_layout`` set, a second stream ``r`` carries one whole residual pixel per
-    output pixel; it is joined with every group and taken with the last one. Two registers
+    are row ``g`` of a parameter region (these regions are a few hundred bits: LUT RAM read one
+    cycle ahead into a register). With ``r_layout`` set, a second stream ``r`` carries one whole
+    residual pixel per output pixel; it is joined with every group and taken with the last one.
+    Two registers
     (:meth:`pre`, e.g. the multiply, then :meth:`post`): latency 2, one group per cycle.
 
     Members
@@ -58,6 +59,7 @@ class LaneStage(wiring.Component):
         self.region, self.lanes, self.groups = region, region.lanes, region.entries
         self.acc_shape, self.out_elem, self.r_layout = acc_shape, out_elem, r_layout
         self.params = ParamMemory(region, init, read_domain="comb")
+        self._row0 = init[0] & ((1 << region.entry_bits) - 1)
         members = {"i": In(stream.Signature(pixel_layout(acc_shape, self.lanes))),
                    "o": Out(stream.Signature(pixel_layout(out_elem, self.lanes))),
                    "bus": In(ParamBus())}
@@ -89,14 +91,20 @@ class LaneStage(wiring.Component):
         wiring.connect(m, wiring.flipped(self.bus), pm.bus)
         fields = {name: (signed(b) if sgn else unsigned(b)) for name, b, sgn in self.region.fields}
         row_layout = pixel_layout(data.StructLayout(fields), self.lanes)
-        prm = data.View(row_layout, pm.data)
         g = Signal(range(max(2, self.groups)))
         last = g == self.groups - 1
         # Both registers advance together unless the output is stalled (no bubbles).
         en = ~self.o.valid | self.o.ready
         r_valid = self.r.valid if self.r_layout is not None else 1
         fire = en & self.i.valid & r_valid
-        m.d.comb += [pm.addr.eq(g), self.i.ready.eq(en & r_valid)]
+        g_next = Mux(fire, Mux(last, 0, g + 1), g)
+        # The constants row of group g, read a cycle ahead (from g_next) into a register, so the
+        # multipliers start from flip-flops, not from a LUT-RAM read (a routed critical path,
+        # docs/builds.md). Read every cycle: a parameter write shows one cycle later.
+        row = Signal(len(pm.data), init=self._row0)
+        m.d.sync += row.eq(pm.data)
+        prm = data.View(row_layout, row)
+        m.d.comb += [pm.addr.eq(g_next), self.i.ready.eq(en & r_valid)]
         if self.r_layout is not None:
             m.d.comb += self.r.ready.eq(en & self.i.valid & last)
 
@@ -111,7 +119,7 @@ class LaneStage(wiring.Component):
         with m.If(en):
             m.d.sync += v1.eq(fire)
         with m.If(fire):
-            m.d.sync += [g.eq(Mux(last, 0, g + 1)), prm1.eq(prm)]
+            m.d.sync += [g.eq(g_next), prm1.eq(prm)]
             m.d.sync += [pre1[p][name].eq(v) for p in range(self.lanes)
                          for name, v in lane_pre[p].items()]
 
