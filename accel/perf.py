@@ -130,11 +130,17 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
     """Predicted CYCLES register value: first input beat to last output beat, inclusive, with
     input offered every cycle and output always ready."""
     folds = regmap.normalize_fold(model, fold)
-    # Input beats offered back to back, through the pipeline's input slice (its ready is a
-    # register, high while it is empty: the first beat is taken at cycle 0).
-    ready = np.arange(height * width, dtype=np.int64) + SLICE_LATENCY
+    ready = np.arange(height * width, dtype=np.int64)  # input beats offered back to back
+    first_in = None
     for layer, f in zip(model.layers, folds):
-        win = _window(ready, height, width) if layer.kernel == 3 else ready
+        if layer.kernel == 3:
+            if first_in is None:
+                first_in = _serve(ready, 1)[0]
+            win = _window(ready, height, width)
+        else:
+            win = ready
+            if first_in is None:
+                first_in = 0
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
         k = f.pe // f.out_pe
         # First issue step of each window (a register slice in front of unfolded PE arrays).
@@ -147,7 +153,7 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
         groups_per_pixel = nf * k
         last = stage.reshape(-1, groups_per_pixel)[:, -1]
         ready = last + (1 if groups_per_pixel > 1 else 0) + SLICE_LATENCY
-    return int(ready[-1] + 1)
+    return int(ready[-1] - first_in + 1)
 
 
 def _divisors(n: int) -> list[int]:

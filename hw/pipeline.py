@@ -2,7 +2,7 @@
 
 Data path (one stream per tensor, valid/ready everywhere)::
 
-    i -> slice -> tensor 0 -> [fork] -> layer 1 -> tensor 1 -> ... -> layer L (pixel) -> o
+    i -> tensor 0 -> [fork] -> layer 1 -> tensor 1 -> ... -> layer L (pixel) -> o
              |                              |  (residual tensors fork into a DelayFIFO
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
@@ -102,11 +102,7 @@ class Pipeline(wiring.Component):
                 delayed[(j, k)] = q.o
             return f.o0
 
-        # The input's ready from a register too: s_axis.tready (and the frame counters behind
-        # it) would otherwise end the first layer's ready path (a routed critical path).
-        m.submodules.in_slice = in_slice = SkidBuffer(self.i.payload.shape())
-        wiring.connect(m, wiring.flipped(self.i), in_slice.i)
-        src = fork(0, in_slice.o)
+        src = fork(0, self.i)
         for k, (layer, f) in enumerate(zip(model.layers, self.folds), 1):
             src = self._layer(m, k, layer, f, types[k - 1], src, delayed, hits)
             if k < n:
