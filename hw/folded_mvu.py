@@ -16,10 +16,11 @@ registers per input bit.
 
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
 memory -> weights and slice registered -> the PE array's terms (XNOR bits or products) are
-registered -> adder trees -> accumulate and emit. All stages share one enable, low only while a finished group meets a full
-output register, so a stall freezes the pipeline, memory read included; latency
-:data:`accel.latency.MVU_LATENCY` (5) cycles, ``i.ready`` is high on a window's last step only
-(the window generator's output register holds the window meanwhile, so no copy is kept here).
+registered -> adder trees -> accumulate and emit. All stages share one enable, low only while
+a finished group meets a full output register, so a stall freezes the pipeline, memory read
+included; latency :data:`accel.latency.MVU_LATENCY` (5) cycles, ``i.ready`` is high on a
+window's last step only (the window generator's output register holds the window meanwhile,
+so no copy is kept here).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned

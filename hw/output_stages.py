@@ -9,12 +9,12 @@ optional residual stream joined per pixel, two registers); each stage defines it
   rounding half up (add ``2**(shift-1)`` then shift arithmetically; the first register holds
   ``acc*A`` and ``B + 2**(shift-1) + r*2**shift``, so the second adds once before the shift
   and the residual ``r`` rides along exactly), then the single saturation. Amaranth widens
-  every product and sum exactly, so only the final saturation narrows. The residual ``r`` is an earlier tensor's pixel, delayed by a
-  :class:`hw.stream_util.DelayFIFO` to arrive with this layer's accumulators (the pipeline
-  sizes the FIFO). With the activation option (``act``), each lane takes its rounded value
-  through a power-of-two PReLU (a sign test and a barrel shifter on the stored 3-bit
-  ``act_shift``, rounding half up) and adds its ``act_offset`` before the residual, in the
-  same output register: no extra cycle.
+  every product and sum exactly, so only the final saturation narrows. The residual ``r`` is
+  an earlier tensor's pixel, delayed by a :class:`hw.stream_util.DelayFIFO` to arrive with
+  this layer's accumulators (the pipeline sizes the FIFO). With the activation option
+  (``act``), each lane takes its rounded value through a power-of-two PReLU (a sign test and a
+  barrel shifter on the stored 3-bit ``act_shift``, rounding half up) and adds its
+  ``act_offset`` before the residual, in the same output register: no extra cycle.
 * :class:`PixelOutput` -- pixel output: ``y = clamp(rshift_round(acc*A + B, shift) + p, 0, 255)``
   with ``p`` channel ``residual_map[c]`` of the model input (global residual) or 0.
 """
@@ -41,8 +41,8 @@ class LaneStage(wiring.Component):
     are row ``g`` of a parameter region (these regions are a few hundred bits: LUT RAM read one
     cycle ahead into a register). With ``r_layout`` set, a second stream ``r`` carries one whole
     residual pixel per output pixel; it is joined with every group and taken with the last one.
-    Two registers
-    (:meth:`pre`, e.g. the multiply, then :meth:`post`): latency 2, one group per cycle.
+    Two registers (:meth:`pre`, e.g. the multiply, then :meth:`post`): latency 2, one group per
+    cycle.
 
     Members
     -------
