@@ -2,7 +2,7 @@
 
 Each row is one restorer: a run checkpoint (``--checkpoint``, the torch network in eval mode),
 an exported model file (``--model``, run through the integer spec) or a classical baseline
-(``--baseline nlm|wavelet|bicubic|input``). Images come from a folder of clean images degraded
+(``--baseline``, :data:`BASELINES`). Images come from a folder of clean images degraded
 synthetically with a fixed seed (``--data``), or from paired folders (``--pairs``)::
 
     python -m training.eval --task denoise --data /work/data/photos/val --sigma 25 \\
@@ -36,7 +36,8 @@ from .metrics import psnr, ssim
 from .streamable import StreamNet
 from .tasks import TASKS, crop_multiple, run_net, validation_pairs
 
-__all__ = ["main", "table", "score", "torch_restore", "spec_restore", "net_costs", "classical"]
+__all__ = ["main", "table", "score", "torch_restore", "spec_restore", "net_costs", "classical",
+           "BASELINES", "TASK_BASELINE"]
 
 
 def score(restore, pairs) -> dict:
@@ -75,6 +76,11 @@ def net_costs(net: StreamNet, task: str) -> dict:
     return {"params": params, "flops_per_px": 2 * fp / out_px, "binary_ops_per_px": 2 * binary / out_px}
 
 
+#: Classical baselines, and the one each task's tables and gallery compare against.
+BASELINES = ("nlm", "wavelet", "bicubic", "gamma", "opening", "input")
+TASK_BASELINE = {"denoise": "nlm", "sr": "bicubic", "lowlight": "gamma", "derain": "opening"}
+
+
 def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object]]:
     """Classical baselines as [(setting, restore)]: a grid the caller tunes over.
 
@@ -82,8 +88,10 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     13x13 search) or wavelet shrinkage (BayesShrink or VisuShrink, soft thresholds, in YCbCr,
     ``db2`` or ``sym8``, the true sigma); picking the best setting on the evaluation images
     themselves favours the baseline. SR uses the antialiased
-    bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention). ``input`` scores the
-    degraded image itself (same-size tasks).
+    bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention). Low light uses a
+    global gamma that lifts the mean brightness to 0.3..0.5, deraining a grey opening per
+    channel (erosion then dilation, 3x3..7x7: it removes bright structures thinner than the
+    window, which is what a rain streak is). ``input`` scores the degraded image itself (same-size tasks).
     """
     from skimage.restoration import denoise_nl_means
 
@@ -101,12 +109,22 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
             denoise_wavelet(d / 255.0, sigma=s, wavelet=wavelet, mode="soft", method=rule,
                             convert2ycbcr=True, rescale_sigma=True, channel_axis=2)))
                 for rule in ("BayesShrink", "VisuShrink") for wavelet in ("db2", "sym8")]
+    if method == "gamma":  # low light: a global gamma that lifts the mean to a target
+        def lift(d, target):
+            y = d / 255.0
+            mean = float(np.clip(y.mean(), 1e-3, 0.999))
+            return to_u8(y ** (np.log(target) / np.log(mean)))
+        return [(f"mean to {t}", lambda d, level, t=t: lift(d, t)) for t in (0.3, 0.4, 0.5)]
+    if method == "opening":  # rain: bright streaks thinner than the window, removed per channel
+        from scipy.ndimage import grey_opening
+        return [(f"{k}x{k}", lambda d, level, k=k: grey_opening(d, size=(k, k, 1), mode="nearest"))
+                for k in (3, 5, 7)]
     if method == "input":
         return [("degraded input", lambda d, level: d)]
     if method == "bicubic":
         from .data import bicubic, to_image, to_tensor
         return [("a=-0.5 antialiased", lambda d, level: to_image(bicubic(to_tensor(d), 2.0)))]
-    raise ValueError(f"baseline {method!r} must be nlm, wavelet, bicubic or input")
+    raise ValueError(f"baseline {method!r} must be one of {', '.join(BASELINES)}")
 
 
 def table(rows: list[dict]) -> str:
@@ -175,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a training run checkpoint (final.pt); repeatable")
     p.add_argument("--model", type=Path, action="append", default=[],
                    help="an exported model file (.gamir), run through the spec; repeatable")
-    p.add_argument("--baseline", action="append", default=[], choices=["nlm", "wavelet", "bicubic", "input"],
+    p.add_argument("--baseline", action="append", default=[], choices=BASELINES,
                    help="a classical baseline, tuned on the images; repeatable")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON to this file")
     p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads")

@@ -12,12 +12,17 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from skimage import data, io
 
+from training.errors import TrainingError
 from training.eval import main as eval_main
 from training.export import main as export_main
+from training.gallery import LABEL_HEIGHT, detail_window
+from training.gallery import main as gallery_main
+from training.tasks import validation_pairs
 from training.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +150,46 @@ def test_eval_and_export_of_a_run(run, photos, tmp_path, capsys):
                         "--out", str(model), "--unfinished"]) == 0 and model.exists()
 
 
+@pytest.mark.parametrize("task, baseline", [("lowlight", "gamma"), ("derain", "opening")])
+def test_classical_baselines_restore_their_task(task, baseline, tmp_path):
+    (tmp_path / "val").mkdir()  # a smooth scene: what each method assumes the clean image is
+    yy, xx = np.mgrid[0:128, 0:128] / 127
+    smooth = np.stack([60 + 120 * yy, 80 + 100 * xx, 150 - 60 * yy * xx], axis=2).astype(np.uint8)
+    io.imsave(tmp_path / "val" / "smooth.png", smooth, check_contrast=False)
+    rows = tmp_path / "rows.json"
+    assert eval_main(["--task", task, "--data", str(tmp_path / "val"), "--baseline", baseline,
+                      "--baseline", "input", "--json", str(rows)]) == 0
+    restored, degraded = (r["psnr"] for r in json.loads(rows.read_text()))
+    assert restored > degraded + 1
+
+
+def test_detail_window_finds_the_textured_square():
+    img = np.full((80, 96, 3), 128, np.uint8)
+    img[40:56, 24:40] = np.random.default_rng(0).integers(0, 256, (16, 16, 3))
+    assert detail_window(img, 16, step=8) == (40, 24)
+    with pytest.raises(TrainingError, match="smaller than the 128-pixel crop"):
+        detail_window(img, 128)
+
+
+def test_gallery_of_a_run(run, photos, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "g" / "denoise.png"
+    assert gallery_main(["--task", "denoise", "--data", str(photos / "val"), "--model",
+                         str(ROOT / "models" / "denoise.gamir"), "--checkpoint", str(run / "final.pt"),
+                         "--crop", "32", "--out", str(out)]) == 0
+    assert "1 photos x 5 columns (nlm: h=" in capsys.readouterr().out
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape == (LABEL_HEIGHT + 34, 5 * 34 - 2, 3)
+    (name, noisy, clean, _), = validation_pairs("denoise", photos / "val")
+    y, x = detail_window(clean, 32)
+    top = LABEL_HEIGHT
+    # the clean column is the clean crop; the input column the noisy crop above its PSNR label
+    np.testing.assert_array_equal(img[top:top + 32, 4 * 34:4 * 34 + 32], clean[y:y + 32, x:x + 32])
+    np.testing.assert_array_equal(img[top:top + 16, :32], noisy[y:y + 16, x:x + 32])
+    assert not list(out.parent.glob("*.part"))
+
+
 def _truncated(run: Path, tmp: Path) -> Path:
     blob = (run / "final.pt").read_bytes()
     (tmp / "trunc").mkdir()
@@ -220,6 +265,14 @@ BAD = [
     ("eval-threads-0", "eval --task denoise --data {photos}/val --baseline input --threads 0", 2,
      "--threads: '0' must be at least 1"),
     ("eval-nothing", "eval --task denoise --data {photos}/val", 2, "name at least one"),
+    ("gallery-sr-model", "gallery --task denoise --data {photos}/val --model {models}/sr.gamir --out {tmp}/m.png",
+     1, "sr.gamir is a sr model, not denoise"),
+    ("gallery-unknown-photo", "gallery --task denoise --data {photos}/val --model {models}/denoise.gamir "
+     "--images nope --out {tmp}/m.png", 1, "no photo named nope in"),
+    ("gallery-crop-too-large", "gallery --task sr --data {photos}/val --model {models}/sr.gamir "
+     "--out {tmp}/m.png", 1, "is smaller than the 128-pixel crop"),
+    ("gallery-not-png", "gallery --task sr --data {photos}/val --model {models}/sr.gamir --out {tmp}/m.jpg",
+     1, "is written as a .png file"),
     ("export-unfinished-stage", "export --checkpoint {run}/stage2.pt --data {photos}/val --out {tmp}/m.gamir",
      1, "stage2.pt stops at step 2 of 4 (GAM stage 3 of 4"),
 ]
@@ -236,7 +289,7 @@ def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_pa
                  unknown=_toml(tmp_path, "unknown.toml", "stepz = 3"))
     cli, *args = command.format(**names).split()
     before = {p: p.stat().st_mtime_ns for p in run.iterdir()}
-    main = {"train": train_main, "eval": eval_main, "export": export_main}[cli]
+    main = {"train": train_main, "eval": eval_main, "export": export_main, "gallery": gallery_main}[cli]
     try:
         got = main(args)
     except SystemExit as e:  # argparse
@@ -247,7 +300,7 @@ def test_bad_input_is_one_error_line(command, status, words, photos, run, tmp_pa
     assert len(errors) == 1 and words in errors[0], err
     assert err.splitlines()[-1] == errors[0] and (status == 2 or err.count("\n") == 1), err  # 2: usage first
     assert "Traceback" not in out + err
-    assert not (tmp_path / "new").exists() and not (tmp_path / "m.gamir").exists()
+    assert not any((tmp_path / f).exists() for f in ("new", "m.gamir", "m.png", "m.jpg"))
     assert {p: p.stat().st_mtime_ns for p in run.iterdir()} == before  # nothing written
 
 
