@@ -84,7 +84,7 @@ TASK_BASELINE = {"denoise": "nlm", "sr": "bicubic", "lowlight": "gamma", "derain
 def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object]]:
     """Classical baselines as [(setting, restore)]: a grid the caller tunes over.
 
-    Denoising uses scikit-image's non-local means (``h`` from 0.4 to 1.0 sigma, 5x5 patches,
+    Denoising uses scikit-image's non-local means (``h`` from 0.3 to 0.8 sigma, 5x5 patches,
     13x13 search) or wavelet shrinkage (BayesShrink or VisuShrink, soft thresholds, in YCbCr,
     ``db2`` or ``sym8``, the true sigma); picking the best setting on the evaluation images
     themselves favours the baseline. SR uses the antialiased
@@ -102,7 +102,7 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     if method == "nlm":
         return [(f"h={f}*sigma", lambda d, level, f=f: to_u8(denoise_nl_means(
             d / 255.0, h=f * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
-            channel_axis=2))) for f in (0.4, 0.5, 0.6, 0.8, 1.0)]
+            channel_axis=2))) for f in (0.3, 0.4, 0.5, 0.6, 0.8)]
     if method == "wavelet":
         from skimage.restoration import denoise_wavelet
         return [(f"{rule} {wavelet}", lambda d, level, rule=rule, wavelet=wavelet: to_u8(
