@@ -91,7 +91,8 @@ def classical(task: str, method: str, sigma: int = 25) -> list[tuple[str, object
     bicubic of :func:`training.data.bicubic` (a=-0.5, MATLAB convention). Low light uses a
     global gamma that lifts the mean brightness to 0.3..0.5, deraining a grey opening per
     channel (erosion then dilation, 3x3..7x7: it removes bright structures thinner than the
-    window, which is what a rain streak is). ``input`` scores the degraded image itself (same-size tasks).
+    window, which is what a rain streak is). ``input`` scores the degraded image itself
+    (same-size tasks).
     """
     from skimage.restoration import denoise_nl_means
 

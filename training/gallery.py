@@ -28,7 +28,7 @@ import spec
 
 from .checkpoint import load_run
 from .errors import TrainingError
-from .eval import BASELINES, TASK_BASELINE, classical, score, spec_restore, torch_restore
+from .eval import BASELINES, TASK_BASELINE, classical, spec_restore, torch_restore
 from .metrics import psnr
 from .tasks import TASKS, validation_pairs
 
@@ -55,24 +55,17 @@ def detail_window(clean: np.ndarray, size: int, step: int = 8) -> tuple[int, int
 
 
 def tiles(pairs, columns, crop: int) -> list[list[tuple[np.ndarray, float | None]]]:
-    """Per photo, per column: the crop (``crop`` x ``crop`` uint8) and its PSNR (None for the clean).
+    """Per photo: each column's crop (``crop`` x ``crop`` uint8) and its PSNR, then the clean crop.
 
-    ``columns`` is [(label, restore)]; the input column is the degraded photo, scaled up by
-    pixel repetition where the task shrinks it (SR)."""
+    ``columns`` is [(label, [the whole restored photo, one per pair])]; the clean photo's tile
+    comes last, with no PSNR."""
     rows = []
-    for _, degraded, clean, level in pairs:
+    for i, (_, _, clean, _) in enumerate(pairs):
         y, x = detail_window(clean, crop)
         window = (slice(y, y + crop), slice(x, x + crop))
-        scale = clean.shape[0] // degraded.shape[0]
-        row = []
-        for label, restore in columns:
-            if restore is None:  # the degraded input, at the clean photo's size
-                out = np.repeat(np.repeat(degraded, scale, axis=0), scale, axis=1)
-            else:
-                out = restore(degraded, level)
-            tile = np.ascontiguousarray(out[window])
-            row.append((tile, None if label == "clean" else psnr(tile, clean[window])))
-        rows.append(row)
+        row = [(np.ascontiguousarray(outs[i][window]), psnr(outs[i][window], clean[window]))
+               for _, outs in columns]
+        rows.append(row + [(np.ascontiguousarray(clean[window]), None)])
     return rows
 
 
@@ -101,19 +94,26 @@ def compose(labels: list[str], rows, gap: int = 2) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def _columns(a) -> list[tuple[str, object]]:
+def _at_clean_size(degraded: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """The degraded photo at the clean photo's size: pixel repetition where the task shrinks it (SR)."""
+    scale = clean.shape[0] // degraded.shape[0]
+    return np.repeat(np.repeat(degraded, scale, axis=0), scale, axis=1)
+
+
+def _networks(a) -> list[tuple[str, object]]:
+    """[(label, restore)] of the exported model and, if given, the checkpoint's network."""
     try:
         model = spec.load(a.model)
     except (FileNotFoundError, spec.ModelError) as e:
         raise TrainingError(str(e)) from None
     if model.task != a.task:
         raise TrainingError(f"model {a.model} is a {model.task} model, not {a.task}")
-    columns = [("input", None), ("GAM binary", spec_restore(model))]
+    networks = [("GAM binary", spec_restore(model))]
     if a.checkpoint:
         net, state = load_run(a.checkpoint, task=a.task)
         name = {"fp": "full precision", "gam": "GAM torch", "ste": "plain STE"}[state["method"]]
-        columns.append((name, torch_restore(net)))
-    return columns
+        networks.append((name, torch_restore(net)))
+    return networks
 
 
 def main(argv=None) -> int:
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
         if a.out.suffix.lower() != ".png":
             raise TrainingError(f"--out {a.out}: the gallery is written as a .png file")
-        columns = _columns(a)
+        networks = _networks(a)
         try:
             pairs = validation_pairs(a.task, a.data, sigma=a.sigma)
         except FileNotFoundError as e:
@@ -148,24 +148,34 @@ def main(argv=None) -> int:
         wanted = a.images.split(",") if a.images else names[:2]
         missing = sorted(set(wanted) - set(names))
         if missing:
-            raise TrainingError(f"no photo named {', '.join(missing)} in {a.data} (there are: {', '.join(names)})")
+            raise TrainingError(f"no photo named {', '.join(missing)} in {a.data} "
+                                f"(there are: {', '.join(names)})")
         pairs = [pr for pr in pairs if pr[0] in wanted]
         for _, _, clean, _ in pairs:
             detail_window(clean, a.crop)  # every photo takes the crop, before the slow part
+
+        def run(restore):
+            return [restore(d, level) for _, d, _, level in pairs]
+
+        def mean_psnr(outs):
+            return np.mean([psnr(y, c) for y, (_, _, c, _) in zip(outs, pairs)])
+
+        columns = [("input", [_at_clean_size(d, c) for _, d, c, _ in pairs])]
+        columns += [(label, run(restore)) for label, restore in networks]
         method = a.baseline or TASK_BASELINE[a.task]
         sigma = TASKS[a.task]["val_sigma"] if a.sigma is None else a.sigma
-        tried = [(setting, fn, score(fn, pairs)["psnr"]) for setting, fn in classical(a.task, method, sigma)]
-        setting, fn, _ = max(tried, key=lambda t: t[2])
-        clean_of = {id(d): c for _, d, c, _ in pairs}
-        columns += [(method, fn), ("clean", lambda d, level: clean_of[id(d)])]
-        image = compose([label for label, _ in columns], tiles(pairs, columns, a.crop))
+        tried = {setting: run(fn) for setting, fn in classical(a.task, method, sigma)}
+        setting = max(tried, key=lambda k: mean_psnr(tried[k]))  # tuned on the shown photos
+        columns.append((method, tried[setting]))
+        labels = [label for label, _ in columns] + ["clean"]
+        image = compose(labels, tiles(pairs, columns, a.crop))
         from PIL import Image
 
         a.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = a.out.with_name(a.out.name + ".part")
         Image.fromarray(image).save(tmp, format="PNG", optimize=True)
         tmp.replace(a.out)
-        print(f"wrote {a.out}: {len(pairs)} photos x {len(columns)} columns ({method}: {setting}), "
+        print(f"wrote {a.out}: {len(pairs)} photos x {len(labels)} columns ({method}: {setting}), "
               f"{a.out.stat().st_size // 1024} KB")
         return 0
 
