@@ -36,7 +36,8 @@ class TorchFloatModel(torch.nn.Module):
         if isinstance(st, spec.Threshold):
             t = c(st.threshold)
             return torch.where(c(st.flip) > 0, acc <= t, acc >= t).float() * 2 - 1
-        y = torch.floor((acc * c(st.scale) + c(st.bias)) / 2.0**st.shift + 0.5)
+        a, b = st.applied()
+        y = torch.floor((acc * c(a) + c(b)) / 2.0**st.shift + 0.5)
         if isinstance(st, spec.Affine):
             if st.act is not None:  # PReLU with slopes 2**-k, then the offset
                 y = torch.where(y < 0, torch.floor(y * c(2.0 ** -st.act_shift) + 0.5), y)

@@ -92,7 +92,9 @@ def to_bytes(model: Model) -> bytes:
         "task": model.task,
         "name": model.name,
         "image_channels": model.image_channels,
-        "steps": vars(model.steps),
+        # noise_gain only where a model has one: files without it keep their bytes.
+        "steps": {k: (list(v) if k == "noise_gain" else v) for k, v in vars(model.steps).items()
+                  if k != "noise_gain" or v},
         "provenance": model.provenance,
         "layers": layers,
         "payload_nbytes": len(payload),
@@ -208,6 +210,7 @@ def from_bytes(data: bytes) -> Model:
         noise_channel=_get(steps_d, "noise_channel", bool, "steps"),
         noise_level=_get(steps_d, "noise_level", int, "steps"),
         shuffle=_get(steps_d, "shuffle", int, "steps"),
+        noise_gain=tuple(_get(steps_d, "noise_gain", list, "steps")) if "noise_gain" in steps_d else (),
     )
     layers = []
     for i, entry in enumerate(_get(header, "layers", list, "header"), 1):

@@ -179,12 +179,25 @@ class PixelSteps:
     ``c*r*r + i*r + j``. ``noise_channel``: a constant channel with value ``noise_level`` (the
     noise sigma in 0..255 pixel units) is appended last. ``shuffle`` r: the inverse of unshuffle
     on the output (super-resolution uses shuffle alone).
+
+    ``noise_gain`` (empty, or with a noise channel): per noise level 0, 1, ..., the strength of
+    the restoration, ``arith.GAIN_FRAC_BITS`` fraction bits (4096 = 1); levels past its end
+    take its last entry. The host scales the pixel stage's ``A`` and ``B`` by the gain of the
+    chosen level before loading them (:class:`spec.stages.PixelOutput`), so a level's gain
+    costs no hardware; a gain of 0 passes the input through (a clean frame at level 0).
     """
 
     unshuffle: int = 1
     noise_channel: bool = False
     noise_level: int = 0
     shuffle: int = 1
+    noise_gain: tuple[int, ...] = ()
+
+    def gain(self) -> int:
+        """The noise gain at ``noise_level`` (1.0 without a table)."""
+        if not self.noise_gain:
+            return 1 << arith.GAIN_FRAC_BITS
+        return self.noise_gain[min(self.noise_level, len(self.noise_gain) - 1)]
 
 
 @dataclass(eq=False)
@@ -242,7 +255,17 @@ class Model:
             raise ModelError(f"model {self.name!r} has no noise-level channel")
         if not 0 <= level <= arith.PIXEL_MAX:
             raise ModelError(f"noise level {level!r} must be in 0..{arith.PIXEL_MAX} (sigma in pixel units)")
-        return dataclasses.replace(self, steps=dataclasses.replace(self.steps, noise_level=level))
+        model = dataclasses.replace(self, steps=dataclasses.replace(self.steps, noise_level=level))
+        return model._with_level_gain()
+
+    def _with_level_gain(self) -> "Model":
+        """This model with the pixel stage's gain set from the noise-gain table at its level."""
+        last = self.layers[-1]
+        gain = self.steps.gain()
+        if not isinstance(last.stage, PixelOutput) or last.stage.gain == gain:
+            return self
+        stage = dataclasses.replace(last.stage, gain=gain)
+        return dataclasses.replace(self, layers=[*self.layers[:-1], dataclasses.replace(last, stage=stage)])
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Model":
@@ -262,6 +285,17 @@ class Model:
                                  f"{arith.PIXEL_STEPS[-1]}")
         if not 0 <= s.noise_level <= arith.PIXEL_MAX:
             raise ModelError(f"noise_level={s.noise_level!r} must be in 0..{arith.PIXEL_MAX}")
+        gains = tuple(s.noise_gain)
+        if gains:
+            if not s.noise_channel:
+                raise ModelError("noise_gain needs a noise-level channel (noise_channel=true)")
+            if len(gains) > arith.MAX_GAIN_LEVELS:
+                raise ModelError(f"noise_gain has {len(gains)} levels, at most "
+                                 f"{arith.MAX_GAIN_LEVELS} (0..{arith.PIXEL_MAX})")
+            for level, g in enumerate(gains):
+                if not isinstance(g, (int, np.integer)) or isinstance(g, bool) or not 0 <= g <= arith.MAX_GAIN:
+                    raise ModelError(f"noise_gain[{level}]={g!r} must be an integer in 0..{arith.MAX_GAIN}")
+            s = dataclasses.replace(s, noise_gain=tuple(int(g) for g in gains))
         types = [TensorType("pixel", self.input_channels, 8)]
         layers = []
         for i, layer in enumerate(self.layers, 1):
@@ -272,4 +306,4 @@ class Model:
             raise ModelError(
                 f"last layer c_out={last.c_out} is not divisible by shuffle**2={s.shuffle**2}"
             )
-        return dataclasses.replace(self, layers=layers)
+        return dataclasses.replace(self, layers=layers, steps=s)._with_level_gain()

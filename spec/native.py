@@ -324,9 +324,10 @@ class _Plan:
         s = st.shift
         a2, q, b = [], [], []
         lo, hi = d.out_lo, d.out_hi
+        sa, sb = st.applied()
         for c, (k, o) in enumerate(zip(*(map(int, x) for x in _act(st, co)))):
-            a = -int(st.scale[c])
-            bias = n * int(st.scale[c]) + int(st.bias[c]) + ((1 << (s - 1)) if s else 0)
+            a = -int(sa[c])
+            bias = n * int(sa[c]) + int(sb[c]) + ((1 << (s - 1)) if s else 0)
             qc, bc = bias >> s, bias & ((1 << s) - 1)
             t_ends = (bc, n * a + bc)  # m*A' + b at m = 0 and m = N
             _check_i32(f"layer {index}: m*A + B mod 2**shift", *t_ends)
@@ -360,10 +361,11 @@ class _Plan:
             self._set(d, "thr_acc", st.threshold.astype(np.int64) + flip, np.int64)
             return
         s = st.shift
-        fb = st.bias.astype(np.int64) + ((1 << (s - 1)) if s else 0)
-        if bound * int(np.abs(st.scale).max()) + int(np.abs(fb).max()) >= 2**53:
+        sa, sb = st.applied()
+        fb = np.asarray(sb, np.int64) + ((1 << (s - 1)) if s else 0)
+        if bound * int(np.abs(sa).max()) + int(np.abs(fb).max()) >= 2**53:
             raise _Unsupported(f"layer {index}: acc*A + B may exceed float64's exact range")
-        self._set(d, "fa", st.scale, np.float64)
+        self._set(d, "fa", sa, np.float64)
         self._set(d, "fb", fb, np.float64)
 
 

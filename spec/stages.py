@@ -257,14 +257,20 @@ class _Scaled(Stage):
         check_int(where, "shift", self.shift, 0, arith.MAX_SHIFT)
         return {"scale": scale, "bias": bias}
 
+    def applied(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, B)`` as the stage computes with them and the hardware loads them (the pixel
+        stage scales them by its noise gain)."""
+        return self.scale, self.bias
+
     def scaled(self, acc: np.ndarray) -> np.ndarray:
         """``rshift_round(acc*A + B, shift)`` (int64), the reference's first step."""
-        return arith.rshift_round(acc * self.scale + self.bias, self.shift)
+        a, b = self.applied()
+        return arith.rshift_round(acc * a + b, self.shift)
 
     def fast_scaled(self, mismatch_taps: int | None):
         """``rshift_round(acc*A + B, shift)`` as one multiply-add and a shift, its constants
         folded (from the mismatch count ``m`` for binary layers)."""
-        a, b, s = self.scale, self.bias, self.shift
+        (a, b), s = self.applied(), self.shift
         if mismatch_taps is not None:  # acc*A + B = (N - m)*A + B = m*(-A) + (N*A + B)
             a, b = -a, mismatch_taps * a + b
         if s:
@@ -273,8 +279,8 @@ class _Scaled(Stage):
         return lambda acc: (acc * a + b) >> s
 
     def param_values(self, acc_lo, acc_hi):
-        return {"scale": np.asarray(self.scale, dtype=np.int64),
-                "bias": np.asarray(self.bias, dtype=np.int64)}
+        a, b = self.applied()
+        return {"scale": np.asarray(a, dtype=np.int64), "bias": np.asarray(b, dtype=np.int64)}
 
     def with_shift(self, shift: int) -> "_Scaled":
         """A copy computing about the same with rounding shift ``shift`` (``A``, ``B`` scaled by
@@ -460,6 +466,12 @@ class PixelOutput(_Scaled):
     scale, bias, shift, scale_bits : see :class:`_Scaled`.
     residual_map : ndarray or None
         Per output channel, the channel of tensor 0 to add, or -1 (``None``: all -1).
+    gain : int
+        The noise gain at the model's noise level (``arith.GAIN_FRAC_BITS`` fraction bits; set
+        by :meth:`spec.Model.validate` from ``PixelSteps.noise_gain``, not stored in the file).
+        The stage computes with ``A' = rshift_round(A*gain, GAIN_FRAC_BITS)`` and ``B'``
+        likewise, clipped to their widths: the restoration (everything but the global
+        residual) scaled by the gain, so a gain of 0 returns the residual input unchanged.
     """
 
     name: ClassVar[str] = "pixel"
@@ -467,6 +479,16 @@ class PixelOutput(_Scaled):
     final: ClassVar[bool] = True
 
     residual_map: np.ndarray | None = None
+    gain: int = 1 << arith.GAIN_FRAC_BITS
+
+    def applied(self):
+        if self.gain == 1 << arith.GAIN_FRAC_BITS:
+            return self.scale, self.bias
+        g = np.int64(self.gain)
+        a = arith.rshift_round(np.asarray(self.scale, np.int64) * g, arith.GAIN_FRAC_BITS)
+        b = arith.rshift_round(np.asarray(self.bias, np.int64) * g, arith.GAIN_FRAC_BITS)
+        return (np.clip(a, *arith.signed_range(self.scale_bits)),
+                np.clip(b, *arith.signed_range(arith.CONST_BITS)))
 
     def out_type(self, c_out):
         return TensorType("pixel", c_out, 8)

@@ -71,6 +71,8 @@ def load_run(path: Path, task: str | None = None) -> tuple[StreamNet, dict]:
     try:
         net = build_net(run_task, **dict(state["net_config"]))
         net.load_state_dict(state["model"])
+        if state.get("noise_gain") is not None:
+            net.noise_gain = torch.tensor(state["noise_gain"], dtype=torch.long)
     except (ValueError, TypeError, RuntimeError) as e:
         raise TrainingError(f"checkpoint {path} does not fit this version's network: {e}") from None
     set_stage(net, state["plan"][-1][0])

@@ -26,6 +26,7 @@ validation PSNR in the plan's last stage (earlier GAM stages are not the deploye
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -40,6 +41,7 @@ import torch.distributed as dist
 from torch import nn
 
 from gamir import cli
+from spec import arith
 
 from .binary import set_stage
 from .errors import TrainingError
@@ -49,6 +51,13 @@ from .runlog import RunLog
 __all__ = ["METHODS", "plan", "resume_position", "Interrupted", "Trainer"]
 
 METHODS = ("gam", "ste", "fp")
+#: Batches that measure a noise-input network's gain per level at the end of a run.
+GAIN_BATCHES = 100
+
+
+def _has_noise_gain(net: nn.Module) -> bool:
+    """Whether ``net`` takes a noise level and can scale its restoration by it (StreamNet)."""
+    return hasattr(net, "calibrate_noise_gain") and bool(getattr(net, "config", {}).get("noise_channel"))
 
 
 def plan(method: str, steps: int, fracs=(0.3, 0.15, 0.15, 0.4)) -> list[tuple[int, int]]:
@@ -139,13 +148,16 @@ class Trainer:
     out : folder of the checkpoints and logs.
     config : the run's whole configuration (:func:`training.config.resolve`), kept in every
         checkpoint.
+    bn_batches, gain_batches : batches that re-estimate the BatchNorm statistics and measure a
+        noise-input network's gain per level (:meth:`calibrate_noise_gain`) after the last
+        stage (0: off).
     """
 
     def __init__(self, net: nn.Module, sampler, val, out: Path, method: str, steps: int,
                  lr: float = 1e-3, fracs=(0.3, 0.15, 0.15, 0.4), log_every: int = 50,
                  val_every: int = 500, ckpt_every: int = 200, name: str = "run", meta=None,
                  device: str | torch.device = "cpu", bn_batches: int = 100, config=None,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, gain_batches: int = GAIN_BATCHES):
         self.device = torch.device(device)
         self.net, self.sampler, self.val = net.to(self.device), sampler, val
         self.out = Path(out)
@@ -153,6 +165,7 @@ class Trainer:
         self.plan = plan(method, steps, fracs)
         self.log_every, self.val_every, self.ckpt_every = log_every, val_every, ckpt_every
         self.bn_batches, self.tensorboard = bn_batches, tensorboard
+        self.gain_batches = gain_batches
         self.name, self.meta, self.config = name, dict(meta or {}), config
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -203,6 +216,8 @@ class Trainer:
         state = read_checkpoint(last)
         idx, step = resume_position(state, self.plan)
         self.net.load_state_dict(state["model"])
+        if state.get("noise_gain") is not None and _has_noise_gain(self.net):
+            self.net.noise_gain = torch.tensor(state["noise_gain"], dtype=torch.long)
         self.val_psnr = state.get("val_psnr", float("nan"))
         self.best_psnr = state.get("best_psnr", float("-inf"))
         command = self.meta.get("command")
@@ -264,6 +279,36 @@ class Trainer:
                   f"val PSNR {before:.2f} -> {self.val_psnr:.2f} dB")
         state = dict(state, model={k: v.cpu() for k, v in self.net.state_dict().items()},
                      val_psnr=self.val_psnr, bn_recalibrated=True)
+        self._save(state, "last.pt")
+        return state
+
+    @torch.no_grad()
+    def calibrate_noise_gain(self, state: dict) -> dict:
+        """Measure the network's noise gain per level 0..(the training range's top) on
+        ``gain_batches`` batches with levels drawn over that range
+        (:meth:`training.streamable.StreamNet.calibrate_noise_gain`). Done once per run, after
+        the BatchNorm statistics; a finished run without it gets it when its command runs again.
+        """
+        top = int(self.sampler.sigma_range[1])
+        sampler = copy.copy(self.sampler)
+        sampler.sigma_range = (0, top)
+        first = sum(n for _, n in self.plan) + self.bn_batches
+        set_stage(self.net, self.plan[-1][0])
+        self.net.eval()
+
+        def batches():
+            for i in range(self.gain_batches):
+                sampler.reseed(first + i)
+                yield tuple(t.to(self.device) for t in sampler())
+
+        gain = self.net.calibrate_noise_gain(batches(), top + 1)
+        before = self.val_psnr
+        self.val_psnr = self.validate()
+        shown = ", ".join(f"{lv}: {int(gain[lv]) / 2**arith.GAIN_FRAC_BITS:.2f}"
+                          for lv in sorted({0, 1, 2, 5, 10, top // 2, top}) if lv <= top)
+        self._log(f"noise gain measured over {self.gain_batches} batches (level: gain {shown}): "
+                  f"val PSNR {before:.2f} -> {self.val_psnr:.2f} dB")
+        state = dict(state, noise_gain=[int(g) for g in gain], val_psnr=self.val_psnr)
         self._save(state, "last.pt")
         return state
 
@@ -354,6 +399,9 @@ class Trainer:
                 log.close()
         if state is not None and self.bn_batches and not state.get("bn_recalibrated"):
             state = self.recalibrate_bn(state)
+        if (state is not None and self.gain_batches and state.get("noise_gain") is None
+                and _has_noise_gain(self.net)):
+            state = self.calibrate_noise_gain(state)
         self._log(f"done: {total} steps, val PSNR {self.val_psnr:.2f} dB, "
                   f"{(state or {}).get('elapsed', 0) / 60:.1f} min of training")
         return state

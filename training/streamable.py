@@ -270,6 +270,10 @@ class StreamNet(nn.Module):
         # (unshuffle == shuffle), else the LR pixel it upsamples (nearest neighbour).
         per = shuffle**2 // unshuffle**2
         self.register_buffer("residual_map", torch.arange(c_out) // per, persistent=False)
+        #: Per noise level, the restoration's strength (``spec.PixelSteps.noise_gain``: integers,
+        #: 4096 = 1), or None (1 at every level) until :meth:`calibrate_noise_gain` measures it.
+        #: Not in the state dict: checkpoints carry it as ``noise_gain`` beside the weights.
+        self.noise_gain: torch.Tensor | None = None
         self.set_quant(quant)
         set_stage(self, 1)
 
@@ -303,6 +307,54 @@ class StreamNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Pixels (N, C, H, W) in 0..255 -> restored pixels in 0..255 (integers when quant)."""
+        y, base = self.restoration(x, sigma)
+        if self.noise_gain is not None:
+            y = y * self.gain_at(sigma, y)
+        if self.quant:
+            y = round_ste(y)
+        y = torch.clamp(y + base, 0, 255)
+        r = self.config["shuffle"]
+        return F.pixel_shuffle(y, r) if r > 1 else y
+
+    def gain_at(self, sigma, like: torch.Tensor) -> torch.Tensor:
+        """The noise gain of each sample's level, (N, 1, 1, 1), as ``like``'s dtype and device."""
+        table = self.noise_gain.to(like.device, like.dtype) / 2.0**arith.GAIN_FRAC_BITS
+        level = torch.as_tensor(sigma, device=like.device).reshape(-1).round().long()
+        return table[level.clamp(0, len(table) - 1)].reshape(-1, 1, 1, 1)
+
+    @torch.no_grad()
+    def calibrate_noise_gain(self, batches, levels: int) -> torch.Tensor:
+        """Measure :attr:`noise_gain` for levels ``0..levels-1`` and set it; returns it.
+
+        ``batches`` yields (degraded, clean, sigma) with sigma over those levels. Per level the
+        gain is the least-squares scale of the restoration towards the clean image (clipped to
+        0..2): measured on the final network like the BatchNorm statistics, it makes the noise
+        input mean what it says where the binary body cannot, e.g. level 0 (clean input) gets
+        gain 0 and passes the frame through instead of smoothing it. Levels no batch drew take
+        the nearest measured one.
+        """
+        if not self.config["noise_channel"]:
+            raise ValueError("only a network with a noise-level channel has a noise gain")
+        num = torch.zeros(levels, dtype=torch.float64)
+        den = torch.zeros(levels, dtype=torch.float64)
+        r = self.config["shuffle"]
+        for x, clean, sigma in batches:
+            y, base = self.restoration(x, sigma)
+            target = (F.pixel_unshuffle(clean, r) if r > 1 else clean) - base
+            level = sigma.reshape(-1).round().long().clamp(0, levels - 1).cpu()
+            num.index_add_(0, level, (y * target).flatten(1).sum(1).double().cpu())
+            den.index_add_(0, level, (y * y).flatten(1).sum(1).double().cpu())
+        seen = torch.nonzero(den > 0).reshape(-1)
+        if not len(seen):
+            raise ValueError("no batch to measure the noise gain on")
+        nearest = seen[(torch.arange(levels)[:, None] - seen[None]).abs().argmin(1)]
+        gain = (num[nearest] / den[nearest]).clamp(0.0, arith.MAX_GAIN / 2.0**arith.GAIN_FRAC_BITS)
+        self.noise_gain = torch.round(gain * 2.0**arith.GAIN_FRAC_BITS).long()
+        return self.noise_gain
+
+    def restoration(self, x: torch.Tensor, sigma=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Before the pixel shuffle: the tail's restoration in pixel units (not rounded, before
+        the noise gain) and the global residual's input pixels it is added to."""
         t0 = self.tensor0(x, sigma)
         s = self.q(self.head(t0 / 255.0) * HEAD_GAIN)
         for conv in (self.head_mix, self.head_dw):
@@ -314,12 +366,7 @@ class StreamNet(nn.Module):
         for conv in (self.tail_dw, self.tail_mix):
             if conv is not None:
                 s = self.q(conv(s))
-        y = self.tail(s) * 255.0
-        if self.quant:
-            y = round_ste(y)
-        y = torch.clamp(y + t0[:, self.residual_map], 0, 255)
-        r = self.config["shuffle"]
-        return F.pixel_shuffle(y, r) if r > 1 else y
+        return self.tail(s) * 255.0, t0[:, self.residual_map]
 
 
 def _affine(a: np.ndarray, b: np.ndarray, scale_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -369,8 +416,9 @@ def export(net: StreamNet, task: str, name: str, noise_level: int = 0,
     # Tail: pixels = 255 * y, plus the input pixel of the global residual.
     layers.append(net.tail.to_spec(f, 255.0, spec.PixelOutput(
         scale=None, bias=None, residual_map=net.residual_map.cpu().numpy())))
+    gain = () if net.noise_gain is None else tuple(int(g) for g in net.noise_gain)
     steps = spec.PixelSteps(unshuffle=cfg["unshuffle"], noise_channel=cfg["noise_channel"],
-                            noise_level=int(noise_level), shuffle=cfg["shuffle"])
+                            noise_level=int(noise_level), shuffle=cfg["shuffle"], noise_gain=gain)
     model = spec.Model(layers, image_channels=cfg["image_channels"], steps=steps, task=task,
                        name=name, provenance=provenance or {})
     return model.validate()

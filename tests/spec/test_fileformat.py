@@ -200,3 +200,15 @@ def test_bad_groups_in_file():
     header["layers"][i]["groups"] = m.layers[i].c_in + 1
     with pytest.raises(ModelError, match=rf"^layer {i + 1}: groups={m.layers[i].c_in + 1} must be 1 or equal"):
         spec.from_bytes(_join(header, payload))
+
+
+def test_noise_gain_round_trips_and_is_absent_from_files_without_it(model):
+    plain = spec.to_bytes(model)
+    assert b"noise_gain" not in plain
+    gained = dataclasses.replace(model, steps=dataclasses.replace(model.steps, noise_gain=(0, 900, 4096)))
+    back = spec.from_bytes(spec.to_bytes(gained))
+    assert back.steps.noise_gain == (0, 900, 4096)
+    assert back.layers[-1].stage.gain == gained.validate().layers[-1].stage.gain
+    # The arrays stored are the trained ones, not the ones scaled for the file's level.
+    assert np.array_equal(back.layers[-1].stage.scale, model.validate().layers[-1].stage.scale)
+    assert spec.to_bytes(back) == spec.to_bytes(gained)

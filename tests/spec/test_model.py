@@ -186,3 +186,64 @@ def test_depthwise_off_keeps_every_seed():
     for seed in range(20):
         assert spec.to_bytes(spec.random_model(seed)) == spec.to_bytes(spec.random_model(seed, depthwise_prob=0.0))
         assert not any(l.depthwise for l in spec.random_model(seed).layers)
+
+
+def _with_gain(m, gains):
+    return dataclasses.replace(m, steps=dataclasses.replace(m.steps, noise_gain=tuple(gains))).validate()
+
+
+def test_noise_gain_scales_the_restoration_by_the_level_entry():
+    """At each level the model computes what a gain-free model computes with the pixel stage's
+    A and B scaled by the table's entry (round half up, 12 fraction bits), worked out here."""
+    m = spec.random_model(21, noise_channel=True, n_binary=2)
+    gains = [0, 1024, 4096, 5000, 8192]
+    g = _with_gain(m, gains)
+    img = spec.random_image(3, 10, 12, m.image_channels)
+    for level, gain in [(0, 0), (1, 1024), (3, 5000), (4, 8192), (200, 8192)]:
+        at = g.with_noise_level(level)
+        st = m.layers[-1].stage
+        lo, hi = -(1 << (st.scale_bits - 1)), (1 << (st.scale_bits - 1)) - 1
+        a = np.clip([(int(v) * gain + 2048) >> 12 for v in st.scale], lo, hi)
+        b = np.clip([(int(v) * gain + 2048) >> 12 for v in st.bias], -(1 << 31), (1 << 31) - 1)
+        by_hand = dataclasses.replace(m.with_noise_level(level), layers=[
+            *m.layers[:-1], dataclasses.replace(m.layers[-1], stage=dataclasses.replace(st, scale=a, bias=b))])
+        want = spec.restore(by_hand, img, "reference")
+        for mode in ("reference", "fast", "native"):
+            assert np.array_equal(spec.restore(at, img, mode), want), (level, mode)
+        # What the board loads is the scaled pair too.
+        values = at.layers[-1].stage.param_values(0, 1)
+        assert np.array_equal(values["scale"], a) and np.array_equal(values["bias"], b)
+
+
+def test_noise_gain_zero_passes_the_input_through():
+    m = spec.random_model(22, noise_channel=True, unshuffle=2, shuffle=2, image_channels=3)
+    m = dataclasses.replace(m, layers=[*m.layers[:-1], dataclasses.replace(m.layers[-1], stage=dataclasses.replace(
+        m.layers[-1].stage, residual_map=np.arange(m.layers[-1].c_out)))])
+    g = _with_gain(m, [0, 4096]).with_noise_level(0)
+    img = spec.random_image(4, 8, 12, 3)
+    assert np.array_equal(spec.restore(g, img), img)
+    assert not np.array_equal(spec.restore(g.with_noise_level(1), img), img)
+
+
+def test_noise_gain_is_set_from_the_table_not_kept_from_before():
+    """Changing the level, or validating again, never compounds the gain."""
+    g = _with_gain(spec.random_model(23, noise_channel=True), [100, 2000, 4096])
+    assert g.with_noise_level(0).layers[-1].stage.gain == 100
+    assert g.with_noise_level(0).with_noise_level(1).validate().layers[-1].stage.gain == 2000
+    plain = spec.random_model(23, noise_channel=True)
+    stale = copy.copy(plain)
+    stale.layers = [*plain.layers[:-1], dataclasses.replace(
+        plain.layers[-1], stage=dataclasses.replace(plain.layers[-1].stage, gain=7))]
+    assert stale.validate().layers[-1].stage.gain == 4096  # no table: a gain of 1
+
+
+def test_noise_gain_rules():
+    m = spec.random_model(24, noise_channel=True)
+    with pytest.raises(ModelError, match=r"^noise_gain\[1\]=9000 must be an integer in 0..8192$"):
+        _with_gain(m, [0, 9000])
+    with pytest.raises(ModelError, match=r"^noise_gain\[0\]=0.5 must be an integer"):
+        _with_gain(m, [0.5])
+    with pytest.raises(ModelError, match=r"^noise_gain has 257 levels, at most 256"):
+        _with_gain(m, [4096] * 257)
+    with pytest.raises(ModelError, match=r"^noise_gain needs a noise-level channel"):
+        _with_gain(spec.random_model(24, noise_channel=False), [4096])

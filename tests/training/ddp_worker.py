@@ -49,7 +49,8 @@ def train(out: Path, rank: int, stop_after: int) -> dict:
     sampler = Recording([img[:96, :96].copy(), img[200:296, 200:296].copy()], "denoise", 16, 2,
                         seed=rank, sigma_range=(15, 35), stop_after=stop_after)
     trainer = Trainer(net, sampler, [], out, "gam", 8, fracs=(0.25, 0.25, 0.25, 0.25),
-                      log_every=100, ckpt_every=1 if stop_after else 100, bn_batches=0)
+                      log_every=100, ckpt_every=1 if stop_after else 100, bn_batches=0,
+                      gain_batches=0)
     try:
         trainer.run()
     except _Stop:

@@ -53,7 +53,7 @@ def test_four_stages_binarize_weights_then_activations(tmp_path):
     conv = net.blocks[0].conv
     conv.register_forward_pre_hook(hook)
     Trainer(net, _sampler(), [], tmp_path, "gam", 8, fracs=(0.25, 0.25, 0.25, 0.25),
-            log_every=100, bn_batches=0).run()
+            log_every=100, bn_batches=0, gain_batches=0).run()
     assert [s[0] for s in seen] == [STAGES[k] for k in (1, 1, 2, 2, 3, 3, 4, 4)]
     assert [s[1] for s in seen] == [False] * 2 + [True] * 6  # weights binary from stage 2
     assert [s[2] for s in seen] == [False] * 6 + [True] * 2  # activations binary in stage 4
@@ -209,3 +209,70 @@ def test_torchrun_resume_equals_the_uninterrupted_run(tmp_path):
     for k, v in ranks[0]["whole"]["weights"].items():
         if "running" not in k and "num_batches" not in k:
             assert ranks[1]["whole"]["weights"][k] == v, k
+
+
+def _level_batches(levels, seed=0):
+    """Denoising batches (degraded, clean, sigma), each at one noise level, from the photos."""
+    out = []
+    for i, level in enumerate(levels):
+        s = PatchSampler(_images(), "denoise", 16, 4, seed=(seed, i), sigma_range=(level, level))
+        out.append(s())
+    return out
+
+
+def _error(net, batches, gain):
+    """Squared error of the network's unrounded output at a fixed gain, per batch."""
+    errs = []
+    with torch.no_grad():
+        for x, clean, sigma in batches:
+            y, base = net.restoration(x, sigma)
+            target = torch.nn.functional.pixel_unshuffle(clean, 2) - base
+            errs.append(float(((gain * y - target) ** 2).sum()))
+    return errs
+
+
+def test_noise_gain_is_the_least_squares_strength_per_level():
+    net = _net()
+    net.eval()
+    levels = [0, 0, 3, 20, 20, 40]
+    batches = _level_batches(levels)
+    gain = net.calibrate_noise_gain(batches, 50)
+    assert gain.shape == (50,) and gain.dtype == torch.long
+    assert int(gain[0]) == 0  # clean input: nothing to restore
+    g = gain.double() / 4096
+    for level in sorted(set(levels) - {0}):
+        mine = [b for b, lv in zip(batches, levels) if lv == level]
+        best = sum(_error(net, mine, float(g[level])))
+        # Optimal within the table's rounding: any other strength does worse.
+        for other in (g[level] * 0.9, g[level] * 1.1, g[level] + 0.01, g[level] - 0.01, 1.0):
+            assert sum(_error(net, mine, float(other))) >= best * (1 - 1e-6)
+    # Levels no batch drew take the nearest measured one.
+    assert int(gain[1]) == 0 and int(gain[2]) == int(gain[3]) == int(gain[4])
+    assert int(gain[30]) in (int(gain[20]), int(gain[40])) and int(gain[49]) == int(gain[40])
+
+
+def test_noise_gain_measured_once_after_training_and_exported(tmp_path):
+    """A run's end measures the gain over levels 0..top of its range (once); the checkpoint,
+    the rebuilt network and the exported model carry it; the model passes a clean frame
+    through at level 0."""
+    run = tmp_path / "run"
+    state = Trainer(_net(), _sampler(), [], run, "gam", 8, log_every=100, bn_batches=2,
+                    meta={"task": "denoise", "command": "test"}).run()
+    gain = state["noise_gain"]
+    assert len(gain) == 36 and gain[0] == 0 and max(gain) > 0
+    again = Trainer(_net(), _sampler(seed=4), [], run, "gam", 8, log_every=100, bn_batches=2).run()
+    assert again["noise_gain"] == gain
+    torch.save(again, run / "final.pt")
+    net, _ = load_run(run / "final.pt")
+    assert net.noise_gain.tolist() == gain
+    val = tmp_path / "val"
+    val.mkdir()
+    io.imsave(val / "v.png", data.chelsea()[:64, :96], check_contrast=False)
+    model, _ = export_checked(run / "final.pt", val, tolerance=0.05)
+    assert model.steps.noise_gain == tuple(gain)
+    img = data.coffee()[:32, :48].copy()
+    assert np.array_equal(spec.restore(model.with_noise_level(0), img), img)
+    assert not np.array_equal(spec.restore(model.with_noise_level(25), img), img)
+    with torch.no_grad():
+        y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float(), torch.tensor([0.0]))
+    assert np.array_equal(y[0].permute(1, 2, 0).numpy().astype(np.uint8), img)
