@@ -7,6 +7,10 @@ the old code, never from the code under test::
     git archive 2b9042d | tar -x -C /tmp/base
     cd /tmp/base && PYTHONPATH=$PWD python /path/to/tests/data/record_golden.py golden.npz 2b9042d
 
+A retrained shipped model has no old code to hold it to: its key alone is recorded again from
+the commit that ships it (``record_golden.py tests/data/golden.npz COMMIT models/NAME.gamir``),
+listed in the file's ``_rerecorded``.
+
 Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
 file digest, the payload digest (every array as stored) and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
 parameter words the board loads (full fold and the ``auto`` fold), and ``accel.perf.report``.
@@ -70,6 +74,19 @@ def record(model, key, seed, out, meta):
     }
 
 
+def rerecord(path, commit, key):
+    """Record one shipped model again into an existing file (the model was retrained, so no
+    old code computed it): the key's entries change, ``_rerecorded`` names the commit."""
+    root = Path(spec.__file__).resolve().parents[1]
+    data = np.load(path)
+    out = {k: data[k] for k in data.files if k != "meta"}
+    meta = json.loads(data["meta"].tobytes())
+    record(spec.load(root / key), key, meta[key]["image_seed"], out, meta)
+    meta.setdefault("_rerecorded", {})[key] = commit
+    out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **out)
+
+
 def main(path, commit):
     root = Path(spec.__file__).resolve().parents[1]  # the checkout being recorded
     out, meta = {}, {}
@@ -84,4 +101,4 @@ def main(path, commit):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    (rerecord if len(sys.argv) > 3 else main)(*sys.argv[1:4])

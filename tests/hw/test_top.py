@@ -105,6 +105,29 @@ def test_reload_runs_another_model_without_rebuild(act):
     assert res["STATUS"] == 0
 
 
+def test_noise_level_gain_loads_without_rebuild():
+    """A noise level's gain (spec.PixelSteps.noise_gain) is the pixel stage's A and B scaled:
+    a bitstream built at one level runs another after a parameter load, bit for bit."""
+    import dataclasses
+
+    model = small_model(13, image_channels=3, noise_channel=True)
+    model = dataclasses.replace(model, steps=dataclasses.replace(
+        model.steps, noise_gain=(0, 1500, 4096, 7000))).validate().with_noise_level(2)
+    other = model.with_noise_level(1)
+    fold = [{"pe": 3, "simd": 2}] + [None] * (len(model.layers) - 1)
+    dut = Top(model, max_width=6, fold=fold)
+    x = spec.random_image(6, 3, 4, model.input_channels)
+    want = spec.run_tensor(other, x)
+    assert not (want == spec.run_tensor(model, x)).all()
+
+    async def load(ctx):
+        assert await load_params(ctx, dut.s_axil, other, fold) is None
+
+    res = run_frames(dut, [x], before=load, stall=0.3, gap=0.3, seed=6)
+    assert (res["images"][0] == want).all()
+    assert res["STATUS"] == 0
+
+
 def test_tlast_errors_and_soft_reset():
     model = small_model(12)
     dut = Top(model, max_width=8)
@@ -264,7 +287,8 @@ def test_residual_chains_survive_long_output_stalls():
 
 
 def test_shipped_denoiser_with_its_720p30_fold():
-    """The shipped denoiser (13 -> 32 head, 8 binary residual layers, 32 -> 12 tail) with the
+    """The shipped denoiser (13 -> 40 depthwise-separable head, 8 binary residual layers,
+    40 -> 12 depthwise-separable tail) with the
     fold accel.perf picks for 640x360 at 30 fps and 100 MHz, and a 140-multiplier budget: bit
     exact on a small frame, and the CYCLES register equals the prediction."""
     from pathlib import Path
