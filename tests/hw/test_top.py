@@ -290,7 +290,7 @@ def test_shipped_denoiser_with_its_720p30_fold():
     """The shipped denoiser (13 -> 40 depthwise-separable head, 8 binary residual layers,
     40 -> 12 depthwise-separable tail) with the
     fold accel.perf picks for 640x360 at 30 fps and 100 MHz, and a 140-multiplier budget: bit
-    exact on a small frame, and the CYCLES register equals the prediction."""
+    exact on a small frame, and the CYCLES register within the cycle model's 2 %."""
     from pathlib import Path
 
     from accel import perf
@@ -307,7 +307,10 @@ def test_shipped_denoiser_with_its_720p30_fold():
     x = spec.random_image(3, h, w, model.input_channels)
     res = run_frames(dut, [x], seed=1)
     assert (res["images"][0] == spec.run_tensor(model, x)).all()
-    assert res["CYCLES"] == perf.frame_cycles(model, fold, height=h, width=w)
+    # The cycle model is exact where every layer keeps up, within 2 % otherwise (accel.perf):
+    # here the depthwise layers, folded to 12 cycles per pixel, wait on their neighbours.
+    pred = perf.frame_cycles(model, fold, height=h, width=w)
+    assert abs(res["CYCLES"] - pred) <= 0.02 * pred, (res["CYCLES"], pred)
 
 
 def test_register_file_follows_the_register_table(monkeypatch):
