@@ -12,7 +12,10 @@
 * tail: a full-precision 3x3 conv to the image channels (times shuffle**2), plus the global
   residual with the input pixels (spec ``residual_map``), clamped to 0..255 (with
   ``tail_mid``: a 1x1 conv to ``tail_mid`` channels first; with ``tail_dw``: a depthwise 3x3
-  conv on the stream, then a 1x1 conv to the image channels).
+  conv on the stream, then a 1x1 conv to the image channels);
+* with a noise channel, once measured at the end of training: the tail's restoration scaled
+  per noise level by ``noise_gain`` (spec ``PixelSteps.noise_gain``), so the noise input
+  means what it says where the binary body cannot (level 0 passes a clean image through).
 
 The ``*_mid`` bottlenecks are linear (a low-rank 3x3 conv) with their middle tensor in the
 stream's fixed point: they cut the fixed-point products per pixel, which set the hardware's
