@@ -109,8 +109,9 @@ MAX_CHANNELS = 1024
 MAX_IMAGE_CHANNELS = 4
 #: Factors of the host's pixel (un)shuffle steps.
 PIXEL_STEPS = (1, 2, 3, 4)
-#: Fraction bits of a noise gain (``PixelSteps.noise_gain``): 4096 is a gain of 1.
+#: Fraction bits of a noise gain (``PixelSteps.noise_gain``), and a gain of 1 (4096).
 GAIN_FRAC_BITS = 12
+GAIN_ONE = 1 << GAIN_FRAC_BITS
 #: Largest noise gain (2.0) and the longest gain table (one entry per noise level 0..255).
 MAX_GAIN = 2 << GAIN_FRAC_BITS
 MAX_GAIN_LEVELS = PIXEL_MAX + 1

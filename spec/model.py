@@ -196,7 +196,7 @@ class PixelSteps:
     def gain(self) -> int:
         """The noise gain at ``noise_level`` (1.0 without a table)."""
         if not self.noise_gain:
-            return 1 << arith.GAIN_FRAC_BITS
+            return arith.GAIN_ONE
         return self.noise_gain[min(self.noise_level, len(self.noise_gain) - 1)]
 
 

@@ -479,10 +479,10 @@ class PixelOutput(_Scaled):
     final: ClassVar[bool] = True
 
     residual_map: np.ndarray | None = None
-    gain: int = 1 << arith.GAIN_FRAC_BITS
+    gain: int = arith.GAIN_ONE
 
     def applied(self):
-        if self.gain == 1 << arith.GAIN_FRAC_BITS:
+        if self.gain == arith.GAIN_ONE:
             return self.scale, self.bias
         g = np.int64(self.gain)
         a = arith.rshift_round(np.asarray(self.scale, np.int64) * g, arith.GAIN_FRAC_BITS)

@@ -17,7 +17,7 @@ from .errors import TrainingError
 from .streamable import StreamNet
 from .tasks import build_net
 
-__all__ = ["read_checkpoint", "load_run", "finished", "describe_position"]
+__all__ = ["read_checkpoint", "load_weights", "load_run", "finished", "describe_position"]
 
 _KEYS = ("method", "steps", "plan", "stage_index", "step", "model", "net_config", "meta")
 
@@ -39,6 +39,14 @@ def read_checkpoint(path: Path) -> dict:
     if missing:
         raise TrainingError(f"checkpoint {str(path)!r} is not a gamir training run (no {', '.join(missing)})")
     return state
+
+
+def load_weights(net: torch.nn.Module, state: dict) -> None:
+    """The checkpoint's weights into ``net``, and the noise gain its run measured at the end
+    (kept beside the state dict: :attr:`training.streamable.StreamNet.noise_gain`)."""
+    net.load_state_dict(state["model"])
+    if state.get("noise_gain") is not None:
+        net.noise_gain = torch.tensor(state["noise_gain"], dtype=torch.long)
 
 
 def finished(state: dict) -> bool:
@@ -70,9 +78,7 @@ def load_run(path: Path, task: str | None = None) -> tuple[StreamNet, dict]:
         raise TrainingError(f"checkpoint {path} is a {run_task} run, not {task}")
     try:
         net = build_net(run_task, **dict(state["net_config"]))
-        net.load_state_dict(state["model"])
-        if state.get("noise_gain") is not None:
-            net.noise_gain = torch.tensor(state["noise_gain"], dtype=torch.long)
+        load_weights(net, state)
     except (ValueError, TypeError, RuntimeError) as e:
         raise TrainingError(f"checkpoint {path} does not fit this version's network: {e}") from None
     set_stage(net, state["plan"][-1][0])

@@ -208,16 +208,14 @@ class Trainer:
     def _resume(self) -> dict | None:
         """Load ``OUT/last.pt`` into the network if it exists; its state (None if not), with
         ``stage_index``/``step`` set to where this run's plan continues."""
-        from .checkpoint import describe_position, read_checkpoint
+        from .checkpoint import describe_position, load_weights, read_checkpoint
 
         last = self.out / "last.pt"
         if not last.exists():
             return None
         state = read_checkpoint(last)
         idx, step = resume_position(state, self.plan)
-        self.net.load_state_dict(state["model"])
-        if state.get("noise_gain") is not None and _has_noise_gain(self.net):
-            self.net.noise_gain = torch.tensor(state["noise_gain"], dtype=torch.long)
+        load_weights(self.net, state)
         self.val_psnr = state.get("val_psnr", float("nan"))
         self.best_psnr = state.get("best_psnr", float("-inf"))
         command = self.meta.get("command")
@@ -304,7 +302,7 @@ class Trainer:
         gain = self.net.calibrate_noise_gain(batches(), top + 1)
         before = self.val_psnr
         self.val_psnr = self.validate()
-        shown = ", ".join(f"{lv}: {int(gain[lv]) / 2**arith.GAIN_FRAC_BITS:.2f}"
+        shown = ", ".join(f"{lv}: {int(gain[lv]) / arith.GAIN_ONE:.2f}"
                           for lv in sorted({0, 1, 2, 5, 10, top // 2, top}) if lv <= top)
         self._log(f"noise gain measured over {self.gain_batches} batches (level: gain {shown}): "
                   f"val PSNR {before:.2f} -> {self.val_psnr:.2f} dB")

@@ -321,7 +321,7 @@ class StreamNet(nn.Module):
 
     def gain_at(self, sigma, like: torch.Tensor) -> torch.Tensor:
         """The noise gain of each sample's level, (N, 1, 1, 1), as ``like``'s dtype and device."""
-        table = self.noise_gain.to(like.device, like.dtype) / 2.0**arith.GAIN_FRAC_BITS
+        table = self.noise_gain.to(like.device, like.dtype) / arith.GAIN_ONE
         level = torch.as_tensor(sigma, device=like.device).reshape(-1).round().long()
         return table[level.clamp(0, len(table) - 1)].reshape(-1, 1, 1, 1)
 
@@ -351,8 +351,8 @@ class StreamNet(nn.Module):
         if not len(seen):
             raise ValueError("no batch to measure the noise gain on")
         nearest = seen[(torch.arange(levels)[:, None] - seen[None]).abs().argmin(1)]
-        gain = (num[nearest] / den[nearest]).clamp(0.0, arith.MAX_GAIN / 2.0**arith.GAIN_FRAC_BITS)
-        self.noise_gain = torch.round(gain * 2.0**arith.GAIN_FRAC_BITS).long()
+        gain = (num[nearest] / den[nearest]).clamp(0.0, arith.MAX_GAIN / arith.GAIN_ONE)
+        self.noise_gain = torch.round(gain * arith.GAIN_ONE).long()
         return self.noise_gain
 
     def restoration(self, x: torch.Tensor, sigma=None) -> tuple[torch.Tensor, torch.Tensor]:

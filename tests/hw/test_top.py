@@ -52,6 +52,21 @@ def run_frames(dut, frames, *, gap=0.0, stall=0.0, seed=0, before=None, after=No
     return res
 
 
+def run_after_loading(model, other, fold, x, **run):
+    """Build ``model``'s design, load ``other``'s parameters into it through the registers and
+    run ``x`` (which the two models restore differently): ``other``'s output, bit for bit."""
+    dut = Top(model, max_width=6, fold=fold)
+    want = spec.run_tensor(other, x)
+    assert not (want == spec.run_tensor(model, x)).all()
+
+    async def load(ctx):
+        assert await load_params(ctx, dut.s_axil, other, fold) is None
+
+    res = run_frames(dut, [x], before=load, **run)
+    assert (res["images"][0] == want).all()
+    assert res["STATUS"] == 0
+
+
 CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail), act
     (1, 4, 5, None, False, False),
     (2, 1, 6, None, False, False),
@@ -92,17 +107,7 @@ def test_reload_runs_another_model_without_rebuild(act):
     assert any(getattr(l.stage, "act", None) for l in model.layers) == act
     other = random_same_shape(model, 99)
     fold = [{"pe": 3, "simd": 3}] + [None] * (len(model.layers) - 1)
-    dut = Top(model, max_width=6, fold=fold)
-    x = spec.random_image(5, 3, 4, model.input_channels)
-    want_other = spec.run_tensor(other, x)
-    assert not (want_other == spec.run_tensor(model, x)).all()
-
-    async def load(ctx):
-        assert await load_params(ctx, dut.s_axil, other, fold) is None
-
-    res = run_frames(dut, [x], before=load)
-    assert (res["images"][0] == want_other).all()
-    assert res["STATUS"] == 0
+    run_after_loading(model, other, fold, spec.random_image(5, 3, 4, model.input_channels))
 
 
 def test_noise_level_gain_loads_without_rebuild():
@@ -113,19 +118,9 @@ def test_noise_level_gain_loads_without_rebuild():
     model = small_model(13, image_channels=3, noise_channel=True)
     model = dataclasses.replace(model, steps=dataclasses.replace(
         model.steps, noise_gain=(0, 1500, 4096, 7000))).validate().with_noise_level(2)
-    other = model.with_noise_level(1)
     fold = [{"pe": 3, "simd": 2}] + [None] * (len(model.layers) - 1)
-    dut = Top(model, max_width=6, fold=fold)
-    x = spec.random_image(6, 3, 4, model.input_channels)
-    want = spec.run_tensor(other, x)
-    assert not (want == spec.run_tensor(model, x)).all()
-
-    async def load(ctx):
-        assert await load_params(ctx, dut.s_axil, other, fold) is None
-
-    res = run_frames(dut, [x], before=load, stall=0.3, gap=0.3, seed=6)
-    assert (res["images"][0] == want).all()
-    assert res["STATUS"] == 0
+    run_after_loading(model, model.with_noise_level(1), fold,
+                      spec.random_image(6, 3, 4, model.input_channels), stall=0.3, gap=0.3, seed=6)
 
 
 def test_tlast_errors_and_soft_reset():
