@@ -116,6 +116,7 @@ clean"""),
 opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5,10,20
 clean
+techmap -map +/xilinx/ff_map.v
 xilinx_srl -fixed -minlen 3
 techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
 xilinx_dffopt

@@ -100,6 +100,9 @@ def test_zynq_estimate_and_vivado_project(tmp_path):
     assert report["bitstream"] is None
     check_report(report, model, tmp_path)
     assert report["clock_mhz"] == 100.0
+    # Every cell is a 7-series primitive (no generic Yosys cell left unmapped, uncounted).
+    assert report["utilization"]["FF"]["used"] > 0
+    assert not [cell for cell in report["cells"] if cell.startswith("$")]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     viv = tmp_path / "vivado"
     tcl = (viv / "gam_project.tcl").read_text()

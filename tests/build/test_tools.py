@@ -122,19 +122,27 @@ def yosys_builds():
 
 
 @pytest.mark.parametrize("yosys", yosys_builds())
-def test_ecp5_lut_mapping_script_runs(tmp_path, yosys):
-    """The ECP5 flow's synthesis (stop before map_luts, the classic ABC mapping, resume) on a
-    small design with LUT logic, a register, a carry chain and a product, in the Yosys given."""
+@pytest.mark.parametrize("family, synth, flip_flops, registers", [
+    ("ecp5", "synth_ecp5", ("TRELLIS_FF",), 16 + 8),
+    ("xc7", "synth_xilinx", ("FDRE", "FDSE"), 8),  # the DSP48E1 holds q in its P register
+])
+def test_lut_mapping_script_runs(tmp_path, yosys, family, synth, flip_flops, registers):
+    """Each family's synthesis (stop before map_luts, the classic ABC mapping, resume) on a
+    small design with LUT logic, a register, a carry chain and a product, in the Yosys given:
+    every cell comes out a device primitive (Yosys 0.52's synth_xilinx maps flip-flops in its
+    map_luts step, which the script replaces: left generic, they went uncounted)."""
     (tmp_path / "t.v").write_text(
-        "module t(input clk, input [7:0] a, input [7:0] b, output reg [15:0] q, output z);\n"
-        "  assign z = ^a & |b;\n  always @(posedge clk) q <= q + a * b;\nendmodule\n")
-    first, rest = build._classic_synth("ecp5", "t")
-    (tmp_path / "s.ys").write_text(f"read_verilog t.v\nsynth_ecp5 {first} -top t\n{rest}\n"
+        "module t(input clk, input [7:0] a, input [7:0] b, output reg [15:0] q,\n"
+        "         output reg [7:0] r, output z);\n  assign z = ^a & |b;\n"
+        "  always @(posedge clk) begin q <= q + a * b; r <= a ^ b; end\nendmodule\n")
+    first, rest = build._classic_synth(family, "t")
+    (tmp_path / "s.ys").write_text(f"read_verilog t.v\n{synth} {first} -top t\n{rest}\n"
                                    "tee -q -o t.json stat -json\n")
     subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
     cells = build._cell_counts(tmp_path / "t.json")
-    assert cells.get("TRELLIS_FF", 0) == 16 and "LUT4" in cells
-    assert not any("DLATCH" in c for c in cells)
+    assert sum(cells.get(ff, 0) for ff in flip_flops) == registers, cells
+    assert any(c.startswith("LUT") for c in cells)
+    assert not [c for c in cells if c.startswith("$") or "DLATCH" in c], cells
 
 
 def test_bench_table_row_names_tools_and_step_times():
