@@ -12,9 +12,10 @@ Idea. Two stages, each a register with valid/ready:
   clamped. The read port is synchronous: its address is the *next* step's column whenever the
   step advances, so the data is ready on time at one step per cycle (transparent for ``W == 1``
   where it reads the row being written).
-* horizontal: registers ``left``/``mid`` and the incoming column form the window of the pixel
-  one column back; the first column of each row emits the previous row's last pixel (right tap
-  clamped), so a row costs ``W`` steps, and one flush step ends the frame.
+* horizontal: three column registers are the output window of the pixel one column back
+  (no separate 3x3 output register: it would hold the same columns twice over); the first
+  column of each row emits the previous row's last pixel (right tap clamped), so a row costs
+  ``W`` steps, and one flush step ends the frame.
 
 Throughput one window per cycle after the fill; a frame takes ``H*W + W + 1`` steps. The frame
 size is read from ``width``/``height``, which must only change between frames.
@@ -109,11 +110,17 @@ class WindowGen(wiring.Component):
                 m.d.sync += [col.eq(Cat(top, row1, bottom)), col_valid.eq(1)]
 
         # ---- horizontal stage: columns -> windows
+        # The window on `o` is three column registers: `a`, `b` and `c`, or `b` again when a
+        # row's last pixel repeats its last column (`clamp`); no 3x3 output register beside
+        # them. Between pixels of a row `b` and `c` are the next window's left and middle
+        # columns; after a row's first column `c` is both (`fresh`).
         hx = Signal(range(self.max_width))
         hy = Signal(range(regmap.MAX_HEIGHT + 1))
         h_flush = Signal()
-        left = Signal(3 * pw)
-        mid = Signal(3 * pw)
+        a, b, c = Signal(3 * pw), Signal(3 * pw), Signal(3 * pw)
+        clamp = Signal()
+        fresh = Signal()
+        left = Mux(fresh, c, b)
         h_can = ~self.o.valid | self.o.ready
         h_step = h_can & (h_flush | col_valid)
         m.d.comb += col_ready.eq(h_can & ~h_flush)
@@ -122,21 +129,22 @@ class WindowGen(wiring.Component):
             cols = [lc, mc, rc]
             return Cat(*[cols[kx].word_select(ky, pw) for ky in range(3) for kx in range(3)])
 
+        m.d.comb += self.o.payload.as_value().eq(window(a, b, Mux(clamp, b, c)))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(h_step):
+            with m.If(h_flush | (hx == 0)):
+                # The previous row's last pixel (none before the frame's first row).
+                m.d.sync += [a.eq(left), b.eq(c), clamp.eq(1)]
+                with m.If(h_flush | (hy != 0)):
+                    m.d.sync += self.o.valid.eq(1)
             with m.If(h_flush):
-                m.d.sync += [self.o.payload.as_value().eq(window(left, mid, mid)),
-                             self.o.valid.eq(1), h_flush.eq(0)]
+                m.d.sync += h_flush.eq(0)
             with m.Elif(hx == 0):
-                # Row start: emit the previous row's last pixel (not at the frame's start).
-                with m.If(hy != 0):
-                    m.d.sync += [self.o.payload.as_value().eq(window(left, mid, mid)),
-                                 self.o.valid.eq(1)]
-                m.d.sync += [left.eq(col), mid.eq(col)]
+                m.d.sync += [c.eq(col), fresh.eq(1)]
             with m.Else():
-                m.d.sync += [self.o.payload.as_value().eq(window(left, mid, col)),
-                             self.o.valid.eq(1), left.eq(mid), mid.eq(col)]
+                m.d.sync += [a.eq(left), b.eq(c), c.eq(col), clamp.eq(0), fresh.eq(0),
+                             self.o.valid.eq(1)]
             with m.If(~h_flush):
                 m.d.sync += hx.eq(Mux(hx == w_last, 0, hx + 1))
                 with m.If(hx == w_last):
