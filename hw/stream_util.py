@@ -156,7 +156,10 @@ class Gather(_WidthConverter):
     """Width up-conversion: ``n`` beats of ``lanes`` elements leave as one beat of ``n*lanes``.
 
     Beat ``k`` fills elements ``k*lanes ..``. One cycle of latency on the last beat (the output
-    is a register); groups ``0..n-2`` are taken even while the previous whole beat waits.
+    is a register); groups ``0..n-2`` are taken even while the previous whole beat waits. They
+    shift through one buffer, so that its flip-flops share a clock enable (ECP5 slices pack
+    only flip-flops with the same one: a write per group made ``n-1`` small control sets,
+    where the routed denoiser's placement failed).
     ``n == 1`` is a wire.
 
     Members
@@ -177,8 +180,8 @@ class Gather(_WidthConverter):
             m.d.sync += k.eq(Mux(last, 0, k + 1))
             with m.If(last):
                 m.d.sync += [self.o.payload.eq(Cat(buf, self.i.payload)), self.o.valid.eq(1)]
-            with m.Else():
-                m.d.sync += buf.word_select(k, width).eq(self.i.payload)
+            with m.Else():  # shifted in: one clock enable for all of buf, not one per group
+                m.d.sync += buf.eq(Cat(buf[width:], self.i.payload))
 
 
 class DelayFIFO(wiring.Component):
