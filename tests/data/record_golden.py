@@ -7,8 +7,8 @@ the old code, never from the code under test::
     git archive 2b9042d | tar -x -C /tmp/base
     cd /tmp/base && PYTHONPATH=$PWD python /path/to/tests/data/record_golden.py golden.npz 2b9042d
 
-A retrained shipped model has no old code to hold it to: its key alone is recorded again from
-the commit that ships it (``record_golden.py tests/data/golden.npz COMMIT models/NAME.gamir``),
+A retrained or new shipped model has no old code to hold it to: its key alone is recorded
+(again) from the commit that ships it (``record_golden.py tests/data/golden.npz COMMIT models/NAME.gamir``),
 listed in the file's ``_rerecorded``.
 
 Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
@@ -75,13 +75,18 @@ def record(model, key, seed, out, meta):
 
 
 def rerecord(path, commit, key):
-    """Record one shipped model again into an existing file (the model was retrained, so no
-    old code computed it): the key's entries change, ``_rerecorded`` names the commit."""
+    """Record one shipped model again into an existing file (the model was retrained or is
+    new, so no old code computed it): the key's entries change or join (a new model takes the
+    next image seed of the shipped ones), ``_rerecorded`` names the commit."""
     root = Path(spec.__file__).resolve().parents[1]
     data = np.load(path)
     out = {k: data[k] for k in data.files if k != "meta"}
     meta = json.loads(data["meta"].tobytes())
-    record(spec.load(root / key), key, meta[key]["image_seed"], out, meta)
+    if key in meta:
+        seed = meta[key]["image_seed"]
+    else:
+        seed = 1 + max(v["image_seed"] for k, v in meta.items() if k.startswith("models/"))
+    record(spec.load(root / key), key, seed, out, meta)
     meta.setdefault("_rerecorded", {})[key] = commit
     out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     np.savez_compressed(path, **out)
