@@ -157,9 +157,9 @@ class Gather(_WidthConverter):
 
     Beat ``k`` fills elements ``k*lanes ..``. One cycle of latency on the last beat (the output
     is a register); groups ``0..n-2`` are taken even while the previous whole beat waits. They
-    shift through one buffer, so that its flip-flops share a clock enable (ECP5 slices pack
-    only flip-flops with the same one: a write per group made ``n-1`` small control sets,
-    where the routed denoiser's placement failed).
+    shift through one buffer, so that its flip-flops share a clock enable (an ECP5 slice
+    packs only flip-flops that share one: a write per group made ``n-1`` small control sets,
+    where nextpnr's legaliser gave up on the ECP5 denoiser).
     ``n == 1`` is a wire.
 
     Members
