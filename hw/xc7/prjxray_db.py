@@ -1,0 +1,268 @@
+"""Read the Project X-Ray database of a 7-series part: which configuration bits each FASM
+feature of each tile sets or clears.
+
+The facts come from prjxray's database layout (``tilegrid.json`` per fabric, ``segbits_*.db``,
+``ppips_*.db`` per tile type, ``required_features.fasm`` and ``part.yaml`` per part); the code
+is gamir's. A bit is addressed as one integer, ``frame << 12 | word << 5 | bit`` (a frame has
+101 32-bit words, so ``word << 5 | bit`` < 4096): one addition turns a tile-relative bit of the
+database into the bitstream's bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WORDS_PER_FRAME = 101
+FRAME_SHIFT = 12  # bit key = frame << 12 | word << 5 | bit
+BLOCK_TYPES = ("CLB_IO_CLK", "BLOCK_RAM")
+DB_ENV = "PRJXRAY_DB_DIR"
+DEFAULT_DB_DIRS = (Path.home() / ".cache/native-fpga/root/usr/share/prjxray/database",
+                   Path("/usr/share/prjxray/database"))
+
+_ADDRESS = re.compile(r"\[(\d+)\]$")
+
+
+class BitstreamError(ValueError):
+    """A FASM file, database or tool that the bitstream writer cannot use; the message says
+    what and what to do (gamir's CLIs print it as one ``error:`` line)."""
+
+
+def find_db_root(db_root=None) -> Path:
+    """The prjxray database folder (the one holding ``zynq7/``, ``artix7/``, ...): ``db_root``
+    (that folder or the ``share/prjxray`` above it), else ``$PRJXRAY_DB_DIR``, else the
+    native-tools cache or Debian's ``/usr/share/prjxray/database``."""
+    candidates = [db_root] if db_root else [os.environ.get(DB_ENV), *DEFAULT_DB_DIRS]
+    for c in filter(None, candidates):
+        for p in (Path(c), Path(c) / "database"):
+            if p.is_dir() and any((p / fam / "settings.sh").is_file() for fam in os.listdir(p)):
+                return p
+    where = db_root or f"${DB_ENV} or {', '.join(map(str, DEFAULT_DB_DIRS))}"
+    raise BitstreamError(f"no prjxray database in {where} (install Debian's prjxray-database or "
+                         f"run tools/native-fpga-tools.sh; pass db_root or set {DB_ENV})")
+
+
+def _simple_yaml(path: Path) -> dict[str, dict[str, str]]:
+    """The two-level ``key:\\n  field: value`` mappings of prjxray's ``mapping/*.yaml``."""
+    out: dict[str, dict[str, str]] = {}
+    top = None
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.strip().partition(":")
+        key, value = key.strip().strip("'\""), value.strip().strip("'\"")
+        if not line.startswith((" ", "\t")):
+            top = out.setdefault(key, {})
+        elif top is not None:
+            top[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One database feature: its canonical name in its tile (``SLICEL_X0.ALUT.INIT[5]``) and
+    its bits as ``(block, relative bit, value)`` (block: index into :data:`BLOCK_TYPES`)."""
+
+    name: str
+    bits: tuple[tuple[int, int, bool], ...]
+
+    @property
+    def visible(self) -> bool:
+        """Whether a bitstream shows it: a feature that only clears bits reads as absent."""
+        return any(v for _, _, v in self.bits)
+
+
+@dataclass
+class TileType:
+    """The features of one tile type, by the name a FASM line gives (``INIT[5]``, indexes
+    without the database's zero padding) and the pseudo-pips that set no bit."""
+
+    name: str
+    features: dict[str, Feature] = field(default_factory=dict)
+    ppips: frozenset[str] = frozenset()
+    _first_bit: dict | None = None
+    _vectors: dict | None = None
+
+    def vectors(self) -> dict[str, dict[int, Feature]]:
+        """Multi-bit features (``ALUT.INIT``) by base name, then index: a FASM line
+        ``X.INIT[63:0] = 64'h...`` looks up its set bits here."""
+        if self._vectors is None:
+            vectors: dict[str, dict[int, Feature]] = {}
+            for name, f in self.features.items():
+                m = _ADDRESS.search(name)
+                if m:
+                    vectors.setdefault(name[:m.start()], {})[int(m.group(1))] = f
+            self._vectors = vectors
+        return self._vectors
+
+    def first_bit_index(self) -> dict[tuple[int, int], list[Feature]]:
+        """Visible features by their lowest set bit: a decoder looks at a feature only when
+        that bit is set."""
+        if self._first_bit is None:
+            index: dict[tuple[int, int], list[Feature]] = {}
+            for f in self.features.values():
+                ones = [(b, rel) for b, rel, v in f.bits if v]
+                if ones:
+                    index.setdefault(min(ones), []).append(f)
+            self._first_bit = index
+        return self._first_bit
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile of the grid: its type (the aliased type for the ``*_SING`` IO tiles, which use
+    part of a full tile's bits), where each block type's bits start (``origin``: the bit key of
+    relative bit 0, or None), the words it owns, and the site renaming of an alias."""
+
+    name: str
+    type: str
+    segbits_type: str
+    origin: tuple[int | None, int | None]
+    words: tuple[range | None, range | None]  # relative words of the segbits type it owns
+    sites: dict[str, str] = field(default_factory=dict)  # FASM site -> segbits type's site
+
+    def feature_key(self, suffix: str) -> str:
+        if self.sites:
+            site, dot, rest = suffix.partition(".")
+            if dot and site in self.sites:
+                return f"{self.sites[site]}.{rest}"
+        return suffix
+
+    def feature_name(self, key: str) -> str:
+        """The FASM name (``TILE.SITE.FEATURE``) of the segbits type's feature ``key``."""
+        if self.sites:
+            site, dot, rest = key.partition(".")
+            back = {v: k for k, v in self.sites.items()}
+            if dot and site in back:
+                key = f"{back[site]}.{rest}"
+        return f"{self.name}.{key}"
+
+    def owns(self, feature: Feature) -> bool:
+        """Whether every bit of ``feature`` lies in this tile's words (always, except for the
+        ``*_SING`` tiles, which own half of their aliased type's words)."""
+        for block, rel, _ in feature.bits:
+            words = self.words[block]
+            if words is None or ((rel & 0xFFF) >> 5) not in words:
+                return False
+        return True
+
+
+def _parse_bit(text: str, block: int) -> tuple[int, int, bool]:
+    """``!28_05`` -> (block, relative bit key of frame 28, bit 5, False)."""
+    value = not text.startswith("!")
+    frame, _, bit = text.lstrip("!").partition("_")
+    return block, int(frame) << FRAME_SHIFT | int(bit), value
+
+
+def _canonical(name: str) -> str:
+    """``INIT_00[007]`` -> ``INIT_00[7]``: FASM addresses carry no padding."""
+    m = _ADDRESS.search(name)
+    return name if m is None else f"{name[:m.start()]}[{int(m.group(1))}]"
+
+
+class Database:
+    """The parts of the prjxray database one part's bitstream needs; tile types load on first
+    use. Use :func:`load` (cached per part and folder)."""
+
+    def __init__(self, db_root, part: str):
+        self.root = find_db_root(db_root)
+        self.part = part
+        self.family_dir = self._family_dir(part)
+        self.part_dir = self.family_dir / part
+        device = _simple_yaml(self.family_dir / "mapping/parts.yaml")[part]["device"]
+        fabric = _simple_yaml(self.family_dir / "mapping/devices.yaml")[device]["fabric"]
+        self.tilegrid_path = self.family_dir / fabric / "tilegrid.json"
+        self.tiles = self._read_tiles(json.loads(self.tilegrid_path.read_text()))
+        self._types: dict[str, TileType] = {}
+        self._locator: dict[tuple[int, int], list[tuple[Tile, int]]] | None = None
+
+    def _family_dir(self, part: str) -> Path:
+        for fam in sorted(os.listdir(self.root)):
+            if (self.root / fam / part / "part.yaml").is_file():
+                return self.root / fam
+        raise BitstreamError(f"part {part!r} is not in the prjxray database {self.root} "
+                             f"(give a part such as xc7z020clg400-1)")
+
+    @property
+    def part_yaml(self) -> Path:
+        return self.part_dir / "part.yaml"
+
+    def required_features(self) -> list[str]:
+        """Features every bitstream of the part sets (prjxray's ``required_features.fasm``)."""
+        path = self.part_dir / "required_features.fasm"
+        return path.read_text().splitlines() if path.is_file() else []
+
+    @staticmethod
+    def _read_tiles(grid: dict) -> dict[str, Tile]:
+        tiles = {}
+        for name, info in grid.items():
+            origin: list[int | None] = [None, None]
+            words: list[range | None] = [None, None]
+            segbits_type, sites = info["type"], {}
+            for block_name, bits in info.get("bits", {}).items():
+                block = BLOCK_TYPES.index(block_name)
+                offset, shift = bits["offset"], 0
+                alias = bits.get("alias")
+                if alias:
+                    segbits_type, shift = alias["type"], alias["start_offset"]
+                    # The alias names sites by type (IOB33_Y0); features by IOB_Y0.
+                    sites = {k.replace("IOB33_", "IOB_"): v.replace("IOB33_", "IOB_")
+                             for k, v in alias["sites"].items()}
+                base = int(bits["baseaddr"], 0)
+                origin[block] = (base << FRAME_SHIFT) + ((offset - shift) << 5)
+                words[block] = range(shift, shift + bits["words"])
+            tiles[name] = Tile(name, info["type"], segbits_type, tuple(origin), tuple(words),
+                               sites)
+        return tiles
+
+    def tile_type(self, name: str) -> TileType:
+        """The features of tile type ``name`` (no segbits file: only its pseudo-pips)."""
+        if name not in self._types:
+            self._types[name] = self._read_tile_type(name)
+        return self._types[name]
+
+    def _read_tile_type(self, name: str) -> TileType:
+        low = name.lower()
+        tt = TileType(name)
+        for block, suffix in enumerate(("", ".block_ram")):
+            path = self.family_dir / f"segbits_{low}{suffix}.db"
+            if not path.is_file():
+                continue
+            prefix = len(name) + 1
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if not parts:
+                    continue
+                key = _canonical(parts[0][prefix:])
+                bits = tuple(_parse_bit(b, block) for b in parts[1:])
+                old = tt.features.get(key)
+                tt.features[key] = Feature(key, (old.bits if old else ()) + bits)
+        path = self.family_dir / f"ppips_{low}.db"
+        if path.is_file():
+            tt.ppips = frozenset(line.split()[0][len(name) + 1:]
+                                 for line in path.read_text().splitlines() if line.strip())
+        return tt
+
+    def locate(self, frame: int, word: int) -> list[tuple[Tile, int]]:
+        """Tiles (and block index) whose bits include word ``word`` of frame ``frame``."""
+        if self._locator is None:
+            loc: dict[tuple[int, int], list[tuple[Tile, int]]] = {}
+            for tile in self.tiles.values():
+                for block, (origin, words) in enumerate(zip(tile.origin, tile.words)):
+                    if origin is None:
+                        continue
+                    base, first = origin >> FRAME_SHIFT, (origin & 0xFFF) >> 5
+                    for w in words:
+                        loc.setdefault((base, first + w), []).append((tile, block))
+            self._locator = loc
+        return self._locator.get((frame & ~0x7F, word), [])
+
+
+@functools.lru_cache(maxsize=4)
+def load(db_root, part: str) -> Database:
+    """The database of ``part`` under ``db_root`` (None: :func:`find_db_root`), parsed once."""
+    return Database(str(find_db_root(db_root)), part)
