@@ -104,15 +104,14 @@ def _line_features(db: Database, line: str, where: str) -> Iterator[tuple[Tile, 
     if not value:
         return
     tt = db.tile_type(tile.segbits_type)
-    key = tile.feature_key(suffix)
-    if hi_i is None or (hi_i == 0 and key in tt.features):
-        feature = tt.features.get(key) or tt.features.get(f"{key}[0]")
+    if hi_i is None or (hi_i == 0 and suffix in tt.features):
+        feature = tt.features.get(suffix) or tt.features.get(f"{suffix}[0]")
         if feature is not None:
             yield tile, feature
-        elif key not in tt.ppips:
+        elif suffix not in tt.ppips:
             raise _unknown(db, where, tile, name)
         return
-    vector = tt.vectors().get(key, {})
+    vector = tt.vectors().get(suffix, {})
     bit = lo_i
     while value:
         if value & 1:

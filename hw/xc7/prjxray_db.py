@@ -114,31 +114,25 @@ class TileType:
 
 @dataclass(frozen=True)
 class Tile:
-    """A tile of the grid: its type (the aliased type for the ``*_SING`` IO tiles, which use
-    part of a full tile's bits), where each block type's bits start (``origin``: the bit key of
-    relative bit 0, or None), the words it owns, and the site renaming of an alias."""
+    """A tile of the grid: its type, the type whose features it has (another for the
+    ``*_SING`` IO tiles, which hold one of a full IO tile's two sites and half its words), where
+    each block type's bits start (``column``: the first frame's address; ``origin``: the bit key
+    of relative bit 0, below the column's for a bottom ``*_SING`` tile) and which relative words
+    it owns.
+
+    An alias's site map (``IOB33_Y0`` -> ``IOB33_Y1``) names sites as tile types do, not as
+    features do (``IOB_Y0``, ``IOB_Y1``): as in prjxray, features keep their site names, and
+    nextpnr names the site of a top ``*_SING`` tile ``IOB_Y1``."""
 
     name: str
     type: str
     segbits_type: str
+    column: tuple[int | None, int | None]
     origin: tuple[int | None, int | None]
-    words: tuple[range | None, range | None]  # relative words of the segbits type it owns
-    sites: dict[str, str] = field(default_factory=dict)  # FASM site -> segbits type's site
-
-    def feature_key(self, suffix: str) -> str:
-        if self.sites:
-            site, dot, rest = suffix.partition(".")
-            if dot and site in self.sites:
-                return f"{self.sites[site]}.{rest}"
-        return suffix
+    words: tuple[range | None, range | None]
 
     def feature_name(self, key: str) -> str:
-        """The FASM name (``TILE.SITE.FEATURE``) of the segbits type's feature ``key``."""
-        if self.sites:
-            site, dot, rest = key.partition(".")
-            back = {v: k for k, v in self.sites.items()}
-            if dot and site in back:
-                key = f"{back[site]}.{rest}"
+        """The FASM name (``TILE.SITE.FEATURE``) of the tile's feature ``key``."""
         return f"{self.name}.{key}"
 
     def owns(self, feature: Feature) -> bool:
@@ -200,23 +194,21 @@ class Database:
     def _read_tiles(grid: dict) -> dict[str, Tile]:
         tiles = {}
         for name, info in grid.items():
+            column: list[int | None] = [None, None]
             origin: list[int | None] = [None, None]
             words: list[range | None] = [None, None]
-            segbits_type, sites = info["type"], {}
+            segbits_type = info["type"]
             for block_name, bits in info.get("bits", {}).items():
                 block = BLOCK_TYPES.index(block_name)
                 offset, shift = bits["offset"], 0
                 alias = bits.get("alias")
                 if alias:
                     segbits_type, shift = alias["type"], alias["start_offset"]
-                    # The alias names sites by type (IOB33_Y0); features by IOB_Y0.
-                    sites = {k.replace("IOB33_", "IOB_"): v.replace("IOB33_", "IOB_")
-                             for k, v in alias["sites"].items()}
-                base = int(bits["baseaddr"], 0)
-                origin[block] = (base << FRAME_SHIFT) + ((offset - shift) << 5)
+                column[block] = int(bits["baseaddr"], 0)
+                origin[block] = (column[block] << FRAME_SHIFT) + ((offset - shift) << 5)
                 words[block] = range(shift, shift + bits["words"])
-            tiles[name] = Tile(name, info["type"], segbits_type, tuple(origin), tuple(words),
-                               sites)
+            tiles[name] = Tile(name, info["type"], segbits_type, tuple(column), tuple(origin),
+                               tuple(words))
         return tiles
 
     def tile_type(self, name: str) -> TileType:
@@ -252,10 +244,11 @@ class Database:
         if self._locator is None:
             loc: dict[tuple[int, int], list[tuple[Tile, int]]] = {}
             for tile in self.tiles.values():
-                for block, (origin, words) in enumerate(zip(tile.origin, tile.words)):
-                    if origin is None:
+                for block, (base, origin, words) in enumerate(
+                        zip(tile.column, tile.origin, tile.words)):
+                    if base is None:
                         continue
-                    base, first = origin >> FRAME_SHIFT, (origin & 0xFFF) >> 5
+                    first = (origin - (base << FRAME_SHIFT)) >> 5  # may be below 0: *_SING
                     for w in words:
                         loc.setdefault((base, first + w), []).append((tile, block))
             self._locator = loc

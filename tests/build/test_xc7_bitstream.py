@@ -97,6 +97,18 @@ def test_bits_land_where_the_database_says():
     # BRAM_L_X6Y0 BLOCK_RAM at 0x00C20000, offset 0; RAMB18_Y0.INIT_00[255] 01_143.
     assert (_frames_without_required("BRAM_L_X6Y0.RAMB18_Y0.INIT_00[255]")
             == _one_bit(0xC20001, 4, 15))
+    # A *_SING IO tile has half of an LIOB33's words (alias start_offset): LIOB33_SING_X0Y49 at
+    # 0x00420000, offset 99, words 0..1 of LIOB33 (IOB_Y1.PULLTYPE.PULLUP 38_34 39_33 !39_35),
+    # LIOB33_SING_X0Y0 at offset 0, words 2..3 (IOB_Y0.PULLTYPE.PULLUP !38_92 38_94 39_93).
+    top = _one_bit(0x420026, 100, 2)
+    top.update(_one_bit(0x420027, 100, 1))
+    assert _frames_without_required("LIOB33_SING_X0Y49.IOB_Y1.PULLTYPE.PULLUP") == top
+    bottom = _one_bit(0x420026, 0, 30)
+    bottom.update(_one_bit(0x420027, 0, 29))
+    assert _frames_without_required("LIOB33_SING_X0Y0.IOB_Y0.PULLTYPE.PULLUP") == bottom
+    with pytest.raises(BitstreamError, match=r"^<fasm>:1: feature LIOB33_SING_X0Y0\.IOB_Y1\."
+                                             r"PULLTYPE\.PULLUP has bits outside tile"):
+        fasm_to_frames("LIOB33_SING_X0Y0.IOB_Y1.PULLTYPE.PULLUP", PART)
     # The part's required features: CFG_CENTER_MID.ALWAYS_ON_PROP1 26_2206 at 0x00401900.
     assert fasm_to_frames("", PART)[0x0040191A][2206 // 32] & 1 << (2206 % 32)
 
@@ -125,6 +137,29 @@ def test_parsing_values_comments_annotations():
     # The same features one per line give the same frames.
     singles = "\n".join(sorted(fasm_features(text, PART) - REQUIRED))
     assert fasm_to_frames(singles, PART) == fasm_to_frames(text, PART)
+
+
+@needs_db
+def test_decoding_frames_gives_the_features_back():
+    """The decoder on frames alone (no bitread): IO tiles of both *_SING kinds, BRAM contents,
+    a mux whose patterns differ in zero bits, a pseudo-pip and a clearing-only feature."""
+    text = """LIOB33_SING_X0Y49.IOB_Y1.PULLTYPE.PULLUP
+LIOB33_SING_X0Y0.IOB_Y0.PULLTYPE.KEEPER
+BRAM_L_X6Y0.RAMB18_Y1.INIT_00[255:0] = 256'h8000000000000000000000000000000000000000000000000000000000000003
+BRAM_L_X6Y0.BRAM_ADDRARDADDRL1.BRAM_CASCINTOP_ADDRARDADDRU1
+BRAM_L_X6Y0.BRAM_ADDRARDADDRL0.BRAM_IMUX_ADDRARDADDRL0
+INT_L_X70Y110.BYP_ALT0.VCC_WIRE
+"""
+    frames = fasm_to_frames(text, PART)
+    keys = {addr << 12 | w << 5 | b for addr, words in frames.items()
+            for w, word in enumerate(words) for b in range(32) if word >> b & 1}
+    features, unexplained = bitstream.decode_bits(keys, PART)
+    assert features == fasm_features(text, PART) == REQUIRED | {
+        "LIOB33_SING_X0Y49.IOB_Y1.PULLTYPE.PULLUP", "LIOB33_SING_X0Y0.IOB_Y0.PULLTYPE.KEEPER",
+        "BRAM_L_X6Y0.RAMB18_Y1.INIT_00[0]", "BRAM_L_X6Y0.RAMB18_Y1.INIT_00[1]",
+        "BRAM_L_X6Y0.RAMB18_Y1.INIT_00[255]",
+        "BRAM_L_X6Y0.BRAM_ADDRARDADDRL1.BRAM_CASCINTOP_ADDRARDADDRU1"}
+    assert unexplained == set()
 
 
 @needs_db
