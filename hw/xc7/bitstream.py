@@ -15,6 +15,7 @@ show them); the part's required features (``required_features.fasm``) are includ
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -77,16 +78,16 @@ def _unknown(db: Database, where: str, tile: Tile, name: str) -> BitstreamError:
         f"({db.family_dir}) (was the FASM placed and routed for {db.part}?)")
 
 
-def _line_features(db: Database, line: str, where: str) -> Iterator[tuple[Tile, Feature]]:
-    """The database features one FASM line sets (none for a comment, a value of 0 or a
-    pseudo-pip)."""
+def _line_features(db: Database, line: str, where: str) -> tuple[Tile | None, list[Feature]]:
+    """The tile and database features one FASM line sets (none for a comment, a value of 0 or
+    a pseudo-pip)."""
     text = _NOT_FEATURE.sub("", line) if ("#" in line or "{" in line) else line
     name, eq, value_text = text.partition("=")
     name = name.strip()
     if not name:
         if value_text.strip():
             raise BitstreamError(f"{where}: a value without a feature (write TILE.FEATURE = N)")
-        return
+        return None, []
     m = _FEATURE.fullmatch(name)
     if m is None:
         raise BitstreamError(f"{where}: {name!r} is not a FASM feature (TILE.FEATURE[hi:lo])")
@@ -102,60 +103,69 @@ def _line_features(db: Database, line: str, where: str) -> Iterator[tuple[Tile, 
     width = 1 if hi_i is None else hi_i - lo_i + 1
     value = _value(value_text.strip(), width, where) if eq else 1
     if not value:
-        return
+        return tile, []
     tt = db.tile_type(tile.segbits_type)
     if hi_i is None or (hi_i == 0 and suffix in tt.features):
         feature = tt.features.get(suffix) or tt.features.get(f"{suffix}[0]")
         if feature is not None:
-            yield tile, feature
-        elif suffix not in tt.ppips:
-            raise _unknown(db, where, tile, name)
-        return
+            return tile, [feature]
+        if suffix in tt.ppips:
+            return tile, []
+        raise _unknown(db, where, tile, name)
     vector = tt.vectors().get(suffix, {})
+    features = []
     bit = lo_i
     while value:
         if value & 1:
             feature = vector.get(bit)
             if feature is None:
                 raise _unknown(db, where, tile, f"{tile_name}.{suffix}[{bit}]")
-            yield tile, feature
+            features.append(feature)
         value >>= 1
         bit += 1
+    return tile, features
 
 
-def _features(source, db: Database) -> Iterator[tuple[str, Tile, Feature]]:
-    """(where, tile, feature) for every feature set by ``source`` and the part's required
-    features."""
+def _features(source, db: Database) -> Iterator[tuple[str, Tile, list[Feature]]]:
+    """(where, tile, features) for every line of ``source`` and of the part's required
+    features that sets some; a ``*_SING`` tile's features checked to lie in it."""
     name, lines = _lines(source)
-    for n, line in enumerate(lines, 1):
-        where = f"{name}:{n}"
-        for tile, feature in _line_features(db, line, where):
-            yield where, tile, feature
-    for n, line in enumerate(db.required_features(), 1):
-        where = f"{db.part_dir / 'required_features.fasm'}:{n}"
-        for tile, feature in _line_features(db, line, where):
-            yield where, tile, feature
+    required = db.part_dir / "required_features.fasm"
+    for where, line in itertools.chain(
+            ((f"{name}:{n}", line) for n, line in enumerate(lines, 1)),
+            ((f"{required}:{n}", line) for n, line in enumerate(db.required_features(), 1))):
+        tile, features = _line_features(db, line, where)
+        if not features:
+            continue
+        if tile.segbits_type != tile.type:
+            for f in features:
+                if not tile.owns(f):
+                    raise BitstreamError(f"{where}: feature {tile.feature_name(f.name)} has "
+                                         f"bits outside tile {tile.name} (a *_SING tile holds "
+                                         f"one IOB site)")
+        yield where, tile, features
 
 
 def fasm_features(source, part: str = DEFAULT_PART, db_root=None) -> set[str]:
     """The canonical features (see the module's docstring) that FASM ``source`` (a path or the
     text) sets: what :func:`bit_to_features` must read back from its bitstream."""
-    return {tile.feature_name(f.name) for _, tile, f in _features(source, load(db_root, part))
-            if f.visible}
+    db = load(db_root, part)
+    return {tile.feature_name(f.name) for _, tile, features in _features(source, db)
+            for f in features if f.visible}
 
 
 # ---------------------------------------------------------------- features -> frames
 
-def _bit_keys(tile: Tile, feature: Feature, where: str) -> Iterator[tuple[int, bool]]:
-    if tile.segbits_type != tile.type and not tile.owns(feature):
-        raise BitstreamError(f"{where}: feature {tile.feature_name(feature.name)} has bits "
-                             f"outside tile {tile.name} (a *_SING tile holds one IOB site)")
-    for block, rel, value in feature.bits:
-        origin = tile.origin[block]
-        if origin is None:
-            raise BitstreamError(f"{where}: tile {tile.name} has no configuration bits for "
-                                 f"{tile.feature_name(feature.name)} (the database is broken)")
-        yield origin + rel, value
+def _bit_keys(tile: Tile, features: list[Feature], where: str
+              ) -> Iterator[tuple[int, bool, Feature]]:
+    """(bit key, value, feature) of each bit of ``features`` in ``tile``."""
+    origin = tile.origin
+    for f in features:
+        for block, rel, value in f.bits:
+            if origin[block] is None:
+                raise BitstreamError(f"{where}: tile {tile.name} has no configuration bits for "
+                                     f"{tile.feature_name(f.name)} (the database is broken)")
+            yield origin[block] + rel, value, f
 
 
 def fasm_to_frames(fasm_text_or_path, part: str = DEFAULT_PART, db_root=None) -> Frames:
@@ -166,8 +176,8 @@ def fasm_to_frames(fasm_text_or_path, part: str = DEFAULT_PART, db_root=None) ->
     db = load(db_root, part)
     ones: dict[int, int] = {}  # frame << 7 | word -> mask
     zeros: dict[int, int] = {}
-    for where, tile, feature in _features(fasm_text_or_path, db):
-        for key, value in _bit_keys(tile, feature, where):
+    for where, tile, features in _features(fasm_text_or_path, db):
+        for key, value, _ in _bit_keys(tile, features, where):
             words = ones if value else zeros
             words[key >> 5] = words.get(key >> 5, 0) | 1 << (key & 31)
     for word_key, mask in zeros.items():
@@ -187,11 +197,10 @@ def _conflict(source, db: Database, word_key: int, mask: int):
     """Raise the error for bits that some features set and others clear, naming the lines."""
     bit = (word_key << 5) | (mask & -mask).bit_length() - 1
     setters, clearers = [], []
-    for where, tile, feature in _features(source, db):
-        for key, value in _bit_keys(tile, feature, where):
+    for where, tile, features in _features(source, db):
+        for key, value, f in _bit_keys(tile, features, where):
             if key == bit:
-                (setters if value else clearers).append(
-                    f"{where} ({tile.feature_name(feature.name)})")
+                (setters if value else clearers).append(f"{where} ({tile.feature_name(f.name)})")
     raise BitstreamError(f"frame {bit >> FRAME_SHIFT:#010x} word {(bit >> 5) & 0x7F} bit "
                          f"{bit & 31}: set by {setters[0]} but cleared by {clearers[0]} "
                          f"(the FASM asks for two settings of one resource)")
