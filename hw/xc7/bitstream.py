@@ -128,12 +128,16 @@ def _line_features(db: Database, line: str, where: str) -> tuple[Tile | None, li
 
 def _features(source, db: Database) -> Iterator[tuple[str, Tile, list[Feature]]]:
     """(where, tile, features) for every line of ``source`` and of the part's required
-    features that sets some; a ``*_SING`` tile's features checked to lie in it."""
+    features that sets some, then the STEPDOWN of unused IOBs (see :func:`_stepdown`); a
+    ``*_SING`` tile's features checked to lie in it."""
     name, lines = _lines(source)
     required = db.part_dir / "required_features.fasm"
+    used_iobs: set[tuple[str, str]] = set()
+    stepdown: dict[str, set[str]] = {}  # IOB33 tile -> its STEPDOWN tags
     for where, line in itertools.chain(
             ((f"{name}:{n}", line) for n, line in enumerate(lines, 1)),
-            ((f"{required}:{n}", line) for n, line in enumerate(db.required_features(), 1))):
+            ((f"{required}:{n}", line) for n, line in enumerate(db.required_features(), 1)),
+            _stepdown(db, used_iobs, stepdown)):
         tile, features = _line_features(db, line, where)
         if not features:
             continue
@@ -143,7 +147,33 @@ def _features(source, db: Database) -> Iterator[tuple[str, Tile, list[Feature]]]
                     raise BitstreamError(f"{where}: feature {tile.feature_name(f.name)} has "
                                          f"bits outside tile {tile.name} (a *_SING tile holds "
                                          f"one IOB site)")
+        if tile.name in db.iob_sites:
+            site, _, tag = features[0].name.partition(".")
+            used_iobs.add((tile.name, site))
+            if "STEPDOWN" in tag:
+                stepdown.setdefault(tile.name, set()).add(tag.split("[")[0])
         yield where, tile, features
+
+
+def _stepdown(db: Database, used_iobs: set, stepdown: dict) -> Iterator[tuple[str, str]]:
+    """As prjxray's fasm2frames: in a bank whose IOBs step down (1.2-1.8 V standards on a
+    3.3 V bank), the unused IOBs and the bank's HCLK_IOI3 tiles step down too. Reads
+    ``used_iobs`` and ``stepdown`` when the FASM's lines are done."""
+    if not stepdown:
+        return
+    banks = db.bank_tiles()
+    for bank, tiles in sorted(banks.items()):
+        tags = set().union(*(stepdown.get(t, ()) for t in tiles))
+        if not tags:
+            continue
+        where = f"STEPDOWN of bank {bank}"
+        for tile in sorted(tiles):
+            if tile in db.iob_sites:
+                for site in db.iob_sites[tile]:
+                    if (tile, site) not in used_iobs:
+                        yield from ((where, f"{tile}.{site}.{tag}") for tag in sorted(tags))
+            elif tile.startswith("HCLK_IOI3") and tile in db.tiles:
+                yield where, f"{tile}.STEPDOWN"
 
 
 def fasm_features(source, part: str = DEFAULT_PART, db_root=None) -> set[str]:

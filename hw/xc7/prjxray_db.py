@@ -10,6 +10,7 @@ database into the bitstream's bit.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -170,7 +171,11 @@ class Database:
         device = _simple_yaml(self.family_dir / "mapping/parts.yaml")[part]["device"]
         fabric = _simple_yaml(self.family_dir / "mapping/devices.yaml")[device]["fabric"]
         self.tilegrid_path = self.family_dir / fabric / "tilegrid.json"
-        self.tiles = self._read_tiles(json.loads(self.tilegrid_path.read_text()))
+        grid = json.loads(self.tilegrid_path.read_text())
+        self.tiles = self._read_tiles(grid)
+        # FASM site names of the IOB tiles (by the parity of the site's Y, as prjxray names them)
+        self.iob_sites = {name: sorted({f"IOB_Y{int(site[-1]) % 2}" for site in info["sites"]})
+                          for name, info in grid.items() if "IOB33" in info["type"]}
         self._types: dict[str, TileType] = {}
         self._locator: dict[tuple[int, int], list[tuple[Tile, int]]] | None = None
 
@@ -189,6 +194,17 @@ class Database:
         """Features every bitstream of the part sets (prjxray's ``required_features.fasm``)."""
         path = self.part_dir / "required_features.fasm"
         return path.read_text().splitlines() if path.is_file() else []
+
+    def bank_tiles(self) -> dict[str, set[str]]:
+        """The IOB33 and HCLK_IOI3 tiles of each I/O bank (``package_pins.csv``,
+        ``part.json``)."""
+        banks: dict[str, set[str]] = {}
+        for bank, loc in json.loads((self.part_dir / "part.json").read_text())["iobanks"].items():
+            banks.setdefault(bank, set()).add(f"HCLK_IOI3_{loc}")
+        with open(self.part_dir / "package_pins.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                banks.setdefault(row["bank"], set()).add(row["tile"])
+        return banks
 
     @staticmethod
     def _read_tiles(grid: dict) -> dict[str, Tile]:

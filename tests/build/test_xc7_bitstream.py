@@ -5,6 +5,7 @@ bitread (tools/native-fpga-tools.sh); CI has none of them."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 from pathlib import Path
@@ -160,6 +161,25 @@ INT_L_X70Y110.BYP_ALT0.VCC_WIRE
         "BRAM_L_X6Y0.RAMB18_Y1.INIT_00[255]",
         "BRAM_L_X6Y0.BRAM_ADDRARDADDRL1.BRAM_CASCINTOP_ADDRARDADDRU1"}
     assert unexplained == set()
+
+
+@needs_db
+def test_a_stepdown_iob_steps_down_its_banks_unused_iobs():
+    """As prjxray's fasm2frames: an IOB at 1.2-1.8 V in bank 35 sets STEPDOWN on every unused
+    IOB of the bank (package_pins.csv lists them) and the bank's HCLK_IOI3 (part.json)."""
+    tag = "LVCMOS12_LVCMOS15_LVCMOS18_SSTL135_SSTL15.STEPDOWN"
+    text = (f"RIOB33_X73Y145.IOB_Y0.{tag}\n"
+            "RIOB33_X73Y145.IOB_Y1.PULLTYPE.PULLUP\n"  # used: not stepped down
+            "RIOB33_X73Y53.IOB_Y0.PULLTYPE.PULLUP\n")  # bank 34: untouched
+    db_part = find_db_root() / "zynq7" / PART
+    with open(db_part / "package_pins.csv", newline="") as f:
+        pins = [r for r in csv.DictReader(f) if r["bank"] == "35" and "IOB33" in r["tile"]]
+    sites = {f"{r['tile']}.IOB_Y{int(r['site'][-1]) % 2}" for r in pins}
+    assert len(sites) == 50 and "RIOB33_X73Y145.IOB_Y0" in sites
+    assert fasm_features(text, PART) == REQUIRED | {
+        "RIOB33_X73Y145.IOB_Y1.PULLTYPE.PULLUP", "RIOB33_X73Y53.IOB_Y0.PULLTYPE.PULLUP",
+        "HCLK_IOI3_X185Y130.STEPDOWN"} | {
+        f"{s}.{tag}" for s in sites if s != "RIOB33_X73Y145.IOB_Y1"}
 
 
 @needs_db
