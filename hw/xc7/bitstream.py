@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from hw.xc7.prjxray_db import (FRAME_SHIFT, WORDS_PER_FRAME, BitstreamError, Database, Feature,
-                               Tile, load)
+from hw.xc7.prjxray_db import (COLUMN_WORD, FRAME_SHIFT, WORDS_PER_FRAME, BitstreamError,
+                               Database, Feature, Tile, load)
 
 DEFAULT_PART = "xc7z020clg400-1"
 NATIVE_BIN = Path.home() / ".cache/native-fpga/bin"
@@ -113,17 +113,11 @@ def _line_features(db: Database, line: str, where: str) -> tuple[Tile | None, li
             return tile, []
         raise _unknown(db, where, tile, name)
     vector = tt.vectors().get(suffix, {})
-    features = []
-    bit = lo_i
-    while value:
-        if value & 1:
-            feature = vector.get(bit)
-            if feature is None:
-                raise _unknown(db, where, tile, f"{tile_name}.{suffix}[{bit}]")
-            features.append(feature)
-        value >>= 1
-        bit += 1
-    return tile, features
+    indexes = [lo_i + i for i, c in enumerate(bin(value)[:1:-1]) if c == "1"]
+    try:
+        return tile, [vector[i] for i in indexes]
+    except KeyError as e:
+        raise _unknown(db, where, tile, f"{tile_name}.{suffix}[{e.args[0]}]") from None
 
 
 def _features(source, db: Database) -> Iterator[tuple[str, Tile, list[Feature]]]:
@@ -186,36 +180,33 @@ def fasm_features(source, part: str = DEFAULT_PART, db_root=None) -> set[str]:
 
 # ---------------------------------------------------------------- features -> frames
 
-def _bit_keys(tile: Tile, features: list[Feature], where: str
-              ) -> Iterator[tuple[int, bool, Feature]]:
-    """(bit key, value, feature) of each bit of ``features`` in ``tile``."""
-    origin = tile.origin
-    for f in features:
-        for block, rel, value in f.bits:
-            if origin[block] is None:
-                raise BitstreamError(f"{where}: tile {tile.name} has no configuration bits for "
-                                     f"{tile.feature_name(f.name)} (the database is broken)")
-            yield origin[block] + rel, value, f
-
-
 def fasm_to_frames(fasm_text_or_path, part: str = DEFAULT_PART, db_root=None) -> Frames:
     """The configuration frames (address -> 101 words) that set the FASM's features: every
     frame that holds a set bit (``xc7frames2bit`` fills the others with zeros).
 
     A bit that one line sets and another clears is an error naming both lines."""
     db = load(db_root, part)
-    ones: dict[int, int] = {}  # frame << 7 | word -> mask
+    ones: dict[int, int] = {}  # word key (frame << 7 | word) -> mask
     zeros: dict[int, int] = {}
     for where, tile, features in _features(fasm_text_or_path, db):
-        for key, value, _ in _bit_keys(tile, features, where):
-            words = ones if value else zeros
-            words[key >> 5] = words.get(key >> 5, 0) | 1 << (key & 31)
-    for word_key, mask in zeros.items():
-        if ones.get(word_key, 0) & mask:
-            _conflict(fasm_text_or_path, db, word_key, ones[word_key] & mask)
+        origin = tile.origin_words
+        try:
+            for f in features:
+                for block, word, mask in f.ones:
+                    key = origin[block] + word
+                    ones[key] = ones.get(key, 0) | mask
+                for block, word, mask in f.zeros:
+                    key = origin[block] + word
+                    zeros[key] = zeros.get(key, 0) | mask
+        except TypeError:  # an origin of None
+            raise BitstreamError(f"{where}: tile {tile.name} has no configuration bits of a "
+                                 f"block type its features use (the database is broken)") from None
+    for key, mask in zeros.items():
+        if ones.get(key, 0) & mask:
+            _conflict(fasm_text_or_path, db, key, ones[key] & mask)
     frames: Frames = {}
-    for word_key, mask in ones.items():
-        frame, word = word_key >> 7, word_key & 0x7F
+    for key, mask in ones.items():
+        frame, word = key >> 7, key & 0x7F
         if word >= WORDS_PER_FRAME:
             raise BitstreamError(f"frame {frame:#010x}: word {word} beyond the frame's "
                                  f"{WORDS_PER_FRAME} (the database is broken)")
@@ -228,9 +219,11 @@ def _conflict(source, db: Database, word_key: int, mask: int):
     bit = (word_key << 5) | (mask & -mask).bit_length() - 1
     setters, clearers = [], []
     for where, tile, features in _features(source, db):
-        for key, value, f in _bit_keys(tile, features, where):
-            if key == bit:
-                (setters if value else clearers).append(f"{where} ({tile.feature_name(f.name)})")
+        for f in features:
+            for block, rel, value in f.bits:
+                if tile.origin[block] + rel == bit:
+                    (setters if value else clearers).append(
+                        f"{where} ({tile.feature_name(f.name)})")
     raise BitstreamError(f"frame {bit >> FRAME_SHIFT:#010x} word {(bit >> 5) & 0x7F} bit "
                          f"{bit & 31}: set by {setters[0]} but cleared by {clearers[0]} "
                          f"(the FASM asks for two settings of one resource)")
@@ -323,20 +316,24 @@ def decode_bits(bits: set[int], part: str = DEFAULT_PART, db_root=None
     """(canonical features, bits no feature explains) of a set of bit keys: a feature is
     present when all its one-bits are set and all its zero-bits clear."""
     db = load(db_root, part)
-    by_tile: dict[tuple[str, int], set[int]] = {}
+    locator = db.locator()
+    by_tile: dict[tuple[Tile, int], set[int]] = {}  # (tile, block) -> relative bits set
     for key in bits:
-        for tile, block in db.locate(key >> FRAME_SHIFT, (key >> 5) & 0x7F):
-            by_tile.setdefault((tile.name, block), set()).add(key - tile.origin[block])
+        for tile, block in locator.get((key >> 5) & COLUMN_WORD, ()):
+            by_tile.setdefault((tile, block), set()).add(key - tile.origin[block])
     features, explained = set(), set()
-    for (tile_name, block), rels in by_tile.items():
-        tile = db.tiles[tile_name]
-        index = db.tile_type(tile.segbits_type).first_bit_index()
+    for (tile, block), rels in by_tile.items():
+        index = db.tile_type(tile.segbits_type).decode_index()
+        aliased = tile.segbits_type != tile.type
+        found = set()
         for rel in rels:
-            for feature in index.get((block, rel), ()):
-                if all((r in by_tile.get((tile_name, b), ())) == v for b, r, v in feature.bits) \
-                        and (tile.segbits_type == tile.type or tile.owns(feature)):
-                    features.add(tile.feature_name(feature.name))
-                    explained.update(tile.origin[b] + r for b, r, v in feature.bits if v)
+            for f, others, clears in index.get((block, rel), ()):
+                if others <= rels and rels.isdisjoint(clears) and (not aliased or tile.owns(f)):
+                    features.add(tile.feature_name(f.name))
+                    found.add(rel)
+                    found |= others
+        origin = tile.origin[block]
+        explained.update(origin + r for r in found)
     return features, bits - explained
 
 

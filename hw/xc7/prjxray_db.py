@@ -20,6 +20,7 @@ from pathlib import Path
 
 WORDS_PER_FRAME = 101
 FRAME_SHIFT = 12  # bit key = frame << 12 | word << 5 | bit
+COLUMN_WORD = ~(0x7F << 7)  # word key (frame << 7 | word) -> its column's (minor frame 0)
 BLOCK_TYPES = ("CLB_IO_CLK", "BLOCK_RAM")
 DB_ENV = "PRJXRAY_DB_DIR"
 DEFAULT_DB_DIRS = (Path.home() / ".cache/native-fpga/root/usr/share/prjxray/database",
@@ -66,15 +67,24 @@ def _simple_yaml(path: Path) -> dict[str, dict[str, str]]:
 @dataclass(frozen=True)
 class Feature:
     """One database feature: its canonical name in its tile (``SLICEL_X0.ALUT.INIT[5]``) and
-    its bits as ``(block, relative bit, value)`` (block: index into :data:`BLOCK_TYPES`)."""
+    its bits as ``(block, relative bit, value)`` (block: index into :data:`BLOCK_TYPES`);
+    ``ones`` and ``zeros`` hold the same bits as ``(block, relative word key, mask)`` for the
+    encoder's inner loop (a word key is a bit key >> 5)."""
 
     name: str
     bits: tuple[tuple[int, int, bool], ...]
+    ones: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+    zeros: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        for attr, value in (("ones", True), ("zeros", False)):
+            object.__setattr__(self, attr, tuple((b, rel >> 5, 1 << (rel & 31))
+                                                 for b, rel, v in self.bits if v == value))
 
     @property
     def visible(self) -> bool:
         """Whether a bitstream shows it: a feature that only clears bits reads as absent."""
-        return any(v for _, _, v in self.bits)
+        return bool(self.ones)
 
 
 @dataclass
@@ -100,20 +110,22 @@ class TileType:
             self._vectors = vectors
         return self._vectors
 
-    def first_bit_index(self) -> dict[tuple[int, int], list[Feature]]:
-        """Visible features by their lowest set bit: a decoder looks at a feature only when
-        that bit is set."""
+    def decode_index(self) -> dict[tuple[int, int], list[tuple[Feature, frozenset, frozenset]]]:
+        """Visible features by (block, lowest set bit), each with its other set bits and its
+        clear bits: a decoder looks at a feature only when that bit is set. (A feature's bits
+        lie in one block type: each comes from one segbits file.)"""
         if self._first_bit is None:
-            index: dict[tuple[int, int], list[Feature]] = {}
+            index: dict[tuple[int, int], list] = {}
             for f in self.features.values():
-                ones = [(b, rel) for b, rel, v in f.bits if v]
-                if ones:
-                    index.setdefault(min(ones), []).append(f)
+                if f.visible:
+                    ones = sorted(rel for _, rel, v in f.bits if v)
+                    index.setdefault((f.bits[0][0], ones[0]), []).append(
+                        (f, frozenset(ones[1:]), frozenset(rel for _, rel, v in f.bits if not v)))
             self._first_bit = index
         return self._first_bit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per tile: hashed by identity, fast
 class Tile:
     """A tile of the grid: its type, the type whose features it has (another for the
     ``*_SING`` IO tiles, which hold one of a full IO tile's two sites and half its words), where
@@ -131,6 +143,11 @@ class Tile:
     column: tuple[int | None, int | None]
     origin: tuple[int | None, int | None]
     words: tuple[range | None, range | None]
+    origin_words: tuple[int | None, int | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):  # origins are whole words: as word keys for the encoder
+        object.__setattr__(self, "origin_words",
+                           tuple(None if o is None else o >> 5 for o in self.origin))
 
     def feature_name(self, key: str) -> str:
         """The FASM name (``TILE.SITE.FEATURE``) of the tile's feature ``key``."""
@@ -177,7 +194,7 @@ class Database:
         self.iob_sites = {name: sorted({f"IOB_Y{int(site[-1]) % 2}" for site in info["sites"]})
                           for name, info in grid.items() if "IOB33" in info["type"]}
         self._types: dict[str, TileType] = {}
-        self._locator: dict[tuple[int, int], list[tuple[Tile, int]]] | None = None
+        self._locator: dict[int, list[tuple[Tile, int]]] | None = None
 
     def _family_dir(self, part: str) -> Path:
         for fam in sorted(os.listdir(self.root)):
@@ -246,19 +263,18 @@ class Database:
                 if not parts:
                     continue
                 key = _canonical(parts[0][prefix:])
-                bits = tuple(_parse_bit(b, block) for b in parts[1:])
-                old = tt.features.get(key)
-                tt.features[key] = Feature(key, (old.bits if old else ()) + bits)
+                tt.features[key] = Feature(key, tuple(_parse_bit(b, block) for b in parts[1:]))
         path = self.family_dir / f"ppips_{low}.db"
         if path.is_file():
             tt.ppips = frozenset(line.split()[0][len(name) + 1:]
                                  for line in path.read_text().splitlines() if line.strip())
         return tt
 
-    def locate(self, frame: int, word: int) -> list[tuple[Tile, int]]:
-        """Tiles (and block index) whose bits include word ``word`` of frame ``frame``."""
+    def locator(self) -> dict[int, list[tuple[Tile, int]]]:
+        """The tiles (and block index) that own each word of each column, by column word key
+        (``column << 7 | word``; a bit key's is ``(key >> 5) & COLUMN_WORD``)."""
         if self._locator is None:
-            loc: dict[tuple[int, int], list[tuple[Tile, int]]] = {}
+            loc: dict[int, list[tuple[Tile, int]]] = {}
             for tile in self.tiles.values():
                 for block, (base, origin, words) in enumerate(
                         zip(tile.column, tile.origin, tile.words)):
@@ -266,9 +282,9 @@ class Database:
                         continue
                     first = (origin - (base << FRAME_SHIFT)) >> 5  # may be below 0: *_SING
                     for w in words:
-                        loc.setdefault((base, first + w), []).append((tile, block))
+                        loc.setdefault(base << 7 | first + w, []).append((tile, block))
             self._locator = loc
-        return self._locator.get((frame & ~0x7F, word), [])
+        return self._locator
 
 
 @functools.lru_cache(maxsize=4)
