@@ -42,10 +42,10 @@ Frames = dict[int, list[int]]  # frame address -> 101 words
 # ---------------------------------------------------------------- FASM -> database features
 
 def _lines(source) -> tuple[str, Iterator[str]]:
-    """(name for messages, lines) of FASM given as a path or as text (a str naming an existing
-    file is read as that file)."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and os.path.isfile(source)):
+    """(name for messages, lines) of FASM given as a path or as text (a one-line str naming an
+    existing file or ending in ``.fasm`` is a path)."""
+    if isinstance(source, os.PathLike) or ("\n" not in source and (
+            source.endswith(".fasm") or os.path.isfile(source))):
         path = Path(source)
         try:
             text = path.read_text()
@@ -269,7 +269,7 @@ def _run(cmd: list[str], what: str) -> None:
 def frames_to_bitstream(frames: Frames, bit_path, *, part: str = DEFAULT_PART, db_root=None,
                         tools_dir=None) -> Path:
     """Write ``frames`` as ``bit_path`` through ``xc7frames2bit`` (the frames file lies beside
-    it, ``.frm``); nothing is left at ``bit_path`` if that fails."""
+    it, ``.frm``); ``bit_path`` is written only when that succeeds."""
     db = load(db_root, part)
     tool = find_tool("xc7frames2bit", tools_dir)
     bit_path = Path(bit_path)
@@ -277,12 +277,15 @@ def frames_to_bitstream(frames: Frames, bit_path, *, part: str = DEFAULT_PART, d
     write_frm(frames, frm)
     tmp = bit_path.with_name(bit_path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    _run([tool, f"--part_file={db.part_yaml}", f"--part_name={part}", f"--frm_file={frm}",
-          f"--output_file={tmp}"], "xc7frames2bit")
-    if not tmp.is_file() or not tmp.stat().st_size:  # it reports write errors with status 0
-        raise BitstreamError(f"xc7frames2bit wrote no bitstream to {tmp} (is the folder "
-                             f"writable?)")
-    tmp.replace(bit_path)
+    try:
+        _run([tool, f"--part_file={db.part_yaml}", f"--part_name={part}", f"--frm_file={frm}",
+              f"--output_file={tmp}"], "xc7frames2bit")
+        if not tmp.is_file() or not tmp.stat().st_size:  # write errors return status 0
+            raise BitstreamError(f"xc7frames2bit wrote no bitstream to {tmp} (is the folder "
+                                 f"writable?)")
+        tmp.replace(bit_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return bit_path
 
 

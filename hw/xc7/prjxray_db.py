@@ -95,7 +95,7 @@ class TileType:
     name: str
     features: dict[str, Feature] = field(default_factory=dict)
     ppips: frozenset[str] = frozenset()
-    _first_bit: dict | None = None
+    _decode_index: dict | None = None
     _vectors: dict | None = None
 
     def vectors(self) -> dict[str, dict[int, Feature]]:
@@ -114,15 +114,15 @@ class TileType:
         """Visible features by (block, lowest set bit), each with its other set bits and its
         clear bits: a decoder looks at a feature only when that bit is set. (A feature's bits
         lie in one block type: each comes from one segbits file.)"""
-        if self._first_bit is None:
+        if self._decode_index is None:
             index: dict[tuple[int, int], list] = {}
             for f in self.features.values():
                 if f.visible:
                     ones = sorted(rel for _, rel, v in f.bits if v)
                     index.setdefault((f.bits[0][0], ones[0]), []).append(
                         (f, frozenset(ones[1:]), frozenset(rel for _, rel, v in f.bits if not v)))
-            self._first_bit = index
-        return self._first_bit
+            self._decode_index = index
+        return self._decode_index
 
 
 @dataclass(frozen=True, eq=False)  # one object per tile: hashed by identity, fast
@@ -164,7 +164,8 @@ class Tile:
 
 
 def _parse_bit(text: str, block: int) -> tuple[int, int, bool]:
-    """``!28_05`` -> (block, relative bit key of frame 28, bit 5, False)."""
+    """``!28_05`` -> ``(block, 28 << 12 | 5, False)``: frame 28 of the column, bit 5 of the
+    tile's words, must be 0."""
     value = not text.startswith("!")
     frame, _, bit = text.lstrip("!").partition("_")
     return block, int(frame) << FRAME_SHIFT | int(bit), value

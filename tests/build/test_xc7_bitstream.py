@@ -220,6 +220,14 @@ def test_bad_fasm_names_the_line(line, message):
 
 
 @needs_db
+def test_missing_fasm_file_is_one_clear_error(tmp_path):
+    with pytest.raises(BitstreamError, match=r"^cannot read FASM .*top\.fasm: No such file"):
+        bitstream.write_bitstream(tmp_path / "top.fasm", tmp_path / "top.bit", part=PART)
+    with pytest.raises(BitstreamError, match=r"^cannot read FASM nowhere\.fasm: No such file"):
+        fasm_features("nowhere.fasm", PART)
+
+
+@needs_db
 def test_failed_frames2bit_leaves_no_bitstream(monkeypatch, tmp_path):
     monkeypatch.setenv("XC7FRAMES2BIT", shutil.which("false"))
     fasm = tmp_path / "top.fasm"
