@@ -140,7 +140,7 @@ def resolve(raw: dict) -> dict:
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
     cfg = dict(DEFAULTS, **{k: v for k, v in raw.items() if v is not None})
-    minutes = cfg["minutes"]
+    minutes = cfg.pop("minutes")  # kept only when given, as config.toml keeps it
     if minutes is not None:
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < math.inf:
             raise SettingsError(f"--minutes {minutes!r}: must be a positive number")
