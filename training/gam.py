@@ -191,9 +191,9 @@ class Trainer:
             raise ValueError(f"precision={precision!r} must be one of {', '.join(PRECISIONS)}")
         if precision == "auto":
             precision = "tf32" if self.device.type == "cuda" else "fp32"
-        if (precision != "fp32" or compile) and self.device.type != "cuda":
-            raise ValueError(f"precision {precision}{' and compile' if compile else ''} need a "
-                             f"CUDA device, not {self.device}")
+        if self.device.type != "cuda" and (precision != "fp32" or compile):
+            what = f"precision {precision}" if precision != "fp32" else "compile"
+            raise ValueError(f"{what} needs a CUDA device, not {self.device}")
         self.precision = precision
         self.set_steps(steps)
         self.log_every, self.val_every, self.ckpt_every = log_every, val_every, ckpt_every
@@ -236,13 +236,13 @@ class Trainer:
         every rank runs the same steps and takes the slowest rank's times.
         """
         t0 = time.perf_counter()
-        stages = [k for k, _ in plan(self.method, 4, (0.25,) * 4)]
-        fracs = {1: 1.0} if self.method == "fp" else {4: 1.0} if self.method == "ste" else \
-            dict(zip((1, 2, 3, 4), self.fracs))
+        shares = ({1: 1.0} if self.method == "fp" else {4: 1.0} if self.method == "ste"
+                  else dict(zip((1, 2, 3, 4), self.fracs)))
+        stages = [k for k, share in shares.items() if share > 0]
         saved = copy.deepcopy(self.net.state_dict())
         self.net.train()
         times = []
-        for k, stage in enumerate(stages):
+        for stage in stages:
             set_stage(self.net, stage)
             opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
             for i in range(warm + timed):
@@ -264,7 +264,7 @@ class Trainer:
         if self.world > 1:
             dist.all_reduce(measured, op=dist.ReduceOp.MAX)
         *times, val_s, spent = measured.tolist()
-        per_step = sum(fracs[s] * t for s, t in zip(stages, times))
+        per_step = sum(shares[s] * t for s, t in zip(stages, times))
         warmups = spent - val_s - timed * sum(times)  # the warm steps' compile and start cost
         fixed = len(stages) * val_s + warmups + (self.bn_batches + self.gain_batches) * per_step / 3
         left = seconds - spent - fixed

@@ -159,7 +159,7 @@ def test_calibration_sizes_the_budget_and_leaves_the_network_as_it_was(tmp_path)
 def test_reduced_precision_and_compile_need_cuda(tmp_path):
     assert Trainer(_net(), _sampler(), [], tmp_path, "ste", 2).precision == "fp32"  # auto on the CPU
     for kw in ({"precision": "bf16"}, {"precision": "tf32"}, {"compile": True}):
-        with pytest.raises(ValueError, match="need a CUDA device"):
+        with pytest.raises(ValueError, match="needs a CUDA device"):
             Trainer(_net(), _sampler(), [], tmp_path, "ste", 2, **kw)
 
 
