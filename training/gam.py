@@ -229,10 +229,10 @@ class Trainer:
 
         Times ``warm`` + ``timed`` training steps in each GAM stage the method trains (the warm
         ones include ``torch.compile``'s work, paid once per stage in the run as well), one
-        validation pass, and then takes the most steps whose stages (in the ``fracs``
-        proportions), validations (every ``val_every`` steps and at each stage end), warm-ups
-        and the BatchNorm and noise-gain batches (forward only: a third of a step each) fit
-        the time left. The network's weights, statistics and stage are restored afterwards;
+        forward-only batches and one validation pass, and then takes the most steps whose
+        stages (in the ``fracs`` proportions), validations (every ``val_every`` steps and at
+        each stage end), warm-ups and the closing BatchNorm and noise-gain batches (forward
+        only) fit the time left. The network's weights, statistics and stage are restored afterwards;
         every rank runs the same steps and takes the slowest rank's times.
         """
         t0 = time.perf_counter()
@@ -253,6 +253,13 @@ class Trainer:
                 self._step(opt, x, y, sigma)
             self._sync()
             times.append((time.perf_counter() - t) / timed)
+        t = time.perf_counter()
+        with torch.no_grad():  # the closing BatchNorm and noise-gain batches: forward only
+            for i in range(timed):
+                x, _, sigma = self._batch(i)
+                self.net(x, sigma)
+        self._sync()
+        forward = (time.perf_counter() - t) / timed
         self.net.load_state_dict(saved)
         set_stage(self.net, 1)
         t = time.perf_counter()
@@ -260,13 +267,13 @@ class Trainer:
             self.validate()
         val_s = time.perf_counter() - t
         spent = time.perf_counter() - t0
-        measured = torch.tensor([*times, val_s, spent], dtype=torch.float64, device=self.device)
+        measured = torch.tensor([*times, forward, val_s, spent], dtype=torch.float64, device=self.device)
         if self.world > 1:
             dist.all_reduce(measured, op=dist.ReduceOp.MAX)
-        *times, val_s, spent = measured.tolist()
+        *times, forward, val_s, spent = measured.tolist()
         per_step = sum(shares[s] * t for s, t in zip(stages, times))
-        warmups = spent - val_s - timed * sum(times)  # the warm steps' compile and start cost
-        fixed = len(stages) * val_s + warmups + (self.bn_batches + self.gain_batches) * per_step / 3
+        warmups = spent - val_s - timed * (sum(times) + forward)  # the warm steps' compile and start cost
+        fixed = len(stages) * val_s + warmups + (self.bn_batches + self.gain_batches) * forward
         left = seconds - spent - fixed
         steps = math.floor(left / (per_step + val_s / self.val_every))
         if steps < 1:
@@ -274,8 +281,8 @@ class Trainer:
                                 f"a validation takes {val_s:.1f} s and a step {per_step:.2f} s "
                                 f"(give more minutes, or --val-crop to validate faster)")
         self.set_steps(steps)
-        return {"sec_per_step": dict(zip(map(str, stages), times)), "validation_s": val_s,
-                "calibration_s": spent, "steps": steps}
+        return {"sec_per_step": dict(zip(map(str, stages), times)), "forward_s": forward,
+                "validation_s": val_s, "calibration_s": spent, "steps": steps}
 
     def _step(self, opt, x, y, sigma) -> torch.Tensor:
         """One optimizer step on a batch in the run's precision; the loss (not synchronized)."""

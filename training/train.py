@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=cli.positive_int, help=f"total optimizer steps, the budget (default: {d['steps']})")
     p.add_argument("--minutes", type=cli.positive_float,
                    help="the budget in wall-clock minutes instead of --steps: the steps are sized "
-                        "by a short calibration on this machine and recorded"),
+                        "by a short calibration on this machine and recorded")
     p.add_argument("--fracs", type=float, nargs=4, metavar=("S1", "S2", "S3", "S4"),
                    help="GAM stage lengths as fractions of --steps (default: "
                         + " ".join(map(str, d["fracs"])) + ")")
@@ -226,14 +226,16 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv, started: float
                       bn_batches=cfg["bn_batches"], config=cfg, precision=cfg["precision"],
                       compile=cfg["compile"])
     header = f"written by: {meta['command']}"
+    measured = None if state is None else state.get("meta", {}).get("calibration")
     if cfg["steps"] is None:
         measured = trainer.calibrate(cfg["minutes"] * 60 - (time.monotonic() - started))
         cfg["steps"] = measured["steps"]
         trainer.meta["calibration"] = measured
+    if measured is not None and cfg.get("minutes") is not None:
         rates = ", ".join(f"stage {k} {v:.3f}" for k, v in measured["sec_per_step"].items())
         header += (f"\nsteps sized for {cfg['minutes']:g} minutes: s/step {rates}; validation "
                    f"{measured['validation_s']:.1f} s; calibration {measured['calibration_s']:.1f} s")
-        if rank == 0:
+        if rank == 0 and state is None:
             print(f"[{trainer.name}] budget {cfg['minutes']:g} min: {cfg['steps']} steps "
                   f"(s/step {rates}; validation {measured['validation_s']:.1f} s)", flush=True)
     if rank == 0:

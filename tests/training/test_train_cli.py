@@ -119,24 +119,25 @@ def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp
 
 def test_a_budget_in_minutes_is_calibrated_recorded_and_continued(photos, tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = ["--task", "denoise", "--method", "ste", "--minutes", "0.05", "--data", str(photos),
+    cmd = ["--task", "denoise", "--method", "ste", "--minutes", "0.3", "--data", str(photos),
            "--out", str(out), "--log-every", "1000", *TINY]
     assert train_main(cmd) == 0
     printed = capsys.readouterr().out
-    m = re.search(r"budget 0.05 min: (\d+) steps \(s/step stage 4 [\d.]+; validation [\d.]+ s\)", printed)
+    m = re.search(r"budget 0.3 min: (\d+) steps \(s/step stage 4 [\d.]+; validation [\d.]+ s\)", printed)
     assert m, printed
     config = tomllib.loads((out / "config.toml").read_text())
-    assert config["minutes"] == 0.05 and config["steps"] == int(m[1]) >= 1
+    assert config["minutes"] == 0.3 and config["steps"] == int(m[1]) >= 1
     state = torch.load(out / "final.pt", weights_only=True)
     assert state["steps"] == config["steps"] and state["meta"]["calibration"]["steps"] == config["steps"]
     # The same command continues the same schedule (no new calibration) ...
     assert train_main(cmd) == 0
     printed = capsys.readouterr().out
     assert "resumed from" in printed and "min: " not in printed
-    assert tomllib.loads((out / "config.toml").read_text())["steps"] == config["steps"]
+    text = (out / "config.toml").read_text()
+    assert tomllib.loads(text)["steps"] == config["steps"] and "# steps sized for 0.3 minutes: s/step stage 4" in text
     # ... another time budget is refused.
     assert train_main(cmd[:5] + ["0.1"] + cmd[6:]) == 1
-    assert "was sized for 0.05 minutes" in capsys.readouterr().err
+    assert "was sized for 0.3 minutes" in capsys.readouterr().err
 
 
 def test_checkpoint_written_before_configs_still_resumes(run, tmp_path, capsys):
