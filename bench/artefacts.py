@@ -9,10 +9,9 @@ it (``host.backend.EmulateBackend``: the native kernel where it builds, else the
 the same tiling), at a fixed noise level.
 
 **Photos.** The validation photos of ``--data`` (``DIR/val``, or ``DIR`` itself when it holds
-the photos), degraded as training validates them (:func:`training.tasks.validation_pairs`,
-Gaussian noise of ``--sigma``). Without ``--data``: scikit-image's three validation photos
-(astronaut, coffee, chelsea; ``training.gather_data.SKIMAGE_VALIDATION``), noise drawn the
-same way for that set of three. On each photo, for the clean photo, the noisy input and the
+the photos), degraded as training validates them (:func:`noisy_pairs`: the noisy inputs of
+``training.tasks.validation_pairs`` at ``--sigma``). Without ``--data``: scikit-image's three
+validation photos (astronaut, coffee, chelsea), noise drawn the same way for that set of three. On each photo, for the clean photo, the noisy input and the
 output:
 
 * **grid energy** (:func:`grid_energy`): the mean power of the 2-pixel-period patterns at the
@@ -62,7 +61,8 @@ SMOOTH_GRADIENT = 2.0
 #: Static pixels: the clean clip's temporal standard deviation at most this (levels).
 STATIC_STD = 2.0
 
-__all__ = ["grid_energy", "smooth_mask", "mean_chroma", "flicker", "static_mask", "measure", "main"]
+__all__ = ["grid_energy", "smooth_mask", "mean_chroma", "flicker", "static_mask", "noisy_pairs",
+           "measure", "main"]
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
@@ -132,32 +132,56 @@ def flicker(frames: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from training.metrics import psnr
+    from skimage.metrics import peak_signal_noise_ratio
 
-    return float(psnr(a, b))
+    return float(peak_signal_noise_ratio(b, a, data_range=255))
+
+
+#: scikit-image's photos among the validation photos (``training.gather_data``'s list).
+SKIMAGE_VALIDATION = ("astronaut", "coffee", "chelsea")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
+
+
+def noisy_pairs(images: dict, sigma: int) -> list:
+    """[(name, noisy, clean)]: the photos (sorted by name, cropped to multiples of 4) with
+    Gaussian noise of ``sigma`` drawn as ``training.tasks.validation_pairs`` draws it (the
+    i-th photo from ``default_rng(i)``), so these are training's validation inputs; bench may
+    not import ``training`` (docs/architecture.md), and a test keeps the two equal."""
+    out = []
+    for i, (name, img) in enumerate(sorted(images.items())):
+        img = img[:img.shape[0] // 4 * 4, :img.shape[1] // 4 * 4]
+        noise = np.random.default_rng(i).normal(0.0, sigma, img.shape)
+        out.append((name, np.clip(np.floor(img + noise + 0.5), 0, 255).astype(np.uint8), img))
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    from skimage import io
+
+    try:
+        img = io.imread(path)
+    except Exception as e:  # imageio/PIL raise many types for a damaged file
+        raise cli.CliError(f"image {path} cannot be read ({type(e).__name__}: {e})") from None
+    if img.dtype != np.uint8 or img.ndim not in (2, 3):
+        raise cli.CliError(f"image {path} is not an 8-bit photo ({img.dtype} {img.shape})")
+    img = img[:, :, None] if img.ndim == 2 else img
+    return np.repeat(img[:, :, :1], 3, axis=2) if img.shape[2] < 3 else img[:, :, :3]  # gray, alpha
 
 
 def _photos(data: Path | None, sigma: int) -> tuple[str, list]:
     """(where they came from, [(name, noisy, clean)])."""
-    from training.tasks import validation_pairs
-
     if data is None:
         from skimage import data as skdata
 
-        from training.gather_data import SKIMAGE_VALIDATION
-        from training.tasks import degraded_pairs
-
         images = {f"skimage_{n}": getattr(skdata, n)() for n in SKIMAGE_VALIDATION}
-        pairs = degraded_pairs("denoise", images, sigma=sigma)
-        where = "scikit-image's " + ", ".join(SKIMAGE_VALIDATION) + " (no --data)"
-    else:
-        folder = data / "val" if (data / "val").is_dir() else data
-        try:
-            pairs = validation_pairs("denoise", folder, sigma=sigma)
-        except FileNotFoundError as e:
-            raise cli.CliError(f"--data: {e}") from None
-        where = str(folder)
-    return where, [(name, d, c) for name, d, c, _ in pairs]
+        return "scikit-image's " + ", ".join(SKIMAGE_VALIDATION) + " (no --data)", noisy_pairs(images, sigma)
+    folder = data / "val" if (data / "val").is_dir() else data
+    if not folder.is_dir():
+        raise cli.CliError(f"--data: image folder {folder} does not exist")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise cli.CliError(f"--data: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return str(folder), noisy_pairs({p.stem: _read(p) for p in paths}, sigma)
 
 
 def _frames(path: Path) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from skimage import io
 
-from bench.artefacts import flicker, grid_energy, main, mean_chroma, measure, smooth_mask, static_mask
+from bench.artefacts import (SKIMAGE_VALIDATION, flicker, grid_energy, main, mean_chroma, measure,
+                             noisy_pairs, smooth_mask, static_mask)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,23 @@ def test_measure_an_identity_restoration():
     assert row["grid_output_over_input"] == 1 and row["psnr_output"] == row["psnr_input"]
     assert got["clip"]["flicker"]["output"] == got["clip"]["flicker"]["input"] > 4
     assert got["clip"]["flicker"]["clean"] == 0 and got["clip"]["static_fraction"] == 1
+
+
+def test_noisy_photos_are_trainings_validation_inputs(tmp_path):
+    from skimage import data
+
+    from training.gather_data import SKIMAGE_VALIDATION as trained_on
+    from training.tasks import validation_pairs
+
+    assert SKIMAGE_VALIDATION == trained_on
+    images = {"b": data.coffee()[:61, :70], "a": data.astronaut()[:64, :50]}
+    for name, img in images.items():
+        io.imsave(tmp_path / f"{name}.png", img, check_contrast=False)
+    ours = noisy_pairs(images, 25)
+    theirs = validation_pairs("denoise", tmp_path, sigma=25)
+    assert [n for n, _, _ in ours] == [n for n, *_ in theirs] == ["a", "b"]
+    for (_, noisy, clean), (_, d, c, _) in zip(ours, theirs):
+        assert np.array_equal(noisy, d) and np.array_equal(clean, c)
 
 
 def _clip(path: Path, frames: np.ndarray) -> None:

@@ -1,7 +1,7 @@
 """Training speed of the shipped denoiser's shape: patches per second of the trainer's own step.
 
-    python -m bench.train_speed [--device cpu|cuda] [--batch 32] [--precision auto] [--compile]
-                                [--threads 1] [--data DIR] [--timed 10] [--out FILE]
+    python -m training.speed [--device cpu|cuda] [--batch 32] [--precision auto] [--compile]
+                             [--threads 1] [--data DIR] [--timed 10] [--out FILE]
 
 The network is the shipped one's shape (the denoise preset with ``--width 40 --blocks 8
 --unshuffle 2 --head-dw --tail-dw``), its batches drawn by :class:`training.data.PatchSampler`
@@ -32,7 +32,7 @@ SHAPE = dict(width=40, blocks=8, unshuffle=2, head_dw=True, tail_dw=True)
 
 
 def _photos(data: Path | None) -> list:
-    from training.data import read_folder
+    from .data import read_folder
 
     if data is None:
         from skimage import data as skdata
@@ -47,9 +47,9 @@ def _photos(data: Path | None) -> list:
 
 
 def main(argv=None) -> int:
-    from training.gam import PRECISIONS
+    from .gam import PRECISIONS
 
-    ap = cli.ArgumentParser(prog="python -m bench.train_speed", description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(prog="python -m training.speed", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ap.add_argument("--batch", type=cli.positive_int, default=32, help="patches per step (default: 32)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -66,9 +66,9 @@ def main(argv=None) -> int:
     def body() -> int:
         import torch
 
-        from training.data import PatchSampler
-        from training.gam import Trainer
-        from training.tasks import build_net
+        from .data import PatchSampler
+        from .gam import Trainer
+        from .tasks import build_net
 
         try:
             device = torch.device(a.device)

@@ -1,4 +1,4 @@
-"""bench.train_speed: times the trainer's own step and writes what it measured."""
+"""training.speed: times the trainer's own step and writes what it measured."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.train_speed import main
+from training.speed import main
 
 
 def test_times_every_stage_and_writes_json(tmp_path, capsys):
