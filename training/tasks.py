@@ -19,7 +19,7 @@ import torch
 from .data import degrade, read_folder, to_image, to_tensor
 from .streamable import StreamNet
 
-__all__ = ["TASKS", "build_net", "validation_pairs", "degraded_pairs", "crop_multiple", "run_net"]
+__all__ = ["TASKS", "build_net", "validation_pairs", "crop_multiple", "run_net"]
 
 _BODY = dict(width=32, blocks=8, frac_bits=4, stream_bits=8, w_bits=6)
 
@@ -56,16 +56,10 @@ def validation_pairs(task: str, folder: Path, crop: int | None = None, sigma: in
     Each image gets its own fixed-seed degradation, so every run sees the same inputs. With
     ``crop`` the centre ``crop`` x ``crop`` is used (fast progress checks during training).
     """
-    return degraded_pairs(task, read_folder(folder), crop, sigma, seed)
-
-
-def degraded_pairs(task: str, images: dict, crop: int | None = None, sigma: int | None = None,
-                   seed: int = 0):
-    """:func:`validation_pairs` of the clean images ``{name: uint8}`` (sorted by name)."""
     t = TASKS[task]
     sigma = t["val_sigma"] if sigma is None else sigma
     out = []
-    for i, (name, img) in enumerate(sorted(images.items())):
+    for i, (name, img) in enumerate(sorted(read_folder(folder).items())):
         if crop:
             y, x = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
             img = img[max(y, 0):max(y, 0) + crop, max(x, 0):max(x, 0) + crop]
