@@ -17,7 +17,9 @@ settings (``width``, ``blocks``, ``w_bits``, ...; the task's preset fills the re
 (the full network included), which the trainer writes to ``OUT/config.toml`` and into every
 checkpoint. A run can be continued with other values only for the budget (``steps``) and the
 settings that do not change what is trained (:data:`RUNTIME`: logging, validation and
-checkpoint intervals, threads, device); :func:`differences` names anything else that differs.
+checkpoint intervals, threads, device, precision, compile); :func:`differences` names anything
+else that differs. A budget given in ``minutes`` leaves ``steps`` unset (None) here: the trainer
+sizes it by a calibration and stores both, so a continued run keeps the schedule.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 
 from .errors import SettingsError, TrainingError
-from .gam import METHODS, plan
+from .gam import METHODS, PRECISIONS, plan
 from .streamable import StreamNet
 from .tasks import TASKS
 
@@ -38,18 +40,19 @@ __all__ = ["DEFAULTS", "BUDGET", "RUNTIME", "NET_KEYS", "read_toml", "resolve", 
            "to_toml", "differences", "legacy_config"]
 
 #: Every setting with its default; ``None`` for the ones without (``task``, ``data``: required;
-#: ``patch``, ``sigma``: the task's).
+#: ``patch``, ``sigma``: the task's; ``minutes``: a budget in time instead of steps).
 DEFAULTS = {
-    "task": None, "method": "gam", "steps": 15000, "fracs": [0.3, 0.15, 0.15, 0.4],
+    "task": None, "method": "gam", "steps": 15000, "minutes": None, "fracs": [0.3, 0.15, 0.15, 0.4],
     "data": None, "sigma": None, "batch": 32, "patch": None, "lr": 1e-3, "seed": 0, "bn_batches": 100,
     "out": None, "log_every": 50, "val_every": 500, "ckpt_every": 200, "val_crop": 0,
-    "threads": 1, "device": "cpu", "net": {},
+    "threads": 1, "device": "cpu", "precision": "auto", "compile": False, "net": {},
 }
 #: The budget: may change when a run is continued, where the stages already trained keep their
 #: lengths (see :func:`training.gam.resume_position`).
-BUDGET = ("steps",)
+BUDGET = ("steps", "minutes")
 #: Settings that do not change the trained network; free to change when a run is continued.
-RUNTIME = ("out", "log_every", "val_every", "ckpt_every", "val_crop", "threads", "device")
+RUNTIME = ("out", "log_every", "val_every", "ckpt_every", "val_crop", "threads", "device",
+           "precision", "compile")
 #: The network's settings (StreamNet's constructor arguments but ``quant``, which the method sets).
 _NET_DEFAULTS = {k: p.default for k, p in inspect.signature(StreamNet.__init__).parameters.items()
                  if k not in ("self", "quant")}
@@ -137,6 +140,13 @@ def resolve(raw: dict) -> dict:
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
     cfg = dict(DEFAULTS, **{k: v for k, v in raw.items() if v is not None})
+    minutes = cfg.pop("minutes")  # kept only when given, as config.toml keeps it
+    if minutes is not None:
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < math.inf:
+            raise SettingsError(f"--minutes {minutes!r}: must be a positive number")
+        cfg["minutes"] = float(minutes)
+        if raw.get("steps") is None:
+            cfg["steps"] = None  # sized by the trainer's calibration
     for key in ("task", "data"):
         if cfg[key] is None:
             raise SettingsError(f"{_flag(key)} is required (on the command line or in --config)")
@@ -145,7 +155,8 @@ def resolve(raw: dict) -> dict:
     if cfg["method"] not in METHODS:
         raise SettingsError(f"--method {cfg['method']!r}: must be one of {', '.join(METHODS)}")
     for key in _POSITIVE:
-        _int(key, cfg[key], 1)
+        if cfg[key] is not None or key != "steps":
+            _int(key, cfg[key], 1)
     for key in ("seed", "bn_batches", "val_crop"):
         _int(key, cfg[key], 0)
     lr = cfg["lr"]
@@ -158,7 +169,7 @@ def resolve(raw: dict) -> dict:
         raise SettingsError(f"--fracs {fracs!r}: must be four numbers (stage lengths as fractions)")
     cfg["fracs"] = [float(f) for f in fracs]
     try:
-        plan(cfg["method"], cfg["steps"], tuple(cfg["fracs"]))
+        plan(cfg["method"], cfg["steps"] or 1, tuple(cfg["fracs"]))
     except ValueError as e:
         raise SettingsError(f"--fracs {' '.join(f'{f:g}' for f in fracs)}: {e}") from None
     cfg["net"] = net_settings(cfg["task"], cfg["net"] or {})
@@ -178,6 +189,15 @@ def resolve(raw: dict) -> dict:
         raise SettingsError(f"--device {device!r}: must be cpu, cuda or cuda:N")
     if kind == "cuda" and not torch.cuda.is_available():
         raise SettingsError(f"--device {device}: this torch sees no CUDA device")
+    if cfg["precision"] not in PRECISIONS:
+        raise SettingsError(f"--precision {cfg['precision']!r}: must be one of {', '.join(PRECISIONS)}")
+    if cfg["precision"] in ("tf32", "bf16") and kind != "cuda":
+        raise SettingsError(f"--precision {cfg['precision']}: only on a CUDA device (--device cuda)")
+    if not isinstance(cfg["compile"], bool):
+        raise SettingsError(f"compile {cfg['compile']!r}: must be true or false")
+    if cfg["compile"] and kind != "cuda":
+        raise SettingsError("--compile: only on a CUDA device (on the CPU, torch 2.13's inductor "
+                            "fails on the replicate-padded convolutions' backward)")
     cfg["data"] = str(Path(cfg["data"]).resolve())
     if cfg["out"] is not None:
         cfg["out"] = str(cfg["out"])

@@ -22,6 +22,14 @@ would have, and every rank its own batches. Under ``torchrun`` (``WORLD_SIZE`` >
 is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 validates, logs
 (``OUT/log.csv``, TensorBoard) and saves. ``OUT/best.pt`` is the checkpoint of the best
 validation PSNR in the plan's last stage (earlier GAM stages are not the deployed network).
+
+``precision`` sets the arithmetic of the training steps (never of validation, the BatchNorm
+re-estimation or the noise gain, which measure the deployed network in fp32): ``fp32``;
+``tf32`` (CUDA: TensorFloat-32 convolutions and matmuls); ``bf16`` (CUDA: autocast to
+bfloat16, whose 8-bit significand does not hold the 10-bit residual stream: opt-in only).
+``compile`` runs the training forward and backward through ``torch.compile`` (CUDA, with CUDA
+graphs: ``mode="reduce-overhead"``). :meth:`Trainer.calibrate` sizes the step budget to a time
+budget by timing a few steps of each stage.
 """
 
 from __future__ import annotations
@@ -48,9 +56,11 @@ from .errors import TrainingError
 from .metrics import psnr
 from .runlog import RunLog
 
-__all__ = ["METHODS", "plan", "resume_position", "Interrupted", "Trainer"]
+__all__ = ["METHODS", "PRECISIONS", "plan", "resume_position", "Interrupted", "Trainer"]
 
 METHODS = ("gam", "ste", "fp")
+#: The training steps' arithmetic (``auto``: tf32 on CUDA, fp32 elsewhere; see the module docstring).
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 #: Batches that measure a noise-input network's gain per level at the end of a run.
 GAIN_BATCHES = 100
 
@@ -131,6 +141,17 @@ def _stop_on_signals():
             signal.signal(s, h)
 
 
+@contextmanager
+def _tf32(on: bool):
+    """TensorFloat-32 in CUDA convolutions and matmuls on or off (cudnn's default is on)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
 def _clock(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
@@ -151,18 +172,30 @@ class Trainer:
     bn_batches, gain_batches : batches that re-estimate the BatchNorm statistics and measure a
         noise-input network's gain per level (:meth:`calibrate_noise_gain`) after the last
         stage (0: off).
+    precision : one of :data:`PRECISIONS` (``auto`` resolved by the device).
+    compile : run the training steps through ``torch.compile`` (CUDA only).
+    steps : may be None when :meth:`calibrate` sizes the budget before :meth:`run`.
     """
 
     def __init__(self, net: nn.Module, sampler, val, out: Path, method: str, steps: int,
                  lr: float = 1e-3, fracs=(0.3, 0.15, 0.15, 0.4), log_every: int = 50,
                  val_every: int = 500, ckpt_every: int = 200, name: str = "run", meta=None,
                  device: str | torch.device = "cpu", bn_batches: int = 100, config=None,
-                 tensorboard: bool = True, gain_batches: int = GAIN_BATCHES):
+                 tensorboard: bool = True, gain_batches: int = GAIN_BATCHES,
+                 precision: str = "auto", compile: bool = False):
         self.device = torch.device(device)
         self.net, self.sampler, self.val = net.to(self.device), sampler, val
         self.out = Path(out)
-        self.method, self.steps, self.lr = method, steps, lr
-        self.plan = plan(method, steps, fracs)
+        self.method, self.lr, self.fracs = method, lr, tuple(fracs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} must be one of {', '.join(PRECISIONS)}")
+        if precision == "auto":
+            precision = "tf32" if self.device.type == "cuda" else "fp32"
+        if self.device.type != "cuda" and (precision != "fp32" or compile):
+            what = f"precision {precision}" if precision != "fp32" else "compile"
+            raise ValueError(f"{what} needs a CUDA device, not {self.device}")
+        self.precision = precision
+        self.set_steps(steps)
         self.log_every, self.val_every, self.ckpt_every = log_every, val_every, ckpt_every
         self.bn_batches, self.tensorboard = bn_batches, tensorboard
         self.gain_batches = gain_batches
@@ -175,10 +208,92 @@ class Trainer:
                 dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if compile:
+            self.model = torch.compile(self.model, mode="reduce-overhead")
         if method == "fp" and hasattr(net, "set_quant"):
             net.set_quant(False)
         self.val_psnr = float("nan")
         self.best_psnr = float("-inf")
+
+    def set_steps(self, steps: int | None) -> None:
+        """The step budget (None: not yet sized; :meth:`calibrate` does)."""
+        self.steps = steps
+        self.plan = None if steps is None else plan(self.method, steps, self.fracs)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def calibrate(self, seconds: float, warm: int = 2, timed: int = 5) -> dict:
+        """Size the budget to ``seconds`` of wall time and set it; returns what was measured.
+
+        Times ``warm`` + ``timed`` training steps in each GAM stage the method trains (the warm
+        ones include ``torch.compile``'s work, paid once per stage in the run as well), one
+        forward-only batches and one validation pass, and then takes the most steps whose
+        stages (in the ``fracs`` proportions), validations (every ``val_every`` steps and at
+        each stage end), warm-ups and the closing BatchNorm and noise-gain batches (forward
+        only) fit the time left. The network's weights, statistics and stage are restored afterwards;
+        every rank runs the same steps and takes the slowest rank's times.
+        """
+        t0 = time.perf_counter()
+        shares = ({1: 1.0} if self.method == "fp" else {4: 1.0} if self.method == "ste"
+                  else dict(zip((1, 2, 3, 4), self.fracs)))
+        stages = [k for k, share in shares.items() if share > 0]
+        saved = copy.deepcopy(self.net.state_dict())
+        self.net.train()
+        times = []
+        for stage in stages:
+            set_stage(self.net, stage)
+            opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+            for i in range(warm + timed):
+                if i == warm:
+                    self._sync()
+                    t = time.perf_counter()
+                x, y, sigma = self._batch(i)
+                self._step(opt, x, y, sigma)
+            self._sync()
+            times.append((time.perf_counter() - t) / timed)
+        t = time.perf_counter()
+        with torch.no_grad():  # the closing BatchNorm and noise-gain batches: forward only
+            for i in range(timed):
+                x, _, sigma = self._batch(i)
+                self.net(x, sigma)
+        self._sync()
+        forward = (time.perf_counter() - t) / timed
+        self.net.load_state_dict(saved)
+        set_stage(self.net, 1)
+        t = time.perf_counter()
+        if self.rank == 0:
+            self.validate()
+        val_s = time.perf_counter() - t
+        spent = time.perf_counter() - t0
+        measured = torch.tensor([*times, forward, val_s, spent], dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            dist.all_reduce(measured, op=dist.ReduceOp.MAX)
+        *times, forward, val_s, spent = measured.tolist()
+        per_step = sum(shares[s] * t for s, t in zip(stages, times))
+        warmups = spent - val_s - timed * (sum(times) + forward)  # the warm steps' compile and start cost
+        fixed = len(stages) * val_s + warmups + (self.bn_batches + self.gain_batches) * forward
+        left = seconds - spent - fixed
+        steps = math.floor(left / (per_step + val_s / self.val_every))
+        if steps < 1:
+            raise TrainingError(f"the time budget is too short: {spent:.0f} s went to calibrating, "
+                                f"a validation takes {val_s:.1f} s and a step {per_step:.2f} s "
+                                f"(give more minutes, or --val-crop to validate faster)")
+        self.set_steps(steps)
+        return {"sec_per_step": dict(zip(map(str, stages), times)), "forward_s": forward,
+                "validation_s": val_s, "calibration_s": spent, "steps": steps}
+
+    def _step(self, opt, x, y, sigma) -> torch.Tensor:
+        """One optimizer step on a batch in the run's precision; the loss (not synchronized)."""
+        with _tf32(self.precision == "tf32"):
+            with torch.autocast("cuda", torch.bfloat16, enabled=self.precision == "bf16"):
+                out = self.model(x, sigma)
+                loss = (out.float() - y).abs().mean() / 255.0
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return loss.detach()
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, idx: int, step: int, opt, sched, elapsed: float) -> dict:
@@ -234,11 +349,12 @@ class Trainer:
             return float("nan")
         self.net.eval()
         scores = []
-        for _, d, c, level in self.val:
-            x = torch.from_numpy(d).permute(2, 0, 1)[None].float().to(self.device)
-            y = self.net(x, torch.tensor([float(level)], device=self.device))
-            y = torch.clamp(torch.floor(y[0] + 0.5), 0, 255).permute(1, 2, 0).to(torch.uint8).cpu().numpy()
-            scores.append(psnr(y, c))
+        with _tf32(False):  # the deployed arithmetic, whatever the training steps use
+            for _, d, c, level in self.val:
+                x = torch.from_numpy(d).permute(2, 0, 1)[None].float().to(self.device)
+                y = self.net(x, torch.tensor([float(level)], device=self.device))
+                y = torch.clamp(torch.floor(y[0] + 0.5), 0, 255).permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+                scores.append(psnr(y, c))
         self.net.train()
         return float(np.mean(scores))
 
@@ -266,9 +382,10 @@ class Trainer:
             m.momentum = None  # cumulative average
         self.net.train()
         total = sum(n for _, n in self.plan)
-        for i in range(self.bn_batches):
-            x, _, sigma = self._batch(total + i)
-            self.net(x, sigma)
+        with _tf32(False):
+            for i in range(self.bn_batches):
+                x, _, sigma = self._batch(total + i)
+                self.net(x, sigma)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         before = self.val_psnr
@@ -299,7 +416,8 @@ class Trainer:
                 sampler.reseed(first + i)
                 yield tuple(t.to(self.device) for t in sampler())
 
-        gain = self.net.calibrate_noise_gain(batches(), top + 1)
+        with _tf32(False):
+            gain = self.net.calibrate_noise_gain(batches(), top + 1)
         before = self.val_psnr
         self.val_psnr = self.validate()
         shown = ", ".join(f"{lv}: {int(gain[lv]) / arith.GAIN_ONE:.2f}"
@@ -355,14 +473,9 @@ class Trainer:
                     for step in range(first, n):
                         g = done_before + steps_run + 1  # the global step this one completes
                         x, y, sigma = self._batch(g - 1)
-                        out = self.model(x, sigma)
-                        loss = (out - y).abs().mean() / 255.0
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
                         lr = opt.param_groups[0]["lr"]
-                        opt.step()
+                        losses.append(self._step(opt, x, y, sigma))
                         sched.step()
-                        losses.append(loss.item())
                         steps_run += 1
                         end = step + 1 == n
                         now = elapsed + time.time() - t_run
@@ -375,7 +488,7 @@ class Trainer:
                             if best:
                                 self.best_psnr = self.val_psnr
                         if g % self.log_every == 0 or end or validated:
-                            mean = self._mean_over_ranks(float(np.mean(losses)))
+                            mean = self._mean_over_ranks(float(torch.stack(losses).mean()))
                             losses = []
                             self._progress(log, g, total, stage, step + 1, n, mean, lr,
                                            self.val_psnr if validated else None, best,

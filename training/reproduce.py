@@ -122,7 +122,8 @@ def run_one(name: str, method: str, seed: int, a, train: list, val: dict) -> dic
     task, scale, sigma_range, _ = TRAINING[name]
     torch.manual_seed(seed)
     net = _build(name, method, a.size)
-    sampler = PatchSampler(train, task, a.patch, a.batch, seed=seed, sigma_range=sigma_range, scale=scale)
+    sampler = PatchSampler(train, task, a.patch, a.batch, seed=seed, sigma_range=sigma_range, scale=scale,
+                           device=a.device)
     progress = _val_pairs(name, val, 64)
     t0 = time.time()
     trainer = Trainer(net, sampler, progress, folder, "fp" if method == "fp" else

@@ -11,8 +11,15 @@ or the same settings from a TOML file (``--config run.toml``; flags override the
 ``OUT/config.toml`` and into every checkpoint. Running again into an existing ``OUT``
 continues it (a notice says from where) when the settings match, and refuses otherwise,
 naming the differences; only the budget (``--steps``) and the settings that do not change
-the trained network (intervals, threads, device) may differ. ``--resume --out OUT`` continues
-a run with its own stored settings. Ctrl-C or SIGTERM saves ``OUT/last.pt`` and exits.
+the trained network (intervals, threads, device, precision, compile) may differ. ``--resume
+--out OUT`` continues a run with its own stored settings. Ctrl-C or SIGTERM saves
+``OUT/last.pt`` and exits.
+
+``--minutes N`` gives the budget in time instead of steps: a short calibration (a few steps of
+each GAM stage and one validation) sizes ``--steps`` so that the run, its validations and its
+closing measurements fit N minutes from the start of the command; both are recorded in
+``OUT/config.toml`` (the measured rates in the checkpoints' ``meta.calibration``), so running
+the same command again continues the same schedule.
 
 Under ``torchrun`` the run uses DistributedDataParallel: ``--batch`` is per process, so the
 effective batch is ``--batch`` x processes::
@@ -34,11 +41,12 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from .config import DEFAULTS, NET_KEYS, differences, legacy_config, read_toml, resolve, to_toml
 from .errors import SettingsError, TrainingError
-from .gam import METHODS, Interrupted, plan, resume_position
+from .gam import METHODS, PRECISIONS, Interrupted, plan, resume_position
 from .tasks import TASKS
 
 __all__ = ["main", "parser"]
@@ -56,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS,
                    help=f"gam (4 stages), ste (plain BNN from scratch), fp (full precision) (default: {d['method']})")
     p.add_argument("--steps", type=cli.positive_int, help=f"total optimizer steps, the budget (default: {d['steps']})")
+    p.add_argument("--minutes", type=cli.positive_float,
+                   help="the budget in wall-clock minutes instead of --steps: the steps are sized "
+                        "by a short calibration on this machine and recorded")
     p.add_argument("--fracs", type=float, nargs=4, metavar=("S1", "S2", "S3", "S4"),
                    help="GAM stage lengths as fractions of --steps (default: "
                         + " ".join(map(str, d["fracs"])) + ")")
@@ -97,6 +108,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=cli.positive_int, help=f"torch CPU threads per process (default: {d['threads']})")
     run.add_argument("--device", help="torch device: cpu, cuda, cuda:N (under torchrun cuda means "
                                       f"cuda:LOCAL_RANK) (default: {d['device']})")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="training steps' arithmetic: fp32, tf32 or bf16 (CUDA only; validation "
+                          f"stays fp32); auto: tf32 on CUDA, fp32 on the CPU (default: {d['precision']})")
+    run.add_argument("--compile", action="store_true", default=None,
+                     help="run the training steps through torch.compile with CUDA graphs (CUDA only)")
     run.add_argument("--log-every", type=cli.positive_int, help=f"steps between progress lines and log rows (default: {d['log_every']})")
     run.add_argument("--val-every", type=cli.positive_int,
                      help=f"steps between validations (and at each stage end) (default: {d['val_every']})")
@@ -108,19 +124,37 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _settings(a: argparse.Namespace, stored: dict | None) -> dict:
-    """The run's resolved configuration: stored (with --resume) < --config file < flags."""
+    """The run's resolved configuration: stored (with --resume) < --config file < flags.
+
+    A budget in minutes that a stored run was sized for takes that run's steps."""
     raw = dict(stored or {}) if a.resume else {}
     raw["net"] = dict(raw.get("net", {}))
+    given = {}
     if a.config:
-        file = read_toml(a.config)
-        raw["net"].update(file.pop("net", {}))
-        raw.update(file)
+        given = read_toml(a.config)
+        raw["net"].update(given.pop("net", {}))
     for k in DEFAULTS:
         v = getattr(a, k, None)
         if v is not None and k != "net":
-            raw[k] = ([float(f) for f in v] if k == "fracs" else list(v) if k == "sigma"
-                      else str(v) if isinstance(v, Path) else v)
+            given[k] = ([float(f) for f in v] if k == "fracs" else list(v) if k == "sigma"
+                        else str(v) if isinstance(v, Path) else v)
+    raw.update(given)
     raw["net"].update({k: getattr(a, k) for k in NET_KEYS if getattr(a, k, None) is not None})
+    if given.get("steps") is not None and given.get("minutes") is not None:
+        raise SettingsError("--steps and --minutes: give one budget, in steps or in minutes")
+    if given.get("steps") is not None:
+        raw["minutes"] = None
+    elif given.get("minutes") is not None:
+        if stored is None:
+            raw["steps"] = None
+        elif stored.get("minutes") == given["minutes"]:
+            raw["steps"] = stored["steps"]
+        else:
+            was = (f"sized for {stored['minutes']:g} minutes" if stored.get("minutes") is not None
+                   else "budgeted in steps")
+            raise TrainingError(f"the run in {a.out or given.get('out')} was {was} "
+                                f"({stored['steps']} steps): continue it with --resume, or "
+                                f"change its budget with --steps")
     return resolve(raw)
 
 
@@ -158,7 +192,7 @@ def _prepare(a: argparse.Namespace, argv) -> tuple:
     return cfg, meta, state
 
 
-def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv) -> int:
+def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv, started: float) -> int:
     import torch
 
     from .data import PatchSampler, read_folder
@@ -180,22 +214,36 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv) -> int:
     except FileNotFoundError as e:
         raise TrainingError(f"{e} (make the photo folders with python -m training.gather_data)") from None
     net = build_net(cfg["task"], quant=True, **cfg["net"])
-    sampler = PatchSampler(train, cfg["task"], cfg["patch"], cfg["batch"], seed=(cfg["seed"], rank),
-                           sigma_range=tuple(cfg["sigma"]), scale=t["scale"])
     device = torch.device(cfg["device"])
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if rank == 0:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.toml").write_text(to_toml(cfg, f"written by: {meta['command']}"))
-        except OSError as e:
-            raise TrainingError(f"--out {out}: cannot write the run folder ({e.strerror or e})") from None
+    sampler = PatchSampler(train, cfg["task"], cfg["patch"], cfg["batch"], seed=(cfg["seed"], rank),
+                           sigma_range=tuple(cfg["sigma"]), scale=t["scale"], device=device)
     trainer = Trainer(net, sampler, val, out, cfg["method"], cfg["steps"], lr=cfg["lr"],
                       fracs=tuple(cfg["fracs"]), log_every=cfg["log_every"],
                       val_every=cfg["val_every"], ckpt_every=cfg["ckpt_every"],
                       name=f"{cfg['task']} {cfg['method']}", meta=meta, device=device,
-                      bn_batches=cfg["bn_batches"], config=cfg)
+                      bn_batches=cfg["bn_batches"], config=cfg, precision=cfg["precision"],
+                      compile=cfg["compile"])
+    header = f"written by: {meta['command']}"
+    measured = None if state is None else state.get("meta", {}).get("calibration")
+    if cfg["steps"] is None:
+        measured = trainer.calibrate(cfg["minutes"] * 60 - (time.monotonic() - started))
+        cfg["steps"] = measured["steps"]
+        trainer.meta["calibration"] = measured
+    if measured is not None and cfg.get("minutes") is not None:
+        rates = ", ".join(f"stage {k} {v:.3f}" for k, v in measured["sec_per_step"].items())
+        header += (f"\nsteps sized for {cfg['minutes']:g} minutes: s/step {rates}; validation "
+                   f"{measured['validation_s']:.1f} s; calibration {measured['calibration_s']:.1f} s")
+        if rank == 0 and state is None:
+            print(f"[{trainer.name}] budget {cfg['minutes']:g} min: {cfg['steps']} steps "
+                  f"(s/step {rates}; validation {measured['validation_s']:.1f} s)", flush=True)
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.toml").write_text(to_toml(cfg, header))
+        except OSError as e:
+            raise TrainingError(f"--out {out}: cannot write the run folder ({e.strerror or e})") from None
     final = trainer.run()
     if trainer.rank == 0 and final is not None:
         torch.save(final, out / "final.pt")
@@ -205,13 +253,14 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, argv) -> int:
 def main(argv=None) -> int:
     """Exit status under :mod:`gamir.cli`: 1 for a bad file or run folder, 2 for a bad setting,
     130/143 after Ctrl-C/SIGTERM saved the run. Under torchrun only rank 0 prints errors."""
+    started = time.monotonic()
     p = parser()
     a = p.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
 
     def body() -> int:
         try:
-            return _run(p, a, argv)
+            return _run(p, a, argv, started)
         except Interrupted as e:
             if rank == 0:
                 print(f"error: {e}", file=sys.stderr)

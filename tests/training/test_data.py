@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,10 +64,88 @@ def test_readers_folder_and_pairs(tmp_path):
 def test_patch_sampler_shapes_and_sigma_range():
     s = PatchSampler([CLEAN], "sr", 32, 3, seed=0)
     x, y, level = s()
-    assert x.shape == (3, 3, 16, 16) and y.shape == (3, 3, 32, 32)
+    assert x.shape == (3, 3, 16, 16) and y.shape == (3, 3, 32, 32) and not level.any()
+    assert torch.equal(x, bicubic(y, 0.5))  # SR's input is the target's bicubic downscale
     s = PatchSampler([CLEAN], "denoise", 32, 8, seed=0, sigma_range=(15, 35))
     _, _, level = s()
     assert level.min() >= 15 and level.max() <= 35 and len(set(level.tolist())) > 1
+
+
+# sha1 of degrade(task, image, default_rng(7), sigma=25, scale=2), made by the per-image NumPy
+# implementation that drew the validation set behind every published result (before the
+# degradations were shared with the batched sampler): the validation photos must not change.
+VALIDATION_DIGESTS = {
+    ("astronaut", "denoise"): "88dc01ee191755c4", ("astronaut", "sr"): "b917830cce635095",
+    ("astronaut", "lowlight"): "15c0ad8daaef625c", ("astronaut", "derain"): "fcdd5086ffc4d171",
+    ("coffee", "denoise"): "bc54693732750ce2", ("coffee", "sr"): "775825f76a2d410d",
+    ("coffee", "lowlight"): "249b703f7f7bcf55", ("coffee", "derain"): "eb222e4d667f7039",
+}
+
+
+@pytest.mark.parametrize("name, task", sorted(VALIDATION_DIGESTS))
+def test_validation_degradations_are_the_published_ones(name, task):
+    img = CLEAN if name == "astronaut" else data.coffee()
+    d, _ = degrade(task, img, np.random.default_rng(7), sigma=25, scale=2)
+    assert hashlib.sha1(d.tobytes()).hexdigest()[:16] == VALIDATION_DIGESTS[(name, task)]
+
+
+def _photos():
+    return [data.astronaut()[:96, :128].copy(), data.coffee()[:80, :70].copy()]
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr", "lowlight", "derain"])
+def test_a_batch_is_a_function_of_seed_rank_and_step(task):
+    def batch(seed, rank, step):
+        s = PatchSampler(_photos(), task, 32, 4, seed=(seed, rank), sigma_range=(0, 50))
+        s.reseed(step)
+        return s()
+
+    a = batch(3, 1, 17)
+    s = PatchSampler(_photos(), task, 32, 4, seed=(3, 1), sigma_range=(0, 50))
+    for step in (0, 17, 5):  # whatever came before: the same batch
+        s.reseed(step)
+        got = s()
+    s.reseed(17)
+    for x, y in zip(a, s()):
+        assert torch.equal(x, y)
+    for other in (batch(3, 1, 18), batch(3, 0, 17), batch(4, 1, 17)):
+        assert not torch.equal(a[1], other[1]) and not torch.equal(a[0], other[0])
+    assert all(t.dtype == torch.float32 and t.device.type == "cpu" for t in got)
+
+
+def test_crops_are_the_eight_flips_and_rotations_of_photo_windows():
+    photos = _photos()
+    s = PatchSampler(photos, "denoise", 16, 256, seed=2)
+    state = s.generator.get_state()
+    crops = s._crops().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    views = {}
+    s.generator.set_state(state)  # replay the draws of the photo, place and turn
+    which = torch.multinomial(s.p, 256, replacement=True, generator=s.generator)
+    u = torch.rand(256, 2, generator=s.generator, dtype=torch.float64)
+    turn = torch.randint(0, 8, (256,), generator=s.generator)
+    for k in range(256):
+        img = photos[int(which[k])]
+        y, x = int(u[k, 0] * (img.shape[0] - 15)), int(u[k, 1] * (img.shape[1] - 15))
+        window = img[y:y + 16, x:x + 16]
+        found = [t for t in range(8) if np.array_equal(crops[k], np.rot90(window[:, ::-1] if t & 4 else window, t & 3))]
+        assert found, k
+        views[int(turn[k])] = found[0]
+    assert sorted(views.values()) == list(range(8))  # every turn code a different view
+
+
+def test_batched_degradations_follow_their_parameters():
+    flat = [np.full((64, 64, 3), 128, np.uint8)]
+    s = PatchSampler(flat, "denoise", 64, 16, seed=0, sigma_range=(0, 50))
+    x, clean, sigma = s()
+    sd = (x - clean).std(dim=(1, 2, 3))
+    assert torch.allclose(sd, sigma, atol=0.06 * 50)  # each patch its own sigma (12,288 pixels)
+    assert sigma.min() < 15 and sigma.max() > 35
+    x, clean, _ = PatchSampler(_photos(), "lowlight", 32, 16, seed=0)()
+    assert float(x.mean()) < 0.5 * float(clean.mean())
+    x, clean, _ = PatchSampler(_photos(), "derain", 32, 16, seed=0)()
+    assert (x >= clean).float().mean() > 0.98 and float((x - clean).mean()) > 1  # screen blend
+    for x in (x, PatchSampler(_photos(), "denoise", 32, 16, seed=0)()[0]):
+        assert torch.equal(x, x.round()) and x.min() >= 0 and x.max() <= 255
 
 
 def test_validation_is_fixed_and_held_out(tmp_path):

@@ -19,6 +19,7 @@ from training.data import PatchSampler
 from training.checkpoint import load_run
 from training.export import export_checked
 from training.export import main as export_main
+from training.errors import TrainingError
 from training.gam import Trainer, plan
 from training.streamable import StreamNet
 
@@ -97,27 +98,69 @@ class _Interrupt(Exception):
     pass
 
 
-def test_resume_continues_where_it_stopped(tmp_path):
-    calls = []
-    sampler = _sampler()
-    inner = sampler.one
+class _Recording(PatchSampler):
+    """A sampler that keeps every batch it draws and can stop the run at its ``stop_at``-th."""
 
-    def counting():
-        calls.append(1)
-        if len(calls) == 2 * 5:  # interrupt during step 5 (2 patches per batch)
+    def __init__(self, stop_at: int = 0):
+        super().__init__(_images(), "denoise", 16, 2, seed=0, sigma_range=(15, 35))
+        self.drawn, self.stop_at = [], stop_at
+
+    def __call__(self):
+        if len(self.drawn) + 1 == self.stop_at:
             raise _Interrupt
-        return inner()
+        batch = super().__call__()
+        self.drawn.append(batch)
+        return batch
 
-    sampler.one = counting
+
+def test_resume_continues_where_it_stopped_with_the_same_batches(tmp_path):
+    whole = _Recording()
+    Trainer(_net(), whole, [], tmp_path / "whole", "gam", 8, ckpt_every=1, log_every=100,
+            bn_batches=0, gain_batches=0).run()
+    cut = _Recording(stop_at=5)  # interrupted while drawing step 5's batch
     with pytest.raises(_Interrupt):
-        Trainer(_net(), sampler, [], tmp_path, "gam", 8, ckpt_every=1, log_every=100).run()
-    state = torch.load(tmp_path / "last.pt", weights_only=False)
+        Trainer(_net(), cut, [], tmp_path / "cut", "gam", 8, ckpt_every=1, log_every=100,
+                bn_batches=0, gain_batches=0).run()
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
     done = sum(n for _, n in state["plan"][:state["stage_index"]]) + state["step"]
     assert done == 4
-    calls.clear()
-    Trainer(_net(), _sampler(), [], tmp_path, "gam", 8, log_every=100).run()
-    final = torch.load(tmp_path / "last.pt", weights_only=False)
+    resumed = _Recording()
+    Trainer(_net(), resumed, [], tmp_path / "cut", "gam", 8, log_every=100, bn_batches=0,
+            gain_batches=0).run()
+    final = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
     assert final["stage_index"] == len(final["plan"]) and final["step"] == 0
+    assert len(whole.drawn) == 8 and len(cut.drawn) + len(resumed.drawn) == 8
+    for a, b in zip(whole.drawn, cut.drawn + resumed.drawn):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert len({float(b[1].sum()) for b in whole.drawn}) == 8  # every step its own batch
+    ref = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(ref[k], v) for k, v in final["model"].items())
+
+
+def test_calibration_sizes_the_budget_and_leaves_the_network_as_it_was(tmp_path):
+    net = _net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    trainer = Trainer(net, _sampler(), [], tmp_path, "gam", None, fracs=(0.4, 0.1, 0.1, 0.4),
+                      val_every=10**6, bn_batches=0, gain_batches=0)
+    got = trainer.calibrate(seconds=60)
+    assert sorted(got["sec_per_step"]) == ["1", "2", "3", "4"]
+    per = sum(f * t for f, t in zip((0.4, 0.1, 0.1, 0.4), got["sec_per_step"].values()))
+    # The steps fill what the calibration left of the minute, less the warm-up steps' cost
+    # (a few tens of milliseconds for this network).
+    left = 60 - got["calibration_s"]
+    assert left / 2 <= got["steps"] * per <= left
+    assert trainer.steps == got["steps"] and trainer.plan == plan("gam", got["steps"], (0.4, 0.1, 0.1, 0.4))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert (net.blocks[0].conv.weight_quant, net.blocks[0].conv.input_quant) == STAGES[1]
+    with pytest.raises(TrainingError, match="the time budget is too short"):
+        trainer.calibrate(seconds=0.01)
+
+
+def test_reduced_precision_and_compile_need_cuda(tmp_path):
+    assert Trainer(_net(), _sampler(), [], tmp_path, "ste", 2).precision == "fp32"  # auto on the CPU
+    for kw in ({"precision": "bf16"}, {"precision": "tf32"}, {"compile": True}):
+        with pytest.raises(ValueError, match="needs a CUDA device"):
+            Trainer(_net(), _sampler(), [], tmp_path, "ste", 2, **kw)
 
 
 @pytest.mark.parametrize("kernel, mid, dw, act", [(3, 0, False, "none"), (1, 0, False, "none"),
@@ -235,12 +278,23 @@ def test_noise_gain_is_the_least_squares_strength_per_level():
     net = _net()
     net.eval()
     levels = [0, 0, 3, 20, 20, 40]
-    batches = _level_batches(levels)
+    strength = {3: 0.5, 20: 0.8, 40: 1.3}
+    batches = []
+    # Targets the network's restoration reaches at a known strength per level, off by an
+    # error with no component along it: that strength is the least-squares gain.
+    for (x, clean, sigma), level in zip(_level_batches(levels), levels):
+        with torch.no_grad():
+            y, base = net.restoration(x, sigma)
+        off = torch.nn.functional.pixel_unshuffle(clean, 2) - base
+        off -= y * (off * y).sum() / (y * y).sum()
+        target = base + strength.get(level, 0.0) * y + (off if level else 0.0)
+        batches.append((x, torch.nn.functional.pixel_shuffle(target, 2), sigma))
     gain = net.calibrate_noise_gain(batches, 50)
     assert gain.shape == (50,) and gain.dtype == torch.long
     assert int(gain[0]) == 0  # clean input: nothing to restore
     g = gain.double() / 4096
     for level in sorted(set(levels) - {0}):
+        assert float(g[level]) == pytest.approx(strength[level], abs=1e-3)
         mine = [b for b, lv in zip(batches, levels) if lv == level]
         best = sum(_error(net, mine, float(g[level])))
         # Optimal within the table's rounding: any other strength does worse.

@@ -117,6 +117,29 @@ def test_config_file_flags_override_and_changed_settings_are_refused(photos, tmp
     assert state["meta"]["command"].endswith("--lr 0.002") and len(state["meta"]["resumed_by"]) == 2
 
 
+def test_a_budget_in_minutes_is_calibrated_recorded_and_continued(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    cmd = ["--task", "denoise", "--method", "ste", "--minutes", "0.3", "--data", str(photos),
+           "--out", str(out), "--log-every", "1000", *TINY]
+    assert train_main(cmd) == 0
+    printed = capsys.readouterr().out
+    m = re.search(r"budget 0.3 min: (\d+) steps \(s/step stage 4 [\d.]+; validation [\d.]+ s\)", printed)
+    assert m, printed
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["minutes"] == 0.3 and config["steps"] == int(m[1]) >= 1
+    state = torch.load(out / "final.pt", weights_only=True)
+    assert state["steps"] == config["steps"] and state["meta"]["calibration"]["steps"] == config["steps"]
+    # The same command continues the same schedule (no new calibration) ...
+    assert train_main(cmd) == 0
+    printed = capsys.readouterr().out
+    assert "resumed from" in printed and "min: " not in printed
+    text = (out / "config.toml").read_text()
+    assert tomllib.loads(text)["steps"] == config["steps"] and "# steps sized for 0.3 minutes: s/step stage 4" in text
+    # ... another time budget is refused.
+    assert train_main(cmd[:5] + ["0.1"] + cmd[6:]) == 1
+    assert "was sized for 0.3 minutes" in capsys.readouterr().err
+
+
 def test_checkpoint_written_before_configs_still_resumes(run, tmp_path, capsys):
     """A run folder of the previous trainer (no config in its checkpoints) continues."""
     old = tmp_path / "old"
@@ -251,6 +274,14 @@ BAD = [
     ("resume-nothing", "train --resume --out {tmp}/new", 1, "holds no run to continue"),
     ("budget-of-gam-stages", "train --resume --out {run} --steps 8", 1,
      "changes stages already trained: keep --steps 4"),
+    ("steps-and-minutes", f"train {T} --minutes 5", 2, "--steps and --minutes: give one budget"),
+    ("minutes-0", f"train {T} --minutes 0", 2, "--minutes: '0' must be a finite number above 0"),
+    ("minutes-too-short", "train --task denoise --data {photos} --out {tmp}/new --minutes 0.0001 "
+     + " ".join(TINY), 1, "the time budget is too short"),
+    ("minutes-on-a-steps-run", "train --resume --out {run} --minutes 5", 1,
+     "was budgeted in steps (4 steps): continue it with --resume"),
+    ("bf16-on-cpu", f"train {T} --precision bf16", 2, "--precision bf16: only on a CUDA device"),
+    ("compile-on-cpu", f"train {T} --compile", 2, "--compile: only on a CUDA device"),
     ("config-missing", "train --config {tmp}/none.toml --out {tmp}/new", 1, "does not exist"),
     ("config-not-toml", "train --config {badtoml} --out {tmp}/new", 1, "is not valid TOML"),
     ("config-unknown-key", "train --config {unknown} --out {tmp}/new", 1, "unknown setting(s) stepz"),
