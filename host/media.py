@@ -8,6 +8,7 @@ copies its audio stream without re-encoding when the output container accepts it
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -192,8 +193,9 @@ class Source:
             for f in self.files:
                 with self._open(f) as c:
                     frame = self._first_frame(c, f)
+                    pixels = _frame_array(frame, self.channels, str(f))  # refuses before a note
                     self._note(frame, str(f))
-                    yield _frame_array(frame, self.channels, str(f)), None
+                    yield pixels, None
             return
         c = self._container
         streams = [c.streams.video[0]] + ([self.audio] if self.audio is not None else [])
@@ -206,9 +208,10 @@ class Source:
                     continue
                 for frame in packet.decode():
                     count += 1
+                    pixels = _frame_array(frame, self.channels, f"{self.path} frame {count}")
                     if count == 1:
                         self._note(frame, str(self.path))
-                    yield _frame_array(frame, self.channels, f"{self.path} frame {count}"), frame.pts
+                    yield pixels, frame.pts
         except av.FFmpegError as e:
             raise HostError(f"{str(self.path)!r} is corrupt: decoding failed after {count} "
                             f"frames ({e})") from None
@@ -329,6 +332,16 @@ def check_output(source: Source, final: Path, overwrite: bool = False) -> None:
                                 f"choose another folder with -o")
 
 
+def _refusal(e: OSError) -> str:
+    """Why a folder that exists refused a new file, in its user's words: a virtual file system
+    (``/proc``) answers "no such file" for a name it will not create."""
+    if e.errno == errno.ENOENT:
+        return "it is not writable: its file system does not take new files"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"it is not writable: {e.strerror}"
+    return e.strerror or str(e)
+
+
 def _write_image(path: Path, pixels: np.ndarray, suffix: str) -> None:
     codec, fmts = _IMAGE_CODECS[suffix]
     h, w, c = pixels.shape
@@ -366,7 +379,7 @@ class Sink:
                 self.temp.open("xb").close()
         except OSError as e:
             raise HostError(f"cannot write in output folder {str(final.parent)!r} "
-                            f"({e.strerror})") from None
+                            f"({_refusal(e)})") from None
         if source.kind == "video":
             try:
                 self._out = av.open(str(self.temp), "w")

@@ -152,8 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--task", choices=TASKS,
                    help="a shipped model, models/TASK.gamir (default: denoise)")
     p.add_argument("--sigma", type=_sigma,
-                   help="noise level 0..255 for models with a noise-level channel (default: the "
-                        "model's own)")
+                   help="noise level for models with a noise-level channel, within the model's "
+                        "noise table (the shipped denoisers: 0..50; default: the model's own)")
     p.add_argument("--timeout", type=cli.positive_float, metavar="SECONDS",
                    help="board DMA timeout per tile (default: 10x the predicted tile time + 1 s)")
     p.add_argument("--side-by-side", action="store_true",
@@ -176,13 +176,23 @@ def _setup(a: argparse.Namespace) -> tuple[Model, str, Manifest | None]:
                      "no bitstream limits apply"), file=sys.stderr)
     model, model_name = choose_model(a.model, a.task, manifest)
     if a.sigma is not None:
-        try:
-            model = model.with_noise_level(a.sigma)
-        except ModelError as e:
-            raise HostError(f"--sigma: {e}") from None
+        model = _with_sigma(model, model_name, a.sigma)
     if manifest is not None:
         manifest.check_model(model, model_name)
     return model, model_name, manifest
+
+
+def _with_sigma(model: Model, model_name: str, sigma: int) -> Model:
+    """``model`` at noise level ``sigma``; a level it has no channel or no table for is a
+    command-line error (past the table the output keeps changing in ways never trained)."""
+    if not model.steps.noise_channel:
+        raise cli.CommandLineError(f"argument --sigma: model {model_name} has no noise-level "
+                                   f"channel: drop --sigma")
+    levels = model.steps.noise_levels()
+    if sigma not in levels:
+        raise cli.CommandLineError(f"argument --sigma: {sigma} is outside the noise levels "
+                                   f"{levels.start}..{levels.stop - 1} of model {model_name}")
+    return model.with_noise_level(sigma)
 
 
 def _summary(model: Model, model_name: str, backend, shape, frames: int, elapsed: float) -> str:
@@ -227,9 +237,10 @@ def _run(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (:mod:`gamir.cli`: 0, 1, 2, 130, 143)."""
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a = parser.parse_args(argv)
     # OSError: what the file system refuses that no check foresaw (a name too long, a full disk).
-    return cli.run(lambda: _run(a), errors=(HostError, OSError))
+    return cli.run(lambda: _run(a), errors=(HostError, OSError), parser=parser)
 
 
 if __name__ == "__main__":
