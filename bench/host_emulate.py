@@ -19,13 +19,14 @@ times. The native output is checked equal to the numpy output on those frames. A
 native/torch ratio runs both on one thread (the layers alone, no pixel steps): on a loaded
 machine torch's thread pool suffers more than two independent strips, so the one-thread
 ratio is the fairer per-core comparison there. Prints fps and ratios and writes JSON (default
-``bench/results/host_emulate.json``) with the load average before and after: on a shared
+``bench/results/local/host_emulate.json``; ``--out bench/results/host_emulate.json`` replaces
+the recorded one) with the load average before and after: on a shared
 machine read fps with it, and compare ratios.
 
 ``--act`` runs the model with the affine stage's activation (``act="prelu"``) added to every
 binary layer's affine stage, as training's ``--act rprelu`` unit has it (:func:`with_activation`:
 seeded slopes and offsets, not trained values; the speed does not depend on them), and writes
-``bench/results/host_emulate_act.json`` by default.
+``bench/results/local/host_emulate_act.json`` by default.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import av
 import numpy as np
 import torch
 
+from bench import local_result
 import spec
 from bench.torch_float import TorchFloatModel
 from host.backend import EmulateBackend
@@ -200,10 +202,10 @@ def main(argv=None) -> dict:
                     help="add the affine stage's activation to every binary layer's affine stage "
                          "(seeded constants; see the module docstring)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="results JSON to write (default: bench/results/host_emulate.json, "
-                         "host_emulate_act.json with --act)")
+                    help="results JSON to write (default: bench/results/local/host_emulate.json, "
+                         "host_emulate_act.json with --act; bench/results/ holds the recorded ones)")
     a = ap.parse_args(argv)
-    out = a.out or REPO / "bench" / "results" / f"host_emulate{'_act' if a.act else ''}.json"
+    out = a.out or local_result(f"host_emulate{'_act' if a.act else ''}.json")
     model = spec.load(a.model)
     with tempfile.TemporaryDirectory() as tmp:
         model_path, without_act = a.model, None

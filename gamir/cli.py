@@ -26,7 +26,7 @@ import sys
 from typing import Callable
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "CliError", "CommandLineError", "Interrupted", "ArgumentParser",
-           "catch_signals", "run", "error_line", "missing_dependency", "positive_int",
+           "catch_signals", "run", "error_line", "missing_dependency", "positive_int", "int_range",
            "natural_int", "positive_float"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -202,6 +202,13 @@ def _number(kind: type, test: Callable, rule: str) -> Callable[[str], int | floa
 #: ``type=`` for options that take a count or a size (argparse shows the rule on a bad value).
 positive_int = _number(int, lambda v: v >= 1, "at least 1")
 natural_int = _number(int, lambda v: v >= 0, "0 or more")
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """``type=`` for an integer in ``lo..hi`` (a noise level, a quality setting)."""
+    return _number(int, lambda v: lo <= v <= hi, f"in {lo}..{hi}")
+
+
 #: ``type=`` for rates, clocks, seconds: finite and above zero (no ``nan``, ``inf``, ``-5``).
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
 

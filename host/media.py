@@ -3,7 +3,8 @@
 Every writer is atomic: frames go to a hidden temporary file (or folder) beside the final one,
 which is renamed into place only after the last frame was written, so an error or Ctrl-C never
 leaves a partial output. Video keeps the input's frame timestamps (hence its frame rate) and
-copies its audio stream without re-encoding when the output container accepts it.
+copies its audio stream without re-encoding when the output container accepts it. The same
+frames give the same bytes on any machine (a fixed x264 thread count, no creation time).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .errors import HostError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Source", "open_source", "Sink", "open_sink",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DEFAULT_CRF", "Source", "open_source", "Sink", "open_sink",
            "check_output", "default_output"]
 
 #: Image file suffixes read as still images (decoded by PyAV's image2 demuxer).
@@ -38,6 +39,16 @@ _IMAGE_CODECS = {
     ".tiff": ("tiff", {1: "gray", 3: "rgb24"}),
 }
 _NDARRAY_FORMAT = {1: "gray", 3: "rgb24"}
+#: x264's quality setting for output video (51 = worst; 16: visually lossless at a fraction
+#: of the size). 0 is lossless: the frames' RGB exactly (libx264rgb, about 8x larger; FFmpeg,
+#: VLC and mpv play it, browsers do not), where YUV 4:2:0 at crf 0 still loses the colour
+#: subsampling (44 dB on the sample clip).
+DEFAULT_CRF = 16
+#: x264 slice threads, a fixed number: its default (one slice per CPU the process may use)
+#: makes the bytes and even the decoded pixels depend on the machine, on ``taskset`` and on
+#: container CPU limits. (Frame threads at a fixed count were not repeatable either: two runs
+#: of 4 frames, one on 1 CPU, differed.) x264 caps the slices by the frame's height.
+ENCODER_THREADS = 4
 
 
 def _conversion_note(fmt: av.VideoFormat, channels: int) -> str | None:
@@ -361,9 +372,10 @@ class Sink:
     place, :meth:`abort` deletes it. Used as a context manager, an exception aborts.
     """
 
-    def __init__(self, source: Source, final: Path, overwrite: bool = False):
+    def __init__(self, source: Source, final: Path, overwrite: bool = False,
+                 crf: int = DEFAULT_CRF):
         check_output(source, final, overwrite)
-        self.source, self.final = source, final
+        self.source, self.final, self.crf = source, final, crf
         self.temp = _temp_path(Path(os.path.abspath(final)))  # `-o .` has no name of its own
         self._out = None
         self._video = None
@@ -415,11 +427,13 @@ class Sink:
 
     def _open_video(self, h: int, w: int) -> None:
         src = self.source
-        s = self._out.add_stream("libx264", rate=src.fps)
+        s = self._out.add_stream("libx264rgb" if self.crf == 0 else "libx264", rate=src.fps)
         s.width, s.height = w, h
         # 4:2:0 needs even sizes; odd sizes keep full chroma rather than being cropped.
-        s.pix_fmt = "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p"
-        s.options = {"crf": "16"}
+        s.pix_fmt = ("rgb24" if self.crf == 0 else
+                     "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")
+        s.options = {"crf": str(self.crf)}
+        s.thread_type, s.thread_count = "SLICE", ENCODER_THREADS
         if src.time_base is not None:
             s.time_base = src.time_base
         self._video = s
@@ -494,7 +508,9 @@ class Sink:
             self.abort()
 
 
-def open_sink(source: Source, output: str | os.PathLike | None, overwrite: bool = False) -> Sink:
-    """An atomic writer for ``source``'s restored frames at ``output`` (default beside input)."""
+def open_sink(source: Source, output: str | os.PathLike | None, overwrite: bool = False,
+              crf: int = DEFAULT_CRF) -> Sink:
+    """An atomic writer for ``source``'s restored frames at ``output`` (default beside input);
+    ``crf``: the video's x264 quality."""
     final = Path(output) if output is not None else default_output(source)
-    return Sink(source, final, overwrite)
+    return Sink(source, final, overwrite, crf)

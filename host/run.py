@@ -30,7 +30,7 @@ from spec import Model, ModelError
 from .backend import BACKENDS, open_backend
 from .errors import HostError
 from .manifest import Manifest, find_manifest, load_manifest
-from .media import open_sink, open_source
+from .media import DEFAULT_CRF, open_sink, open_source
 from .pipeline import frame_plan, restore_frames
 
 __all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
@@ -118,17 +118,6 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.concatenate([big, after], axis=1)
 
 
-def _sigma(text: str) -> int:
-    """``--sigma``: an integer noise level 0..255."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer noise level") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..255")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m host.run",
@@ -151,11 +140,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="a .gamir model file (default: the bitstream's model, else the task's)")
     g.add_argument("--task", choices=TASKS,
                    help="a shipped model, models/TASK.gamir (default: denoise)")
-    p.add_argument("--sigma", type=_sigma,
+    p.add_argument("--sigma", type=cli.int_range(0, 255),
                    help="noise level for models with a noise-level channel, within the model's "
                         "noise table (the shipped denoisers: 0..50; default: the model's own)")
     p.add_argument("--timeout", type=cli.positive_float, metavar="SECONDS",
                    help="board DMA timeout per tile (default: 10x the predicted tile time + 1 s)")
+    p.add_argument("--crf", type=cli.int_range(0, 51), default=DEFAULT_CRF,
+                   help="output video quality, x264's constant rate factor 0..51: lower is "
+                        "better and larger; 0: lossless, the restored RGB exactly (8x larger, "
+                        "not for browsers). Images are lossless PNG unless named .jpg")
     p.add_argument("--side-by-side", action="store_true",
                    help="write input and output next to each other (default: output only)")
     return p
@@ -212,7 +205,7 @@ def _run(a: argparse.Namespace) -> None:
     source = open_source(a.input, model.image_channels)
     try:
         # The sink first: every check of the output path runs before the backend starts.
-        with open_sink(source, a.output, a.overwrite) as sink, \
+        with open_sink(source, a.output, a.overwrite, a.crf) as sink, \
                 open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend:
             progress = Progress(source.n_frames)
             inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts

@@ -124,3 +124,18 @@ def _write_photo(path: Path) -> None:
         s.width, s.height, s.pix_fmt = 24, 16, "rgb24"
         out.mux(s.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         out.mux(s.encode(None))
+
+
+def test_benchmarks_write_where_git_ignores():
+    """``python -m bench.X`` writes under bench/results/local/ unless told: the checkout stays
+    clean (the recorded results in bench/results/ change only with --out)."""
+    from bench import LOCAL_RESULTS
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(["git", "check-ignore", "-q", str(LOCAL_RESULTS / "host_emulate.json")],
+                       cwd=ROOT)
+    assert r.returncode == 0
+    for script in (ROOT / "bench").glob("*.py"):
+        text = script.read_text()
+        assert 'default=Path("bench/results' not in text and '"bench" / "results"' not in text, script

@@ -111,3 +111,44 @@ def test_dropped_alpha_and_gray_input_are_said(tmp_path, model_file, capsys):
     assert main(["--model", str(model_file), str(g)]) == 0
     err = capsys.readouterr().err
     assert f"note: {g}: it is gray and the model is RGB" in err
+
+
+def test_the_same_command_writes_the_same_bytes(tmp_path, model_file, capsys):
+    """Run twice, the second time on one CPU: the same video and image bytes. (x264's default
+    cut each frame into one slice per CPU the process may use: files and even decoded pixels
+    depended on the machine, on ``taskset`` and on container CPU limits.)"""
+    clip = make_clip(tmp_path / "in.mp4", [spec.random_image(k, 240, 320, 3) for k in range(4)])
+    photo = write_png(tmp_path / "in.png", spec.random_image(9, 40, 48, 3))
+
+    def outputs(tag):
+        for src, suffix in ((clip, ".mp4"), (photo, ".png")):
+            assert main(["--model", str(model_file), str(src), "-o",
+                         str(tmp_path / f"{tag}{suffix}")]) == 0
+        return [(tmp_path / f"{tag}{suffix}").read_bytes() for suffix in (".mp4", ".png")]
+
+    first = outputs("a")
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if cpus is not None:
+        os.sched_setaffinity(0, {min(cpus)})
+    try:
+        second = outputs("b")
+    finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    assert first == second
+
+
+def test_crf_0_is_lossless(tmp_path, model_file, capsys):
+    """``--crf 0`` writes the restored RGB exactly (what ``--sigma 0`` passes through)."""
+    frames = [spec.random_image(k, 32, 48, 3) for k in range(3)]
+    clip = make_clip(tmp_path / "in.mp4", frames)
+    out = tmp_path / "out.mp4"
+    assert main(["--model", str(model_file), "--crf", "0", str(clip), "-o", str(out)]) == 0
+    model = spec.load(model_file)
+    want = [spec.restore(model, f) for f in read_frames(clip)]
+    got = read_frames(out)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert main(["--model", str(model_file), str(clip), "-o", str(tmp_path / "lossy.mp4")]) == 0
+    assert any(not np.array_equal(g, w) for g, w in zip(read_frames(tmp_path / "lossy.mp4"), want))
