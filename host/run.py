@@ -192,8 +192,10 @@ def _summary(model: Model, model_name: str, backend, shape, frames: int, elapsed
     fp = frame_plan(model, backend, *shape)
     sizes = [(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start) for t in fp.tiles]
     cycles = [backend.cycles_per_frame(*hw) for hw in sizes]
-    text = (f"done: {frames} frames in {elapsed:.2f} s ({frames / max(elapsed, 1e-9):.2f} fps), "
-            f"backend {backend.name}, model {model_name}")
+    # Slower than the last progress line: it includes x264 encoding the frames it still held
+    # (its lookahead) and closing the file.
+    text = (f"done: {frames} frames in {elapsed:.2f} s ({frames / max(elapsed, 1e-9):.2f} fps "
+            f"with the encoder's flush), backend {backend.name}, model {model_name}")
     if all(c is not None for c in cycles):
         how = "measured" if all(hw in backend.measured_cycles for hw in sizes) else "predicted"
         text += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), {how})"
