@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="board DMA timeout per tile (default: 10x the predicted tile time + 1 s)")
     p.add_argument("--crf", type=cli.int_range(0, 51), default=DEFAULT_CRF,
                    help="output video quality, x264's constant rate factor 0..51: lower is "
-                        "better and larger; 0: lossless, the restored RGB exactly (8x larger, "
+                        "better and larger; 0: lossless, the restored RGB exactly (7x larger, "
                         "not for browsers). Images are lossless PNG unless named .jpg")
     p.add_argument("--side-by-side", action="store_true",
                    help="write input and output next to each other (default: output only)")
