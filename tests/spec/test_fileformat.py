@@ -26,12 +26,12 @@ def model():
 
 def _split(data):
     magic, version, hlen, crc = struct.unpack_from("<8sIII", data)
-    assert version == 2
+    assert version == fileformat.FORMAT_VERSION == 2
     header = json.loads(data[20 : 20 + hlen])
     return header, data[20 + hlen :]
 
 
-def _join(header, payload, version=2):
+def _join(header, payload, version=fileformat.FORMAT_VERSION):
     """A file of ``header`` (JSON, its CRC right: what the structural checks see) and ``payload``."""
     text = json.dumps(header).encode()
     if version == 1:
