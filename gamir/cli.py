@@ -12,8 +12,9 @@
 Signals: :func:`catch_signals`, called at the very top of a ``__main__`` module before its
 heavy imports, makes SIGINT/SIGTERM during those imports exit at once with one line (nothing
 has been written yet), and a dependency missing from the install (the base install has numpy
-and PyAV only) one line naming the extra that brings it, at import time or later. From :func:`run` on, both signals raise :class:`Interrupted` (a
-``KeyboardInterrupt``), so ``with`` blocks and ``finally`` clauses delete partial output.
+and PyAV only) one line naming the extra that brings it, at import time or later. From
+:func:`run` on, both signals raise :class:`Interrupted` (a ``KeyboardInterrupt``), so ``with``
+blocks and ``finally`` clauses delete partial output.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import signal
 import sys
 from typing import Callable
 
-__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "CliError", "CommandLineError", "Interrupted", "ArgumentParser",
-           "catch_signals", "run", "error_line", "missing_dependency", "positive_int", "int_range",
-           "natural_int", "positive_float"]
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "CliError", "CommandLineError", "Interrupted",
+           "ArgumentParser", "catch_signals", "run", "error_line", "missing_dependency",
+           "positive_int", "int_range", "natural_int", "positive_float"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Shell convention: 128 + the signal number.

@@ -22,8 +22,8 @@ import numpy as np
 
 from .errors import HostError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DEFAULT_CRF", "Source", "open_source", "Sink", "open_sink",
-           "check_output", "default_output"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DEFAULT_CRF", "Source", "open_source", "Sink",
+           "open_sink", "check_output", "default_output"]
 
 #: Image file suffixes read as still images (decoded by PyAV's image2 demuxer).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

@@ -77,7 +77,8 @@ def _base(wheel, tmp_path, *argv):
     return r.returncode, r.stderr.splitlines()
 
 
-EXTRA = r'which is not installed here \(pip install "gamir\[dev\]": the base install has numpy and PyAV only\)'
+EXTRA = (r'which is not installed here \(pip install "gamir\[dev\]": the base install has numpy '
+         r'and PyAV only\)')
 
 # (argv, the module named): each a command the base install lacks a dependency for.
 BASE_MISSING = [
@@ -93,7 +94,8 @@ BASE_MISSING = [
 ]
 
 
-@pytest.mark.parametrize("argv,named", BASE_MISSING, ids=[" ".join(a[1:3]) for a, _ in BASE_MISSING])
+@pytest.mark.parametrize("argv,named", BASE_MISSING,
+                         ids=[" ".join(a[1:3]) for a, _ in BASE_MISSING])
 def test_base_install_names_the_extra(wheel, tmp_path, argv, named):
     """One ``error:`` line naming the module and the extra, status 1, nothing written."""
     _write_photo(tmp_path / "photo.png")
@@ -138,4 +140,5 @@ def test_benchmarks_write_where_git_ignores():
     assert r.returncode == 0
     for script in (ROOT / "bench").glob("*.py"):
         text = script.read_text()
-        assert 'default=Path("bench/results' not in text and '"bench" / "results"' not in text, script
+        assert 'default=Path("bench/results' not in text, script
+        assert '"bench" / "results"' not in text, script
