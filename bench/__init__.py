@@ -1,0 +1,18 @@
+"""Benchmark scripts: each prints its numbers and writes them to a file.
+
+By default the file goes under ``bench/results/local/`` (git-ignored), so running a benchmark
+leaves the checkout as it was; ``--out bench/results/NAME.json`` replaces the recorded result
+that the docs cite.
+"""
+
+from pathlib import Path
+
+__all__ = ["LOCAL_RESULTS", "local_result"]
+
+#: Where a benchmark writes unless told otherwise (``.gitignore`` lists it).
+LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
+
+
+def local_result(name: str) -> Path:
+    """``bench/results/local/NAME``: a benchmark's default output."""
+    return LOCAL_RESULTS / name

@@ -3,7 +3,8 @@
 ``python -m bench.builds [--boards B,...] [--fold F] [--fps N] [--tools T] [--clock-mhz F]
 [-o DIR] [MODEL ...]``
 
-Models default to ``models/*.gamir``. Each build goes to ``DIR/<model>-<board>`` with its own
+Models default to ``models/*.gamir``. Each build goes to ``DIR/<model>-<board>`` (``DIR``:
+``-o``, default ``bench/results/local/builds``) with its own
 report.json; the table goes to stdout and ``DIR/table.md``, all reports to
 ``DIR/reports.json``. A model that does not fit a board prints the build's error and the
 others go on.
@@ -19,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench import local_result
 import spec
 from hw import build
 
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
                     help="native or YoWASP tools, as python -m hw.build takes it")
     ap.add_argument("--clock-mhz", type=cli.positive_float, default=None,
                     help="clock to time for (default: each board's)")
-    ap.add_argument("-o", "--out", default="bench/results/builds",
+    ap.add_argument("-o", "--out", default=local_result("builds"),
                     help="folder for the builds and the results")
     args = ap.parse_args(argv)
     models = [spec.load(p) for p in (args.models or sorted(Path("models").glob("*.gamir")))]

@@ -16,7 +16,7 @@ Both read ``x_bits`` signed inputs (the fixed stream after a 1x1 head) and ``w_b
 weights. A dense 3x3 layer of ``channels -> channels`` at 9 cycles per pixel is ``channels``
 dense arrays like the first; its depthwise replacement is one array like the second. Prints
 LUT4 equivalents per array and per product and writes them to ``-o`` (default
-``bench/results/depthwise_cost.json``).
+``bench/results/local/depthwise_cost.json``; the recorded one: ``bench/results/``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import signed
 
+from bench import local_result
 import spec
 from accel import regmap
 from hw.depthwise_conv import DepthwiseConv
@@ -90,8 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--x-bits", type=cli.positive_int, default=10,
                     help="input bits (the denoiser's fixed stream: 10)")
     ap.add_argument("--w-bits", type=cli.positive_int, default=8, help="weight bits")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/depthwise_cost.json"),
-                    help="results JSON to write")
+    ap.add_argument("-o", "--out", type=Path, default=local_result("depthwise_cost.json"),
+                    help="results JSON to write (the recorded one: bench/results/depthwise_cost.json)")
     a = ap.parse_args(argv)
     c = a.channels
     if c % 4:

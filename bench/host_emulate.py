@@ -19,13 +19,14 @@ times. The native output is checked equal to the numpy output on those frames. A
 native/torch ratio runs both on one thread (the layers alone, no pixel steps): on a loaded
 machine torch's thread pool suffers more than two independent strips, so the one-thread
 ratio is the fairer per-core comparison there. Prints fps and ratios and writes JSON (default
-``bench/results/host_emulate.json``) with the load average before and after: on a shared
+``bench/results/local/host_emulate.json``; ``--out bench/results/host_emulate.json`` replaces
+the recorded one) with the load average before and after: on a shared
 machine read fps with it, and compare ratios.
 
 ``--act`` runs the model with the affine stage's activation (``act="prelu"``) added to every
 binary layer's affine stage, as training's ``--act rprelu`` unit has it (:func:`with_activation`:
 seeded slopes and offsets, not trained values; the speed does not depend on them), and writes
-``bench/results/host_emulate_act.json`` by default.
+``bench/results/local/host_emulate_act.json`` by default.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ import av
 import numpy as np
 import torch
 
+from bench import local_result
 import spec
 from bench.torch_float import TorchFloatModel
 from host.backend import EmulateBackend
+from host.media import open_sink, open_source
 from host.pipeline import restore_frames
 from host.run import MODELS_DIR
 from host.run import main as host_main
@@ -103,6 +106,31 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t
 
 
+def stage_split(model: spec.Model, backend: EmulateBackend, clip: Path, out: Path) -> dict:
+    """Milliseconds per frame of each stage of ``host.run``, one after another on the same
+    frames (what overlapping them could save): decoding to RGB (PyAV), the pixel steps in
+    numpy (``spec.model_input`` / ``model_output``), the kernel, and x264's encoding
+    (``host.media.Sink``, the settings ``host.run`` uses)."""
+    source = open_source(clip, model.image_channels)
+    try:
+        frames, t_decode = _timed(lambda: [f for f, _ in source.frames()])
+        tensors, t_in = _timed(lambda: [spec.model_input(model, f) for f in frames])
+        ys, t_kernel = _timed(lambda: list(backend.run(tensors)))
+        imgs, t_out = _timed(lambda: [spec.model_output(model, y) for y in ys])
+        with open_sink(source, out, overwrite=True) as sink:
+            def encode():
+                for img in imgs:
+                    sink.write(img)
+                sink.commit()
+            _, t_encode = _timed(encode)
+    finally:
+        source.close()
+    ms = 1000 / len(frames)
+    return {"decode_ms": t_decode * ms, "pixel_steps_numpy_ms": (t_in + t_out) * ms,
+            "kernel_ms": t_kernel * ms, "encode_ms": t_encode * ms,
+            "sum_ms": (t_decode + t_in + t_kernel + t_out + t_encode) * ms}
+
+
 def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
                frames: int, slow_frames: int, without_act: spec.Model | None = None) -> dict:
     """All measurements at one frame size; returns the JSON record. With ``without_act`` (the
@@ -116,6 +144,8 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
                                        "-o", str(Path(tmp) / "out.mp4"), str(clip)])
         if rc != 0:
             raise SystemExit(f"host.run failed with status {rc}")
+        split = stage_split(model, EmulateBackend(model, impl="native"), clip,
+                            Path(tmp) / "split.mp4")
     if model.image_channels == 1:
         imgs = [f.mean(axis=2, keepdims=True).round().astype(np.uint8) for f in imgs]
 
@@ -180,6 +210,7 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
         "native_over_torch_one_thread_each": med(t1_torch) / med(t1_native),
         "native_equals_numpy": same,
         "mean_abs_diff_native_vs_torch_float": statistics.mean(diffs),
+        "host_run_stages_sequential": split,
         **extra,
     }
 
@@ -200,10 +231,10 @@ def main(argv=None) -> dict:
                     help="add the affine stage's activation to every binary layer's affine stage "
                          "(seeded constants; see the module docstring)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="results JSON to write (default: bench/results/host_emulate.json, "
-                         "host_emulate_act.json with --act)")
+                    help="results JSON to write (default: bench/results/local/host_emulate.json, "
+                         "host_emulate_act.json with --act; bench/results/ holds the recorded ones)")
     a = ap.parse_args(argv)
-    out = a.out or REPO / "bench" / "results" / f"host_emulate{'_act' if a.act else ''}.json"
+    out = a.out or local_result(f"host_emulate{'_act' if a.act else ''}.json")
     model = spec.load(a.model)
     with tempfile.TemporaryDirectory() as tmp:
         model_path, without_act = a.model, None
@@ -232,6 +263,11 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
               f"{r['native_over_torch_one_thread_each']:5.2f}x), native/numpy "
               f"{r['native_over_numpy']:5.2f}x | "
               f"native == numpy: {r['native_equals_numpy']}")
+        st = r["host_run_stages_sequential"]
+        print(f"  host.run's stages one after another, ms per frame: decode {st['decode_ms']:.1f}"
+              f", numpy pixel steps {st['pixel_steps_numpy_ms']:.1f}, kernel "
+              f"{st['kernel_ms']:.1f}, x264 encode {st['encode_ms']:.1f} (sum "
+              f"{st['sum_ms']:.1f}, {1000 / st['sum_ms']:.2f} fps)")
         if without_act:
             print(f"  native with / without the activation, one thread: "
                   f"{r['native_with_over_without_act_one_thread']:.3f}")

@@ -10,7 +10,7 @@ Booth pass (what :class:`hw.fixed_conv.LutProducts` gets in the build flows), an
 carry-save form of :mod:`hw.compressor`; then one binary PE (the popcount of XNOR bits) as a
 tree of adders and as the carry-save tree :class:`hw.xnor_engine.XnorEngine` uses. Prints LUT4 equivalents
 (CCU2C and LUT RAM count as 2 LUT4s) and writes them to ``-o`` (default
-``bench/results/product_cost.json``).
+``bench/results/local/product_cost.json``; the recorded one is ``bench/results/product_cost.json``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed, unsigned
 
+from bench import local_result
 from hw import build
 from hw.compressor import Operand, carry_save_sum
 from hw.stream_util import tree_sum
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--w-bits", type=cli.positive_int, default=6, help="weight bits")
     ap.add_argument("--popcount", type=cli.positive_int, default=36,
                     help="XNOR bits per binary PE (the denoiser's body at 9 cycles per pixel: 36)")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/product_cost.json"),
-                    help="results JSON to write")
+    ap.add_argument("-o", "--out", type=Path, default=local_result("product_cost.json"),
+                    help="results JSON to write (the recorded one: bench/results/product_cost.json)")
     a = ap.parse_args(argv)
     rows = [measure(a.terms, a.x_bits, a.w_bits, form, booth)
             for form, booth in (("shift_add", False), ("mul", False), ("mul", True),

@@ -14,7 +14,8 @@ simulator's speed (simulated cycles per second of wall time) and the build time.
 layers, named in the output): the shipped 32-channel denoiser fully unfolded takes many minutes
 just to convert to Verilog, and folded it needs millions of cycles per 640x480 frame at the
 simulator's few thousand cycles per second (``--model models/denoise.gamir --fold lut:40000``
-runs it). Writes JSON (default ``bench/results/sim_throughput.json``).
+runs it). Writes JSON (default ``bench/results/local/sim_throughput.json``; the
+recorded one: ``bench/results/``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import local_result
 import spec
 from sim.top import TopSim
 
@@ -45,8 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--image-size", default="480x640", help="HxW of the image (before unshuffle)")
     ap.add_argument("--quick-build", action="store_true",
                     help="compile the C++ model at -O0 (faster build, slower simulation)")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sim_throughput.json",
-                    help="results JSON to write")
+    ap.add_argument("--json", type=Path, default=local_result("sim_throughput.json"),
+                    help="results JSON to write (the recorded one: bench/results/sim_throughput.json)")
     args = ap.parse_args(argv)
 
     if args.model is not None:

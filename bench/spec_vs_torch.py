@@ -4,7 +4,7 @@
 
 Prints Mpx/s for each and their ratio (fast spec / torch), checks the fast spec is bit-exact
 against the plain reference on a crop, and writes the numbers as JSON
-(default ``bench/results/spec_vs_torch.json``). Each side gets a warm-up run, then the best of
+(default ``bench/results/local/spec_vs_torch.json``; the recorded one: ``bench/results/``). Each side gets a warm-up run, then the best of
 ``--repeat`` runs is kept (best-of filters out other load on a shared machine).
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import local_result
 import spec
 from bench.torch_float import TorchFloatModel
 
@@ -50,8 +51,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0, help="random model and image seed")
     ap.add_argument("--repeat", type=cli.positive_int, default=3,
                     help="timed runs of each implementation (the best counts)")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/spec_vs_torch.json"),
-                    help="results JSON to write")
+    ap.add_argument("--out", type=Path, default=local_result("spec_vs_torch.json"),
+                    help="results JSON to write (the recorded one: bench/results/spec_vs_torch.json)")
     args = ap.parse_args(argv)
 
     model = spec.random_model(args.seed, channels=args.channels, n_binary=args.binary_layers,

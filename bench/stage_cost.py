@@ -7,7 +7,7 @@ registered product ``acc*A`` to the saturated output, with the residual add -- a
 writes it (:func:`~hw.output_stages.scale_round`, :func:`~hw.output_stages.prelu_shift`,
 :func:`~hw.output_stages.saturate`), once plain and once with the per-channel power-of-two
 PReLU and offset (``act``), through :func:`bench.product_cost.synth_ecp5`. Prints LUT4
-equivalents and writes them to ``-o`` (default ``bench/results/stage_cost.json``): the number
+equivalents and writes them to ``-o`` (default ``bench/results/local/stage_cost.json``; the recorded one is ``bench/results/stage_cost.json``): the number
 behind :data:`accel.perf.ACT_UNITS`.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module, Signal, signed, unsigned
 from amaranth.lib import data
 
+from bench import local_result
 from hw.output_stages import prelu_shift, rounding_bias, saturate, scale_round
 from spec import arith
 
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
                     help="width of acc*A (the denoiser's body: 9-bit popcount x 18-bit A)")
     ap.add_argument("--shift", type=int, default=14, help="the layer's rounding shift")
     ap.add_argument("--out-bits", type=int, default=10, help="the stream's width (the denoiser: 10)")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/stage_cost.json"))
+    ap.add_argument("-o", "--out", type=Path, default=local_result("stage_cost.json"),
+                    help="results JSON to write (the recorded one: bench/results/stage_cost.json)")
     a = ap.parse_args(argv)
     rows = []
     for act in (False, True):

@@ -60,8 +60,10 @@ def _dispatch(argv: list[str]) -> int:
     try:
         entry = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        print(f"error: 'gamir {name}' needs {e.name!r}, which is not installed here "
-              f"(pip install 'gamir[dev]')", file=sys.stderr)
+        line = cli.missing_dependency(e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return cli.EXIT_FAILED
     try:
         return entry.main(argv[1:])

@@ -11,8 +11,10 @@
 
 Signals: :func:`catch_signals`, called at the very top of a ``__main__`` module before its
 heavy imports, makes SIGINT/SIGTERM during those imports exit at once with one line (nothing
-has been written yet). From :func:`run` on, both signals raise :class:`Interrupted` (a
-``KeyboardInterrupt``), so ``with`` blocks and ``finally`` clauses delete partial output.
+has been written yet), and a dependency missing from the install (the base install has numpy
+and PyAV only) one line naming the extra that brings it, at import time or later. From
+:func:`run` on, both signals raise :class:`Interrupted` (a ``KeyboardInterrupt``), so ``with``
+blocks and ``finally`` clauses delete partial output.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import signal
 import sys
 from typing import Callable
 
-__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "CliError", "Interrupted", "ArgumentParser",
-           "catch_signals", "run", "error_line", "positive_int", "natural_int", "positive_float"]
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "CliError", "CommandLineError", "Interrupted",
+           "ArgumentParser", "catch_signals", "run", "error_line", "missing_dependency",
+           "positive_int", "int_range", "natural_int", "positive_float"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Shell convention: 128 + the signal number.
@@ -35,10 +38,19 @@ _running = False  # set by run(): signals raise from then on instead of exiting 
 #: The command as the user typed it, when the ``gamir`` command dispatched (``gamir run``):
 #: usage lines and hints then name it instead of ``python -m host.run``.
 invoked_as: str | None = None
+#: gamir's own top-level packages: a missing module among them is a broken install, not an extra.
+_OWN = {"gamir", "spec", "accel", "hw", "host", "sim", "training", "bench"}
+#: What installs the optional dependencies (every one of them is in ``dev``, pyproject.toml).
+EXTRA = 'pip install "gamir[dev]"'
 
 
 class CliError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do instead."""
+
+
+class CommandLineError(CliError):
+    """A command line that parsed but asks for what the inputs do not allow (an option value
+    outside the model's range): exit status 2 with the usage line, as a parse error."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -65,7 +77,8 @@ def _on_signal(signum, frame) -> None:
 
 
 def catch_signals(module_name: str = "__main__") -> None:
-    """Turn SIGINT/SIGTERM into one line and exit status 130/143 from now on.
+    """Turn SIGINT/SIGTERM into one line and exit status 130/143 from now on, and a missing
+    optional dependency into one line (:func:`missing_dependency`) and status 1.
 
     Call it first thing in an entry module, as ``cli.catch_signals(__name__)``: it does
     nothing when the module is imported rather than run, so libraries and tests keep Python's
@@ -73,6 +86,21 @@ def catch_signals(module_name: str = "__main__") -> None:
     """
     if module_name == "__main__":
         _install()
+        if not isinstance(sys.excepthook, _MissingDependencyHook):
+            sys.excepthook = _MissingDependencyHook(sys.excepthook)
+
+
+class _MissingDependencyHook:
+    """``sys.excepthook`` for the entry module's own imports (before :func:`run` catches)."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, kind, exc, tb):
+        line = missing_dependency(exc) if isinstance(exc, ModuleNotFoundError) else None
+        if line is None:
+            return self.previous(kind, exc, tb)
+        print(line, file=sys.stderr)  # Python then exits with status 1 (EXIT_FAILED)
 
 
 def _install() -> dict:
@@ -93,12 +121,29 @@ def error_line(exc: BaseException) -> str:
     return f"error: {text}"
 
 
-def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] = ()) -> int:
+def missing_dependency(exc: ModuleNotFoundError) -> str | None:
+    """``error: ...`` for a third-party module this install lacks; None for one of gamir's own
+    (a broken checkout is a bug to see with its traceback)."""
+    name = (exc.name or "").partition(".")[0]
+    if not name or name in _OWN:
+        return None
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = main.name if main is not None else ""
+    command = invoked_as or (f"python -m {module}" if module.partition(".")[0] in _OWN
+                             else "this command")
+    return (f"error: {command} needs {name!r}, which is not installed here ({EXTRA}: the base "
+            f"install has numpy and PyAV only)")
+
+
+def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] = (),
+        parser: "ArgumentParser | None" = None) -> int:
     """Call ``body()`` under the convention; return its exit status (an int it returns; 0 for
     anything else, such as ``None`` or a benchmark's results).
 
     ``errors`` are the exception types the command treats as the user's problem (beside
-    :class:`CliError`): each becomes one ``error:`` line and status 1. Signals become one
+    :class:`CliError`): each becomes one ``error:`` line and status 1; a
+    :class:`CommandLineError` is the usage line of ``parser`` and one ``error:`` line, status 2.
+    Signals become one
     line and 130/143; a closed stdout (``... | head``) ends quietly.
     """
     global _running
@@ -107,8 +152,21 @@ def run(body: Callable[[], int | None], errors: tuple[type[BaseException], ...] 
     try:
         status = body()
         return status if isinstance(status, int) else EXIT_OK
+    except CommandLineError as e:
+        if parser is None:
+            print(error_line(e), file=sys.stderr)
+        else:
+            parser.print_usage(sys.stderr)
+            print(parser.error_text(str(e)), file=sys.stderr)
+        return EXIT_USAGE
     except (CliError, *errors) as e:
         print(error_line(e), file=sys.stderr)
+        return EXIT_FAILED
+    except ModuleNotFoundError as e:  # an optional dependency, imported where it is first needed
+        line = missing_dependency(e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
@@ -145,6 +203,13 @@ def _number(kind: type, test: Callable, rule: str) -> Callable[[str], int | floa
 #: ``type=`` for options that take a count or a size (argparse shows the rule on a bad value).
 positive_int = _number(int, lambda v: v >= 1, "at least 1")
 natural_int = _number(int, lambda v: v >= 0, "0 or more")
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """``type=`` for an integer in ``lo..hi`` (a noise level, a quality setting)."""
+    return _number(int, lambda v: lo <= v <= hi, f"in {lo}..{hi}")
+
+
 #: ``type=`` for rates, clocks, seconds: finite and above zero (no ``nan``, ``inf``, ``-5``).
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
 
@@ -170,5 +235,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(self.error_text(message), file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+    def error_text(self, message: str) -> str:
+        return f"error: {message} (see {self.prog} --help)"

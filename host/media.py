@@ -3,11 +3,13 @@
 Every writer is atomic: frames go to a hidden temporary file (or folder) beside the final one,
 which is renamed into place only after the last frame was written, so an error or Ctrl-C never
 leaves a partial output. Video keeps the input's frame timestamps (hence its frame rate) and
-copies its audio stream without re-encoding when the output container accepts it.
+copies its audio stream without re-encoding when the output container accepts it. The same
+frames give the same bytes on any machine (a fixed x264 thread count, no creation time).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -20,8 +22,8 @@ import numpy as np
 
 from .errors import HostError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Source", "open_source", "Sink", "open_sink",
-           "check_output", "default_output"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DEFAULT_CRF", "Source", "open_source", "Sink",
+           "open_sink", "check_output", "default_output"]
 
 #: Image file suffixes read as still images (decoded by PyAV's image2 demuxer).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -37,6 +39,20 @@ _IMAGE_CODECS = {
     ".tiff": ("tiff", {1: "gray", 3: "rgb24"}),
 }
 _NDARRAY_FORMAT = {1: "gray", 3: "rgb24"}
+#: x264's quality setting for output video (51 = worst; 16: visually lossless at a fraction
+#: of the size). 0 is lossless: the frames' RGB exactly (libx264rgb, about 7x larger; FFmpeg,
+#: VLC and mpv play it, browsers do not), where YUV 4:2:0 at crf 0 still loses the colour
+#: subsampling (44 dB on the sample clip).
+DEFAULT_CRF = 16
+#: x264 slice threads, a fixed number: its default (one slice per CPU the process may use)
+#: makes the bytes and even the decoded pixels depend on the machine, on ``taskset`` and on
+#: container CPU limits. (Frame threads at a fixed count were not repeatable either: two runs
+#: of 4 frames, one on 1 CPU, differed.) x264 caps the slices by the frame's height.
+ENCODER_THREADS = 4
+#: x264's macroblock-tree rate control off: with it, x264 165 read memory it had not written
+#: at some frame sizes (320x240: the bytes and decoded pixels followed ``MALLOC_PERTURB_``, so
+#: the same command differed between runs). It costs a few percent of size at the same quality.
+X264_PARAMS = "mbtree=0"
 
 
 def _conversion_note(fmt: av.VideoFormat, channels: int) -> str | None:
@@ -192,8 +208,9 @@ class Source:
             for f in self.files:
                 with self._open(f) as c:
                     frame = self._first_frame(c, f)
+                    pixels = _frame_array(frame, self.channels, str(f))  # refuses before a note
                     self._note(frame, str(f))
-                    yield _frame_array(frame, self.channels, str(f)), None
+                    yield pixels, None
             return
         c = self._container
         streams = [c.streams.video[0]] + ([self.audio] if self.audio is not None else [])
@@ -206,9 +223,10 @@ class Source:
                     continue
                 for frame in packet.decode():
                     count += 1
+                    pixels = _frame_array(frame, self.channels, f"{self.path} frame {count}")
                     if count == 1:
                         self._note(frame, str(self.path))
-                    yield _frame_array(frame, self.channels, f"{self.path} frame {count}"), frame.pts
+                    yield pixels, frame.pts
         except av.FFmpegError as e:
             raise HostError(f"{str(self.path)!r} is corrupt: decoding failed after {count} "
                             f"frames ({e})") from None
@@ -329,6 +347,16 @@ def check_output(source: Source, final: Path, overwrite: bool = False) -> None:
                                 f"choose another folder with -o")
 
 
+def _refusal(e: OSError) -> str:
+    """Why a folder that exists refused a new file, in its user's words: a virtual file system
+    (``/proc``) answers "no such file" for a name it will not create."""
+    if e.errno == errno.ENOENT:
+        return "it is not writable: its file system does not take new files"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"it is not writable: {e.strerror}"
+    return e.strerror or str(e)
+
+
 def _write_image(path: Path, pixels: np.ndarray, suffix: str) -> None:
     codec, fmts = _IMAGE_CODECS[suffix]
     h, w, c = pixels.shape
@@ -348,9 +376,10 @@ class Sink:
     place, :meth:`abort` deletes it. Used as a context manager, an exception aborts.
     """
 
-    def __init__(self, source: Source, final: Path, overwrite: bool = False):
+    def __init__(self, source: Source, final: Path, overwrite: bool = False,
+                 crf: int = DEFAULT_CRF):
         check_output(source, final, overwrite)
-        self.source, self.final = source, final
+        self.source, self.final, self.crf = source, final, crf
         self.temp = _temp_path(Path(os.path.abspath(final)))  # `-o .` has no name of its own
         self._out = None
         self._video = None
@@ -366,7 +395,7 @@ class Sink:
                 self.temp.open("xb").close()
         except OSError as e:
             raise HostError(f"cannot write in output folder {str(final.parent)!r} "
-                            f"({e.strerror})") from None
+                            f"({_refusal(e)})") from None
         if source.kind == "video":
             try:
                 self._out = av.open(str(self.temp), "w")
@@ -402,11 +431,13 @@ class Sink:
 
     def _open_video(self, h: int, w: int) -> None:
         src = self.source
-        s = self._out.add_stream("libx264", rate=src.fps)
+        s = self._out.add_stream("libx264rgb" if self.crf == 0 else "libx264", rate=src.fps)
         s.width, s.height = w, h
         # 4:2:0 needs even sizes; odd sizes keep full chroma rather than being cropped.
-        s.pix_fmt = "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p"
-        s.options = {"crf": "16"}
+        s.pix_fmt = ("rgb24" if self.crf == 0 else
+                     "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")
+        s.options = {"crf": str(self.crf), "x264-params": X264_PARAMS}
+        s.thread_type, s.thread_count = "SLICE", ENCODER_THREADS
         if src.time_base is not None:
             s.time_base = src.time_base
         self._video = s
@@ -481,7 +512,9 @@ class Sink:
             self.abort()
 
 
-def open_sink(source: Source, output: str | os.PathLike | None, overwrite: bool = False) -> Sink:
-    """An atomic writer for ``source``'s restored frames at ``output`` (default beside input)."""
+def open_sink(source: Source, output: str | os.PathLike | None, overwrite: bool = False,
+              crf: int = DEFAULT_CRF) -> Sink:
+    """An atomic writer for ``source``'s restored frames at ``output`` (default beside input);
+    ``crf``: the video's x264 quality."""
     final = Path(output) if output is not None else default_output(source)
-    return Sink(source, final, overwrite)
+    return Sink(source, final, overwrite, crf)

@@ -30,7 +30,7 @@ from spec import Model, ModelError
 from .backend import BACKENDS, open_backend
 from .errors import HostError
 from .manifest import Manifest, find_manifest, load_manifest
-from .media import open_sink, open_source
+from .media import DEFAULT_CRF, open_sink, open_source
 from .pipeline import frame_plan, restore_frames
 
 __all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
@@ -118,17 +118,6 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.concatenate([big, after], axis=1)
 
 
-def _sigma(text: str) -> int:
-    """``--sigma``: an integer noise level 0..255."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer noise level") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..255")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m host.run",
@@ -151,11 +140,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="a .gamir model file (default: the bitstream's model, else the task's)")
     g.add_argument("--task", choices=TASKS,
                    help="a shipped model, models/TASK.gamir (default: denoise)")
-    p.add_argument("--sigma", type=_sigma,
-                   help="noise level 0..255 for models with a noise-level channel (default: the "
-                        "model's own)")
+    p.add_argument("--sigma", type=cli.int_range(0, 255),
+                   help="noise level for models with a noise-level channel, within the model's "
+                        "noise table (the shipped denoisers: 0..50; default: the model's own)")
     p.add_argument("--timeout", type=cli.positive_float, metavar="SECONDS",
                    help="board DMA timeout per tile (default: 10x the predicted tile time + 1 s)")
+    p.add_argument("--crf", type=cli.int_range(0, 51), default=DEFAULT_CRF,
+                   help="output video quality, x264's constant rate factor 0..51: lower is "
+                        "better and larger; 0: lossless, the restored RGB exactly (7x larger, "
+                        "not for browsers). Images are lossless PNG unless named .jpg")
     p.add_argument("--side-by-side", action="store_true",
                    help="write input and output next to each other (default: output only)")
     return p
@@ -176,21 +169,33 @@ def _setup(a: argparse.Namespace) -> tuple[Model, str, Manifest | None]:
                      "no bitstream limits apply"), file=sys.stderr)
     model, model_name = choose_model(a.model, a.task, manifest)
     if a.sigma is not None:
-        try:
-            model = model.with_noise_level(a.sigma)
-        except ModelError as e:
-            raise HostError(f"--sigma: {e}") from None
+        model = _with_sigma(model, model_name, a.sigma)
     if manifest is not None:
         manifest.check_model(model, model_name)
     return model, model_name, manifest
+
+
+def _with_sigma(model: Model, model_name: str, sigma: int) -> Model:
+    """``model`` at noise level ``sigma``; a level it has no channel or no table for is a
+    command-line error (past the table the output keeps changing in ways never trained)."""
+    if not model.steps.noise_channel:
+        raise cli.CommandLineError(f"argument --sigma: model {model_name} has no noise-level "
+                                   f"channel: drop --sigma")
+    levels = model.steps.noise_levels()
+    if sigma not in levels:
+        raise cli.CommandLineError(f"argument --sigma: {sigma} is outside the noise levels "
+                                   f"{levels.start}..{levels.stop - 1} of model {model_name}")
+    return model.with_noise_level(sigma)
 
 
 def _summary(model: Model, model_name: str, backend, shape, frames: int, elapsed: float) -> str:
     fp = frame_plan(model, backend, *shape)
     sizes = [(t.ys.stop - t.ys.start, t.xs.stop - t.xs.start) for t in fp.tiles]
     cycles = [backend.cycles_per_frame(*hw) for hw in sizes]
-    text = (f"done: {frames} frames in {elapsed:.2f} s ({frames / max(elapsed, 1e-9):.2f} fps), "
-            f"backend {backend.name}, model {model_name}")
+    # Slower than the last progress line: it includes x264 encoding the frames it still held
+    # (its lookahead) and closing the file.
+    text = (f"done: {frames} frames in {elapsed:.2f} s ({frames / max(elapsed, 1e-9):.2f} fps "
+            f"with the encoder's flush), backend {backend.name}, model {model_name}")
     if all(c is not None for c in cycles):
         how = "measured" if all(hw in backend.measured_cycles for hw in sizes) else "predicted"
         text += f", {sum(cycles):,} cycles/frame ({len(cycles)} tile(s), {how})"
@@ -202,7 +207,7 @@ def _run(a: argparse.Namespace) -> None:
     source = open_source(a.input, model.image_channels)
     try:
         # The sink first: every check of the output path runs before the backend starts.
-        with open_sink(source, a.output, a.overwrite) as sink, \
+        with open_sink(source, a.output, a.overwrite, a.crf) as sink, \
                 open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend:
             progress = Progress(source.n_frames)
             inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts
@@ -227,9 +232,10 @@ def _run(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (:mod:`gamir.cli`: 0, 1, 2, 130, 143)."""
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a = parser.parse_args(argv)
     # OSError: what the file system refuses that no check foresaw (a name too long, a full disk).
-    return cli.run(lambda: _run(a), errors=(HostError, OSError))
+    return cli.run(lambda: _run(a), errors=(HostError, OSError), parser=parser)
 
 
 if __name__ == "__main__":

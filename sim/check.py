@@ -47,14 +47,14 @@ def read_images(path: Path) -> list[tuple[str, np.ndarray]]:
         files = [path]
     else:
         raise UsageError(f"{path}: no such file or folder")
+    if any(f.suffix.lower() != ".npy" for f in files):
+        import imageio.v3 as iio  # [dev]; outside the try below: missing, it is named as such
     out = []
     for f in files:
         try:
             if f.suffix.lower() == ".npy":
                 img = np.load(f, allow_pickle=False)
             else:
-                import imageio.v3 as iio
-
                 img = iio.imread(f)
         except Exception as e:  # noqa: BLE001 - any reader failure is the file's problem
             raise UsageError(f"{f}: cannot read the image ({e})") from None

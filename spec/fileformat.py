@@ -3,14 +3,25 @@
 Layout (all integers little-endian)::
 
     8 bytes   magic  b"GAMIRMDL"
-    4 bytes   format version (uint32), currently 1
+    4 bytes   format version (uint32), currently 2
     4 bytes   header length H (uint32)
+    4 bytes   CRC-32 of the header's H bytes (version 2 on; version 1 has no such field)
     H bytes   header, UTF-8 JSON (below)
     rest      payload: the arrays, each at the offset the header gives
 
 The header holds the task, name, image channels, pixel steps, provenance (free JSON: the
 command, data and results that produced the model), the layer list with every scalar, and for
 each parameter array its dtype, shape, byte offset and length, plus a CRC-32 of the payload.
+So every byte past the fixed prefix is under a checksum: a changed scalar in the header (a
+layer's ``shift``) is refused like a flipped payload bit. The magic, version and length are
+checked by value.
+
+Version 1 files (no header CRC) still load: their header is checked as far as it can be
+without one (valid JSON, every key present with its type, shapes, offsets and lengths that fit
+the payload, the payload's length and CRC, and the whole model's validation), which catches
+truncation and most damage but not a value changed into another valid one. ``spec.save(
+spec.load(F), F)`` rewrites such a file as version 2 with the same model, the same
+:meth:`~spec.Model.digest`.
 
 A layer entry holds the convolution's scalars (``kind``, ``kernel``, ``c_in``, ``c_out``,
 ``w_bits``, and ``groups`` only for a depthwise layer, so dense layers keep their bytes),
@@ -45,8 +56,10 @@ from .model import STAGES, KINDS, Layer, Model, ModelError, PixelSteps
 __all__ = ["FORMAT_VERSION", "MAGIC", "V1_DEFAULTS", "to_bytes", "from_bytes", "save", "load"]
 
 MAGIC = b"GAMIRMDL"
-FORMAT_VERSION = 1
-_PREFIX = struct.Struct("<8sII")
+FORMAT_VERSION = 2
+#: The fixed prefix of each version: magic, version, header length (, header CRC-32).
+_PREFIX = {1: struct.Struct("<8sII"), 2: struct.Struct("<8sIII")}
+_MAGIC_VERSION = struct.Struct("<8sI")
 _DTYPES = {"uint8": np.uint8, "int8": np.int8, "int16": np.int16, "int32": np.int32}
 #: The convolution's scalars in a layer entry, with their types.
 _CONV_SCALARS = {"kind": (str,), "kernel": (int,), "c_in": (int,), "c_out": (int,),
@@ -64,8 +77,14 @@ def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
     return np.asarray(a).astype(layer.stage.ARRAYS[name])
 
 
-def to_bytes(model: Model) -> bytes:
-    """Serialize a validated model; the same model always gives the same bytes."""
+def to_bytes(model: Model, version: int = FORMAT_VERSION) -> bytes:
+    """Serialize a validated model; the same model always gives the same bytes.
+
+    ``version`` 1 writes the former layout (no header CRC): :meth:`spec.Model.digest` hashes
+    it, so a model keeps the digest its builds' manifests name whatever version stores it.
+    """
+    if version not in _PREFIX:
+        raise ValueError(f"format version {version} is not one of {tuple(_PREFIX)}")
     model = model.validate()
     payload = bytearray()
     layers = []
@@ -101,7 +120,8 @@ def to_bytes(model: Model) -> bytes:
         "payload_crc32": zlib.crc32(payload),
     }
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text + bytes(payload)
+    check = (zlib.crc32(text),) if version >= 2 else ()
+    return _PREFIX[version].pack(MAGIC, version, len(text), *check) + text + bytes(payload)
 
 
 def _get(d: dict, key: str, types, where: str):
@@ -173,25 +193,33 @@ def _read_layer(entry: dict, payload: bytes, where: str) -> Layer:
 
 def from_bytes(data: bytes) -> Model:
     """Parse and validate a model file's bytes."""
-    if len(data) < _PREFIX.size:
+    if len(data) < _PREFIX[1].size:
         raise ModelError(f"model file: {len(data)} bytes is too short to be a gamir model")
-    magic, version, hlen = _PREFIX.unpack_from(data)
+    magic, version = _MAGIC_VERSION.unpack_from(data)
     if magic != MAGIC:
         raise ModelError("model file: not a gamir model (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in _PREFIX:
         raise ModelError(
             f"model file: format version {version} is not supported (this gamir reads "
-            f"version {FORMAT_VERSION})"
+            f"versions {', '.join(map(str, _PREFIX))})"
         )
-    if _PREFIX.size + hlen > len(data):
+    prefix = _PREFIX[version]
+    if len(data) < prefix.size:
         raise ModelError("model file: truncated inside the header")
+    _, _, hlen, *check = prefix.unpack_from(data)
+    text = data[prefix.size : prefix.size + hlen]
+    if len(text) < hlen:
+        raise ModelError("model file: truncated inside the header")
+    if check and zlib.crc32(text) != check[0]:
+        raise ModelError("model file: header checksum mismatch (the header was changed or "
+                         "corrupted)")
     try:
-        header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen].decode("utf-8"))
+        header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"model file: header is not valid JSON ({e})") from None
     if not isinstance(header, dict) or header.get("format") != "gamir-model":
         raise ModelError("model file: header does not describe a gamir model")
-    payload = data[_PREFIX.size + hlen :]
+    payload = data[prefix.size + hlen :]
     n = _get(header, "payload_nbytes", int, "header")
     if len(payload) < n:
         raise ModelError(

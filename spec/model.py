@@ -193,6 +193,12 @@ class PixelSteps:
     shuffle: int = 1
     noise_gain: tuple[int, ...] = ()
 
+    def noise_levels(self) -> range:
+        """The noise levels the model was made for: its noise-gain table's (levels past the
+        table's end reuse its last gain while the noise channel keeps changing: untrained
+        territory), else every level 0..255."""
+        return range(len(self.noise_gain) or arith.PIXEL_MAX + 1)
+
     def gain(self) -> int:
         """The noise gain at ``noise_level`` (1.0 without a table)."""
         if not self.noise_gain:
@@ -244,10 +250,12 @@ class Model:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def digest(self) -> str:
-        """SHA-256 of the model file bytes (saving is deterministic)."""
+        """SHA-256 of the model's version-1 file bytes (saving is deterministic): its header
+        and payload, the same whichever format version stores it, so builds' manifests made
+        before version 2 still name it."""
         from .fileformat import to_bytes
 
-        return hashlib.sha256(to_bytes(self)).hexdigest()
+        return hashlib.sha256(to_bytes(self, version=1)).hexdigest()
 
     def with_noise_level(self, level: int) -> "Model":
         """A copy whose noise channel holds ``level``; error if the model has none."""

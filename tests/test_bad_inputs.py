@@ -166,7 +166,7 @@ CASES = [
      r"image 't.jpg' is truncated \(no end-of-image marker\)"),
     ("run-empty-folder", lambda ws: (ws / "empty").mkdir() or _host("empty"), 1,
      r"folder 'empty' has no images"),
-    ("run-16-bit-png", lambda ws: _host(_deep_png(ws)), 1, r"16-bit samples"),
+    ("run-16-bit-png", lambda ws: _host(_deep_png(ws)), 1, r"16-bit samples"),  # no gray note
     ("run-frame-too-small", lambda ws: _host(_tiny_png(ws)), 1, r"frame 1x1 is too small"),
     # host.run: the output path
     ("run-output-is-input", lambda ws: _host("clip.mp4", "-o", "clip.mp4"), 1,
@@ -189,7 +189,10 @@ CASES = [
     ("run-output-no-folder", lambda ws: _host("clip.mp4", "-o", "nowhere/out.mp4"), 1,
      r"output folder 'nowhere' does not exist"),
     ("run-output-folder-refuses-files", lambda ws: _host("clip.mp4", "-o", "/proc/out.mp4"), 1,
-     r"cannot write in output folder '/proc'"),
+     r"cannot write in output folder '/proc' \(it is not writable: its file system does not "
+     r"take new files\)"),
+    ("run-output-image-into-proc", lambda ws: _host("photo.png", "-o", "/proc/x.png"), 1,
+     r"cannot write in output folder '/proc' \(it is not writable"),
     ("run-output-name-too-long", lambda ws: _host("clip.mp4", "-o", "x" * 300 + ".mp4"), 1,
      r"output 'x+\.mp4': File name too long"),
     ("run-input-name-too-long", lambda ws: _host("y" * 300 + ".mp4"), 1,
@@ -217,9 +220,16 @@ CASES = [
     ("run-model-trailing-junk", lambda ws: _host_raw("--model", _trailing(ws), "clip.mp4"), 1,
      r"trailing data after the payload"),
     ("run-sigma-without-noise-channel", lambda ws: _host_raw("--model", "plain.gamir", "--sigma",
-                                                             "25", "clip.mp4"), 1, r"--sigma"),
+                                                             "25", "clip.mp4"), 2,
+     r"argument --sigma: model 'plain.gamir' has no noise-level channel: drop --sigma"),
+    ("run-sigma-sr-model", lambda ws: _host_raw("--task", "sr", "--sigma", "25", "clip.mp4"), 2,
+     r"argument --sigma: model '.*sr.gamir' has no noise-level channel"),
     ("run-sigma-out-of-range", lambda ws: _host("--sigma", "300", "clip.mp4"), 2,
-     r"argument --sigma: 300 is outside 0..255"),
+     r"argument --sigma: .*'300' must be in 0..255"),
+    ("run-crf-out-of-range", lambda ws: _host("--crf", "52", "clip.mp4"), 2,
+     r"argument --crf: .*'52' must be in 0..51"),
+    ("run-sigma-past-noise-table", lambda ws: _host_raw("--sigma", "51", "clip.mp4"), 2,
+     r"argument --sigma: 51 is outside the noise levels 0..50 of model '.*denoise.gamir'"),
     ("run-timeout-negative", lambda ws: _host("--timeout", "-5", "clip.mp4"), 2,
      r"--timeout: .*'-5' must be a finite number above 0"),
     ("run-timeout-nan", lambda ws: _host("--timeout", "nan", "clip.mp4"), 2,
@@ -317,6 +327,8 @@ def test_bad_input(ws, capsys, setup, status, message):
     assert "Traceback" not in err, err
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, err
+    # One line per failure: no note or warning about the input before it is refused.
+    assert not [ln for ln in err.splitlines() if ln.startswith(("note:", "warning:"))], err
     assert re.search(message, errors[0]), errors[0]
     assert got == status, err
     assert snapshot(*watched) == before, "a file was written, changed or removed"

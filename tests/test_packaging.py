@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +63,82 @@ def test_models_dir_finds_the_shipped_models():
     from gamir import models_dir
 
     assert (models_dir() / "denoise.gamir").is_file()
+
+
+def _base(wheel, tmp_path, *argv):
+    """``python argv`` in the base install (tests/data/base_install): (status, stderr lines)."""
+    requires = [ln.split(":", 1)[1].strip() for ln in _dist_info(wheel, "METADATA").splitlines()
+                if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
+    modules = ",".join(r.split(">")[0].split("=")[0].strip() for r in requires)
+    env = {**os.environ, "GAMIR_BASE_MODULES": modules,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "data" / "base_install"), str(ROOT)])}
+    r = subprocess.run([sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    return r.returncode, r.stderr.splitlines()
+
+
+EXTRA = (r'which is not installed here \(pip install "gamir\[dev\]": the base install has numpy '
+         r'and PyAV only\)')
+
+# (argv, the module named): each a command the base install lacks a dependency for.
+BASE_MISSING = [
+    (["-m", "gamir", "generate", "--model", "MODELS/denoise.gamir", "-o", "gen"],
+     "gamir generate needs 'amaranth'"),
+    (["-m", "gamir", "build", "--board", "ulx3s-85f", "--model", "MODELS/denoise.gamir", "-o", "b"],
+     "gamir build needs 'amaranth'"),
+    (["-m", "gamir", "check", "--model", "MODELS/sr.gamir", "photo.png"],
+     "gamir check needs 'imageio'"),
+    (["-m", "gamir", "train", "--help"], "gamir train needs 'torch'"),
+    (["-m", "gamir", "gather-data", "--out", "photos"], "gamir gather-data needs 'skimage'"),
+    (["-m", "hw.build", "--help"], r"python -m hw.build needs 'amaranth'"),  # at import time
+]
+
+
+@pytest.mark.parametrize("argv,named", BASE_MISSING,
+                         ids=[" ".join(a[1:3]) for a, _ in BASE_MISSING])
+def test_base_install_names_the_extra(wheel, tmp_path, argv, named):
+    """One ``error:`` line naming the module and the extra, status 1, nothing written."""
+    _write_photo(tmp_path / "photo.png")
+    before = sorted(tmp_path.iterdir())
+    status, err = _base(wheel, tmp_path, *[a.replace("MODELS", str(ROOT / "models")) for a in argv])
+    assert err and re.fullmatch(f"error: {named}, {EXTRA}", err[-1]), err
+    assert len(err) == 1 and status == 1, err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_base_install_runs_and_refuses_a_bad_sigma(wheel, tmp_path):
+    """The base install restores an image with a shipped model, and a bad --sigma is exit 2."""
+    _write_photo(tmp_path / "photo.png")
+    status, err = _base(wheel, tmp_path, "-m", "gamir", "run", "--task", "sr", "photo.png")
+    assert status == 0 and (tmp_path / "photo_restored.png").is_file(), err
+    status, err = _base(wheel, tmp_path, "-m", "gamir", "run", "--sigma", "51", "photo.png",
+                        "-o", "x.png")
+    assert status == 2 and err[-1].startswith("error: argument --sigma: 51 is outside"), err
+
+
+def _write_photo(path: Path) -> None:
+    import av
+    import numpy as np
+
+    pixels = np.arange(16 * 24 * 3, dtype=np.uint8).reshape(16, 24, 3)
+    with av.open(str(path), "w", format="image2") as out:
+        s = out.add_stream("png")
+        s.width, s.height, s.pix_fmt = 24, 16, "rgb24"
+        out.mux(s.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        out.mux(s.encode(None))
+
+
+def test_benchmarks_write_where_git_ignores():
+    """``python -m bench.X`` writes under bench/results/local/ unless told: the checkout stays
+    clean (the recorded results in bench/results/ change only with --out)."""
+    from bench import LOCAL_RESULTS
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(["git", "check-ignore", "-q", str(LOCAL_RESULTS / "host_emulate.json")],
+                       cwd=ROOT)
+    assert r.returncode == 0
+    for script in (ROOT / "bench").glob("*.py"):
+        text = script.read_text()
+        assert 'default=Path("bench/results' not in text, script
+        assert '"bench" / "results"' not in text, script

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from skimage import data, io  # at the top: missing, it fails before any download
 
 __all__ = ["PACKAGES", "PHOTOS", "VALIDATION", "gather", "area_downscale"]
 
@@ -75,8 +76,6 @@ def area_downscale(img: np.ndarray, factor: int = 2) -> np.ndarray:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from skimage import io
-
     img = io.imread(path)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
@@ -114,8 +113,6 @@ def gather(out: Path, debs: Path | None = None) -> dict[str, int]:
 
 
 def _write(out: Path, root: Path) -> dict[str, int]:
-    from skimage import data, io
-
     counts = {"train": 0, "val": 0}
     for split in counts:
         (out / split).mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ parameter words the board loads (full fold and the ``auto`` fold), and ``accel.p
 
 import hashlib
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def param_digest(model, fold) -> str:
 def payload_digest(model) -> str:
     """SHA-256 of the model file's payload: every parameter array as stored."""
     data = spec.to_bytes(model)
-    hlen = int.from_bytes(data[12:16], "little")
-    return hashlib.sha256(data[16 + hlen:]).hexdigest()
+    version, hlen = struct.unpack_from("<II", data, 8)
+    prefix = 16 if version == 1 else 20  # version 2 adds the header's CRC-32 to the prefix
+    return hashlib.sha256(data[prefix + hlen:]).hexdigest()
 
 
 def record(model, key, seed, out, meta):

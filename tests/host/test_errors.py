@@ -137,7 +137,7 @@ def test_sigma_without_noise_channel(work, capsys):
     spec.save(m, work / "plain.gamir")
     try:
         fails(capsys, ["--model", work / "plain.gamir", "--sigma", "25", work / "clip.mp4"],
-              r"--sigma: model 'random-3' has no noise-level channel")
+              r"--sigma: model '.*plain.gamir' has no noise-level channel", code=2)
     finally:
         (work / "plain.gamir").unlink()
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from conftest import make_clip, read_frames, write_png
@@ -11,6 +14,8 @@ import host.media
 import spec
 from host.media import open_source
 from host.run import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hidden(folder):
@@ -111,3 +116,44 @@ def test_dropped_alpha_and_gray_input_are_said(tmp_path, model_file, capsys):
     assert main(["--model", str(model_file), str(g)]) == 0
     err = capsys.readouterr().err
     assert f"note: {g}: it is gray and the model is RGB" in err
+
+
+def test_the_same_command_writes_the_same_bytes(tmp_path, model_file, capsys):
+    """The same command twice, the second in another process on one CPU with other leftovers
+    in freed memory (glibc's ``MALLOC_PERTURB_``): the same video and image bytes. x264's
+    default cut one slice per usable CPU, and its macroblock tree read memory it had not
+    written (at 320x240), so files and even decoded pixels differed between runs."""
+    clip = ROOT / "samples" / "clip_noisy.mp4"  # real footage, 320x240: where it showed
+    photo = write_png(tmp_path / "in.png", spec.random_image(9, 40, 48, 3))
+
+    def argv(src, out):
+        return ["--model", str(model_file), str(src), "-o", str(tmp_path / out)]
+
+    for src, out in ((clip, "a.mp4"), (photo, "a.png")):
+        assert main(argv(src, out)) == 0
+    env = {**os.environ, "MALLOC_PERTURB_": "85",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    one_cpu = ((lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+               if hasattr(os, "sched_setaffinity") else None)
+    for src, out in ((clip, "b.mp4"), (photo, "b.png")):
+        r = subprocess.run([sys.executable, "-m", "host.run", *argv(src, out)], env=env,
+                           preexec_fn=one_cpu, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    for a, b in (("a.mp4", "b.mp4"), ("a.png", "b.png")):
+        assert (tmp_path / a).read_bytes() == (tmp_path / b).read_bytes(), a
+
+
+def test_crf_0_is_lossless(tmp_path, model_file, capsys):
+    """``--crf 0`` writes the restored RGB exactly (what ``--sigma 0`` passes through)."""
+    frames = [spec.random_image(k, 32, 48, 3) for k in range(3)]
+    clip = make_clip(tmp_path / "in.mp4", frames)
+    out = tmp_path / "out.mp4"
+    assert main(["--model", str(model_file), "--crf", "0", str(clip), "-o", str(out)]) == 0
+    model = spec.load(model_file)
+    want = [spec.restore(model, f) for f in read_frames(clip)]
+    got = read_frames(out)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert main(["--model", str(model_file), str(clip), "-o", str(tmp_path / "lossy.mp4")]) == 0
+    assert any(not np.array_equal(g, w) for g, w in zip(read_frames(tmp_path / "lossy.mp4"), want))

@@ -99,7 +99,7 @@ def test_progress_and_summary(tmp_path, model_file, clip, capsys):
     err = capsys.readouterr().err
     assert "auto: no PYNQ board here" in err and "emulating" in err
     assert "frame 4/4" in err
-    assert "done: 4 frames in" in err and "fps), backend emulate" in err
+    assert "done: 4 frames in" in err and "fps with the encoder's flush), backend emulate" in err
 
 
 def test_missing_bitstream_emulates_with_a_note(tmp_path, model_file, clip, capsys):

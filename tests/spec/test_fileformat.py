@@ -1,11 +1,13 @@
 """The model file: round trip, determinism, and one clear error per kind of damage."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ import spec
 from spec import fileformat
 from spec.model import ModelError
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def model():
@@ -21,14 +25,18 @@ def model():
 
 
 def _split(data):
-    magic, version, hlen = struct.unpack_from("<8sII", data)
-    header = json.loads(data[16 : 16 + hlen])
-    return header, data[16 + hlen :]
+    magic, version, hlen, crc = struct.unpack_from("<8sIII", data)
+    assert version == fileformat.FORMAT_VERSION == 2
+    header = json.loads(data[20 : 20 + hlen])
+    return header, data[20 + hlen :]
 
 
 def _join(header, payload, version=fileformat.FORMAT_VERSION):
+    """A file of ``header`` (JSON, its CRC right: what the structural checks see) and ``payload``."""
     text = json.dumps(header).encode()
-    return struct.pack("<8sII", b"GAMIRMDL", version, len(text)) + text + payload
+    if version == 1:
+        return struct.pack("<8sII", b"GAMIRMDL", 1, len(text)) + text + payload
+    return struct.pack("<8sIII", b"GAMIRMDL", version, len(text), zlib.crc32(text)) + text + payload
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -80,7 +88,7 @@ def test_not_a_model(model):
 
 def test_wrong_version(model):
     header, payload = _split(spec.to_bytes(model))
-    _err(_join(header, payload, version=99), r"^model file: format version 99 is not supported")
+    _err(_join(header, payload, version=99), r"^model file: format version 99 is not supported \(this gamir reads versions 1, 2\)")
 
 
 def test_truncated(model):
@@ -101,10 +109,32 @@ def test_corrupted_payload(model):
 
 
 def test_bad_json(model):
-    data = spec.to_bytes(model)
-    hlen = struct.unpack_from("<I", data, 12)[0]
-    broken = data[:16] + b"x" + data[17:]
+    header, payload = _split(spec.to_bytes(model))
+    text = b"x" + json.dumps(header).encode()[1:]
+    broken = struct.pack("<8sIII", b"GAMIRMDL", 2, len(text), zlib.crc32(text)) + text + payload
     _err(broken, r"^model file: header is not valid JSON")
+
+
+def test_header_change_is_caught():
+    """Issue 33's case: the shipped denoiser's ``"shift":20`` edited to ``21`` in the file ran
+    with different output; the header CRC now refuses it, as the payload's a flipped bit."""
+    data = (ROOT / "models" / "denoise.gamir").read_bytes()
+    assert struct.unpack_from("<8sI", data)[1] == 2 and b'"shift":20,' in data
+    _err(data.replace(b'"shift":20,', b'"shift":21,', 1),
+         r"^model file: header checksum mismatch \(the header was changed or corrupted\)$")
+
+
+def test_version_1_files_still_load_with_the_same_digest(model):
+    """A version 1 file (no header CRC) loads as the same model; its header gets every other
+    check (here: a bad type), and re-saving makes it version 2 with the same digest."""
+    v1 = spec.to_bytes(model, version=1)
+    assert struct.unpack_from("<8sI", v1)[1] == 1
+    back = spec.from_bytes(v1)
+    assert spec.to_bytes(back) == spec.to_bytes(model)
+    assert back.digest() == model.digest() == hashlib.sha256(v1).hexdigest()
+    header, payload = _split(spec.to_bytes(model))
+    header["layers"][0]["c_out"] = "8"
+    _err(_join(header, payload, version=1), r"^model file: layer 1.c_out has the wrong type")
 
 
 def _edit(model, fn):
