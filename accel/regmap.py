@@ -91,6 +91,7 @@ __all__ = [
     "unpack_pixels",
     "beats_to_ints",
     "DMA_BASE",
+    "GP0_BASE",
     "DMA_REGISTERS",
     "DMA_REG",
     "DMA_ALIGN",
@@ -411,6 +412,9 @@ DMA_REGISTERS = {
 }
 #: DMA register name -> byte address.
 DMA_REG = {name: spec[0] for name, spec in DMA_REGISTERS.items()}
+#: Physical address where the open-flow design's registers appear: the PS7's M_AXI_GP0 window
+#: (the 4 KiB register window repeats over GP0's range; the host maps the first).
+GP0_BASE = 0x4000_0000
 #: Bytes per beat of the DMA's AXI3 bus (S_AXI_HP0 in 64-bit mode).
 DMA_BEAT_BYTES = 8
 #: Buffer addresses must be multiples of this (one bus beat).

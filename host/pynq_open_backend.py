@@ -1,7 +1,7 @@
 """The PYNQ board backend for the open-flow bitstream (no Xilinx IP, no ``.hwh``).
 
 The open flow (Yosys + nextpnr) builds :mod:`hw.zynq_top`: the PS7 instantiated directly, the
-registers on M_AXI_GP0 at :data:`hw.zynq_top.GP0_BASE`, and the accelerator's own DMA
+registers on M_AXI_GP0 at :data:`accel.regmap.GP0_BASE`, and the accelerator's own DMA
 (:mod:`hw.axi_dma`) on S_AXI_HP0. The manifest's ``build.flow`` is ``"open"``
 (:data:`accel.manifest.FLOWS`); :func:`host.backend.open_backend` picks this backend by it.
 
@@ -125,8 +125,6 @@ class OpenFlowBackend(PynqBackend):
         """No ``.hwh``: the open flow writes none and this backend needs none."""
 
     def _open(self, bitstream: Path, manifest: Manifest) -> None:
-        from hw.zynq_top import GP0_BASE
-
         pynq = self._pynq
         self._set_clock(manifest)
         try:
@@ -136,7 +134,7 @@ class OpenFlowBackend(PynqBackend):
         afi = pynq.MMIO(HP0_AFI_BASE, 0x1000)
         for reg in (AFI_RDCHAN_CTRL, AFI_WRCHAN_CTRL):
             afi.write(reg, int(afi.read(reg)) & ~1)  # 64-bit mode
-        self._mmio = pynq.MMIO(GP0_BASE, 1 << regmap.AXIL_ADDR_BITS)
+        self._mmio = pynq.MMIO(regmap.GP0_BASE, 1 << regmap.AXIL_ADDR_BITS)
         self._dma = _Dma(self._mmio)
         self._dma_max_bytes = None  # DMA_SRC_BYTES/DMA_DST_BYTES are 32 bits
 

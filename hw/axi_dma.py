@@ -275,8 +275,11 @@ class AxiDma(wiring.Component):
             m.d.comb += [wfifo.w_data.eq(Cat(pix.word_select(part, beat),
                                              Const((1 << BEAT_BYTES) - 1, BEAT_BYTES))),
                          wfifo.w_en.eq(push),
+                         # The next pixel may come with the held one's last beat, unless the
+                         # held one ends the frame (the next belongs to the next write).
                          inp.tready.eq(s.aborting
-                                       | (accept & ((left == 0) | (push & (left == 1)))))]
+                                       | (accept & ((left == 0)
+                                                    | (push & (left == 1) & ~pix_last))))]
             with m.If(push):
                 m.d.sync += left.eq(left - 1)
             with m.If(keep):

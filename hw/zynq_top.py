@@ -26,12 +26,10 @@ from .axi_dma import AxiDma
 from .register_port import GP_ID_BITS, RegisterPort
 from .top import AXI3Signature, Top
 
-__all__ = ["ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "GP0_BASE", "HP_ID_BITS"]
+__all__ = ["ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "HP_ID_BITS"]
 
 #: Module name of :func:`zynq_verilog`'s top.
 TOP_NAME = "gam_zynq"
-#: Physical address of M_AXI_GP0's window, where the registers appear (PYNQ's ``MMIO``).
-GP0_BASE = 0x4000_0000
 #: ID width of the PS7's S_AXI_HP0.
 HP_ID_BITS = 6
 

@@ -32,7 +32,7 @@ STATE: dict = {}
 
 
 #: Where the open-flow design's registers are (M_AXI_GP0) and S_AXI_HP0's AFI registers.
-GP0_BASE = 0x4000_0000
+GP0_BASE = regmap.GP0_BASE
 AFI_BASE = 0xF800_8000
 
 
