@@ -400,9 +400,12 @@ def beats_to_ints(beats: np.ndarray) -> list[int]:
 DMA_BASE = 0x800
 #: The open-flow design's DMA registers (:mod:`hw.axi_dma`), as :data:`REGISTERS`.
 DMA_REGISTERS = {
-    "DMA_SRC": (DMA_BASE + 0x00, "rw", "physical address of the input frame (multiple of DMA_ALIGN)"),
-    "DMA_SRC_BYTES": (DMA_BASE + 0x04, "rw", "bytes to read: pixels * stream_bytes(input channels)"),
-    "DMA_DST": (DMA_BASE + 0x08, "rw", "physical address of the output frame (multiple of DMA_ALIGN)"),
+    "DMA_SRC": (DMA_BASE + 0x00, "rw", "physical address of the input frame "
+                                       "(multiple of DMA_ALIGN)"),
+    "DMA_SRC_BYTES": (DMA_BASE + 0x04, "rw", "bytes to read: pixels * stream_bytes(input "
+                                             "channels)"),
+    "DMA_DST": (DMA_BASE + 0x08, "rw", "physical address of the output frame "
+                                       "(multiple of DMA_ALIGN)"),
     "DMA_DST_BYTES": (DMA_BASE + 0x0C, "rw", "bytes to write: pixels * stream_bytes(output "
                                              "channels)"),
     "DMA_CONTROL": (DMA_BASE + 0x10, "w", "bit 0 start read, bit 1 start write, bit 2 abort "

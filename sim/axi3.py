@@ -8,9 +8,10 @@ the next cycle's outputs) and the memory runs in the same :class:`sim.drivers.Cl
 R/B with probability ``stall``) and records the first broken rule in ``violation``; the bench
 fails with it. Rules checked: a ``valid`` held until its handshake with its payload unchanged
 (AR, AW, W); INCR bursts of full-width beats from aligned addresses; no burst across a 4 KiB
-boundary (``page``: the tests shrink it to see the check fire); ``len`` within AXI3's 16 beats; WID equal to the burst's AWID and WLAST on exactly
-the burst's last beat; reads only inside the windows the bench declared readable and written
-bytes (strobes) only inside the writable ones. W beats may come before their AW (AXI3 allows
+boundary (``page``: the tests shrink it to see the check fire); ``len`` within AXI3's 16
+beats; WID equal to the burst's AWID and WLAST on exactly the burst's last beat; reads only
+inside the windows the bench declared readable and written bytes (strobes) only inside the
+writable ones. W beats may come before their AW (AXI3 allows
 it); write data is applied in AW order.
 """
 
