@@ -61,16 +61,29 @@ class RegisterPortSignature(wiring.Signature):
 
 def _burst_beats(m, addr, beats_left):
     """Beats of the next burst from byte address ``addr`` (beat-aligned) with ``beats_left`` to
-    go: at most :data:`MAX_BURST` and never past the next 4 KiB boundary."""
+    go: at most :data:`MAX_BURST` and never past the next 4 KiB boundary. Registered (off the
+    issue path): it follows ``addr``/``beats_left`` one cycle late, so a channel issues only
+    once they have stood still for a cycle (``_settled``)."""
     to_page = Signal(range(_PAGE_BEATS + 1))
     n = Signal(range(MAX_BURST + 1))
     m.d.comb += to_page.eq(_PAGE_BEATS - addr[_SIZE:12])
-    m.d.comb += n.eq(MAX_BURST)
+    m.d.sync += n.eq(MAX_BURST)
     with m.If((beats_left < MAX_BURST) & (beats_left <= to_page)):
-        m.d.comb += n.eq(beats_left)
+        m.d.sync += n.eq(beats_left)
     with m.Elif(to_page < MAX_BURST):
-        m.d.comb += n.eq(to_page)
+        m.d.sync += n.eq(to_page)
     return n
+
+
+def _settled(m, *changes):
+    """High from the second cycle after the last of ``changes`` (conditions under which a
+    channel's address and beat count change)."""
+    settled = Signal()
+    m.d.sync += settled.eq(1)
+    for change in changes:
+        with m.If(change):
+            m.d.sync += settled.eq(0)
+    return settled
 
 
 class AxiDma(wiring.Component):
@@ -167,14 +180,18 @@ class AxiDma(wiring.Component):
             m.d.sync += s.start_abort.eq(1)
 
     def _start_read(self, m, s):
+        pixels = s.src_bytes >> (self.in_bytes.bit_length() - 1)
+        m.d.comb += s.r_start.eq(1)
         m.d.sync += [s.r_busy.eq(1), s.r_addr.eq(s.src),
                      s.r_beats.eq((s.src_bytes + BEAT_BYTES - 1) >> _SIZE),
-                     s.r_pixels.eq(s.src_bytes >> (self.in_bytes.bit_length() - 1))]
+                     s.r_pixels.eq(pixels), s.r_last.eq(pixels == 1)]
 
     def _start_write(self, m, s):
+        pixels = s.dst_bytes >> (self.out_bytes.bit_length() - 1)
+        m.d.comb += s.w_start.eq(1)
         m.d.sync += [s.w_busy.eq(1), s.w_addr.eq(s.dst), s.ended.eq(0),
                      s.w_beats.eq((s.dst_bytes + BEAT_BYTES - 1) >> _SIZE),
-                     s.w_room.eq(s.dst_bytes >> (self.out_bytes.bit_length() - 1))]
+                     s.w_room.eq(pixels), s.w_full.eq(0), s.w_one.eq(pixels == 1)]
 
     # ------------------------------------------------------------------ MM2S
     def _reader(self, m, s, rfifo):
@@ -183,17 +200,21 @@ class AxiDma(wiring.Component):
         bus = self.m_axi
         n = _burst_beats(m, s.r_addr, s.r_beats)
         issue = Signal()
+        settled = _settled(m, s.r_start, issue)
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += bus.arvalid.eq(0)
-        with m.Elif(s.r_busy & ~s.aborting & (s.r_beats != 0) & ~bus.arvalid
-                    & (rfifo.level + s.r_flight + n <= _FIFO_BEATS)):
+        with m.Elif(s.r_busy & ~s.aborting & (s.r_beats != 0) & ~bus.arvalid & settled
+                    & (n <= s.r_room)):
             m.d.comb += issue.eq(1)
             m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(s.r_addr), bus.arlen.eq(n - 1),
                          s.r_addr.eq(s.r_addr + (n << _SIZE)), s.r_beats.eq(s.r_beats - n)]
         got = bus.rvalid & bus.rready
         m.d.comb += [bus.rready.eq(1), rfifo.w_data.eq(bus.rdata),
                      rfifo.w_en.eq(got & ~s.aborting)]
-        m.d.sync += s.r_flight.eq(s.r_flight + Mux(issue, n, 0) - got)
+        asked = Mux(issue, n, 0)
+        m.d.sync += s.r_flight.eq(s.r_flight + asked - got)
+        # r_room: FIFO places neither filled nor promised to a burst in flight.
+        m.d.sync += s.r_room.eq(s.r_room - asked + rfifo.r_en + (got & s.aborting))
         with m.If(got & (bus.rresp != 0)):
             m.d.sync += s.err_read.eq(1)
 
@@ -201,11 +222,11 @@ class AxiDma(wiring.Component):
         """FIFO beats -> pixels on ``m_axis`` (several per beat, or several beats per pixel);
         TLAST on the last pixel, the rest of its beat dropped."""
         out, bits = self.m_axis, 8 * self.in_bytes
-        last = s.r_pixels == 1
+        last = s.r_last
         fire = out.tvalid & out.tready
         m.d.comb += out.tlast.eq(last)
         with m.If(fire):
-            m.d.sync += s.r_pixels.eq(s.r_pixels - 1)
+            m.d.sync += [s.r_pixels.eq(s.r_pixels - 1), s.r_last.eq(s.r_pixels == 2)]
             with m.If(last):
                 m.d.sync += s.r_busy.eq(0)
         if self.in_bytes <= BEAT_BYTES:
@@ -238,14 +259,15 @@ class AxiDma(wiring.Component):
         inp, bits, beat = self.s_axis, 8 * self.out_bytes, 8 * BEAT_BYTES
         fire = inp.tvalid & inp.tready
         counted = fire & ~s.aborting
-        drop = s.w_room == 0
+        drop = s.w_full
         keep = counted & ~drop
         accept = s.w_busy & ~s.ended
         with m.If(counted & drop):
             m.d.sync += s.err_long.eq(1)
         with m.If(keep):
-            m.d.sync += s.w_room.eq(s.w_room - 1)
-        with m.If(counted & inp.tlast & (s.w_room > 1)):
+            m.d.sync += [s.w_room.eq(s.w_room - 1), s.w_full.eq(s.w_one),
+                         s.w_one.eq(s.w_room == 2)]
+        with m.If(counted & inp.tlast & ~s.w_full & ~s.w_one):
             m.d.sync += s.err_short.eq(1)
         ended = counted & drop & inp.tlast  # a dropped pixel's TLAST
         if self.out_bytes <= BEAT_BYTES:
@@ -255,7 +277,7 @@ class AxiDma(wiring.Component):
             data = [Mux(lane == j, inp.tdata, acc.word_select(j, bits)) for j in range(k)]
             # A beat always fills from lane 0: lanes up to ``lane`` hold pixels.
             strobes = [(lane >= j).replicate(self.out_bytes) for j in range(k)]
-            push = (lane == k - 1) | inp.tlast | (s.w_room == 1)
+            push = (lane == k - 1) | inp.tlast | s.w_one
             m.d.comb += [inp.tready.eq(s.aborting | (accept & (drop | wfifo.w_rdy))),
                          wfifo.w_data.eq(Cat(*data, *strobes))]
             with m.If(keep):
@@ -295,9 +317,12 @@ class AxiDma(wiring.Component):
         burst when the frame ended short or an abort came; B responses counted."""
         bus = self.m_axi
         n = _burst_beats(m, s.w_addr, s.w_beats)
-        with m.If(~s.bursting & s.w_busy & ~s.aborting):
+        issue = Signal()
+        settled = _settled(m, s.w_start, issue)
+        with m.If(~s.bursting & s.w_busy & ~s.aborting & settled):
             with m.If((s.w_beats != 0)
                       & ((wfifo.level >= n) | (s.ended & (wfifo.level != 0)))):
+                m.d.comb += issue.eq(1)
                 m.d.sync += [s.bursting.eq(1), bus.awvalid.eq(1), bus.awaddr.eq(s.w_addr),
                              bus.awlen.eq(n - 1), s.w_left.eq(n),
                              s.w_addr.eq(s.w_addr + (n << _SIZE)), s.w_beats.eq(s.w_beats - n)]
@@ -342,6 +367,7 @@ class AxiDma(wiring.Component):
         m.d.comb += s.clear.eq(s.aborting & quiet)
         with m.If(s.clear):
             m.d.sync += ([s.aborting.eq(0), s.r_busy.eq(0), s.w_busy.eq(0), s.r_beats.eq(0),
+                          s.r_room.eq(_FIFO_BEATS),
                          s.ended.eq(0)] + [v.eq(0) for v in s.positions])
 
 
@@ -361,12 +387,18 @@ class _State:
         self.r_addr = Signal(32)
         self.r_beats = Signal(30)  # beats not yet asked for
         self.r_pixels = Signal(32)  # pixels not yet sent
+        self.r_last = Signal()  # the next pixel is the frame's last
+        self.r_start = Signal()
         self.r_flight = Signal(range(_FIFO_BEATS + 1))
+        self.r_room = Signal(range(_FIFO_BEATS + 1), init=_FIFO_BEATS)
         # writer
         self.w_busy = Signal()
         self.w_addr = Signal(32)
         self.w_beats = Signal(30)  # beats of the buffer not yet in a burst
         self.w_room = Signal(32)  # pixels the buffer still takes
+        self.w_full = Signal()  # w_room == 0
+        self.w_one = Signal()  # w_room == 1
+        self.w_start = Signal()
         self.ended = Signal()  # the frame's last pixel is in the FIFO
         self.bursting = Signal()
         self.w_left = Signal(range(MAX_BURST + 1))  # W beats of the current burst to go
