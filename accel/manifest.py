@@ -20,9 +20,14 @@ from spec.model import Model
 
 from . import config, perf, regmap
 
-__all__ = ["SCHEMA_VERSION", "ManifestError", "ModelInfo", "Manifest"]
+__all__ = ["SCHEMA_VERSION", "FLOWS", "ManifestError", "ModelInfo", "Manifest"]
 
 SCHEMA_VERSION = 1
+#: The flows that make a Zynq bitstream, as ``build.flow`` names them: ``vivado`` (the block
+#: design with Xilinx's AXI DMA; also a build section without ``flow``, written before the
+#: open flow) and ``open`` (Yosys + nextpnr, :mod:`hw.zynq_top` with its own DMA). The host
+#: picks its board driver by it.
+FLOWS = ("vivado", "open")
 
 
 class ManifestError(ValueError):
@@ -100,6 +105,11 @@ class Manifest:
             return float(self.build["clock_mhz"]) * 1e6
         return self.performance.get("clock_hz")
 
+    @property
+    def flow(self) -> str:
+        """Which flow made the bitstream (:data:`FLOWS`)."""
+        return (self.build or {}).get("flow", FLOWS[0])
+
     def with_build(self, build: dict, pynq: dict | None = None) -> "Manifest":
         """This manifest with ``hw.build``'s section (and the PYNQ IP names) added."""
         return dataclasses.replace(self, build=build, pynq=pynq)
@@ -135,6 +145,10 @@ class Manifest:
         if not isinstance(model, dict) or not {"shape_hash", "digest"} <= model.keys() \
                 or "max_width" not in d or "fold" not in d:
             raise ManifestError("it needs model.shape_hash, model.digest, max_width and fold")
+        build = d.get("build")
+        if build is not None and (not isinstance(build, dict)
+                                  or build.get("flow", FLOWS[0]) not in FLOWS):
+            raise ManifestError(f"build.flow must be one of {', '.join(FLOWS)}")
         try:
             fold = regmap.Fold.from_json(d["fold"])
         except regmap.FoldError as e:

@@ -17,7 +17,11 @@ from spec.model import Model
 from . import regmap
 
 __all__ = ["Op", "identify_ops", "reset_ops", "load_ops", "setup_ops", "size_ops",
+           "dma_read_ops", "dma_write_ops", "dma_abort_ops", "dma_status_text",
            "status_text", "to_array", "from_array", "FRAME_ERRORS"]
+
+#: Every register name -> byte address: the accelerator's and the open-flow DMA's.
+_ADDRESS = {**regmap.REG, **regmap.DMA_REG}
 
 #: STATUS bits that mean a frame went wrong on the stream.
 FRAME_ERRORS = regmap.STATUS_ERR_TLAST_EARLY | regmap.STATUS_ERR_TLAST_LATE
@@ -37,7 +41,7 @@ class Op:
 
     @property
     def address(self) -> int:
-        return regmap.REG[self.reg]
+        return _ADDRESS[self.reg]
 
     def mismatch(self, got: int) -> str | None:
         """What is wrong if a read returned ``got`` (``None`` for a write or a right value)."""
@@ -103,7 +107,40 @@ def size_ops(height: int, width: int) -> list[Op]:
                        f"the bitstream's limits differ from its manifest's")]
 
 
-_REG_AT = {addr: name for name, addr in regmap.REG.items()}
+def dma_read_ops(address: int, nbytes: int) -> list[Op]:
+    """Start the open-flow DMA's reader: ``nbytes`` from physical ``address`` into the
+    accelerator (:data:`accel.regmap.DMA_REGISTERS`)."""
+    return [Op("write", "DMA_SRC", address), Op("write", "DMA_SRC_BYTES", nbytes),
+            Op("write", "DMA_CONTROL", regmap.DMA_START_READ)]
+
+
+def dma_write_ops(address: int, nbytes: int) -> list[Op]:
+    """Start the open-flow DMA's writer: the accelerator's next frame into ``nbytes`` at
+    physical ``address``."""
+    return [Op("write", "DMA_DST", address), Op("write", "DMA_DST_BYTES", nbytes),
+            Op("write", "DMA_CONTROL", regmap.DMA_START_WRITE)]
+
+
+def dma_abort_ops() -> list[Op]:
+    """Stop both DMA channels (wait for ``DMA_STATUS``'s busy bits to clear) and clear its
+    errors; the accelerator's soft reset (:func:`reset_ops`) follows."""
+    return [Op("write", "DMA_CONTROL", regmap.DMA_ABORT | regmap.DMA_CLEAR_ERRORS)]
+
+
+def dma_status_text(status: int) -> str:
+    """``DMA_STATUS`` spelled out for messages."""
+    names = [n for n, bit in (("read busy", regmap.DMA_READ_BUSY),
+                              ("write busy", regmap.DMA_WRITE_BUSY),
+                              ("read error response", regmap.DMA_ERR_READ),
+                              ("write error response", regmap.DMA_ERR_WRITE),
+                              ("start refused", regmap.DMA_ERR_START),
+                              ("output frame shorter than its buffer", regmap.DMA_ERR_SHORT),
+                              ("output frame longer than its buffer", regmap.DMA_ERR_LONG))
+             if status & bit]
+    return f"DMA_STATUS=0x{status:x}" + (f" ({', '.join(names)})" if names else "")
+
+
+_REG_AT = {addr: name for name, addr in _ADDRESS.items()}
 
 
 def to_array(ops: list[Op]) -> np.ndarray:

@@ -37,6 +37,18 @@ Stream packing
 --------------
 One pixel per beat; ``tdata`` is the next power of two >= ``8*channels`` bits (at least 32);
 channel ``c`` is byte ``c`` (little-endian), padding bytes are zero.
+
+DMA (open-flow Zynq design)
+---------------------------
+The design without Xilinx IP (:mod:`hw.zynq_top`) has its own AXI3 master (:mod:`hw.axi_dma`)
+on the PS7's S_AXI_HP0; its registers (:data:`DMA_REGISTERS`) share the AXI4-Lite window from
+:data:`DMA_BASE` up (address bit 11 picks them; the accelerator's own registers sit below).
+A frame in DDR is exactly :func:`pack_pixels`' array: pixel ``k`` (raster order) at byte
+``k * stream_bytes(channels)``, its bytes as on the stream. ``stream_bytes`` is a power of two,
+so a 64-bit bus beat holds two whole pixels or a pixel spans whole beats: no pixel straddles a
+beat boundary and the DMA needs no byte shifter; the buffers are the same ones the Vivado
+design's AXI DMA moves (same host code). Buffer addresses are multiples of
+:data:`DMA_ALIGN`; lengths are whole pixels (:func:`dma_bytes`).
 """
 
 from __future__ import annotations
@@ -78,6 +90,25 @@ __all__ = [
     "pack_pixels",
     "unpack_pixels",
     "beats_to_ints",
+    "DMA_BASE",
+    "GP0_BASE",
+    "DMA_REGISTERS",
+    "DMA_REG",
+    "DMA_ALIGN",
+    "DMA_BEAT_BYTES",
+    "DMA_START_READ",
+    "DMA_START_WRITE",
+    "DMA_ABORT",
+    "DMA_CLEAR_ERRORS",
+    "DMA_READ_BUSY",
+    "DMA_WRITE_BUSY",
+    "DMA_ERR_READ",
+    "DMA_ERR_WRITE",
+    "DMA_ERR_START",
+    "DMA_ERR_SHORT",
+    "DMA_ERR_LONG",
+    "DMA_ERRORS",
+    "dma_bytes",
     "register_map",
 ]
 
@@ -365,11 +396,66 @@ def beats_to_ints(beats: np.ndarray) -> list[int]:
     return [int.from_bytes(row.tobytes(), "little") for row in beats]
 
 
+#: First byte address of the DMA's registers (bit 11 of the 4 KiB AXI4-Lite window).
+DMA_BASE = 0x800
+#: The open-flow design's DMA registers (:mod:`hw.axi_dma`), as :data:`REGISTERS`.
+DMA_REGISTERS = {
+    "DMA_SRC": (DMA_BASE + 0x00, "rw", "physical address of the input frame "
+                                       "(multiple of DMA_ALIGN)"),
+    "DMA_SRC_BYTES": (DMA_BASE + 0x04, "rw", "bytes to read: pixels * stream_bytes(input "
+                                             "channels)"),
+    "DMA_DST": (DMA_BASE + 0x08, "rw", "physical address of the output frame "
+                                       "(multiple of DMA_ALIGN)"),
+    "DMA_DST_BYTES": (DMA_BASE + 0x0C, "rw", "bytes to write: pixels * stream_bytes(output "
+                                             "channels)"),
+    "DMA_CONTROL": (DMA_BASE + 0x10, "w", "bit 0 start read, bit 1 start write, bit 2 abort "
+                                          "both, bit 3 clear error bits (pulses)"),
+    "DMA_STATUS": (DMA_BASE + 0x14, "r", "bit 0 read busy, bit 1 write busy, bits 2..6 sticky "
+                                         "errors"),
+}
+#: DMA register name -> byte address.
+DMA_REG = {name: spec[0] for name, spec in DMA_REGISTERS.items()}
+#: Physical address where the open-flow design's registers appear: the PS7's M_AXI_GP0 window
+#: (the 4 KiB register window repeats over GP0's range; the host maps the first).
+GP0_BASE = 0x4000_0000
+#: Bytes per beat of the DMA's AXI3 bus (S_AXI_HP0 in 64-bit mode).
+DMA_BEAT_BYTES = 8
+#: Buffer addresses must be multiples of this (one bus beat).
+DMA_ALIGN = DMA_BEAT_BYTES
+
+DMA_START_READ = 1 << 0
+DMA_START_WRITE = 1 << 1
+#: Stop both channels: outstanding bursts finish (writes with no byte enabled), then idle.
+DMA_ABORT = 1 << 2
+DMA_CLEAR_ERRORS = 1 << 3
+DMA_READ_BUSY = 1 << 0
+DMA_WRITE_BUSY = 1 << 1
+#: A read burst answered SLVERR/DECERR.
+DMA_ERR_READ = 1 << 2
+#: A write burst answered SLVERR/DECERR.
+DMA_ERR_WRITE = 1 << 3
+#: A start was refused: that channel busy, an address not a multiple of DMA_ALIGN, or a length
+#: that is zero or not whole pixels.
+DMA_ERR_START = 1 << 4
+#: The output frame ended (TLAST) before DMA_DST_BYTES were written.
+DMA_ERR_SHORT = 1 << 5
+#: DMA_DST_BYTES were written before the output frame's TLAST: its rest was dropped.
+DMA_ERR_LONG = 1 << 6
+DMA_ERRORS = DMA_ERR_READ | DMA_ERR_WRITE | DMA_ERR_START | DMA_ERR_SHORT | DMA_ERR_LONG
+
+
+def dma_bytes(pixels: int, channels: int) -> int:
+    """DDR bytes of a frame of ``pixels`` pixels of ``channels`` channels (the DMA lengths)."""
+    return pixels * stream_bytes(channels)
+
+
 def register_map() -> dict:
     """The register map as JSON-ready data (for the manifest)."""
     return {
         "registers": {n: {"address": a, "access": acc, "doc": d}
                       for n, (a, acc, d) in REGISTERS.items()},
+        "dma_registers": {n: {"address": a, "access": acc, "doc": d}
+                          for n, (a, acc, d) in DMA_REGISTERS.items()},
         "id": ID_VALUE,
         "control": {"soft_reset": CONTROL_SOFT_RESET, "clear_errors": CONTROL_CLEAR_ERRORS},
         "status": {"busy": STATUS_BUSY, "err_tlast_early": STATUS_ERR_TLAST_EARLY,

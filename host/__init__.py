@@ -2,7 +2,8 @@
 
 Backends (:mod:`host.backend`) share one narrow interface: tensor-0 tiles in, output tensors
 out. ``emulate`` runs the spec on the CPU, ``pynq`` drives the accelerator on a PYNQ board
-(:mod:`host.pynq_backend`), ``verilator`` runs the generated Verilog through the same register
+(:mod:`host.pynq_backend` for a Vivado-built bitstream, :mod:`host.pynq_open_backend` for an
+open-flow one, picked by the manifest's ``build.flow``), ``verilator`` runs the generated Verilog through the same register
 and stream sequence (:mod:`host.verilator_backend`). Pixel steps and tiling
 (:mod:`host.pipeline`, :mod:`accel.tiling`) and video I/O (:mod:`host.media`) are shared.
 

@@ -119,6 +119,10 @@ def open_backend(kind: str, model: Model, manifest: Manifest | None,
         if not present:
             raise HostError(f"--backend pynq: no PYNQ board here ({why}). Run on the board, or "
                             f"use --backend emulate for the bit-exact CPU emulation")
+        if manifest is not None and manifest.flow == "open":
+            from .pynq_open_backend import OpenFlowBackend
+
+            return OpenFlowBackend(model, manifest, bitstream, timeout)
         return pynq_backend.PynqBackend(model, manifest, bitstream, timeout)
     backend = EmulateBackend(model, manifest)
     print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU "

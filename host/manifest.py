@@ -59,6 +59,11 @@ class Manifest:
         return self.design.clock_hz
 
     @property
+    def flow(self) -> str:
+        """The flow that made the bitstream: ``vivado`` or ``open`` (:data:`accel.manifest.FLOWS`)."""
+        return self.design.flow
+
+    @property
     def pynq(self) -> dict:
         """The block design's IP names (``accelerator``, ``dma``), if the build gave them."""
         return self.design.pynq or {}

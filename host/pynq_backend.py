@@ -84,14 +84,11 @@ class PynqBackend(Backend):
                  timeout: float | None = None):
         super().__init__(model, manifest)
         if bitstream is None:
-            raise HostError("--backend pynq needs --bitstream gam.bit (with gam.hwh and its "
-                            "manifest beside it)")
+            raise HostError(f"--backend pynq needs --bitstream gam.bit (with {self.beside} "
+                            f"beside it)")
         if not bitstream.is_file():
             raise HostError(f"bitstream {str(bitstream)!r} does not exist")
-        hwh = bitstream.with_suffix(".hwh")
-        if not hwh.is_file():
-            raise HostError(f"{str(hwh)!r} is missing: PYNQ needs the .hwh that Vivado wrote "
-                            f"with the bitstream (copy it beside {bitstream.name})")
+        self._check_files(bitstream)
         if manifest is None:
             raise HostError(f"no manifest beside {str(bitstream)!r}: copy the manifest.json "
                             f"that `python -m hw.generate` (or hw.build) wrote for this "
@@ -102,6 +99,21 @@ class PynqBackend(Backend):
         self._timeout = timeout
         self._bufs: list = []
         self._shape: tuple[int, int] | None = None
+        self._open(bitstream, manifest)
+        self._setup()
+
+    #: What must lie beside the bitstream (for messages).
+    beside = "gam.hwh and its manifest"
+
+    def _check_files(self, bitstream: Path) -> None:
+        hwh = bitstream.with_suffix(".hwh")
+        if not hwh.is_file():
+            raise HostError(f"{str(hwh)!r} is missing: PYNQ needs the .hwh that Vivado wrote "
+                            f"with the bitstream (copy it beside {bitstream.name})")
+
+    def _open(self, bitstream: Path, manifest: Manifest) -> None:
+        """Download the bitstream; set ``_mmio`` (the registers), ``_dma`` (pynq's AxiDMA:
+        ``sendchannel``/``recvchannel``) and ``_dma_max_bytes`` (``None``: no limit)."""
         try:
             self._overlay = self._pynq.Overlay(str(bitstream))
         except Exception as e:  # noqa: BLE001 - pynq's errors are many and plain
@@ -114,7 +126,6 @@ class PynqBackend(Backend):
         self._dma = reduce(getattr, dma.split("/"), self._overlay)
         # PYNQ's AxiDMA driver: 2**c_sg_length_width - 1 bytes per transfer.
         self._dma_max_bytes = getattr(self._dma, "buffer_max_size", None)
-        self._setup()
 
     # ------------------------------------------------------------------ registers
     def _read(self, name: str) -> int:

@@ -17,7 +17,7 @@ from spec.model import Model
 
 from .pipeline import Pipeline
 
-__all__ = ["AXIStreamSignature", "AXILiteSignature", "Top"]
+__all__ = ["AXIStreamSignature", "AXILiteSignature", "AXI3Signature", "Top"]
 
 
 class AXIStreamSignature(wiring.Signature):
@@ -39,6 +39,27 @@ class AXILiteSignature(wiring.Signature):
             "araddr": Out(addr_bits), "arvalid": Out(1), "arready": In(1),
             "rdata": In(32), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
         })
+
+
+class AXI3Signature(wiring.Signature):
+    """AXI3 (the Zynq PS7's ports), manager's view: bursts of up to 16 beats (4-bit ``len``),
+    ``wid`` on the write data, 2-bit ``lock``; no ``qos``/``region``/``user``."""
+
+    def __init__(self, *, data_bits: int = 64, id_bits: int = 6, addr_bits: int = 32):
+        ch = {}
+        for a in ("aw", "ar"):
+            ch.update({f"{a}id": Out(id_bits), f"{a}addr": Out(addr_bits), f"{a}len": Out(4),
+                       f"{a}size": Out(3), f"{a}burst": Out(2), f"{a}lock": Out(2),
+                       f"{a}cache": Out(4), f"{a}prot": Out(3), f"{a}valid": Out(1),
+                       f"{a}ready": In(1)})
+        ch.update({
+            "wid": Out(id_bits), "wdata": Out(data_bits), "wstrb": Out(data_bits // 8),
+            "wlast": Out(1), "wvalid": Out(1), "wready": In(1),
+            "bid": In(id_bits), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "rid": In(id_bits), "rdata": In(data_bits), "rresp": In(2), "rlast": In(1),
+            "rvalid": In(1), "rready": Out(1),
+        })
+        super().__init__(ch)
 
 
 class Top(wiring.Component):

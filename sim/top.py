@@ -49,6 +49,9 @@ class TopSim:
         designs (``sim.check``, benchmarks), not for the tests' small ones.
     """
 
+    #: The cocotb bench module that runs this design's scenarios.
+    bench = "sim.top_tests"
+
     def __init__(self, model: Model, *, max_width: int = 64, fold="full", optimize=False):
         from hw.generate import generate
 
@@ -151,7 +154,8 @@ class Scenario:
 
         ``drop_after_stall`` plugs the sink's beat-dropping shim in (scoreboard self-tests).
         """
-        job = {"seed": self.seed, "c_out": self.sim.model.layers[-1].c_out, "ops": self.ops,
-               "fail_fast": fail_fast, "drop_after_stall": drop_after_stall}
-        return runner.run(self.sim.build, "sim.top_tests", job, self.arrays, waves=waves,
+        job = {"seed": self.seed, "c_in": self.sim.model.input_channels,
+               "c_out": self.sim.model.layers[-1].c_out, "ops": self.ops,
+               "fail_fast": fail_fast, "drop_after_stall": drop_after_stall, **self.options}
+        return runner.run(self.sim.build, self.sim.bench, job, self.arrays, waves=waves,
                           wave_path=wave_path)

@@ -74,3 +74,27 @@ def test_stream_packing_round_trip():
     ints = regmap.beats_to_ints(beats)
     assert ints[0] & 0xFF == x[0, 0, 0] and (ints[0] >> 96) & 0xFF == x[0, 0, 12]
     assert (regmap.unpack_pixels(ints, 3, 5, 13) == x).all()
+
+
+def test_dma_registers_have_their_own_window():
+    """The open-flow DMA's registers sit above DMA_BASE, the accelerator's below it, all
+    distinct words of the 4 KiB AXI4-Lite window; address bit 11 alone tells them apart (the
+    register port decodes it)."""
+    top = [a for a, _, _ in regmap.REGISTERS.values()]
+    dma = [a for a, _, _ in regmap.DMA_REGISTERS.values()]
+    assert len(set(top + dma)) == len(top) + len(dma)
+    assert all(a % 4 == 0 for a in top + dma)
+    assert regmap.DMA_BASE == 1 << 11
+    assert all(a < regmap.DMA_BASE for a in top)
+    assert all(regmap.DMA_BASE <= a < regmap.DMA_BASE + 0x20 for a in dma)  # 3 word bits
+    assert max(dma) < 1 << regmap.AXIL_ADDR_BITS
+
+
+def test_dma_frame_bytes_are_the_packed_array():
+    """A frame in DDR is pack_pixels' array: dma_bytes is its size, whole 8-byte beats hold
+    whole pixels (or a pixel whole beats)."""
+    for c in (1, 3, 4, 5, 13, 17):
+        x = np.zeros((3, 5, c), np.uint8)
+        assert regmap.dma_bytes(15, c) == regmap.pack_pixels(x).nbytes
+        b = regmap.stream_bytes(c)
+        assert regmap.DMA_BEAT_BYTES % b == 0 or b % regmap.DMA_BEAT_BYTES == 0
