@@ -11,9 +11,9 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
-* output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
-  it has more than one group; register slices (after the PE array and the layer, and after
-  the window generator of an unfolded PE array) add one cycle each.
+* output stage: one ``out_pe`` group per cycle, a register; register slices (after the PE
+  array, the gather that ends each layer, and after the window generator of an unfolded PE
+  array) add one cycle each.
 
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
@@ -152,7 +152,7 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
         stage = _serve(sub, 1) + STAGE_LATENCY
         groups_per_pixel = nf * k
         last = stage.reshape(-1, groups_per_pixel)[:, -1]
-        ready = last + (1 if groups_per_pixel > 1 else 0) + SLICE_LATENCY
+        ready = last + SLICE_LATENCY  # the gather, the layer's output slice
     return int(ready[-1] - first_in + 1)
 
 

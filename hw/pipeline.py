@@ -7,11 +7,11 @@ Data path (one stream per tensor, valid/ready everywhere)::
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
 A layer is ``[SignBits] -> WindowGen -> [slice] -> FoldedMVU -> slice -> Split -> output stage
--> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
+-> Gather`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
 of an unfolded PE array): the PE array emits ``pe``
 accumulators per beat, the output stage (threshold, affine or pixel) takes ``out_pe`` per beat,
 the gather rebuilds a whole pixel for the next layer's line buffer, and the register slices
-keep ``ready`` paths short (none crosses a layer).
+(the gather is the layer's output slice) keep ``ready`` paths short (none crosses a layer).
 """
 
 from amaranth.hdl import Cat, Module, signed, unsigned
@@ -170,6 +170,4 @@ class Pipeline(wiring.Component):
             wiring.connect(m, delayed[(j, k)], stage.r)
         gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
         wiring.connect(m, stage.o, gather.i)
-        slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))
-        wiring.connect(m, gather.o, slice_.i)
-        return slice_.o
+        return gather.o
