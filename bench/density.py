@@ -152,10 +152,14 @@ def layer_split(family: str, modules: dict[str, dict], layer: int) -> dict[str, 
             if sub in owners:
                 for k, v in totals[sub].items():
                     cells[k] -= modules[name][sub] * v
-        acc = split.setdefault(block, {})
+        entry = split.setdefault(block, {"cells": {}, "modules": {}})
         for k, v in cells.items():
-            acc[k] = acc.get(k, 0) + v
-    return {block: _resources(family, cells) for block, cells in split.items()}
+            entry["cells"][k] = entry["cells"].get(k, 0) + v
+        used = build._resources_from_cells(family, cells)
+        entry["modules"][name.lstrip("\\").partition(".")[2]] = {"LUT": used["LUT"],
+                                                                   "FF": used["FF"]}
+    return {block: {**_resources(family, e["cells"]), "modules": e["modules"]}
+            for block, e in split.items()}
 
 
 def _resources(family: str, cells: dict) -> dict:
@@ -195,7 +199,8 @@ def measure(board_name: str, channels: int, *, max_width: int, env: dict,
     f = fold[1]
     layer = model.layers[1]
     lanes = f.pe * f.simd
-    dut = Pipeline(model, max_width=max_width, fold=fold, dsp=board.dsp_budget)
+    dut = Pipeline(model, max_width=max_width, fold=fold, dsp=board.dsp_budget,
+                   lut_inputs=board.lut_inputs)
     modules = synth_modules(board.family, verilog.convert(dut, name="layer", emit_src=False),
                             "layer", env)
     split = layer_split(board.family, modules, 2)

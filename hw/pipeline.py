@@ -56,9 +56,9 @@ class Pipeline(wiring.Component):
     height : In(16)
     """
 
-    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None):
+    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None, lut_inputs=4):
         model = model.validate()
-        self.model, self.max_width = model, max_width
+        self.model, self.max_width, self.lut_inputs = model, max_width, lut_inputs
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
         self.dsp_terms = dsp_allocation(model, self.folds, dsp)
@@ -133,7 +133,8 @@ class Pipeline(wiring.Component):
         wiring.connect(m, src, win.i)
         acc = acc_shape_for(layer, in_type)
         if layer.kind == "binary":
-            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out)
+            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out,
+                             lut_inputs=self.lut_inputs)
         elif layer.depthwise:
             mvu = DepthwiseConv(w_region, init(w_region), elem=elem,
                                 bit_input=in_type.kind == "bit", kernel=layer.kernel,
