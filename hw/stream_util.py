@@ -177,19 +177,21 @@ class Gather(wiring.Component):
         skid_valid = Signal()
         last = k == self.n - 1
         load = ~self.o.valid | self.o.ready
+        take = self.i.valid & ~skid_valid
         m.d.comb += self.i.ready.eq(~skid_valid)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(skid_valid & load):
-            m.d.sync += [self.o.payload.eq(Cat(buf, skid)), self.o.valid.eq(1),
-                         skid_valid.eq(0)]
-        with m.If(self.i.valid & ~skid_valid):
+        # One load of the output for both sources, so that the buffer's part of it is a plain
+        # clock enable and only the last group has a multiplexer (two writes, one per source,
+        # took a LUT per output bit).
+        with m.If(load & (skid_valid | (take & last))):
+            m.d.sync += [self.o.payload.eq(Cat(buf, Mux(skid_valid, skid, self.i.payload))),
+                         self.o.valid.eq(1), skid_valid.eq(0)]
+        with m.If(take):
             m.d.sync += k.eq(Mux(last, 0, k + 1))
             with m.If(~last):  # shifted in: one clock enable for all of buf
                 m.d.sync += buf.eq(Cat(buf[width:], self.i.payload))
-            with m.Elif(load):
-                m.d.sync += [self.o.payload.eq(Cat(buf, self.i.payload)), self.o.valid.eq(1)]
-            with m.Else():
+            with m.Elif(~load):
                 m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m
 
