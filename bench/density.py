@@ -76,7 +76,8 @@ def layer_model(base: spec.Model, channels: int, seed: int = 0) -> spec.Model:
     body = next(layer for layer in base.layers if layer.kind == "binary")
     tail = base.layers[-1]
     if head.kernel != 1 or tail.kernel != 1 or body.stage.residual is None:
-        raise ValueError(f"{base.name}: expected a 1x1 head, a residual binary layer and a 1x1 tail")
+        raise ValueError(f"{base.name}: expected a 1x1 head, a residual binary layer and a "
+                         f"1x1 tail")
     layers = [dataclasses.replace(head, c_out=channels),
               dataclasses.replace(body, c_in=channels, c_out=channels,
                                   stage=dataclasses.replace(body.stage, residual=1)),
@@ -172,12 +173,13 @@ def _resources(family: str, cells: dict) -> dict:
 
 
 def with_pe(layer, ii: int, pe: int) -> regmap.LayerFold:
-    """The fold of ``layer`` with ``pe`` lanes groups and the fewest ``simd`` (and ``out_pe``)
+    """The fold of ``layer`` with ``pe`` PEs and the fewest ``simd`` (and ``out_pe``)
     within ``ii`` cycles per pixel: the same cycles as the shipped fold, another PE array shape."""
     simd = min((d for d in range(1, layer.taps + 1) if layer.taps % d == 0
                 and (layer.c_out // pe) * (layer.taps // d) <= ii), default=None)
     if layer.c_out % pe or simd is None:
-        raise ValueError(f"--pe {pe}: {layer.c_out} channels at {ii} cycles per pixel have no such fold")
+        raise ValueError(f"--pe {pe}: {layer.c_out} channels at {ii} cycles per pixel have no "
+                         f"such fold")
     out_pe = min(d for d in range(1, pe + 1) if pe % d == 0 and layer.c_out // d <= ii)
     return regmap.LayerFold(pe, simd, out_pe)
 
@@ -279,7 +281,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         t, p, b = r["layer"], r["per_lane"], r["blocks"]
         blocks = " | ".join(f"{b[k]['LUT']:g} / {b[k]['FF']:g}" if k in b else "-" for k in BLOCKS)
-        out.append(f"| {r['board']} | {r['channels']} | pe={r['fold']['pe']} simd={r['fold']['simd']} "
+        fold = f"pe={r['fold']['pe']} simd={r['fold']['simd']}"
+        out.append(f"| {r['board']} | {r['channels']} | {fold} "
                    f"| {r['cycles_per_pixel']} | {r['lanes']} | {t['LUT']:g} | {p['LUT']:.2f} "
                    f"| {t['FF']:g} | {p['FF']:.2f} | {t['carry']} | {t['mux']} | {t['lutram']} "
                    f"| {r['gops_per_klut']:.1f} | {blocks} |")
