@@ -11,9 +11,9 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
-* output stage: one ``out_pe`` group per cycle, a register; the gather adds one register when
-  it has more than one group; register slices (after the PE array and the layer, and after
-  the window generator of an unfolded PE array) add one cycle each.
+* output stage: one ``out_pe`` group per cycle, a register; register slices (after the PE
+  array, the gather that ends each layer, and after the window generator of an unfolded PE
+  array) add one cycle each.
 
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
@@ -54,6 +54,11 @@ LUT6_PER_UNIT = 2.0
 #: barrel shift, increment, offset add): ``python -m bench.stage_cost`` measured +242 ECP5
 #: LUT4 per lane on the denoiser's body format (27-bit product, 10-bit stream), / 4.5.
 ACT_UNITS = 54
+
+#: The widest slice a binary PE's popcount reads per cycle when :func:`fold_within` may choose
+#: (its carry-save tree and XNORs take one pipeline stage): a 40-channel layer at 40 or 30
+#: cycles per pixel gets ``pe=4`` (``simd`` 90, 120) rather than ``pe=40``.
+BINARY_SIMD_MAX = 128
 
 #: Block RAM shapes (depth, width) per primitive: ECP5 EBR (18 Kbit) and Xilinx 7-series
 #: RAMB36 (36 Kbit, simple dual port up to 72 bits wide).
@@ -152,7 +157,7 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
         stage = _serve(sub, 1) + STAGE_LATENCY
         groups_per_pixel = nf * k
         last = stage.reshape(-1, groups_per_pixel)[:, -1]
-        ready = last + (1 if groups_per_pixel > 1 else 0) + SLICE_LATENCY
+        ready = last + SLICE_LATENCY  # the gather, the layer's output slice
     return int(ready[-1] - first_in + 1)
 
 
@@ -262,15 +267,22 @@ def hard_multipliers(model: Model, folds, dsp: int) -> tuple[int, int]:
 
 
 def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
-    """The fold with the fewest lanes (pe*simd) within ``ii_max`` cycles per pixel; ties go to
-    more ``pe`` (a shallower weight memory, no partial-output gather) and the smallest out_pe."""
+    """The fold with the fewest lanes (pe*simd) within ``ii_max`` cycles per pixel, and the
+    smallest out_pe. Ties: a fixed layer's go to more ``pe`` (a shallower weight memory, no
+    partial-output gather); a binary layer's to fewer, as long as ``simd`` stays within
+    :data:`BINARY_SIMD_MAX`: every PE has an accumulator, an output register and a place in the
+    register slice behind the array, while a wider popcount costs about the same per lane
+    (``python -m bench.density``)."""
     best = None
     for pe in _divisors(layer.c_out):
         for simd in _divisors(layer.taps):
             nf, sf = layer.c_out // pe, layer.taps // simd
             if nf * sf > ii_max:
                 continue
-            key = (pe * simd, -pe)
+            if layer.kind == "binary":
+                key = (pe * simd, simd > BINARY_SIMD_MAX, pe)
+            else:
+                key = (pe * simd, -pe)
             if best is None or key < best[0]:
                 best = (key, pe, simd)
     _, pe, simd = best

@@ -69,6 +69,12 @@ class Board:
     note: str = ""
 
     @property
+    def lut_inputs(self) -> int:
+        """Inputs of the family's LUT (4 on Lattice, 6 on Xilinx 7): the generator shapes the
+        binary PE array's first logic level to it (:class:`hw.xnor_engine.XnorEngine`)."""
+        return 6 if self.family == "xc7" else 4
+
+    @property
     def dsp_budget(self) -> int:
         """Hard multipliers a build lets the accelerator use by default (``hw.build --dsp``)."""
         return int(DSP_SHARE * self.resources["DSP"])

@@ -550,7 +550,8 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     steps = _Steps()
     with steps.step("generate"):
         manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
-                                     clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp)
+                                     clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp,
+                                     lut_inputs=board.lut_inputs)
         verilog = (out / "gam_top.v").read_text()
     work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
     work.mkdir(exist_ok=True)

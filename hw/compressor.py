@@ -15,7 +15,7 @@ that enters once, as bits, at the end.
 
 from amaranth.hdl import Cat, Const, Shape, Signal, Value
 
-__all__ = ["Operand", "carry_save_sum"]
+__all__ = ["Operand", "carry_save_rows", "carry_save_sum"]
 
 
 class Operand:
@@ -46,14 +46,25 @@ def carry_save_sum(m, operands, shape, name="csa"):
     """The sum of ``operands`` (:class:`Operand`\\ s or plain values) as a value of ``shape``.
 
     ``shape`` must hold the exact sum (the callers' accumulator shapes do); the arithmetic is
-    modulo ``2**width`` and the result is read back in ``shape``. Each level's full adders of
+    modulo ``2**width`` and the result is read back in ``shape``. The tree is
+    :func:`carry_save_rows`, then one carry-propagate adder.
+    """
+    shape = Shape.cast(shape)
+    rows = carry_save_rows(m, operands, shape.width, name)
+    total = (rows[0] + rows[1])[:shape.width]
+    return total.as_signed() if shape.signed else total
+
+
+def carry_save_rows(m, operands, width, name="csa"):
+    """Two ``width``-bit rows whose sum modulo ``2**width`` is the sum of ``operands``: the
+    full-adder levels of :func:`carry_save_sum` without its final adder (a pipeline register
+    may sit between the two; a register of both rows is ``2*width`` bits where the operands
+    can be many more, as an XNOR popcount's are). Each level's full adders of
     one column are two comb signals of module ``m`` (the sum bits and the carry bits, one bit
     per adder): as bare expressions, every level would copy the ones below it (a sum and a
     carry both read the same three bits) and the netlist would grow exponentially; as one
     signal per bit, a 32x288 PE array alone would be 18,000 signals to elaborate.
     """
-    shape = Shape.cast(shape)
-    width = shape.width
     columns = [[] for _ in range(width)]
     constant = 0
     for op in operands:
@@ -83,6 +94,4 @@ def carry_save_sum(m, operands, shape, name="csa"):
             nxt[col].extend(bits[3 * k:])
         columns = nxt
         level += 1
-    rows = [Cat(*(col[r] if len(col) > r else Const(0, 1) for col in columns)) for r in range(2)]
-    total = (rows[0] + rows[1])[:width]
-    return total.as_signed() if shape.signed else total
+    return [Cat(*(col[r] if len(col) > r else Const(0, 1) for col in columns)) for r in range(2)]

@@ -15,12 +15,12 @@ through them systolically: at these array sizes a broadcast costs less than ``pe
 registers per input bit.
 
 Pipeline: issue (window slice and weight row address) -> weights arrive from the synchronous
-memory -> weights and slice registered -> the PE array's terms (XNOR bits or products) are
-registered -> adder trees -> accumulate and emit. All stages share one enable, low only while
-a finished group meets a full output register, so a stall freezes the pipeline, memory read
-included; latency :data:`accel.latency.MVU_LATENCY` (5) cycles, ``i.ready`` is high on a
-window's last step only (the window generator's output register holds the window meanwhile,
-so no copy is kept here).
+memory -> weights and slice registered -> the PE array's terms (products, or a binary PE's
+popcount in carry-save form) registered -> adder trees -> accumulate and emit. All stages
+share one enable, low only while a finished group meets a full output register, so a stall
+freezes the pipeline, memory read included; latency :data:`accel.latency.MVU_LATENCY` (5)
+cycles, ``i.ready`` is high on a window's last step only (the window generator's output
+register holds the window meanwhile, so no copy is kept here).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
@@ -100,9 +100,10 @@ class FoldedMVU(wiring.Component):
         return x
 
     def terms(self, m, x, w, pe):
-        """PE ``pe``'s ``simd`` terms for its inputs ``x`` and weight slice ``w`` (``simd``
-        elements each); they are registered, then summed. ``m`` is the module being
-        elaborated (for submodules)."""
+        """PE ``pe``'s terms for its inputs ``x`` and weight slice ``w`` (``simd`` elements
+        each): values whose sum is the PE's dot product (products, or partial sums of them);
+        they are registered, then summed. ``m`` is the module being elaborated (for
+        submodules)."""
         raise NotImplementedError
 
     def sum_terms(self, m, terms, pe):
@@ -153,7 +154,7 @@ class FoldedMVU(wiring.Component):
             m.d.sync += [x2.eq(x1), w2.eq(wm.data),
                          v2.eq(v1), first2.eq(first1), last2.eq(last1)]
 
-        # Stage 3: the PE array's terms (XNOR bits or products), registered.
+        # Stage 3: the PE array's terms (products, or a binary PE's partial popcount), registered.
         # One register per PE (not per term: thousands of signals slow elaboration down).
         term_regs = []
         for p in range(self.pe):

@@ -72,11 +72,14 @@ def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,
 
 def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFAULT_MAX_WIDTH,
              fps: float = config.DEFAULT_FPS, clock_hz: float = config.DEFAULT_CLOCK_HZ,
-             frame=config.DEFAULT_FRAME, dsp: int | None = None) -> Manifest:
+             frame=config.DEFAULT_FRAME, dsp: int | None = None,
+             lut_inputs: int = 4) -> Manifest:
     """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
     ``dsp`` caps the hard multipliers the design asks for (:func:`accel.perf.dsp_allocation`);
-    ``None`` leaves every product to synthesis."""
+    ``None`` leaves every product to synthesis. ``lut_inputs`` is the target's LUT size (4 or
+    6, :attr:`hw.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
+    arithmetic is the same."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
@@ -85,7 +88,7 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFA
     model = model.validate()
     folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
                          max_width=max_width)
-    top = Top(model, max_width=max_width, fold=folds, dsp=dsp)
+    top = Top(model, max_width=max_width, fold=folds, dsp=dsp, lut_inputs=lut_inputs)
     text = verilog.convert(top, name="gam_top", emit_src=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +128,9 @@ def main(argv=None) -> int:
                     help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
                          " the fixed convs' other products become Booth multipliers in LUTs "
                          "(default: no budget, synthesis decides)")
+    ap.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
+                    help="the target's LUT inputs: 4 (ECP5, iCE40) or 6 (Xilinx 7); shapes the "
+                         "binary PE arrays (default 4)")
     ap.add_argument("-o", "--out", required=True, help="output directory")
     args = ap.parse_args(argv)
     return cli.run(lambda: _main(args), errors=(OSError, ModelError, ValueError))
@@ -137,7 +143,8 @@ def _main(args) -> int:
     if out.exists() and not out.is_dir():
         raise cli.CliError(f"-o {args.out!r} is a file: give a folder")
     man = generate(model, out, fold=args.fold, max_width=args.max_width, fps=args.fps,
-                   clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp)
+                   clock_hz=args.clock_mhz * 1e6, frame=(h, w), dsp=args.dsp,
+                   lut_inputs=args.lut_inputs)
     perf_ = man.performance
     print(f"wrote {args.out}/gam_top.v and manifest.json: fold {man.fold.as_json()}, "
           f"{perf_['cycles_per_frame']} cycles per {h}x{w} frame "

@@ -7,11 +7,11 @@ Data path (one stream per tensor, valid/ready everywhere)::
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
 A layer is ``[SignBits] -> WindowGen -> [slice] -> FoldedMVU -> slice -> Split -> output stage
--> Gather -> slice`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
+-> Gather`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
 of an unfolded PE array): the PE array emits ``pe``
 accumulators per beat, the output stage (threshold, affine or pixel) takes ``out_pe`` per beat,
 the gather rebuilds a whole pixel for the next layer's line buffer, and the register slices
-keep ``ready`` paths short (none crosses a layer).
+(the gather is the layer's output slice) keep ``ready`` paths short (none crosses a layer).
 """
 
 from amaranth.hdl import Cat, Module, signed, unsigned
@@ -56,9 +56,9 @@ class Pipeline(wiring.Component):
     height : In(16)
     """
 
-    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None):
+    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None, lut_inputs=4):
         model = model.validate()
-        self.model, self.max_width = model, max_width
+        self.model, self.max_width, self.lut_inputs = model, max_width, lut_inputs
         self.folds = regmap.normalize_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
         self.dsp_terms = dsp_allocation(model, self.folds, dsp)
@@ -133,7 +133,8 @@ class Pipeline(wiring.Component):
         wiring.connect(m, src, win.i)
         acc = acc_shape_for(layer, in_type)
         if layer.kind == "binary":
-            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out)
+            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out,
+                             lut_inputs=self.lut_inputs)
         elif layer.depthwise:
             mvu = DepthwiseConv(w_region, init(w_region), elem=elem,
                                 bit_input=in_type.kind == "bit", kernel=layer.kernel,
@@ -170,6 +171,4 @@ class Pipeline(wiring.Component):
             wiring.connect(m, delayed[(j, k)], stage.r)
         gather = add("gather", Gather(stage.out_elem, f.out_pe, layer.c_out // f.out_pe))
         wiring.connect(m, stage.o, gather.i)
-        slice_ = add("slice", SkidBuffer(gather.o.payload.shape()))
-        wiring.connect(m, gather.o, slice_.i)
-        return slice_.o
+        return gather.o

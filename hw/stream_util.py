@@ -105,30 +105,7 @@ class Fork(wiring.Component):
         return m
 
 
-class _WidthConverter(wiring.Component):
-    """Split and Gather: one stream of ``n*lanes`` elements per beat (the ``_WIDE`` side) and
-    one of ``lanes``, a beat counter ``k``; ``n == 1`` is a wire."""
-
-    _WIDE: str
-
-    def __init__(self, elem, lanes: int, n: int):
-        self.lanes, self.n = lanes, n
-        wide = stream.Signature(pixel_layout(elem, lanes * n))
-        narrow = stream.Signature(pixel_layout(elem, lanes))
-        super().__init__({"i": In(wide if self._WIDE == "i" else narrow),
-                          "o": Out(wide if self._WIDE == "o" else narrow)})
-
-    def elaborate(self, platform):
-        m = Module()
-        if self.n == 1:
-            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
-            return m
-        narrow = self.o if self._WIDE == "i" else self.i
-        self._convert(m, Signal(range(self.n)), Shape.cast(narrow.payload.shape()).width)
-        return m
-
-
-class Split(_WidthConverter):
+class Split(wiring.Component):
     """Width down-conversion: a beat of ``n*lanes`` elements leaves as ``n`` beats of ``lanes``.
 
     Element group ``k`` (elements ``k*lanes ..``) leaves ``k``-th. Combinational (no latency);
@@ -140,9 +117,18 @@ class Split(_WidthConverter):
     o : Out(stream.Signature(ArrayLayout(elem, lanes)))
     """
 
-    _WIDE = "i"
+    def __init__(self, elem, lanes: int, n: int):
+        self.lanes, self.n = lanes, n
+        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes * n))),
+                          "o": Out(stream.Signature(pixel_layout(elem, lanes)))})
 
-    def _convert(self, m, k, width):
+    def elaborate(self, platform):
+        m = Module()
+        if self.n == 1:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        k = Signal(range(self.n))
+        width = Shape.cast(self.o.payload.shape()).width
         m.d.comb += [
             self.o.payload.eq(self.i.payload.as_value().word_select(k, width)),
             self.o.valid.eq(self.i.valid),
@@ -150,17 +136,24 @@ class Split(_WidthConverter):
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += k.eq(Mux(k == self.n - 1, 0, k + 1))
+        return m
 
 
-class Gather(_WidthConverter):
-    """Width up-conversion: ``n`` beats of ``lanes`` elements leave as one beat of ``n*lanes``.
+class Gather(wiring.Component):
+    """Width up-conversion and register slice: ``n`` beats of ``lanes`` elements leave as one
+    beat of ``n*lanes``, ``valid``/``payload`` and ``ready`` registered.
 
-    Beat ``k`` fills elements ``k*lanes ..``. One cycle of latency on the last beat (the output
-    is a register); groups ``0..n-2`` are taken even while the previous whole beat waits. They
-    shift through one buffer, so that its flip-flops share a clock enable (an ECP5 slice
-    packs only flip-flops that share one: a write per group made ``n-1`` small control sets,
-    where nextpnr's legaliser gave up on the ECP5 denoiser).
-    ``n == 1`` is a wire.
+    Beat ``k`` fills elements ``k*lanes ..``. Latency :data:`SLICE_LATENCY` on the last beat
+    (the output is a register). Groups ``0..n-2`` shift through one buffer, so that its
+    flip-flops share a clock enable (an ECP5 slice packs only flip-flops that share one: a
+    write per group made ``n-1`` small control sets, where nextpnr's legaliser gave up on the
+    ECP5 denoiser), and are taken even while the previous whole beat waits. ``i.ready`` is a
+    register (a layer's output: no ``ready`` path crosses it): a last group that meets a full
+    output waits in a skid register of one group, the buffer holding the rest, and nothing
+    more is taken until the output takes that beat. This is :class:`SkidBuffer` with the
+    buffer as the skid's first ``n-1`` groups: a gather followed by a slice held the pixel
+    three times (gather output, slice output, skid), this holds it twice.
+    ``n == 1`` is a :class:`SkidBuffer`.
 
     Members
     -------
@@ -168,20 +161,39 @@ class Gather(_WidthConverter):
     o : Out(stream.Signature(ArrayLayout(elem, n*lanes)))
     """
 
-    _WIDE = "o"
+    LATENCY = SLICE_LATENCY
 
-    def _convert(self, m, k, width):
+    def __init__(self, elem, lanes: int, n: int):
+        self.lanes, self.n = lanes, n
+        super().__init__({"i": In(stream.Signature(pixel_layout(elem, lanes))),
+                          "o": Out(stream.Signature(pixel_layout(elem, lanes * n)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = Shape.cast(self.i.payload.shape()).width
+        k = Signal(range(self.n))
         buf = Signal(width * (self.n - 1))
+        skid = Signal(width)
+        skid_valid = Signal()
         last = k == self.n - 1
-        m.d.comb += self.i.ready.eq(~last | ~self.o.valid | self.o.ready)
+        load = ~self.o.valid | self.o.ready
+        take = self.i.valid & ~skid_valid
+        m.d.comb += self.i.ready.eq(~skid_valid)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
+        # One load of the output for both sources, so that the buffer's part of it is a plain
+        # clock enable and only the last group has a multiplexer (two writes, one per source,
+        # took a LUT per output bit).
+        with m.If(load & (skid_valid | (take & last))):
+            m.d.sync += [self.o.payload.eq(Cat(buf, Mux(skid_valid, skid, self.i.payload))),
+                         self.o.valid.eq(1), skid_valid.eq(0)]
+        with m.If(take):
             m.d.sync += k.eq(Mux(last, 0, k + 1))
-            with m.If(last):
-                m.d.sync += [self.o.payload.eq(Cat(buf, self.i.payload)), self.o.valid.eq(1)]
-            with m.Else():  # shifted in: one clock enable for all of buf, not one per group
+            with m.If(~last):  # shifted in: one clock enable for all of buf
                 m.d.sync += buf.eq(Cat(buf[width:], self.i.payload))
+            with m.Elif(~load):
+                m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
 
 
 class DelayFIFO(wiring.Component):

@@ -81,6 +81,9 @@ class Top(wiring.Component):
     dsp : int or None
         Hard multiplier budget (:func:`accel.perf.dsp_allocation`); ``None`` leaves every product to
         synthesis.
+    lut_inputs : int
+        The target's LUT inputs, 4 or 6 (:attr:`hw.boards.Board.lut_inputs`): the binary PE
+        arrays' first logic level is shaped to it (:class:`hw.xnor_engine.XnorEngine`).
 
     Members
     -------
@@ -89,10 +92,12 @@ class Top(wiring.Component):
     s_axil : In(AXILiteSignature())
     """
 
-    def __init__(self, model: Model, *, max_width: int = 1280, fold=None, dsp=None):
+    def __init__(self, model: Model, *, max_width: int = 1280, fold=None, dsp=None,
+                 lut_inputs=4):
         if not isinstance(max_width, int) or not 1 <= max_width <= 65535:
             raise ValueError(f"max_width={max_width!r} must be an integer in 1..65535")
-        self.pipeline = Pipeline(model, max_width=max_width, fold=fold, dsp=dsp)
+        self.pipeline = Pipeline(model, max_width=max_width, fold=fold, dsp=dsp,
+                                 lut_inputs=lut_inputs)
         self.model, self.max_width, self.folds = model, max_width, self.pipeline.folds
         self.c_in, self.c_out = model.input_channels, model.layers[-1].c_out
         super().__init__({

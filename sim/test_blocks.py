@@ -118,18 +118,21 @@ BIN_MODEL = dict(seed=21, channels=3, n_binary=2, image_channels=1, unshuffle=1,
                  noise_channel=False, residual_prob=1.0)
 
 
-def test_xnor_engine():
-    """Binary 3x3 conv folded pe=1, simd=taps/3: accumulators = popcount(XNOR) of the spec."""
+@pytest.mark.parametrize("lut_inputs", [4, 6])
+def test_xnor_engine(lut_inputs):
+    """Binary 3x3 conv folded pe=1, simd=taps/3: accumulators = popcount(XNOR) of the spec,
+    with either first logic level (XNOR bits or carry-save rows registered)."""
     model = spec.random_model(**BIN_MODEL)
     k = 2
     layer = model.layers[k - 1]
     assert layer.kind == "binary"
     w_region, w_init, _, _ = layer_setup(model, k, {"pe": 1, "simd": layer.taps // 3})
-    block = XnorEngine(w_region, w_init, taps=layer.taps, c_out=layer.c_out)
+    block = XnorEngine(w_region, w_init, taps=layer.taps, c_out=layer.c_out,
+                       lut_inputs=lut_inputs)
     h, w = 3, 5
     bits = np.random.default_rng(1).integers(0, 2, (h, w, layer.c_in), dtype=np.uint8)
     acc = reference.conv_acc(layer, bits, TensorType("bit", layer.c_in, 1))
-    run_block(build(block, "blk_xnor"), block, consts={"bus__en": 0},
+    run_block(build(block, f"blk_xnor{lut_inputs}"), block, consts={"bus__en": 0},
               inputs={"i": [pack(v, 1) for v in windows(bits).reshape(h * w, -1)]},
               outputs={"o": ([pack(v, elem_of(block, "o")[0]) for v in groups(acc, 1)],
                              pixel_labels(h, w, layer.c_out))})

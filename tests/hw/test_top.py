@@ -67,29 +67,30 @@ def run_after_loading(model, other, fold, x, **run):
     assert res["STATUS"] == 0
 
 
-CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail), act
-    (1, 4, 5, None, False, False),
-    (2, 1, 6, None, False, False),
-    (3, 5, 1, None, False, False),
-    (4, 1, 1, None, False, False),
-    (5, 3, 7, "fold", False, False),
-    (6, 2, 3, "fold", False, False),
-    (7, 3, 4, None, True, False),
-    (8, 2, 5, "fold", True, False),
-    (10, 3, 5, None, False, True),  # every affine stage with the per-channel activation
-    (9, 4, 3, "fold", True, True),
+CASES = [  # seed, height, width, fold, mix (a fixed layer after the head and before the tail), act,
+    # lut_inputs (6: the binary PE arrays register carry-save rows, as Xilinx builds do)
+    (1, 4, 5, None, False, False, 6),
+    (2, 1, 6, None, False, False, 4),
+    (3, 5, 1, None, False, False, 4),
+    (4, 1, 1, None, False, False, 4),
+    (5, 3, 7, "fold", False, False, 4),
+    (6, 2, 3, "fold", False, False, 6),
+    (7, 3, 4, None, True, False, 4),
+    (8, 2, 5, "fold", True, False, 6),
+    (10, 3, 5, None, False, True, 4),  # every affine stage with the per-channel activation
+    (9, 4, 3, "fold", True, True, 4),
 ]
 
 
-@pytest.mark.parametrize("seed,h,w,fold,mix,act", CASES)
-def test_top_matches_spec(seed, h, w, fold, mix, act):
+@pytest.mark.parametrize("seed,h,w,fold,mix,act,lut_inputs", CASES)
+def test_top_matches_spec(seed, h, w, fold, mix, act, lut_inputs):
     model = small_model(seed, mix_layers=mix, act_prob=1.0 if act else 0.0)
     assert any(getattr(l.stage, "act", None) for l in model.layers) == act
     if fold == "fold":  # fold the first two layers (the rest fully unfolded)
         l1, l2 = model.layers[:2]
         fold = [{"pe": 1, "simd": l1.c_in, "out_pe": 1}, {"pe": l2.c_out, "simd": l2.c_in, "out_pe": 1}]
         fold += [None] * (len(model.layers) - 2)
-    dut = Top(model, max_width=8, fold=fold)
+    dut = Top(model, max_width=8, fold=fold, lut_inputs=lut_inputs)
     frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]
     res = run_frames(dut, frames, gap=0.3, stall=0.3, seed=seed)
     for got, x in zip(res["images"], frames):

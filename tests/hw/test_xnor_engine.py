@@ -26,14 +26,18 @@ def run_mvu(dut, wins, in_bits, n_pixels, seed):
     return np.array(groups).reshape(n_pixels, -1)
 
 
+@pytest.mark.parametrize("lut_inputs", [4, 6])
 @pytest.mark.parametrize("fold", [None, {"pe": 1, "simd": 1}, {"pe": 2, "simd": 9},
                                   {"pe": 4, "simd": 4}])
-def test_xnor_engine_matches_spec(fold):
+def test_xnor_engine_matches_spec(fold, lut_inputs):
+    """Both shapes of the first logic level: XNOR bits registered (LUT4) or the popcount's
+    carry-save rows (LUT6)."""
     model, layer, tensors, types, wreg, _, acc = layer_case(5, 2, fold, channels=4, n_binary=1,
                                                             image_channels=1, unshuffle=1)
     t_in = types[1]
     bits = tensors[1] if t_in.kind == "bit" else arith.sign_bit(tensors[1])
-    dut = XnorEngine(wreg, regmap.region_entries(model, wreg), taps=layer.taps, c_out=layer.c_out)
+    dut = XnorEngine(wreg, regmap.region_entries(model, wreg), taps=layer.taps, c_out=layer.c_out,
+                     lut_inputs=lut_inputs)
     got = run_mvu(dut, windows(bits, layer.kernel), 1, acc.shape[0] * acc.shape[1], 1)
     assert (got == acc.reshape(got.shape)).all()
 
