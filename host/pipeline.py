@@ -6,9 +6,11 @@ in who computes each tile.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -19,7 +21,10 @@ from spec import Model
 from .backend import Backend
 from .errors import HostError
 
-__all__ = ["FramePlan", "frame_plan", "restore_frames"]
+__all__ = ["FramePlan", "frame_plan", "restore_frames", "prefetched", "BackgroundWriter"]
+
+T = TypeVar("T")
+_END = object()  # after the last item in a queue
 
 
 @dataclass
@@ -92,3 +97,118 @@ def restore_frames(model: Model, backend: Backend,
             pending.popleft()
             img = spec.model_output(model, y0)
             yield img[: fp.out_size[0], : fp.out_size[1]]
+
+
+# ------------------------------------------------------------------ overlapping the stages
+# Decoding, the kernel and x264 each release the GIL for most of their time, so a frame can
+# be decoded and another encoded while the kernel runs on a third. The kernel stays in the
+# main thread (signals are delivered there); the queues are short so memory stays a few frames.
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first; True if it went in."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """``items`` in order, produced by a thread of its own up to ``depth`` ahead.
+
+    An error of ``items`` re-raises here; closing this generator (or an error, or Ctrl-C in
+    the consumer) stops that thread and waits for it, so no thread outlives the call.
+    """
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def feed() -> None:
+        it = iter(items)
+        try:
+            for x in it:
+                if not _put(q, (x, None), stop):
+                    return
+            _put(q, (_END, None), stop)
+        except BaseException as e:  # handed to the consumer, raised there
+            _put(q, (_END, e), stop)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=feed, name="gamir-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is _END:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
+class BackgroundWriter:
+    """Calls ``write(item)`` for each :meth:`put` item in order, in a thread of its own.
+
+    :meth:`finish` waits for every item and re-raises the first error of ``write``;
+    :meth:`close` (also on leaving a ``with``) stops without writing the rest. Either way the
+    thread has ended when they return, so the caller can commit or abort the output after.
+    """
+
+    def __init__(self, write: Callable[[T], None], depth: int = 2):
+        self._write, self._q = write, queue.Queue(depth)
+        self._stop, self._error = threading.Event(), None
+        self._thread = threading.Thread(target=self._drain, name="gamir-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            try:
+                self._write(item)
+            except BaseException as e:  # re-raised by put/finish in the caller's thread
+                self._error = e
+                return
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` (waits while ``depth`` items are queued); re-raise ``write``'s error."""
+        while True:
+            self._check()
+            try:
+                self._q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                pass
+
+    def finish(self) -> None:
+        """Write everything put so far; re-raise ``write``'s error."""
+        self._check()
+        if self._thread.is_alive():
+            _put(self._q, _END, self._stop)
+        self._thread.join()
+        self._check()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

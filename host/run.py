@@ -19,6 +19,7 @@ cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load 
 
 import argparse
 import sys
+from contextlib import closing
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .backend import BACKENDS, open_backend
 from .errors import HostError
 from .manifest import Manifest, find_manifest, load_manifest
 from .media import DEFAULT_CRF, open_sink, open_source
-from .pipeline import frame_plan, restore_frames
+from .pipeline import BackgroundWriter, frame_plan, prefetched, restore_frames
 
 __all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
 
@@ -212,15 +213,24 @@ def _run(a: argparse.Namespace) -> None:
             progress = Progress(source.n_frames)
             inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts
 
+            decoded = prefetched(source.frames())  # decoded in a thread
+
             def frames():
-                for pixels, pts in source.frames():
+                for pixels, pts in decoded:
                     inputs.append((pixels, pts))
                     yield pixels
 
-            for out in restore_frames(model, backend, frames()):
-                before, pts = inputs.pop(0)
-                sink.write(side_by_side(before, out) if a.side_by_side else out, pts)
+            def write(item) -> None:
+                sink.write(*item)
                 progress.update()
+
+            # The kernel here, decoding and x264 in threads beside it; the writer has ended
+            # before the sink commits or (on an error or Ctrl-C) removes its file.
+            with closing(decoded), BackgroundWriter(write) as writer:
+                for out in restore_frames(model, backend, frames()):
+                    before, pts = inputs.pop(0)
+                    writer.put((side_by_side(before, out) if a.side_by_side else out, pts))
+                writer.finish()
             progress.close()
             path = sink.commit()
     finally:

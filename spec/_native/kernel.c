@@ -149,15 +149,22 @@ static int16_t *plain_row(gk_ctx *c, int t, int y) {
     return s->plain + (size_t)slot * c->t[t].channels * c->sb;
 }
 
+/* Where row y of tensor t goes in its plain ring (the slot's old row is no longer read: the
+ * ring holds every row still needed besides it). */
+static int16_t *plain_slot(gk_ctx *c, int t, int y) {
+    return c->st[t].plain + (size_t)(y % c->t[t].cap_plain) * c->t[t].channels * c->sb;
+}
+
 /* Store row y of tensor t in every format its consumers read. val[c][x] holds the values a
  * conv reads: fixed values as they are, bits as -1/+1 (so bit = val >= 0 for both). */
 static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
     const gk_tensor *tt = &c->t[t];
     tstate *s = &c->st[t];
     int w = c->w, sb = c->sb, ch = tt->channels;
-    if (tt->cap_plain) {
+    if (tt->cap_plain) {  /* produce() computes such rows in their ring slot (plain_slot) */
         int slot = y % tt->cap_plain;
-        memcpy(s->plain + (size_t)slot * ch * sb, val, (size_t)ch * sb * sizeof(int16_t));
+        int16_t *dst = s->plain + (size_t)slot * ch * sb;
+        if (dst != val) memcpy(dst, val, (size_t)ch * sb * sizeof(int16_t));
         s->tag_plain[slot] = y;
     }
     if (tt->cap_nib) {
@@ -202,21 +209,45 @@ static void emit_input(gk_ctx *c, int y) {
 
 /* ------------------------------------------------------------------------- binary conv */
 #if GK_AVX2
-/* One output channel x NB blocks of 32 pixels from pixel x: each table is loaded once for
- * the NB blocks; u8 sums flushed to the u16 counts every SEG nibbles. */
+/* out[b] = u8 sums over window nibbles [s0, s1) for NB blocks of 32 pixels from pixel x, each
+ * table loaded once for the NB blocks. Named sums in a function of their own: GCC 12 adds a
+ * register move per block and nibble for an array of sums inlined into bconv_tile. */
+#define GK_SUM(b) if (NB > b) a##b = _mm256_add_epi8(a##b, _mm256_shuffle_epi8( \
+    t, _mm256_loadu_si256((const __m256i *)(src + 32 * b))))
+static inline __attribute__((always_inline)) void bconv_sums(
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m256i *out,
+    const int NB) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0;
+    __m256i a7 = a0;
+    const uint8_t *tp = tab + (size_t)s0 * 32;
+    for (int i = s0; i < s1; i++, tp += 32) {
+        const uint8_t *src = srcs[i] + x;
+        __m256i t = _mm256_loadu_si256((const __m256i *)tp);
+        GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5); GK_SUM(6); GK_SUM(7);
+    }
+#define GK_OUT(b) if (NB > b) _mm256_storeu_si256(out + b, a##b)
+    GK_OUT(0); GK_OUT(1); GK_OUT(2); GK_OUT(3); GK_OUT(4); GK_OUT(5); GK_OUT(6); GK_OUT(7);
+}
+#undef GK_OUT
+#undef GK_SUM
+
+#define GK_SUMS(NB) static __attribute__((noinline)) void bconv_sums##NB( \
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m256i *out) { \
+    bconv_sums(srcs, s0, s1, tab, x, out, NB); }
+GK_SUMS(8) GK_SUMS(4) GK_SUMS(2) GK_SUMS(1)
+#undef GK_SUMS
+
+/* One output channel x NB blocks of 32 pixels from pixel x: u8 sums flushed to the u16
+ * counts every SEG nibbles. */
 static inline __attribute__((always_inline)) void bconv_tile(
     const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
     for (int s0 = 0; s0 < nk; s0 += SEG) {
         int s1 = s0 + SEG < nk ? s0 + SEG : nk;
         __m256i a[8];
-        for (int b = 0; b < NB; b++) a[b] = _mm256_setzero_si256();
-        for (int i = s0; i < s1; i++) {
-            const uint8_t *src = srcs[i] + x;
-            __m256i t = _mm256_loadu_si256((const __m256i *)(tab + (size_t)i * 32));
-            for (int b = 0; b < NB; b++)
-                a[b] = _mm256_add_epi8(a[b], _mm256_shuffle_epi8(
-                    t, _mm256_loadu_si256((const __m256i *)(src + 32 * b))));
-        }
+        if (NB == 8) bconv_sums8(srcs, s0, s1, tab, x, a);
+        if (NB == 4) bconv_sums4(srcs, s0, s1, tab, x, a);
+        if (NB == 2) bconv_sums2(srcs, s0, s1, tab, x, a);
+        if (NB == 1) bconv_sums1(srcs, s0, s1, tab, x, a);
         for (int b = 0; b < NB; b++) {
             __m256i lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a[b]));
             __m256i hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(a[b], 1));
@@ -355,10 +386,35 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
 #endif
 }
 
-/* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise). */
+/* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise).
+ * AVX2: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0) and (0, w). */
 static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, kk = k * k, n = (c->w + 7) / 8 * 8;
     int off = k == 3 ? 0 : 1;
+#if GK_AVX2
+    for (int o = 0; o < L->c_out; o += 2) {
+        int odd = o + 1 < L->c_out;  /* a last pair with one channel: its high half unused */
+        const int32_t *w0 = L->wpairs + (size_t)o * kk, *w1 = w0 + kk;
+        __m256i q0[9], q1[9];
+        const int32_t *srcs[9];
+        for (int i = 0; i < kk; i++) {
+            q0[i] = _mm256_set1_epi32((int32_t)((uint32_t)w0[i] & 0xffff));
+            q1[i] = _mm256_set1_epi32(odd ? (int32_t)((uint32_t)w1[i] << 16) : 0);
+            srcs[i] = rows[i / k] + (size_t)(o / 2) * sb + off + i % k;
+        }
+        int32_t *a0 = c->acc + (size_t)o * sb, *a1 = a0 + sb;
+        for (int x = 0; x < n; x += 8) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+            for (int i = 0; i < kk; i++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(srcs[i] + x));
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(v, q0[i]));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(v, q1[i]));
+            }
+            _mm256_storeu_si256((__m256i *)(a0 + x), s0);
+            _mm256_storeu_si256((__m256i *)(a1 + x), s1);
+        }
+    }
+#else
     for (int o = 0; o < L->c_out; o++) {
         int32_t *a = c->acc + (size_t)o * sb;
         const int32_t *wo = L->wpairs + (size_t)o * kk;
@@ -369,6 +425,44 @@ static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
             int32_t wt = wo[i];
             for (int x = 0; x < n; x++) a[x] += (int32_t)(int16_t)(src[x] >> half) * wt;
         }
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------------- outputs */
+/* Output channel o's affine stage on a binary conv's counts m, plus the residual ro, into v.
+ * Called with has_act constant: without an activation (k = rnd = off = 0, the identity) the
+ * compiler drops its steps. */
+static inline __attribute__((always_inline)) void binary_affine(
+    const gk_layer *L, int o, const uint16_t *m, const int16_t *ro, int16_t *v, int w,
+    const int has_act) {
+    int32_t a = L->a32[o], q = L->q32[o], b = L->b32[o], s = L->shift;
+    int32_t lo = L->out_lo, hi = L->out_hi;
+    gk_act f = act(L, o);
+    for (int x = 0; x < w; x++) {
+        int32_t u = q + (((int32_t)m[x] * a + b) >> s);
+        if (has_act) u = (u < 0 ? (u + f.rnd) >> f.k : u) + f.off;
+        u += ro[x];
+        u = u > lo ? u : lo;  /* written as max then min: vpmaxsd, vpminsd */
+        v[x] = (int16_t)(u < hi ? u : hi);
+    }
+}
+
+/* The same on a fixed conv's sums acc, in float64 (exact: spec/native.py). */
+static inline __attribute__((always_inline)) void fixed_affine(
+    const gk_layer *L, int o, const int32_t *acc, const int16_t *ro, int16_t *v, int w,
+    const int has_act) {
+    double fa = L->fa[o], fb = L->fb[o], sc = ldexp(1.0, -L->shift);
+    double lo = L->out_lo, hi = L->out_hi;
+    gk_act f = act(L, o);
+    double rnd = f.rnd, sk = ldexp(1.0, -f.k), off = f.off;
+    for (int x = 0; x < w; x++) {
+        double u = floor(((double)acc[x] * fa + fb) * sc);
+        if (has_act) u = (u < 0 ? floor((u + rnd) * sk) : u) + off;
+        u += ro[x];
+        u = u < lo ? lo : u;
+        u = u > hi ? hi : u;
+        v[x] = (int16_t)u;
     }
 }
 
@@ -397,7 +491,8 @@ static void produce(gk_ctx *c, int t, int y) {
     int ys[3] = {clampi(y - 1, 0, h - 1), y, clampi(y + 1, 0, h - 1)};
     int nr = L->kernel == 3 ? 3 : 1;
     const int *yy = L->kernel == 3 ? ys : ys + 1;
-    int16_t *val = c->val;
+    /* a residual source is computed in its ring slot: no copy there */
+    int16_t *val = c->t[t].cap_plain ? plain_slot(c, t, y) : c->val;
     if (L->kind == KIND_BINARY) {
         uint8_t *rows[3];
         for (int i = 0; i < nr; i++) rows[i] = nib_row(c, t - 1, yy[i]);
@@ -422,16 +517,10 @@ static void produce(gk_ctx *c, int t, int y) {
             if (L->output == OUT_THRESHOLD) {
                 int32_t lim = L->thr_m[o], f = L->flip[o];
                 for (int x = 0; x < w; x++) v[x] = (int16_t)((((m[x] <= lim) ^ f) << 1) - 1);
+            } else if (L->act_shift) {
+                binary_affine(L, o, m, ro, v, w, 1);
             } else {
-                int32_t a = L->a32[o], q = L->q32[o], b = L->b32[o], s = L->shift;
-                int32_t lo = L->out_lo, hi = L->out_hi;
-                gk_act f = act(L, o);
-                for (int x = 0; x < w; x++) {
-                    int32_t u = q + (((int32_t)m[x] * a + b) >> s);
-                    u = (u < 0 ? (u + f.rnd) >> f.k : u) + f.off + ro[x];
-                    u = u > lo ? u : lo;  /* written as max then min: vpmaxsd, vpminsd */
-                    v[x] = (int16_t)(u < hi ? u : hi);
-                }
+                binary_affine(L, o, m, ro, v, w, 0);
             }
         } else {
             const int32_t *acc = c->acc + (size_t)o * sb;
@@ -439,18 +528,10 @@ static void produce(gk_ctx *c, int t, int y) {
                 int64_t lim = L->thr_acc[o];
                 int32_t f = L->flip[o];
                 for (int x = 0; x < w; x++) v[x] = (int16_t)((((acc[x] >= lim) ^ f) << 1) - 1);
+            } else if (L->act_shift) {
+                fixed_affine(L, o, acc, ro, v, w, 1);
             } else {
-                double fa = L->fa[o], fb = L->fb[o], sc = ldexp(1.0, -L->shift);
-                double lo = L->out_lo, hi = L->out_hi;
-                gk_act f = act(L, o);
-                double rnd = f.rnd, sk = ldexp(1.0, -f.k), off = f.off;
-                for (int x = 0; x < w; x++) {
-                    double u = floor(((double)acc[x] * fa + fb) * sc);
-                    u = (u < 0 ? floor((u + rnd) * sk) : u) + off + ro[x];
-                    u = u < lo ? lo : u;
-                    u = u > hi ? hi : u;
-                    v[x] = (int16_t)u;
-                }
+                fixed_affine(L, o, acc, ro, v, w, 0);
             }
         }
     }
