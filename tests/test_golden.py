@@ -25,12 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "data"))
 import record_golden  # noqa: E402
 
 
-def load(key):
-    kind, _, name = key.partition("/")
-    if kind == "models":
-        return spec.load(ROOT / "models" / name)
-    kw = dict(item.split("=") for item in name.split(","))
-    return spec.random_model(int(kw.pop("seed")), **{k: v == "True" for k, v in kw.items()})
+load = record_golden.load
 
 
 def test_recording_covers_every_shipped_model():

@@ -9,7 +9,9 @@ the old code, never from the code under test::
 
 A retrained or new shipped model has no old code to hold it to: its key alone is recorded
 (again) from the commit that ships it (``record_golden.py tests/data/golden.npz COMMIT models/NAME.gamir``),
-listed in the file's ``_rerecorded``.
+listed in the file's ``_rerecorded``. An intended change of the hardware schedule (folding,
+cycles) re-records only what the schedule decides, checking that everything else is unchanged
+(``record_golden.py tests/data/golden.npz COMMIT --schedule``; the file's ``_schedule``).
 
 Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
 file digest, the payload digest (every array as stored) and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
@@ -35,6 +37,15 @@ except ImportError:  # the recorded commit
 #: Random models held to the recording: plain draws and the mixed-layer variant.
 RANDOM = [dict(seed=s) for s in range(6)] + [dict(seed=s, mix_layers=True) for s in (7, 8)]
 IMAGE = (24, 48)  # divisible by every pixel step (1..4)
+
+
+def load(key):
+    """The model a key names: ``models/NAME.gamir`` of this checkout or a random draw."""
+    kind, _, name = key.partition("/")
+    if kind == "models":
+        return spec.load(Path(spec.__file__).resolve().parents[1] / key)
+    kw = dict(item.split("=") for item in name.split(","))
+    return spec.random_model(int(kw.pop("seed")), **{k: v == "True" for k, v in kw.items()})
 
 
 def image_for(model, seed):
@@ -94,6 +105,35 @@ def rerecord(path, commit, key):
     np.savez_compressed(path, **out)
 
 
+#: What the hardware schedule decides (the ``auto`` fold, its regions and parameter words, the
+#: performance model's report): an intended change of the schedule moves these and nothing else.
+SCHEDULE = ("fold_auto", "regions_auto", "params_auto", "perf_full", "perf_auto")
+
+
+def rerecord_schedule(path, commit):
+    """Record the :data:`SCHEDULE` entries of every key again, after a change of the folding or
+    of the hardware's cycles (``record_golden.py tests/data/golden.npz COMMIT --schedule``).
+    Every other entry (outputs, digests, the full fold's parameter words) must still equal the
+    recording: the arithmetic stays held to the old code. ``_schedule`` names the commit."""
+    data = np.load(path)
+    out = {k: data[k] for k in data.files if k != "meta"}
+    meta = json.loads(data["meta"].tobytes())
+    for key, old in meta.items():
+        if key.startswith("_"):
+            continue
+        model = load(key)
+        now, fresh = {}, {}
+        record(model, key, old["image_seed"], now, fresh)
+        assert np.array_equal(now[key], out[key]), f"{key}: the restored image changed"
+        for field, value in fresh[key].items():
+            if field not in SCHEDULE:
+                assert value == old[field], f"{key}: {field} changed"
+        old.update({field: fresh[key][field] for field in SCHEDULE})
+    meta["_schedule"] = commit
+    out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **out)
+
+
 def main(path, commit):
     root = Path(spec.__file__).resolve().parents[1]  # the checkout being recorded
     out, meta = {}, {}
@@ -108,4 +148,7 @@ def main(path, commit):
 
 
 if __name__ == "__main__":
-    (rerecord if len(sys.argv) > 3 else main)(*sys.argv[1:4])
+    if sys.argv[3:] == ["--schedule"]:
+        rerecord_schedule(*sys.argv[1:3])
+    else:
+        (rerecord if len(sys.argv) > 3 else main)(*sys.argv[1:4])
