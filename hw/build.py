@@ -1,17 +1,20 @@
-"""Build gamir for a board: bitstream (Lattice) or estimate + Vivado project (Zynq), and a report.
+"""Build gamir for a board: a bitstream through the open tools, or an estimate + Vivado project
+(Zynq), and a report.
 
-``python -m hw.build --board BOARD --model MODEL [--fold F] [--max-width W] -o DIR``
+``python -m hw.build --board BOARD --model MODEL [--fold F] [--max-width W] [--flow F] -o DIR``
 
 Every build starts from :func:`hw.generate.generate`, so the board sees the same ``gam_top.v``
 and ``manifest.json`` as the simulator and the host. Then, by the board's family:
 
 - ``ecp5`` / ``ice40``: the accelerator inside :class:`hw.harness.SerialHarness` (a Lattice
   board has no AXI master), synthesized by Yosys, placed and routed by nextpnr, packed by
-  ecppack/icepack, all from the YoWASP packages. ``DIR/gam.bit`` (ECP5) or ``DIR/gam.bin``
+  ecppack/icepack (native or YoWASP: :func:`tool_env`). ``DIR/gam.bit`` (ECP5) or ``DIR/gam.bin``
   (iCE40).
-- ``xc7``: Yosys ``synth_xilinx`` utilization of ``gam_top`` alone (no place and route exists
-  here, so no Fmax: the PYNQ clock is assumed), and ``DIR/vivado/`` with the project script
-  that makes ``gam.bit`` + ``gam.hwh`` (:mod:`hw.vivado`).
+- ``xc7``, ``--flow open``: Yosys ``synth_xilinx``, nextpnr-himbaechel-xilinx and, where the
+  FASM-to-frames writer and prjxray's tools are at hand, ``DIR/gam.bit`` (:mod:`hw.xc7_open`).
+- ``xc7``, ``--flow vivado``: Yosys ``synth_xilinx`` utilization of ``gam_top`` alone (no Fmax:
+  the PYNQ clock is assumed), and ``DIR/vivado/`` with the project script that makes
+  ``gam.bit`` + ``gam.hwh`` (:mod:`hw.vivado`).
 
 ``DIR/report.json`` holds utilization (used / available per resource), Fmax per clock domain,
 pixels per clock and frames per second at 640x480 and 1280x720; ``DIR/manifest.json`` (the

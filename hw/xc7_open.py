@@ -95,12 +95,13 @@ def serial_harness(ports, board: Board):
 TOP = serial_harness
 
 #: nextpnr-himbaechel-xilinx's cell types for each resource of the report, with the units one
-#: cell takes (a RAMB18 is half of a 36 Kbit block). SLICE_LUTX are LUT cells: nextpnr offers
-#: two per LUT6 site (the 6-input and the 5-input bel), so its "available" is twice the
-#: device's 53,200 LUT6; the report counts the cells against the LUT6 sites, as the Yosys
-#: estimate does (two LUT5 sharing a site make this lean high).
+#: cell takes (a RAMB18 is half of a 36 Kbit block). Its SLICE_LUTX are LUT cells on two bels per
+#: LUT6 site (the 6-input and the 5-input one; "available" is twice the device's 53,200), route-
+#: through LUT1s for the carry chains included: the report's LUT figure is the LUT6 sites the
+#: FASM configures (:func:`fasm_lut_sites`), what Vivado calls Slice LUTs; from the log alone
+#: (a run that stopped) half the cells, the fewest sites they can take.
 NEXTPNR_CELLS = {
-    "LUT": {"SLICE_LUTX": 1},
+    "LUT": {"SLICE_LUTX": 0.5},
     "FF": {"SLICE_FFX": 1},
     "BRAM": {"RAMB36E1_RAMB36E1": 1, "RAMB18E1_RAMB18E1": 0.5},
     "DSP": {"DSP48E1_DSP48E1": 1},
@@ -139,6 +140,15 @@ def placed_resources(cells: dict) -> dict:
     """LUT/FF/BRAM/DSP used, from :func:`parse_nextpnr_log`'s ``cells``."""
     return {res: sum(n * cells.get(c, (0, 0))[0] for c, n in table.items())
             for res, table in NEXTPNR_CELLS.items()}
+
+
+_FASM_LUT = re.compile(r"^(\S+?\.SLICE[LM]_X\d)\.([A-D])LUT\.", re.M)
+
+
+def fasm_lut_sites(fasm: str) -> int:
+    """LUT6 sites a FASM file configures (any ``TILE.SLICE.xLUT.`` feature: logic, route-through,
+    LUT RAM or shift register), one per slice and letter however many of its two bels are used."""
+    return len(set(_FASM_LUT.findall(fasm)))
 
 
 def _bitstream_writer():
@@ -194,6 +204,7 @@ def build_open(board: Board, work: Path, out: Path, verilog: str, env: dict, clo
     result = {"nextpnr_command": cmd[1:], "fasm": "work/top.fasm"}
     result.update(_bitstream(out, work, env, platform.part, steps))
     used = placed_resources(parsed["cells"])
+    used["LUT"] = fasm_lut_sites((work / "top.fasm").read_text())
     fmax = {clk: {"achieved_mhz": round(mhz, 2), "constraint_mhz": round(want, 2)}
             for clk, (mhz, want) in parsed["fmax"].items()}
     slowest = min(v["achieved_mhz"] for v in fmax.values())
