@@ -232,9 +232,10 @@ def tool_env(family: str, tools: str = "auto") -> dict[str, str]:
         )
     for var, native in _OPTIONAL.get(family, {}).items():
         named = os.environ.get(var)
-        if var == "PRJXRAY_DB":
-            path = named if named and Path(named).is_dir() else (
-                _prjxray_db(env["XC7FRAMES2BIT"]) if env.get("XC7FRAMES2BIT") else None)
+        if var == "PRJXRAY_DB" and named:
+            path = named if Path(named).is_dir() else None
+        elif var == "PRJXRAY_DB":
+            path = _prjxray_db(env["XC7FRAMES2BIT"]) if env.get("XC7FRAMES2BIT") else None
         else:
             path = _which(named or native)
         if named and path is None:
