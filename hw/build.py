@@ -254,6 +254,11 @@ def is_yowasp(path: str) -> bool:
     return Path(path).name.startswith("yowasp-")
 
 
+def nextpnr_threads(nextpnr: str) -> list[str]:
+    """``--threads`` = the machine's cores for a native nextpnr (the WebAssembly build has one)."""
+    return [] if is_yowasp(nextpnr) else ["--threads", str(os.cpu_count() or 1)]
+
+
 def parse_version(text: str) -> str:
     """The version in a tool's ``-V`` / ``--version`` output (``Yosys 0.52 (git ...)``,
     ``"nextpnr-ecp5" -- Next Generation Place and Route (Version 0.7-1+b2)``,
@@ -427,7 +432,6 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
     platform = _platform(board, None if pll else clock_hz)
     platform.add_file("gam_top.v", verilog)
     nextpnr = env["NEXTPNR_ECP5" if board.family == "ecp5" else "NEXTPNR_ICE40"]
-    threads = [] if is_yowasp(nextpnr) else ["--threads", str(os.cpu_count() or 1)]
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # amaranth resolves tool names while rendering the plan
     try:
@@ -438,7 +442,7 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
             script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
             nextpnr_opts=shlex.join(["--report", "top.report.json", "--timing-allow-fail",
-                                     *threads, *nextpnr_opts]),
+                                     *nextpnr_threads(nextpnr), *nextpnr_opts]),
         )
     finally:
         for k, v in old_env.items():

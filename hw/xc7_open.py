@@ -19,7 +19,6 @@ H16, constrained at the clock the report names); the PS7 wrapper replaces it in 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -27,10 +26,10 @@ from amaranth.build import Attrs, Clock, Pins, Resource
 from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import ButtonResources, LEDResources, SwitchResources
 
-from .boards import RESOURCES, Board
+from .boards import Board
 from .build import (BOOTH_LUT_PRODUCTS, BuildError, _FitFailure, _classic_synth, _overflow,
                     _platform, _resources_from_cells, _cell_counts, _run, _Steps, _utilization,
-                    is_yowasp)
+                    nextpnr_threads)
 from .harness import SerialHarness, verilog_ports
 
 __all__ = ["PynqZ2Platform", "TOP", "serial_harness", "parse_nextpnr_log", "build_open"]
@@ -106,6 +105,9 @@ NEXTPNR_CELLS = {
     "BRAM": {"RAMB36E1_RAMB36E1": 1, "RAMB18E1_RAMB18E1": 0.5},
     "DSP": {"DSP48E1_DSP48E1": 1},
 }
+
+#: nextpnr's counts the report keeps (``nextpnr_cells``): the resources' and the carry chains'.
+_REPORTED_CELLS = {"CARRY4", *(c for table in NEXTPNR_CELLS.values() for c in table)}
 
 _ROUTING = re.compile(r"^Info: (Routing global|Running router|Routing\.\.)", re.M)
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -187,7 +189,7 @@ def build_open(board: Board, work: Path, out: Path, verilog: str, env: dict, clo
     cmd = [nextpnr, "--device", platform.part, "--json", "top.json", "-o", "xdc=top.xdc",
            "-o", "fasm=top.fasm", "--report", "top.report.json",
            # Missing the asked clock is a result (the report's Fmax), not a failed build.
-           "--timing-allow-fail", *_threads(nextpnr), *nextpnr_opts]
+           "--timing-allow-fail", *nextpnr_threads(nextpnr), *nextpnr_opts]
     log = work / "nextpnr.log"
     try:
         with steps.step("nextpnr_xilinx"):
@@ -215,7 +217,7 @@ def build_open(board: Board, work: Path, out: Path, verilog: str, env: dict, clo
         "utilization": _utilization(used, board.resources),
         "synthesis_utilization": _utilization(estimate, board.resources),
         "nextpnr_cells": {c: {"used": u, "available": a} for c, (u, a) in parsed["cells"].items()
-                          if c in {c for t in NEXTPNR_CELLS.values() for c in t} or c == "CARRY4"},
+                          if c in _REPORTED_CELLS},
         "fmax": fmax,
         "placed_fmax_mhz": {clk: round(mhz, 2) for clk, (mhz, _) in parsed["placed_fmax"].items()},
         "clock_mhz": asked if met else slowest,
@@ -227,10 +229,6 @@ def build_open(board: Board, work: Path, out: Path, verilog: str, env: dict, clo
         "harness": ({"input_bits": design.input_bits, "output_bits": design.output_bits}
                     if isinstance(design, SerialHarness) else None),
     }
-
-
-def _threads(nextpnr: str) -> list[str]:
-    return [] if is_yowasp(nextpnr) else ["--threads", str(os.cpu_count() or 1)]
 
 
 def _bitstream(out: Path, work: Path, env: dict, part: str, steps: _Steps) -> dict:
