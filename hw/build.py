@@ -645,6 +645,8 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
 
     board = board if isinstance(board, Board) else get_board(board)
     flow, toolset, env = _flow(board, flow, tools)
+    if nextpnr_opts and flow == "vivado":
+        raise BuildError("--nextpnr-opts: the Vivado flow runs no nextpnr (use --flow open)")
     out = Path(out_dir)
     r = model.steps.unshuffle
     (w, h) = FRAMES[-1]
@@ -760,7 +762,8 @@ def main(argv=None) -> int:
                              "(Yosys estimate + Vivado project); auto: open where its tools are "
                              "found, else vivado. Lattice boards: open only")
     parser.add_argument("--nextpnr-opts", default="", metavar="OPTS",
-                        help="more nextpnr options, one string ('--seed 3 --placer sa')")
+                        help="more nextpnr options, one string with '=': "
+                             "--nextpnr-opts='--seed 3 --placer sa'")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     return cli.run(lambda: _main(args), errors=(BoardError, BuildError, ValueError, OSError))

@@ -243,3 +243,9 @@ def test_booth_pass_selects_exactly_the_lut_products(tmp_path):
     lut = cells("lut.txt")
     assert len(lut) == 3 * layer.taps - dsp and lut < cells("all.txt")
     assert all(".lut_products_" in c for c in lut)
+
+
+def test_nextpnr_options_need_nextpnr(tmp_path):
+    with pytest.raises(build.BuildError, match=r"^--nextpnr-opts: the Vivado flow runs no nextpnr"):
+        build.build(tiny_model(1), "pynq-z2", tmp_path, flow="vivado", nextpnr_opts=["--seed", "3"])
+    assert not (tmp_path / "work").exists()
