@@ -784,4 +784,8 @@ def _main(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as hw.build, not __main__: hw.xc7_open raises hw.build's BuildError, which
+    # __main__'s copy of the class would not catch.
+    from hw import build as _module
+
+    sys.exit(_module.main())

@@ -249,3 +249,27 @@ def test_nextpnr_options_need_nextpnr(tmp_path):
     with pytest.raises(build.BuildError, match=r"^--nextpnr-opts: the Vivado flow runs no nextpnr"):
         build.build(tiny_model(1), "pynq-z2", tmp_path, flow="vivado", nextpnr_opts=["--seed", "3"])
     assert not (tmp_path / "work").exists()
+
+
+def test_cli_open_flow_tool_failure_is_one_line(tmp_path):
+    """``python -m hw.build``: a tool failing inside the Zynq open flow (hw.xc7_open) is one
+    ``error:`` line, not a traceback (the module runs as hw.build, not as __main__)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.gamir"
+    spec.save(tiny_model(1), path)
+    for name, says in (("yosys", "echo 'Yosys 0.66'; exit 3"), ("nextpnr-himbaechel-xilinx", "")):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\n{says}\n")
+        tool.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMARANTH_")}
+    env.update(YOSYS=str(tmp_path / "yosys"),
+               NEXTPNR_XILINX=str(tmp_path / "nextpnr-himbaechel-xilinx"))
+    proc = subprocess.run([sys.executable, "-m", "hw.build", "--board", "pynq-z2", "--flow",
+                           "open", "--model", str(path), "--max-width", "16", "-o",
+                           str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: yosys failed (exit 3); end of "), proc.stderr
+    assert "Traceback" not in proc.stderr
