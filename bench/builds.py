@@ -1,7 +1,7 @@
 """Build the shipped models for every board and print the docs/builds.md results table.
 
 ``python -m bench.builds [--boards B,...] [--fold F] [--fps N] [--tools T] [--clock-mhz F]
-[-o DIR] [MODEL ...]``
+[--flow F] [-o DIR] [MODEL ...]``
 
 Models default to ``models/*.gamir``. Each build goes to ``DIR/<model>-<board>`` (``DIR``:
 ``-o``, default ``bench/results/local/builds``) with its own
@@ -41,7 +41,8 @@ def table(reports: list[dict]) -> str:
                 or "-")
         clock = (f"{r['clock_mhz']:g}" if r["fmax"] else f"({r['clock_mhz']:g} assumed)")
         tools = ", ".join(f"{Path(t['path']).name} {t['version']}" for t in r["tools"].values())
-        rows.append(f"| {r['model']['name']} | {r['board']} | {r['fold_arg']} | {cell('LUT')} "
+        board = r["board"] + (f" ({r['flow']})" if r.get("family") == "xc7" else "")
+        rows.append(f"| {r['model']['name']} | {board} | {r['fold_arg']} | {cell('LUT')} "
                     f"| {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | {fmax} | {clock} "
                     f"| {r['pixels_per_clock']:.3g} | {r['fps']['640x480']:.1f} "
                     f"| {r['fps']['1280x720']:.1f} | {tools} | {build.step_times(r)} |")
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
                     help="native or YoWASP tools, as python -m hw.build takes it")
     ap.add_argument("--clock-mhz", type=cli.positive_float, default=None,
                     help="clock to time for (default: each board's)")
+    ap.add_argument("--flow", choices=build.FLOWS, default="auto",
+                    help="the Zynq's flow, as python -m hw.build takes it")
     ap.add_argument("-o", "--out", default=local_result("builds"),
                     help="folder for the builds and the results")
     args = ap.parse_args(argv)
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
             try:
                 r = build.build(model, board, out / f"{model.name}-{board}", fold=args.fold,
                                 fps=args.fps, dsp=args.dsp, max_width=args.max_width,
-                                tools=args.tools, clock_mhz=args.clock_mhz)
+                                tools=args.tools, clock_mhz=args.clock_mhz, flow=args.flow)
             except (build.BuildError, ValueError) as exc:
                 print(f"{model.name} on {board}: error: {exc}", file=sys.stderr)
                 continue

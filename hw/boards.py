@@ -1,8 +1,8 @@
 """The boards gamir builds for, with the resources of their FPGAs.
 
 One table, read by :mod:`hw.build`: which flow a board takes (``ecp5``/``ice40`` through Yosys +
-nextpnr, ``xc7`` through a Yosys utilization estimate and a generated Vivado project), which
-amaranth-boards platform describes its pins, what the device holds, the clock nextpnr is asked
+nextpnr, ``xc7`` through Yosys + nextpnr-himbaechel-xilinx or a Yosys utilization estimate and
+a generated Vivado project), which amaranth platform describes its pins, what the device holds, the clock nextpnr is asked
 to meet, and which two pins carry the measurement harness's serial in/out (see
 :mod:`hw.harness`). Resource counts are the vendors' data sheet figures; for the Lattice parts
 the build also reads nextpnr's own "available" counts into its report, and a test checks they
@@ -41,7 +41,8 @@ class Board:
     name : str
         The ``--board`` value.
     family : str
-        ``"ecp5"``, ``"ice40"`` (open place and route here) or ``"xc7"`` (estimate + Vivado).
+        ``"ecp5"``, ``"ice40"`` (open place and route here) or ``"xc7"`` (open place and route,
+        or estimate + Vivado: ``hw.build --flow``).
     device : str
         Part name as the vendor writes it.
     resources : dict
@@ -49,12 +50,12 @@ class Board:
     bram_bits : int
         Bits in one BRAM unit of ``resources["BRAM"]``.
     platform : str
-        ``module:Class`` of the amaranth-boards platform (Lattice boards only).
+        ``module:Class`` of the amaranth platform (the open flows).
     clock_hz : float
         Clock frequency nextpnr is asked to meet (timing-driven placement aims at it; the
         reported Fmax is what it reached). For ``xc7``: the PYNQ FCLK the Vivado project uses.
     serial_in, serial_out : tuple
-        ``(resource, number[, subsignal])`` of the harness's two pins (Lattice boards only).
+        ``(resource, number[, subsignal])`` of the harness's two pins (the open flows).
     """
 
     name: str
@@ -111,8 +112,8 @@ BOARDS: dict[str, Board] = {
         Board(
             "pynq-z2", "xc7", "XC7Z020-1CLG400C",
             {"LUT": 53200, "FF": 106400, "BRAM": 140, "DSP": 220}, 36864,
-            clock_hz=100e6,
-            note="TUL PYNQ-Z2 (Zynq-7020): Yosys estimate here, bitstream with Vivado",
+            "hw.xc7_open:PynqZ2Platform", 100e6, ("switch", 0), ("led", 0),
+            note="TUL PYNQ-Z2 (Zynq-7020): open flow (nextpnr-himbaechel-xilinx) or Vivado",
         ),
     ]
 }

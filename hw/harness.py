@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amaranth import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import C, Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
 __all__ = ["Port", "verilog_ports", "SerialHarness", "ecp5_pll"]
@@ -143,7 +143,7 @@ class SerialHarness(Elaboratable):
                 res = getattr(res, sub)
             return io.Buffer(direction, res)
 
-        locked = self._pll(m, platform) if self.pll_hz else 1
+        locked = self._pll(m, platform) if self.pll_hz else C(1, 1)  # 1 bit: ~locked is 0
         m.submodules.sin = sin = pin(self.serial_in, "i")
         m.submodules.sout = sout = pin(self.serial_out, "o")
 

@@ -67,8 +67,13 @@ def truncate(src: Path, dst: Path, keep: float = 0.6) -> Path:
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
-    """The case's folder: a model, a clip (mp4, mkv), an image, a folder of images, junk."""
+    """The case's folder: a model, a clip (mp4, mkv), an image, a folder of images, junk; no
+    tool variables (hw.build's cases get its own choice, whatever the caller's YOSYS, ...)."""
     monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("AMARANTH_") or v in (
+            "YOSYS", "NEXTPNR_ECP5", "NEXTPNR_ICE40", "NEXTPNR_XILINX", "ECPPACK", "ICEPACK",
+            "XC7FRAMES2BIT", "PRJXRAY_DB")]:
+        monkeypatch.delenv(var)
     model = spec.random_model(11, image_channels=3, channels=8, n_binary=2, unshuffle=2,
                               noise_channel=True)
     spec.save(model, tmp_path / "m.gamir")

