@@ -126,7 +126,9 @@ def rerecord_schedule(path, commit):
         record(model, key, old["image_seed"], now, fresh)
         assert np.array_equal(now[key], out[key]), f"{key}: the restored image changed"
         for field, value in fresh[key].items():
-            if field not in SCHEDULE:
+            # A random model's file digest is not held (its header follows the format's
+            # defaults, as test_golden says); everything else outside the schedule is.
+            if field not in SCHEDULE and (field != "digest" or key.startswith("models/")):
                 assert value == old[field], f"{key}: {field} changed"
         old.update({field: fresh[key][field] for field in SCHEDULE})
     meta["_schedule"] = commit
