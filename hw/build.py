@@ -346,6 +346,9 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
     platform.add_file("gam_top.v", verilog)
     nextpnr = env["NEXTPNR_ECP5" if board.family == "ecp5" else "NEXTPNR_ICE40"]
     threads = "" if is_yowasp(nextpnr) else f" --threads {os.cpu_count() or 1}"
+    # Placer/router choices measured in docs/builds.md (e.g. "--router router2 --seed 2"),
+    # appended after the defaults so that they win.
+    extra = os.environ.get("GAMIR_NEXTPNR_OPTS", "").strip()
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # amaranth resolves tool names while rendering the plan
     try:
@@ -355,7 +358,8 @@ def _build_lattice(board: Board, work: Path, out: Path, verilog: str, env: dict,
             script_after_read=BOOTH_LUT_PRODUCTS,
             script_after_synth=f"{rest}\ntee -q -o top.stat.json stat -json",
             # Missing the asked clock is a result (the report's Fmax), not a failed build.
-            nextpnr_opts=f"--report top.report.json --timing-allow-fail{threads}",
+            nextpnr_opts=f"--report top.report.json --timing-allow-fail{threads}"
+                         + (f" {extra}" if extra else ""),
         )
     finally:
         for k, v in old_env.items():
