@@ -195,7 +195,9 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
         else:
             l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
         l_mvu += f.pe * acc_bits * 2  # accumulators
-        if layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
+        if grouped_window(layer, f):  # each lane element picks one of 4 column slots' rows
+            l_sel = int(lanes * in_bits * math.log2(4 * (3 if f.simd < 9 else 1)))
+        elif layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
             l_sel = int(lanes * in_bits * math.log2(nf * sf))
         else:  # one slice mux, broadcast to the lanes
             l_sel = int(f.simd * in_bits * math.log2(sf))
