@@ -176,22 +176,33 @@ class GroupWindowGen(wiring.Component):
                     with m.Else():
                         m.d.sync += hy.eq(hy + 1)
 
-        # ---- output: the slice of step (step_n, step_s)
+        # ---- output: the slice of step (step_n, step_s). Element j is row ky of the slot of
+        # column kx, (ky, kx) = divmod(step_s*simd + j, 3): each slot's row is selected once per
+        # distinct row sequence (all j share it when simd < 9), then each element's slot.
         for _, srd in slots:
             m.d.comb += srd.addr.eq(self.step_n)
         column_of = [pa, pb, Mux(clamp, pb, pc)]  # slot of tap column kx
+        steps = [[divmod(s * self.simd + j, 3) for s in range(self.sf)] for j in range(self.simd)]
 
-        def tap(t):
-            ky, kx = divmod(t, 3)
-            return Array(srd.data.word_select(ky, gw) for _, srd in slots)[column_of[kx]]
-
-        taps = [Signal(gw, name=f"tap{j}") for j in range(self.simd)]
-        if self.sf == 1:
-            m.d.comb += [taps[j].eq(tap(j)) for j in range(self.simd)]
-        else:
+        def by_step(values, shape, name):
+            """``values[step_s]``: a constant or a signal when they differ."""
+            if all(v is values[0] for v in values):
+                return values[0]
+            sig = Signal(shape, name=name)
             with m.Switch(self.step_s):
-                for s in range(self.sf):
+                for s, v in enumerate(values):
                     with m.Case(s):
-                        m.d.comb += [taps[j].eq(tap(s * self.simd + j)) for j in range(self.simd)]
+                        m.d.comb += sig.eq(v)
+            return sig
+
+        rows = {}  # row sequence over the steps -> each slot's row at step_s
+        taps = []
+        for j, seq in enumerate(steps):
+            key = tuple(ky for ky, _ in seq)
+            if key not in rows:
+                ky = by_step(list(key), range(3), f"row{len(rows)}")
+                rows[key] = Array(srd.data.word_select(ky, gw) for _, srd in slots)
+            slot = by_step([column_of[kx] for _, kx in seq], range(SLOTS), f"slot{j}")
+            taps.append(rows[key][slot])
         m.d.comb += self.o.payload.as_value().eq(Cat(*taps))
         return m
