@@ -7,7 +7,8 @@ Cycles per frame: a max-plus recurrence over the pixels of one frame that mirror
 stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its interval)``):
 
 * window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
-  row, emitting the column of row ``y-1``; the horizontal stage steps once per column plus one
+  row, emitting the column of row ``y-1`` (``nf`` steps per pixel, one per channel group, in a
+  folded 3x3 depthwise layer's :class:`hw.group_window.GroupWindowGen`); the horizontal stage steps once per column plus one
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
@@ -33,7 +34,7 @@ from spec.model import Model
 from . import config, regmap
 from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
-__all__ = ["layer_ii", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
+__all__ = ["layer_ii", "grouped_window", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
            "fold_for_rate", "fold_within", "report", "delay_depth", "memories", "block_rams", "dsp_allocation",
            "hard_multipliers", "FIFO_SLACK", "ESTIMATE_KEYS"]
 
@@ -118,13 +119,21 @@ def _serve(ready: np.ndarray, interval: int) -> np.ndarray:
     return k + np.maximum.accumulate(ready - k)
 
 
-def _window(ready: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Cycle at which each 3x3 window is valid on the window generator's output."""
+def grouped_window(layer, fold: regmap.LayerFold) -> bool:
+    """Whether the layer's window generator is :class:`hw.group_window.GroupWindowGen` (a
+    folded 3x3 depthwise layer), whose vertical stage takes ``nf`` steps per pixel."""
+    return (layer.depthwise and layer.kernel == 3
+            and (layer.c_out // fold.pe) * (layer.taps // fold.simd) > 1)
+
+
+def _window(ready: np.ndarray, h: int, w: int, groups: int = 1) -> np.ndarray:
+    """Cycle at which each 3x3 window is valid on the window generator's output; ``groups``:
+    vertical steps per pixel (``nf`` for :class:`hw.group_window.GroupWindowGen`)."""
     n = h * w
-    # Vertical: steps 0..n-1 take input pixels, steps n..n+w-1 are the flush row.
+    # Vertical: pixels 0..n-1 are the input, n..n+w-1 the flush row; each takes `groups` steps.
     v_ready = np.concatenate([ready, np.full(w, -(1 << 40), dtype=np.int64)])
-    v_step = _serve(v_ready, 1)
-    col_ready = v_step[w:] + 1  # column k (raster) leaves with step k + w
+    v_step = _serve(v_ready, groups)
+    col_ready = v_step[w:] + groups  # column k (raster) leaves with pixel k + w's last step
     # Horizontal: steps 0..n-1 take columns, step n is the flush; step k emits window k-1.
     h_ready = np.concatenate([col_ready, [-(1 << 40)]])
     h_step = _serve(h_ready, 1)
@@ -141,7 +150,8 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
         if layer.kernel == 3:
             if first_in is None:
                 first_in = _serve(ready, 1)[0]
-            win = _window(ready, height, width)
+            nf = layer.c_out // f.pe
+            win = _window(ready, height, width, nf if grouped_window(layer, f) else 1)
         else:
             win = ready
             if first_in is None:
@@ -190,7 +200,9 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
         else:
             l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
         l_mvu += f.pe * acc_bits * 2  # accumulators
-        if layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
+        if grouped_window(layer, f):  # each lane element picks one of 4 column slots' rows
+            l_sel = int(lanes * in_bits * math.log2(4 * (3 if f.simd < 9 else 1)))
+        elif layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
             l_sel = int(lanes * in_bits * math.log2(nf * sf))
         else:  # one slice mux, broadcast to the lanes
             l_sel = int(f.simd * in_bits * math.log2(sf))

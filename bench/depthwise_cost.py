@@ -1,6 +1,7 @@
 """What a depthwise 3x3 lane costs in ECP5 LUTs next to a lane of the dense 3x3 conv.
 
 ``python -m bench.depthwise_cost [--channels 32] [--x-bits 10] [--w-bits 8] [-o FILE]``
+``python -m bench.depthwise_cost --front PE,SIMD [--channels 40] [--max-width 320] [-o FILE]``
 
 Synthesizes whole PE arrays (weight memory, slice muxes, products, adder trees, accumulators)
 through :func:`bench.product_cost.synth_ecp5` (classic-ABC ECP5 flow, hard multipliers off,
@@ -11,6 +12,13 @@ products through Yosys' Booth pass as :class:`hw.fixed_conv.LutProducts` get in 
 * depthwise: :class:`hw.depthwise_conv.DepthwiseConv` of ``channels``, ``pe=channels,
   simd=1`` (each lane a 9-way (group, slice) mux, 9 cycles per pixel) and ``pe=channels/4``
   (a 36-way mux, 36 cycles per pixel).
+
+With ``--front PE,SIMD``: a folded depthwise layer's front instead, window generator and PE
+array together, as :class:`hw.pipeline.Pipeline` builds it: :class:`hw.window.WindowGen` (a
+window of flip-flops, each lane's ``nf*sf``-way mux) against :class:`hw.group_window.GroupWindowGen`
+(LUT-RAM slots read a slice per step), cells, LUT4 equivalents and flip-flops of each
+(default ``bench/results/depthwise_front.json``; the ECP5 denoiser at ii 30: ``--channels 40
+--front 4,3``).
 
 Both read ``x_bits`` signed inputs (the fixed stream after a 1x1 head) and ``w_bits``
 weights. A dense 3x3 layer of ``channels -> channels`` at 9 cycles per pixel is ``channels``
@@ -31,7 +39,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import signed
+from amaranth.hdl import Module, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from bench import local_result
 import spec
@@ -39,11 +49,14 @@ from accel import regmap
 from hw.depthwise_conv import DepthwiseConv
 from hw.fixed_conv import FixedConv
 from hw.folded_mvu import acc_shape_for
+from hw.group_window import GroupWindowGen
+from hw.param_memory import ParamBus
+from hw.window import WindowGen
 from spec.random_model import random_layer_params
 
 from .product_cost import synth_ecp5
 
-__all__ = ["conv_model", "measure", "main"]
+__all__ = ["conv_model", "measure", "measure_front", "main"]
 
 
 def conv_model(channels: int, c_out: int, x_bits: int, w_bits: int, depthwise: bool) -> spec.Model:
@@ -84,6 +97,46 @@ def measure(channels: int, x_bits: int, w_bits: int, depthwise: bool, pe: int, s
             "cells": cells, "lut4": lut4, "lut4_per_product": lut4 / products}
 
 
+class DepthwiseFront(wiring.Component):
+    """A depthwise layer's window generator and PE array, wired as in the pipeline: pixels in,
+    accumulator groups out, the weight bus and frame size as ports (nothing folds away)."""
+
+    def __init__(self, win, mvu):
+        self.win, self.mvu = win, mvu
+        super().__init__({"i": In(stream.Signature(win.i.payload.shape())),
+                          "o": Out(stream.Signature(mvu.o.payload.shape())), "bus": In(ParamBus()),
+                          "width": In(win.width.shape()), "height": In(win.height.shape())})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.win, m.submodules.mvu = self.win, self.mvu
+        wiring.connect(m, wiring.flipped(self.i), self.win.i)
+        wiring.connect(m, self.mvu.o, wiring.flipped(self.o))
+        wiring.connect(m, wiring.flipped(self.bus), self.mvu.bus)
+        wiring.connect(m, self.win.o, self.mvu.i)
+        m.d.comb += [self.win.width.eq(self.width), self.win.height.eq(self.height)]
+        if self.mvu.grouped:
+            m.d.comb += [self.win.step_n.eq(self.mvu.step_n), self.win.step_s.eq(self.mvu.step_s)]
+        return m
+
+
+def measure_front(channels: int, x_bits: int, w_bits: int, pe: int, simd: int, max_width: int,
+                  grouped: bool) -> dict:
+    model = conv_model(channels, channels, x_bits, w_bits, True)
+    layer, t_in = model.layers[1], model.tensor_types()[1]
+    wreg = regmap.regions(model, [None, {"pe": pe, "simd": simd}, None])[2]
+    mvu = DepthwiseConv(wreg, regmap.region_entries(model, wreg), kernel=3, channels=channels,
+                        elem=signed(x_bits), bit_input=False, acc_shape=acc_shape_for(layer, t_in),
+                        w_bits=w_bits, dsp_terms=0, grouped=grouped)
+    win = (GroupWindowGen(signed(x_bits), channels, pe, simd, max_width) if grouped
+           else WindowGen(signed(x_bits), channels, 3, max_width))
+    cells, lut4 = synth_ecp5(DepthwiseFront(win, mvu), None, booth=True)
+    return {"window": type(win).__name__, "channels": channels, "x_bits": x_bits,
+            "w_bits": w_bits, "pe": pe, "simd": simd, "max_width": max_width,
+            "cycles_per_pixel": (channels // pe) * (9 // simd), "cells": cells, "lut4": lut4,
+            "ff": cells.get("TRELLIS_FF", 0)}
+
+
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog="python -m bench.depthwise_cost", description=__doc__.splitlines()[0])
     ap.add_argument("--channels", type=cli.positive_int, default=32,
@@ -91,10 +144,38 @@ def main(argv=None) -> int:
     ap.add_argument("--x-bits", type=cli.positive_int, default=10,
                     help="input bits (the denoiser's fixed stream: 10)")
     ap.add_argument("--w-bits", type=cli.positive_int, default=8, help="weight bits")
-    ap.add_argument("-o", "--out", type=Path, default=local_result("depthwise_cost.json"),
-                    help="results JSON to write (the recorded one: bench/results/depthwise_cost.json)")
+    ap.add_argument("-o", "--out", type=Path, default=None,
+                    help="results JSON to write (default: bench/results/local/depthwise_cost.json,"
+                         " or depthwise_front.json with --front; the recorded one:"
+                         " bench/results/depthwise_cost.json)")
+    ap.add_argument("--front", default=None, metavar="PE,SIMD",
+                    help="measure a depthwise layer's window generator + PE array at this fold, "
+                         "both window generators")
+    ap.add_argument("--max-width", type=cli.positive_int, default=320,
+                    help="line buffer entries (with --front)")
     a = ap.parse_args(argv)
     c = a.channels
+    if a.front is not None:
+        try:
+            pe, simd = (int(v) for v in a.front.split(","))
+        except ValueError:
+            ap.error(f"--front {a.front!r} must be PE,SIMD (two integers)")
+        if pe < 1 or simd < 1 or c % pe or 9 % simd:
+            ap.error(f"--front {a.front}: PE must divide --channels {c} and SIMD must divide 9")
+        rows = [measure_front(c, a.x_bits, a.w_bits, pe, simd, a.max_width, g)
+                for g in (False, True)]
+        print("| window generator | fold | cycles/pixel | LUT4 eq | FF | PFUMX | L6MUX21 | "
+              "DPR16X4 | DP16KD |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            cl = r["cells"]
+            print(f"| {r['window']} | pe={pe} simd={simd} | {r['cycles_per_pixel']} | "
+                  f"{r['lut4']:g} | {r['ff']} | {cl.get('PFUMX', 0)} | {cl.get('L6MUX21', 0)} | "
+                  f"{cl.get('TRELLIS_DPR16X4', 0)} | {cl.get('DP16KD', 0)} |")
+        out = a.out or local_result("depthwise_front.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        return 0
     if c % 4:
         ap.error(f"--channels {c} must be a multiple of 4 (the third array has channels/4 lanes)")
     rows = [measure(c, a.x_bits, a.w_bits, False, 1, c),
@@ -110,8 +191,9 @@ def main(argv=None) -> int:
     dense, dw = rows[0], rows[1]
     print(f"{c} -> {c} 3x3 at 9 cycles/pixel: dense {c} x {dense['lut4']:g} = "
           f"{c * dense['lut4']:g} LUT4, depthwise {dw['lut4']:g} LUT4")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    out = a.out or local_result("depthwise_cost.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

@@ -11,9 +11,14 @@ output group ``n`` multiplies window tap ``t`` of channel ``n*pe + p``, so its i
 over (group, slice) -- ``nf*sf`` ways, ``pe*simd`` lanes of the element width. A 3x3 head or
 tail of ``c`` channels then needs ``9*c`` products per pixel where the dense layer needs
 ``9*c*c``.
+
+With ``grouped=True`` the input is not a held window but the slice of the current step, read
+by :class:`hw.group_window.GroupWindowGen` from LUT RAM at the step this array puts on
+``step_n`` / ``step_s``: no window of flip-flops and no ``nf*sf``-way multiplexer per lane
+(the ECP5 denoiser's head could not be placed with them, docs/builds.md).
 """
 
-from amaranth.hdl import Cat, Shape
+from amaranth.hdl import Cat, Shape, Signal
 from amaranth.lib import data
 
 from .fixed_conv import FixedConv
@@ -34,26 +39,42 @@ class DepthwiseConv(FixedConv):
         1 or 3.
     channels : int
         ``c_in == c_out``.
+    grouped : bool
+        Take each step's slice (``simd*pe`` elements) from a
+        :class:`~hw.group_window.GroupWindowGen` instead of a whole window.
 
     Members
     -------
     i : In(stream.Signature(ArrayLayout(elem, kernel*kernel*channels)))
+        (``simd*pe`` elements when ``grouped``: the slice of step ``step_n``, ``step_s``;
+        ``i.ready`` is high on a window's last step.)
     o : Out(stream.Signature(ArrayLayout(acc_shape, pe)))
     bus : In(ParamBus())
+    step_n, step_s : Signal(range(nf)), Signal(range(sf))
+        Only when ``grouped`` (not signature members): the sequencer's output group and
+        input slice.
     """
 
     def __init__(self, region, init, *, elem, bit_input, kernel, channels, acc_shape, w_bits,
-                 dsp_terms=None):
-        self.channels = channels
+                 dsp_terms=None, grouped=False):
+        self.channels, self.grouped = channels, grouped
+        fold = region.fold
+        window = fold.pe * fold.simd if grouped else kernel * kernel * channels
         super().__init__(region, init, elem=elem, bit_input=bit_input, taps=kernel * kernel,
                          c_out=channels, acc_shape=acc_shape, w_bits=w_bits,
-                         dsp_terms=dsp_terms, window=kernel * kernel * channels)
+                         dsp_terms=dsp_terms, window=window)
+        if grouped:  # plain signals: FoldedMVU's signature is its own
+            self.step_n = Signal(range(self.nf), name="step_n")
+            self.step_s = Signal(range(self.sf), name="step_s")
 
     def slice_layout(self):
         """``simd`` taps of ``pe`` channels: element ``[j][p]`` is lane ``p``'s tap ``j``."""
         return data.ArrayLayout(pixel_layout(self.elem, self.pe), self.simd)
 
     def select_slice(self, window, n, s):
+        if self.grouped:  # the generator reads the slice of (n, s): see elaborate
+            self._step = (n, s)
+            return window
         # Taps s*simd .. of every channel (window element t*channels + c), then channels
         # n*pe .. of each tap.
         eb = Shape.cast(self.elem).width
@@ -64,3 +85,10 @@ class DepthwiseConv(FixedConv):
 
     def lane_input(self, x, pe):
         return [x[j][pe] for j in range(self.simd)]
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        if self.grouped:
+            n, s = self._step
+            m.d.comb += [self.step_n.eq(n), self.step_s.eq(s)]
+        return m

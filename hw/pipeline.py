@@ -6,8 +6,9 @@ Data path (one stream per tensor, valid/ready everywhere)::
              |                              |  (residual tensors fork into a DelayFIFO
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
-A layer is ``[SignBits] -> WindowGen -> [slice] -> FoldedMVU -> slice -> Split -> output stage
--> Gather`` (slice = :class:`~hw.stream_util.SkidBuffer`; the first one only in front
+A layer is ``[SignBits] -> WindowGen (GroupWindowGen for a folded 3x3 depthwise layer) ->
+[slice] -> FoldedMVU -> slice -> Split -> output stage -> Gather`` (slice =
+:class:`~hw.stream_util.SkidBuffer`; the first one only in front
 of an unfolded PE array): the PE array emits ``pe``
 accumulators per beat, the output stage (threshold, affine or pixel) takes ``out_pe`` per beat,
 the gather rebuilds a whole pixel for the next layer's line buffer, and the register slices
@@ -19,11 +20,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accel import regmap
-from accel.perf import delay_depth, dsp_allocation
+from accel.perf import delay_depth, dsp_allocation, grouped_window
 from spec.model import Model
 
 from .depthwise_conv import DepthwiseConv
 from .fixed_conv import FixedConv
+from .group_window import GroupWindowGen
 from .folded_mvu import acc_shape_for
 from .output_stages import stage_block
 from .stream_util import DelayFIFO, Fork, Gather, SignBits, SkidBuffer, Split, pixel_layout
@@ -128,7 +130,13 @@ class Pipeline(wiring.Component):
             sb = add("sign", SignBits(elem, layer.c_in))
             wiring.connect(m, src, sb.i)
             src, elem = sb.o, unsigned(1)
-        win = add("window", WindowGen(elem, layer.c_in, layer.kernel, self.max_width))
+        # A folded 3x3 depthwise PE array reads its window a slice per step from LUT RAM
+        # (hw.group_window): no window of flip-flops, no nf*sf-way multiplexer per lane.
+        grouped = grouped_window(layer, f)
+        if grouped:
+            win = add("window", GroupWindowGen(elem, layer.c_in, f.pe, f.simd, self.max_width))
+        else:
+            win = add("window", WindowGen(elem, layer.c_in, layer.kernel, self.max_width))
         m.d.comb += [win.width.eq(self.width), win.height.eq(self.height)]
         wiring.connect(m, src, win.i)
         acc = acc_shape_for(layer, in_type)
@@ -139,7 +147,9 @@ class Pipeline(wiring.Component):
             mvu = DepthwiseConv(w_region, init(w_region), elem=elem,
                                 bit_input=in_type.kind == "bit", kernel=layer.kernel,
                                 channels=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
-                                dsp_terms=self.dsp_terms[k - 1])
+                                dsp_terms=self.dsp_terms[k - 1], grouped=grouped)
+            if grouped:
+                m.d.comb += [win.step_n.eq(mvu.step_n), win.step_s.eq(mvu.step_s)]
         else:
             mvu = FixedConv(w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
                             taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
