@@ -12,7 +12,8 @@ the database's tile grid (cold), :func:`~hw.xc7.bitstream.fasm_to_frames` (first
 the tile types it meets; second call: tables warm), ``xc7frames2bit``, ``bitread``, and
 decoding the read bits back to features (first call: builds the decoding tables). Checks that
 the decoded features are the FASM's, prints one line per step and writes the numbers to
-``-o`` (default ``bench/results/xc7_bitstream.json``). Needs the prjxray database and tools
+``-o`` (default ``bench/results/local/xc7_bitstream.json``; the recorded one:
+``bench/results/xc7_bitstream.json``). Needs the prjxray database and tools
 (tools/native-fpga-tools.sh).
 """
 
@@ -32,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import local_result
 from hw.xc7 import bitstream, prjxray_db
 
 
@@ -103,8 +105,8 @@ def main(argv=None) -> int:
                     help="place and route a synthetic design of N flip-flops and time its FASM")
     ap.add_argument("--part", default=bitstream.DEFAULT_PART, help="part (default %(default)s)")
     ap.add_argument("--db-root", default=None, help="prjxray database folder")
-    ap.add_argument("-o", "--out", type=Path, default=Path("bench/results/xc7_bitstream.json"),
-                    help="results JSON to write")
+    ap.add_argument("-o", "--out", type=Path, default=local_result("xc7_bitstream.json"),
+                    help="results JSON to write (default: bench/results/local/xc7_bitstream.json)")
     a = ap.parse_args(argv)
     if (a.fasm is None) == (a.design is None):
         ap.error("give a FASM file or --design N")
