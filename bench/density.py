@@ -94,14 +94,10 @@ def synth_modules(family: str, verilog: str, top: str, env: dict) -> dict[str, d
     """Yosys' cells per module of ``verilog`` after :mod:`hw.build`'s synthesis script for
     ``family`` (hierarchy kept), each module's own cells (submodule instances are cells named
     after the module)."""
-    first, rest = build._classic_synth(family, top)
-    command = {"ecp5": "synth_ecp5", "xc7": "synth_xilinx"}[family]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "top.v").write_text(verilog)
-        (work / "top.ys").write_text(
-            f"read_verilog top.v\n{build.BOOTH_LUT_PRODUCTS}\n{command} {first} -top {top}\n"
-            f"{rest}\ntee -q -o top.stat.json stat -json\n")
+        (work / "top.ys").write_text(build.synth_script(family, top, ["top.v"], "top.stat.json"))
         proc = subprocess.run([env["YOSYS"], "-q", "-l", "top.log", "top.ys"], cwd=work, env=env,
                               capture_output=True, text=True)
         if proc.returncode:

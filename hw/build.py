@@ -156,6 +156,18 @@ def _classic_synth(family: str, top: str, clock_buffers: bool = False) -> tuple[
     return f"{options} -run :map_luts", f"{mapping}\n{command} {options} -top {top} -run {resume}:"
 
 
+def synth_script(family: str, top: str, sources: list[str], stat: str, *,
+                 clock_buffers: bool = False, after: str = "") -> str:
+    """The whole Yosys script of a synthesis outside amaranth's Lattice plans (the Xilinx
+    estimate and open flow, the cost benchmarks): read ``sources``, Booth products, the
+    family's ``synth_*`` with the classic-ABC LUT mapping (:func:`_classic_synth`), per-module
+    cell statistics to ``stat``, then ``after`` (e.g. ``write_json top.json``)."""
+    first, rest = _classic_synth(family, top, clock_buffers)
+    reads = "".join(f"read_verilog {src}\n" for src in sources)
+    return (f"{reads}{BOOTH_LUT_PRODUCTS}\n{_CLASSIC_LUTS[family][0]} {first} -top {top}\n"
+            f"{rest}\ntee -q -o {stat} stat -json\n{after}")
+
+
 class BuildError(Exception):
     """A build that cannot go on; the message says why and what to do."""
 
@@ -541,10 +553,7 @@ def _estimate_xc7(board: Board, work: Path, out: Path, verilog: str, manifest, e
     from .harness import verilog_ports
 
     (work / "gam_top.v").write_text(verilog)
-    first, rest = _classic_synth("xc7", "gam_top")
-    script = (f"read_verilog gam_top.v\n{BOOTH_LUT_PRODUCTS}\nsynth_xilinx {first} -top gam_top\n{rest}\n"
-              "tee -q -o gam_top.stat.json stat -json\n")
-    (work / "xc7.ys").write_text(script)
+    (work / "xc7.ys").write_text(synth_script("xc7", "gam_top", ["gam_top.v"], "gam_top.stat.json"))
     with steps.step("yosys"):
         _run([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
     cells = _cell_counts(work / "gam_top.stat.json")

@@ -3,7 +3,7 @@
 ``python -m hw.build --board pynq-z2 --flow open`` runs, in ``DIR/work/``:
 
 1. ``yosys``: ``synth_xilinx`` of the top level (:data:`TOP` around ``gam_top``) with the
-   classic-ABC LUT mapping every gamir synthesis uses (:func:`hw.build._classic_synth`), to
+   classic-ABC LUT mapping every gamir synthesis uses (:func:`hw.build.synth_script`), to
    ``top.json``;
 2. ``nextpnr_xilinx``: ``nextpnr-himbaechel-xilinx --device xc7z020clg400-1`` with the board's
    XDC (pins, I/O standards, the clock asked for), timing-driven, to ``top.fasm``; the report
@@ -27,9 +27,8 @@ from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import ButtonResources, LEDResources, SwitchResources
 
 from .boards import Board
-from .build import (BOOTH_LUT_PRODUCTS, BuildError, _FitFailure, _classic_synth, _overflow,
-                    _platform, _resources_from_cells, _cell_counts, _run, _Steps, _utilization,
-                    nextpnr_threads)
+from .build import (BuildError, _FitFailure, _overflow, _platform, _resources_from_cells,
+                    _cell_counts, _run, _Steps, _utilization, nextpnr_threads, synth_script)
 from .harness import SerialHarness, verilog_ports
 
 __all__ = ["PynqZ2Platform", "TOP", "serial_harness", "parse_nextpnr_log", "build_open"]
@@ -173,11 +172,8 @@ def build_open(board: Board, work: Path, out: Path, verilog: str, env: dict, clo
     plan = platform.build(design, name="top", build_dir=str(work), do_build=False)
     plan.extract(str(work))
 
-    first, rest = _classic_synth("xc7", "top", clock_buffers=True)
-    (work / "top.ys").write_text(
-        f"read_verilog gam_top.v\nread_verilog top.v\n{BOOTH_LUT_PRODUCTS}\n"
-        f"synth_xilinx {first} -top top\n{rest}\ntee -q -o top.stat.json stat -json\n"
-        "write_json top.json\n")
+    (work / "top.ys").write_text(synth_script("xc7", "top", ["gam_top.v", "top.v"], "top.stat.json",
+                                              clock_buffers=True, after="write_json top.json\n"))
     with steps.step("yosys"):
         _run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], work, env, work / "yosys.log")
     synth_cells = _cell_counts(work / "top.stat.json")

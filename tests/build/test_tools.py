@@ -149,11 +149,11 @@ def yosys_builds():
 
 
 @pytest.mark.parametrize("yosys", yosys_builds())
-@pytest.mark.parametrize("family, synth, flip_flops, registers", [
-    ("ecp5", "synth_ecp5", ("TRELLIS_FF",), 16 + 8),
-    ("xc7", "synth_xilinx", ("FDRE", "FDSE"), 8),  # the DSP48E1 holds q in its P register
+@pytest.mark.parametrize("family, flip_flops, registers", [
+    ("ecp5", ("TRELLIS_FF",), 16 + 8),
+    ("xc7", ("FDRE", "FDSE"), 8),  # the DSP48E1 holds q in its P register
 ])
-def test_lut_mapping_script_runs(tmp_path, yosys, family, synth, flip_flops, registers):
+def test_lut_mapping_script_runs(tmp_path, yosys, family, flip_flops, registers):
     """Each family's synthesis (stop before map_luts, the classic ABC mapping, resume) on a
     small design with LUT logic, a register, a carry chain and a product, in the Yosys given:
     every cell comes out a device primitive (Yosys 0.52's synth_xilinx maps flip-flops in its
@@ -162,9 +162,7 @@ def test_lut_mapping_script_runs(tmp_path, yosys, family, synth, flip_flops, reg
         "module t(input clk, input [7:0] a, input [7:0] b, output reg [15:0] q,\n"
         "         output reg [7:0] r, output z);\n  assign z = ^a & |b;\n"
         "  always @(posedge clk) begin q <= q + a * b; r <= a ^ b; end\nendmodule\n")
-    first, rest = build._classic_synth(family, "t")
-    (tmp_path / "s.ys").write_text(f"read_verilog t.v\n{synth} {first} -top t\n{rest}\n"
-                                   "tee -q -o t.json stat -json\n")
+    (tmp_path / "s.ys").write_text(build.synth_script(family, "t", ["t.v"], "t.json"))
     subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
     cells = build._cell_counts(tmp_path / "t.json")
     assert sum(cells.get(ff, 0) for ff in flip_flops) == registers, cells
@@ -299,8 +297,7 @@ def test_xilinx_top_level_script_buffers_the_clock(tmp_path, yosys):
     (tmp_path / "t.v").write_text("module t(input clk, input a, output reg q);\n"
                                   "  always @(posedge clk) q <= ~a;\nendmodule\n")
     for buffers in (True, False):
-        first, rest = build._classic_synth("xc7", "t", clock_buffers=buffers)
-        (tmp_path / "s.ys").write_text(f"read_verilog t.v\nsynth_xilinx {first} -top t\n{rest}\n"
-                                       "tee -q -o t.json stat -json\n")
+        (tmp_path / "s.ys").write_text(build.synth_script("xc7", "t", ["t.v"], "t.json",
+                                                          clock_buffers=buffers))
         subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
         assert build._cell_counts(tmp_path / "t.json").get("BUFG", 0) == buffers
