@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import av
@@ -55,6 +56,38 @@ def write_manifest(path: Path, model, max_width: int, fold=None) -> Path:
     """The manifest ``python -m hw.generate`` would write for ``model``."""
     path.write_text(Manifest.describe(model, fold, max_width=max_width).to_json())
     return path
+
+
+def open_manifest(path: Path, model, max_width: int, clock_mhz: float = 100.0) -> Path:
+    """The manifest ``hw.build --flow open`` writes: a build section naming the flow."""
+    man = Manifest.describe(model, None, max_width=max_width).with_build(
+        {"board": "pynq-z2", "device": "xc7z020clg400-1", "bitstream": "gam.bit",
+         "clock_mhz": clock_mhz, "flow": "open"})
+    path.write_text(man.to_json())
+    return path
+
+
+def fake_board(tmp_path: Path, monkeypatch, flow: str):
+    """A fake PYNQ board (the fake pynq installed for a small random model) with ``gam.bit``
+    and its manifest as ``flow`` leaves them (``vivado``: with ``gam.hwh``; ``open``: a build
+    section naming the flow, no ``.hwh``). Returns the model, the bitstream and a model file."""
+    import fake_pynq
+
+    model = spec.random_model(21, image_channels=3, channels=8, n_binary=2, unshuffle=2,
+                              noise_channel=True)
+    spec.save(model, tmp_path / "m.gamir")
+    fake_pynq.install(model)
+    monkeypatch.setitem(sys.modules, "pynq", fake_pynq)
+    d = tmp_path / "board"
+    d.mkdir()
+    (d / "gam.bit").write_bytes(b"bit")
+    spec.save(model, d / "default.gamir")  # the model the bitstream was generated for
+    if flow == "open":
+        open_manifest(d / "gam.json", model, max_width=64)
+    else:
+        (d / "gam.hwh").write_text("<hwh/>")
+        write_manifest(d / "gam.json", model, max_width=64)
+    return model, d / "gam.bit", tmp_path / "m.gamir"
 
 
 def read_frames(path: Path, fmt: str = "rgb24") -> list[np.ndarray]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
-from conftest import make_clip, read_frames, write_manifest, write_png
+from conftest import fake_board, make_clip, read_frames, write_manifest, write_png
 
 import fake_pynq
 import spec
@@ -17,18 +16,7 @@ from host.run import main
 @pytest.fixture
 def board(tmp_path, monkeypatch):
     """A fake board with ``gam.bit``/``gam.hwh``/``gam.json`` built for a small random model."""
-    model = spec.random_model(21, image_channels=3, channels=8, n_binary=2, unshuffle=2,
-                              noise_channel=True)
-    spec.save(model, tmp_path / "m.gamir")
-    fake_pynq.install(model)
-    monkeypatch.setitem(sys.modules, "pynq", fake_pynq)
-    d = tmp_path / "board"
-    d.mkdir()
-    (d / "gam.bit").write_bytes(b"bit")
-    (d / "gam.hwh").write_text("<hwh/>")
-    spec.save(model, d / "default.gamir")  # the model the bitstream was generated for
-    write_manifest(d / "gam.json", model, max_width=64)
-    return model, d / "gam.bit", tmp_path / "m.gamir"
+    return fake_board(tmp_path, monkeypatch, "vivado")
 
 
 def run_ok(*args):

@@ -4,42 +4,23 @@ design's registers and checks the download, clock, DMA addresses, lengths and st
 from __future__ import annotations
 
 import re
-import sys
 
 import numpy as np
 import pytest
-from conftest import make_clip, read_frames, write_manifest, write_png
+from conftest import (fake_board, make_clip, open_manifest, read_frames, write_manifest,
+                      write_png)
 
 import fake_pynq
 import spec
 from accel import protocol, regmap
-from accel.manifest import Manifest
 from host import pynq_open_backend
 from host.run import main
-
-
-def open_manifest(path, model, max_width, clock_mhz=100.0):
-    """The manifest ``hw.build --flow open`` writes: a build section naming the flow."""
-    man = Manifest.describe(model, None, max_width=max_width).with_build(
-        {"board": "pynq-z2", "device": "xc7z020clg400-1", "bitstream": "gam.bit",
-         "clock_mhz": clock_mhz, "flow": "open"})
-    path.write_text(man.to_json())
 
 
 @pytest.fixture
 def board(tmp_path, monkeypatch):
     """A fake board with an open-flow ``gam.bit`` and its manifest, no ``.hwh``."""
-    model = spec.random_model(21, image_channels=3, channels=8, n_binary=2, unshuffle=2,
-                              noise_channel=True)
-    spec.save(model, tmp_path / "m.gamir")
-    fake_pynq.install(model)
-    monkeypatch.setitem(sys.modules, "pynq", fake_pynq)
-    d = tmp_path / "board"
-    d.mkdir()
-    (d / "gam.bit").write_bytes(b"bit")
-    spec.save(model, d / "default.gamir")
-    open_manifest(d / "gam.json", model, max_width=64)
-    return model, d / "gam.bit", tmp_path / "m.gamir"
+    return fake_board(tmp_path, monkeypatch, "open")
 
 
 def run_ok(*args):
