@@ -85,7 +85,7 @@ def memories(model: Model, *, max_width: int) -> list[dict]:
     out = []
     for i, layer in enumerate(model.layers, 1):
         t = types[i - 1]
-        bits = 1 if layer.kind == "binary" else t.bits
+        bits = layer.conv.in_bits(t)
         if layer.kernel == 3:
             out.append({"what": f"layer {i} line buffer", "width": 2 * t.channels * bits,
                         "depth": max_width})
@@ -122,7 +122,7 @@ def _serve(ready: np.ndarray, interval: int) -> np.ndarray:
 def grouped_window(layer, fold: regmap.LayerFold) -> bool:
     """Whether the layer's window generator is :class:`hw.group_window.GroupWindowGen` (a
     folded 3x3 depthwise layer), whose vertical stage takes ``nf`` steps per pixel."""
-    return (layer.depthwise and layer.kernel == 3
+    return (layer.conv.per_channel and layer.kernel == 3
             and (layer.c_out // fold.pe) * (layer.taps // fold.simd) > 1)
 
 
@@ -188,12 +188,13 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
     per_layer = []
     for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
         t_in = types[i - 1]
-        in_bits = 1 if layer.kind == "binary" else t_in.bits
+        conv = layer.conv
+        in_bits = conv.in_bits(t_in)
         lo, hi = regmap.acc_bounds(layer, t_in)
         acc_bits = max(abs(lo), abs(hi)).bit_length() + 1
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
         lanes = f.pe * f.simd
-        if layer.kind == "binary":
+        if conv.reads_signs:
             l_mvu = int(1.2 * lanes)  # XNOR folded into the popcount tree's first LUT level
         elif t_in.kind == "bit":
             l_mvu = lanes * (layer.w_bits + 2)  # +/-w then the adder tree
@@ -202,7 +203,7 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
         l_mvu += f.pe * acc_bits * 2  # accumulators
         if grouped_window(layer, f):  # each lane element picks one of 4 column slots' rows
             l_sel = int(lanes * in_bits * math.log2(4 * (3 if f.simd < 9 else 1)))
-        elif layer.depthwise:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
+        elif conv.per_channel:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
             l_sel = int(lanes * in_bits * math.log2(nf * sf))
         else:  # one slice mux, broadcast to the lanes
             l_sel = int(f.simd * in_bits * math.log2(sf))
@@ -214,12 +215,12 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
         else:
             l_out = f.out_pe * acc_bits * 2  # a comparison
             m_out = 0
-        wbits = layer.c_out * layer.taps * (1 if layer.kind == "binary" else layer.w_bits)
+        wbits = layer.c_out * layer.taps * conv.weight_bits(layer)
         w_ram = wbits if nf * sf > 1 else 0
         w_ff = wbits if nf * sf == 1 else 0
         luts += l_mvu + l_sel + l_out + w_ram // 32
         mults += m_out
-        c_mults = lanes if layer.kind == "fixed" and t_in.kind != "bit" else 0
+        c_mults = lanes if conv.multiplies and t_in.kind != "bit" else 0
         conv_mults += c_mults
         ffs += w_ff + f.pe * acc_bits * 2
         per_layer.append({"layer": i, "ii": layer_ii(layer, f),
@@ -258,7 +259,7 @@ def dsp_allocation(model: Model, folds, dsp) -> list:
     out = []
     for layer, f in zip(model.layers, folds):
         n = 0
-        if layer.kind == "fixed":
+        if layer.conv.multiplies:
             n = max(0, min(left, f.pe * f.simd))
             left -= n
         out.append(n)
@@ -291,7 +292,7 @@ def _cheapest_layer_fold(layer, ii_max: int) -> regmap.LayerFold:
             nf, sf = layer.c_out // pe, layer.taps // simd
             if nf * sf > ii_max:
                 continue
-            if layer.kind == "binary":
+            if layer.conv.reads_signs:
                 key = (pe * simd, simd > BINARY_SIMD_MAX, pe)
             else:
                 key = (pe * simd, -pe)

@@ -238,15 +238,9 @@ def acc_bounds(layer: Layer, in_type: TensorType) -> tuple[int, int]:
     """Accumulator bounds for *every* model of this layer's shape (any weights in ``w_bits``).
 
     :meth:`spec.model.Layer.acc_range` bounds one model's weights; a bitstream must hold any
-    reloaded model, so this applies :func:`spec.arith.conv_acc_range` to the extreme weights.
+    reloaded model, so its kind bounds the extreme weights (:meth:`spec.kinds.Kind.acc_bounds`).
     """
-    if layer.kind == "binary":
-        return layer.acc_range(in_type)
-    wlo, whi = arith.signed_range(layer.w_bits)
-    shape = (1, 1, 1, layer.taps)
-    lo = min(arith.conv_acc_range(np.full(shape, w), *in_type.value_range())[0] for w in (wlo, whi))
-    hi = max(arith.conv_acc_range(np.full(shape, w), *in_type.value_range())[1] for w in (wlo, whi))
-    return lo, hi
+    return layer.conv.acc_bounds(layer, *in_type.value_range())
 
 
 @dataclass(frozen=True)
@@ -289,9 +283,8 @@ def regions(model: Model, fold=None) -> list[Region]:
     out = []
     for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
-        wb = 1 if layer.kind == "binary" else layer.w_bits
-        fields = (("w", wb, layer.kind == "fixed"),)
-        out.append(Region(len(out), i, "weights", nf * sf, f.pe * f.simd * wb, fields,
+        fields = (layer.conv.weight_field(layer),)
+        out.append(Region(len(out), i, "weights", nf * sf, f.pe * f.simd * fields[0][1], fields,
                           f.pe * f.simd, f))
         lo, hi = acc_bounds(layer, types[i - 1])
         fields = layer.stage.param_fields(lo, hi, model.input_channels)

@@ -26,7 +26,7 @@ class TorchFloatModel(torch.nn.Module):
         self.weights = []
         for layer in model.layers:
             w = layer.weights.astype(np.float32)
-            if layer.kind == "binary":
+            if layer.conv.reads_signs:  # 0/1 weights are -1/+1
                 w = w * 2 - 1
             self.weights.append(torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))))
 
@@ -57,12 +57,12 @@ class TorchFloatModel(torch.nn.Module):
         tensors = [x0]
         for i, (layer, w) in enumerate(zip(self.model.layers, self.weights), 1):
             x = tensors[-1]
-            if layer.kind == "binary" and self.types[i - 1].kind == "fixed":
+            if layer.conv.reads_signs and self.types[i - 1].kind == "fixed":
                 x = torch.where(x >= 0, 1.0, -1.0)
             if layer.kernel == 3:
                 x = F.pad(x, (1, 1, 1, 1), mode="replicate")
             acc = F.conv2d(x, w, groups=layer.groups)
-            if layer.kind == "binary":
+            if layer.conv.reads_signs:
                 acc = (acc + layer.taps) / 2  # popcount from the +/-1 dot product
             tensors.append(self._stage(layer, acc, tensors))
         return tensors[-1]

@@ -67,6 +67,13 @@ class DepthwiseConv(FixedConv):
             self.step_n = Signal(range(self.nf), name="step_n")
             self.step_s = Signal(range(self.sf), name="step_s")
 
+    @classmethod
+    def for_layer(cls, layer, region, init, *, elem, bit_input, acc_shape, dsp_terms, grouped,
+                  **_):
+        return cls(region, init, elem=elem, bit_input=bit_input, kernel=layer.kernel,
+                   channels=layer.c_out, acc_shape=acc_shape, w_bits=layer.w_bits,
+                   dsp_terms=dsp_terms, grouped=grouped)
+
     def slice_layout(self):
         """``simd`` taps of ``pe`` channels: element ``[j][p]`` is lane ``p``'s tap ``j``."""
         return data.ArrayLayout(pixel_layout(self.elem, self.pe), self.simd)

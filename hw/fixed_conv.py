@@ -52,6 +52,12 @@ class FixedConv(FoldedMVU):
         super().__init__(region, init, elem=elem, taps=taps, c_out=c_out, acc_shape=acc_shape,
                          w_shape=signed(w_bits), window=window)
 
+    @classmethod
+    def for_layer(cls, layer, region, init, *, elem, bit_input, acc_shape, dsp_terms, **_):
+        return cls(region, init, elem=elem, bit_input=bit_input, taps=layer.taps,
+                   c_out=layer.c_out, acc_shape=acc_shape, w_bits=layer.w_bits,
+                   dsp_terms=dsp_terms)
+
     def terms(self, m, x, w, pe):
         if self.bit_input:
             return [Mux(x[j], w[j], -w[j]) for j in range(self.simd)]

@@ -85,6 +85,17 @@ class FoldedMVU(wiring.Component):
             "bus": In(ParamBus()),
         })
 
+    @classmethod
+    def for_layer(cls, layer, region, init, *, elem, bit_input, acc_shape, dsp_terms,
+                  lut_inputs, grouped):
+        """The block computing spec layer ``layer`` (a block of its kind in
+        ``hw.pipeline.CONV_BLOCKS``) with weights ``region`` (initial ``init``): ``elem`` and
+        ``bit_input`` describe its input, ``acc_shape`` its accumulators (:func:`acc_shape_for`),
+        ``dsp_terms`` its share of the DSP budget, ``lut_inputs`` the target's LUT size and
+        ``grouped`` whether its window comes from :class:`hw.group_window.GroupWindowGen`;
+        each block takes the arguments it needs."""
+        raise NotImplementedError
+
     def slice_layout(self):
         """Layout of the registered input slice of one step: ``simd`` elements, shared by
         every PE (broadcast)."""

@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel import regmap
 from accel.perf import delay_depth, dsp_allocation, grouped_window
+from spec import kinds
 from spec.model import Model
 
 from .depthwise_conv import DepthwiseConv
@@ -33,7 +34,10 @@ from .param_memory import ParamBus
 from .window import WindowGen
 from .xnor_engine import XnorEngine
 
-__all__ = ["Pipeline", "tensor_elem"]
+__all__ = ["Pipeline", "tensor_elem", "CONV_BLOCKS"]
+
+#: The hardware block (a :class:`~hw.folded_mvu.FoldedMVU`) of each layer kind.
+CONV_BLOCKS = {kinds.Binary: XnorEngine, kinds.Fixed: FixedConv, kinds.Depthwise: DepthwiseConv}
 
 
 def tensor_elem(t):
@@ -126,7 +130,7 @@ class Pipeline(wiring.Component):
             return block
 
         elem = tensor_elem(in_type)
-        if layer.kind == "binary" and in_type.kind == "fixed":
+        if layer.conv.reads_signs and in_type.kind == "fixed":
             sb = add("sign", SignBits(elem, layer.c_in))
             wiring.connect(m, src, sb.i)
             src, elem = sb.o, unsigned(1)
@@ -139,22 +143,12 @@ class Pipeline(wiring.Component):
             win = add("window", WindowGen(elem, layer.c_in, layer.kernel, self.max_width))
         m.d.comb += [win.width.eq(self.width), win.height.eq(self.height)]
         wiring.connect(m, src, win.i)
-        acc = acc_shape_for(layer, in_type)
-        if layer.kind == "binary":
-            mvu = XnorEngine(w_region, init(w_region), taps=layer.taps, c_out=layer.c_out,
-                             lut_inputs=self.lut_inputs)
-        elif layer.depthwise:
-            mvu = DepthwiseConv(w_region, init(w_region), elem=elem,
-                                bit_input=in_type.kind == "bit", kernel=layer.kernel,
-                                channels=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
-                                dsp_terms=self.dsp_terms[k - 1], grouped=grouped)
-            if grouped:
-                m.d.comb += [win.step_n.eq(mvu.step_n), win.step_s.eq(mvu.step_s)]
-        else:
-            mvu = FixedConv(w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
-                            taps=layer.taps, c_out=layer.c_out, acc_shape=acc, w_bits=layer.w_bits,
-                            dsp_terms=self.dsp_terms[k - 1])
-        add("mvu", mvu)
+        mvu = add("mvu", CONV_BLOCKS[type(layer.conv)].for_layer(
+            layer, w_region, init(w_region), elem=elem, bit_input=in_type.kind == "bit",
+            acc_shape=acc_shape_for(layer, in_type), dsp_terms=self.dsp_terms[k - 1],
+            lut_inputs=self.lut_inputs, grouped=grouped))
+        if grouped:
+            m.d.comb += [win.step_n.eq(mvu.step_n), win.step_s.eq(mvu.step_s)]
         hits.append(mvu.weights.hit)
         # Register slices around the PE array: its enable (thousands of flip-flops) and the
         # line buffer's read address then depend on registered ``ready`` signals only. A folded

@@ -41,6 +41,10 @@ class XnorEngine(FoldedMVU):
         super().__init__(region, init, elem=unsigned(1), taps=taps, c_out=c_out,
                          acc_shape=unsigned(taps.bit_length()), w_shape=unsigned(1))
 
+    @classmethod
+    def for_layer(cls, layer, region, init, *, lut_inputs, **_):
+        return cls(region, init, taps=layer.taps, c_out=layer.c_out, lut_inputs=lut_inputs)
+
     def terms(self, m, x, w, pe):
         """The XNOR bits, or (``lut_inputs=6``) the popcount's carry-save tree on them down to
         two rows (``2*bits(simd)`` flip-flops per PE to register instead of ``simd``)."""

@@ -1,7 +1,8 @@
 """gamir's integer spec: the model file and the bit-exact definition of the accelerator.
 
-Imports nothing beyond numpy. The arithmetic rules live in :mod:`spec.arith`; the output
-stages (one class each: arrays, validation, arithmetic) in :mod:`spec.stages`; the model and
+Imports nothing beyond numpy. The arithmetic rules live in :mod:`spec.arith`; the layer kinds
+(one class per convolution: file fields, validation, arithmetic) in :mod:`spec.kinds`; the
+output stages (one class each: arrays, validation, arithmetic) in :mod:`spec.stages`; the model and
 its validation in :mod:`spec.model`; the file format in :mod:`spec.fileformat`; three
 implementations that agree bit for bit: :mod:`spec.reference` (plain), :mod:`spec.fast`
 (packed numpy) and :mod:`spec.native` (a compiled kernel, used by default where it runs).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import arith, fast, native, reference
+from . import arith, fast, kinds, native, reference
 from .fileformat import FORMAT_VERSION, from_bytes, load, save, to_bytes
 from .model import Layer, Model, ModelError, PixelSteps, TensorType
 from .stages import STAGES, Affine, PixelOutput, Stage, Threshold
@@ -32,6 +33,7 @@ __all__ = [
     "TensorType",
     "arith",
     "fast",
+    "kinds",
     "native",
     "reference",
     "from_bytes",

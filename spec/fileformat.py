@@ -23,8 +23,9 @@ truncation and most damage but not a value changed into another valid one. ``spe
 spec.load(F), F)`` rewrites such a file as version 2 with the same model, the same
 :meth:`~spec.Model.digest`.
 
-A layer entry holds the convolution's scalars (``kind``, ``kernel``, ``c_in``, ``c_out``,
-``w_bits``, and ``groups`` only for a depthwise layer, so dense layers keep their bytes),
+A layer entry holds the convolution's scalars (``kernel``, ``c_in``, ``c_out`` and the kind's
+:meth:`~spec.kinds.Kind.file_fields`: ``kind``, ``w_bits``, and ``groups`` only for a
+depthwise layer, so dense layers keep their bytes),
 ``output`` (the stage's :attr:`~spec.stages.Stage.name`) and the stage's own
 scalars and arrays (:attr:`~spec.stages.Stage.SCALARS`, :attr:`~spec.stages.Stage.ARRAYS`).
 Version 1 wrote every scalar of the former flat layer for every stage; the scalars a stage
@@ -51,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import STAGES, KINDS, Layer, Model, ModelError, PixelSteps
+from .kinds import kind_of
+from .model import STAGES, Layer, Model, ModelError, PixelSteps
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "V1_DEFAULTS", "to_bytes", "from_bytes", "save", "load"]
 
@@ -71,9 +73,7 @@ V1_DEFAULTS = {"shift": 0, "scale_bits": 16, "out_bits": 8, "frac_bits": 0, "res
 
 def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
     if name == "weights":
-        if layer.kind == "binary":
-            return np.packbits(np.asarray(a, dtype=np.uint8).reshape(-1))
-        return np.asarray(a).astype(np.int8)
+        return layer.conv.stored_weights(a)
     return np.asarray(a).astype(layer.stage.ARRAYS[name])
 
 
@@ -89,10 +89,9 @@ def to_bytes(model: Model, version: int = FORMAT_VERSION) -> bytes:
     payload = bytearray()
     layers = []
     for layer in model.layers:
-        entry: dict[str, Any] = {**V1_DEFAULTS, "kind": layer.kind, "kernel": layer.kernel,
+        entry: dict[str, Any] = {**V1_DEFAULTS, "kernel": layer.kernel,
                                  "c_in": layer.c_in, "c_out": layer.c_out,
-                                 "output": layer.stage.name, "w_bits": layer.w_bits,
-                                 **({"groups": layer.groups} if layer.groups != 1 else {}),
+                                 "output": layer.stage.name, **layer.conv.file_fields(layer),
                                  **layer.stage.scalars()}
         arrays = {}
         for name, a in layer.arrays().items():
@@ -157,13 +156,12 @@ def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
 def _read_layer(entry: dict, payload: bytes, where: str) -> Layer:
     """One layer entry: the convolution, then its stage from the stage's own fields."""
     conv = {key: _get(entry, key, types, where) for key, types in _CONV_SCALARS.items()}
-    if "groups" in entry:  # written only for depthwise layers
+    if "groups" in entry:  # written only for grouped kinds (depthwise)
         conv["groups"] = _get(entry, "groups", int, where)
     stage_cls = STAGES.get(conv["output"])
     if stage_cls is None:
         raise ModelError(f"{where}: output {conv['output']!r} must be one of {tuple(STAGES)}")
-    if conv["kind"] not in KINDS:
-        raise ModelError(f"{where}: kind {conv['kind']!r} must be one of {KINDS}")
+    kind = kind_of(where, conv["kind"], conv.get("groups", 1))
     fields = {key: _get(entry, key, types, where) for key, types in stage_cls.SCALARS.items()
               if key in entry or key not in stage_cls.OPTIONAL_SCALARS}
     arrays = _get(entry, "arrays", dict, where)
@@ -173,19 +171,7 @@ def _read_layer(entry: dict, payload: bytes, where: str) -> Layer:
         if name != "weights" and name not in stage_cls.ARRAYS:
             raise ModelError(f"model file: {where} has an unknown array {name!r}")
         a = _read_array(spec, payload, f"{where}.{name}")
-        if name == "weights" and conv["kind"] == "binary":
-            if a.dtype != np.uint8:
-                raise ModelError(f"model file: {where}.weights of a binary layer must be "
-                                 f"packed uint8 bits, not {a.dtype}")
-            shape = (conv["c_out"], conv["kernel"], conv["kernel"], conv["c_in"])
-            count = math.prod(shape)
-            if a.size * 8 < count or a.size > (count + 7) // 8:
-                raise ModelError(
-                    f"model file: {where}.weights holds {a.size} packed bytes, shape "
-                    f"{shape} needs {(count + 7) // 8}"
-                )
-            a = np.unpackbits(a)[:count].reshape(shape)
-        fields[name] = a
+        fields[name] = kind.read_weights(a, conv, where) if name == "weights" else a
     weights = fields.pop("weights")
     del conv["output"]
     return Layer(weights=weights, stage=stage_cls.from_fields(fields), **conv)

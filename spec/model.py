@@ -3,7 +3,7 @@
 A model is a chain of convolution layers over a raster image. Tensor 0 is the model input
 (pixels, after the host's pixel steps); layer ``i`` (1-based) reads tensor ``i-1`` and writes
 tensor ``i``. Each layer is a convolution (``binary`` XNOR-popcount or ``fixed`` integer
-multiply-accumulate) followed by one output stage (:mod:`spec.stages`: threshold -> bits,
+multiply-accumulate, :mod:`spec.kinds`) followed by one output stage (:mod:`spec.stages`: threshold -> bits,
 affine -> fixed, pixel -> 8-bit output, last layer only). An affine stage may add an earlier
 fixed tensor (``residual``); the pixel stage may add channels of tensor 0 (``residual_map``).
 The arithmetic of each piece is defined in :mod:`spec.arith`.
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from . import arith
-from .stages import STAGES, Affine, PixelOutput, Stage, Threshold, check_int, int_array
+from .kinds import KINDS, Kind, kind_of
+from .stages import STAGES, Affine, PixelOutput, Stage, Threshold, check_int
 from .tensor import ModelError, TensorType
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "TASKS",
 ]
 
-KINDS = ("binary", "fixed")
 TASKS = ("denoise", "sr", "lowlight", "derain", "test")
 
 
@@ -55,7 +55,9 @@ class Layer:
     Parameters
     ----------
     kind : str
-        ``"binary"`` (XNOR-popcount on sign bits) or ``"fixed"`` (integer weights).
+        The file's kind (:data:`spec.kinds.KINDS`): ``"binary"`` (XNOR-popcount on sign bits)
+        or ``"fixed"`` (integer weights); with ``groups`` it names the kind class that
+        computes the layer, :attr:`conv` (:mod:`spec.kinds`).
     kernel : int
         1 or 3 (3x3 windows use the replicate border).
     c_in, c_out : int
@@ -84,31 +86,36 @@ class Layer:
     groups: int = 1
 
     @property
+    def conv(self) -> Kind:
+        """The convolution's kind (:mod:`spec.kinds`), from ``kind`` and ``groups``."""
+        return kind_of("layer", self.kind, self.groups)
+
+    @property
     def depthwise(self) -> bool:
         """True for a depthwise layer (one input channel per output channel)."""
-        return self.groups != 1
+        return self.conv.per_channel
 
     @property
     def taps(self) -> int:
         """Number of inputs per output: kernel*kernel*c_in/groups (N of the popcount)."""
-        return self.kernel * self.kernel * (self.c_in // self.groups)
+        _, kh, kw, ci = self.weight_shape
+        return kh * kw * ci
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
         """(c_out, kernel, kernel, c_in // groups)."""
-        return (self.c_out, self.kernel, self.kernel, self.c_in // self.groups)
+        return self.conv.weight_shape(self)
 
     def shape_dict(self) -> dict[str, Any]:
         """The scalars of this layer: what a bitstream is generated for."""
+        conv = self.conv.file_fields(self)
         return {
-            "kind": self.kind,
+            "kind": conv.pop("kind"),  # first: manifests keep their bytes
             "kernel": self.kernel,
             "c_in": self.c_in,
             "c_out": self.c_out,
             "output": self.stage.name,
-            "w_bits": self.w_bits if self.kind == "fixed" else 1,
-            # Only when set: dense layers keep their shape hashes (and built bitstreams' SHAPE).
-            **({"groups": self.groups} if self.groups != 1 else {}),
+            **conv,
             **self.stage.shape_dict(),
         }
 
@@ -118,10 +125,7 @@ class Layer:
 
     def acc_range(self, in_type: TensorType) -> tuple[int, int]:
         """Exact bounds of this layer's accumulator for any input of ``in_type``."""
-        if self.kind == "binary":
-            return 0, self.taps
-        lo, hi = in_type.value_range()
-        return arith.conv_acc_range(self.weights, lo, hi)
+        return self.conv.acc_range(self, *in_type.value_range())
 
     def out_type(self) -> TensorType:
         return self.stage.out_type(self.c_out)
@@ -144,31 +148,15 @@ class Layer:
             raise ModelError(
                 f"{where}: c_in={self.c_in} but its input tensor has {src.channels} channels"
             )
-        if self.kind == "binary" and src.kind == "pixel":
-            raise ModelError(f"{where}: a binary layer cannot read pixels (sign of 0..255 is +1)")
         if self.stage.final != last:
             raise ModelError(
                 f"{where}: the last layer, and only the last, must have output 'pixel'"
                 f" (got {self.stage.name!r})"
             )
         check_int(where, "groups", self.groups, 1, arith.MAX_CHANNELS)
-        if self.groups != 1:
-            if self.kind != "fixed":
-                raise ModelError(f"{where}: groups={self.groups} needs kind 'fixed' (a binary "
-                                 f"layer is dense: groups=1)")
-            if not self.groups == self.c_in == self.c_out:
-                raise ModelError(f"{where}: groups={self.groups} must be 1 or equal c_in="
-                                 f"{self.c_in} and c_out={self.c_out} (depthwise)")
-        wshape = self.weight_shape
-        if self.kind == "binary":
-            w_bits = 1
-            weights = int_array(where, "weights", self.weights, wshape, 0, 1).astype(np.uint8)
-        else:
-            w_bits = self.w_bits
-            check_int(where, "w_bits", w_bits, arith.MIN_BITS, arith.MAX_WEIGHT_BITS)
-            weights = int_array(where, "weights", self.weights, wshape, *arith.signed_range(w_bits))
+        conv = kind_of(where, self.kind, self.groups).validate(self, where, src)
         stage = self.stage.validate(where, self.c_out, types, i)
-        return dataclasses.replace(self, weights=weights, stage=stage, w_bits=w_bits)
+        return dataclasses.replace(self, stage=stage, **conv)
 
 
 @dataclass

@@ -44,10 +44,11 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from . import arith
+from . import arith, kinds
 from ._native import build
 from .model import Affine, Model, ModelError, PixelOutput, Threshold
 
@@ -56,6 +57,19 @@ __all__ = ["available", "why_unavailable", "describe", "supports", "NativeRunner
 
 #: The stages the kernel computes (a model with another stage runs on the numpy path).
 _OUT = {Threshold: 0, Affine: 1, PixelOutput: 2}
+
+
+class _NativeKind(NamedTuple):
+    """How the kernel computes a layer kind: ``kernel.c``'s ``KIND_*`` code, and whether the
+    conv reads its input as nibbles of sign bits (else as pairs of int16 values)."""
+
+    code: int
+    nibbles: bool
+
+
+#: The layer kinds the kernel computes (a model with another kind runs on the numpy path).
+_KINDS = {kinds.Binary: _NativeKind(0, True), kinds.Fixed: _NativeKind(1, False),
+          kinds.Depthwise: _NativeKind(2, False)}
 #: A pixel layer's affine value is clamped to this before the global residual (0..255) is
 #: added and the result clamped to 0..255: the same result, and the values stay small.
 _PIXEL_PRE = (-256, 511)
@@ -242,7 +256,7 @@ class _Plan:
             if t < n:
                 nxt = model.layers[t]
                 cap = 2 * (nxt.kernel // 2) + 1  # the window's rows (ring tags check it)
-                if nxt.kind == "binary":
+                if _KINDS[type(nxt.conv)].nibbles:
                     d.cap_nib = cap
                 else:
                     d.cap_pairs = cap
@@ -274,7 +288,10 @@ class _Plan:
 
     def _layer(self, d: _Layer, layer, t_in, types, index: int) -> None:
         k, ci, co = layer.kernel, layer.c_in, layer.c_out
-        d.kind = 0 if layer.kind == "binary" else 2 if layer.depthwise else 1
+        kind = _KINDS.get(type(layer.conv))
+        if kind is None:
+            raise _Unsupported(f"layer {index}: the native kernel has no {layer.conv.name!r} conv")
+        d.kind = kind.code
         st = layer.stage
         if type(st) not in _OUT:
             raise _Unsupported(f"layer {index}: the native kernel has no {st.name!r} stage")
@@ -295,7 +312,7 @@ class _Plan:
         if isinstance(st, Affine) and st.act is not None:
             self._set(d, "act_shift", st.act_shift, np.int32)
             self._set(d, "act_offset", st.act_offset, np.int32)
-        if layer.kind == "binary":
+        if kind.nibbles:
             self._binary(d, layer, flip, r_lo, r_hi, index)
         else:
             self._fixed(d, layer, t_in, flip, index)
@@ -348,7 +365,7 @@ class _Plan:
         w = layer.weights.astype(np.int64)
         bound = int(np.abs(w).reshape(co, -1).sum(1).max()) * max(-x_lo, x_hi)
         _check_i32(f"layer {index}: sum |w| * max |x|", bound)
-        if layer.depthwise:  # one weight per output channel and tap
+        if layer.conv.per_channel:  # one weight per output channel and tap
             self._set(d, "wpairs", w.reshape(co, k * k), np.int32)
         else:
             wp = np.zeros((d.c_out_pad, k, k, npairs * 2), np.int64)

@@ -21,16 +21,10 @@ __all__ = ["random_model", "random_image", "random_layer_params", "random_same_s
 def random_layer_params(rng: np.random.Generator, layer: Layer, acc_lo: int, acc_hi: int) -> Layer:
     """``layer`` with random weights and stage arrays (its shape kept); ``acc_lo..acc_hi`` is
     the range of the values it reads."""
-    shape = layer.weight_shape
-    if layer.kind == "binary":
-        weights = rng.integers(0, 2, shape, dtype=np.uint8)
-        acc_lo, acc_hi = 0, layer.taps
-    else:
-        lo, hi = arith.signed_range(layer.w_bits)
-        weights = rng.integers(lo, hi + 1, shape)
-        acc_lo, acc_hi = arith.conv_acc_range(weights, acc_lo, acc_hi)
+    layer = dataclasses.replace(layer, weights=layer.conv.random_weights(rng, layer))
+    acc_lo, acc_hi = layer.conv.acc_range(layer, acc_lo, acc_hi)
     stage = layer.stage.randomized(rng, acc_lo, acc_hi, layer.c_out)
-    return dataclasses.replace(layer, weights=weights, stage=stage)
+    return dataclasses.replace(layer, stage=stage)
 
 
 def random_model(

@@ -8,10 +8,15 @@ from amaranth.hdl import Shape
 from accel import regmap
 from hw.fixed_conv import FixedConv
 from hw.folded_mvu import acc_shape_for
-from hw.pipeline import tensor_elem
+from hw.pipeline import CONV_BLOCKS, tensor_elem
 from hw.xnor_engine import XnorEngine
-from spec import arith
+from spec import arith, kinds
 from hwsim import get, layer_case, pack, put, run_to_completion, unpack, windows
+
+
+def test_every_layer_kind_has_a_block():
+    """hw.pipeline.CONV_BLOCKS names a block for each spec layer kind."""
+    assert set(CONV_BLOCKS) == {type(k) for k in kinds.LAYER_KINDS.values()}
 
 
 def run_mvu(dut, wins, in_bits, n_pixels, seed):
