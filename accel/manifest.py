@@ -84,9 +84,9 @@ class Manifest:
     def describe(cls, model: Model, fold, *, max_width: int, frame=config.DEFAULT_FRAME,
                  clock_hz: float = config.DEFAULT_CLOCK_HZ, dsp_budget: int | None = None,
                  dsp_terms: list | None = None) -> "Manifest":
-        """The manifest of ``model`` generated with ``fold`` (anything
-        :func:`accel.regmap.normalize_fold` takes)."""
-        folds = regmap.normalize_fold(model, fold)
+        """The manifest of ``model`` generated with ``fold`` (resolved:
+        :func:`accel.regmap.given_fold`)."""
+        folds = regmap.given_fold(model, fold)
         h, w = frame
         return cls(
             model=ModelInfo.of(model), max_width=max_width, fold=folds,

@@ -109,7 +109,7 @@ def layer_ii(layer, fold: regmap.LayerFold) -> int:
 
 
 def pixels_per_clock(model: Model, fold=None) -> float:
-    folds = regmap.normalize_fold(model, fold)
+    folds = regmap.given_fold(model, fold)
     return 1.0 / max(layer_ii(layer, f) for layer, f in zip(model.layers, folds))
 
 
@@ -143,7 +143,7 @@ def _window(ready: np.ndarray, h: int, w: int, groups: int = 1) -> np.ndarray:
 def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
     """Predicted CYCLES register value: first input beat to last output beat, inclusive, with
     input offered every cycle and output always ready."""
-    folds = regmap.normalize_fold(model, fold)
+    folds = regmap.given_fold(model, fold)
     ready = np.arange(height * width, dtype=np.int64)  # input beats offered back to back
     first_in = None
     for layer, f in zip(model.layers, folds):
@@ -182,7 +182,7 @@ def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MA
     counted in ``luts``), pixel-path RAM bits and the block RAMs they take on an ECP5
     (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``), flip-flops. Weight memories are shallow
     (``nf*sf`` rows) and go to LUT RAM or flip-flops, counted in ``luts`` / ``ffs``."""
-    folds = regmap.normalize_fold(model, fold)
+    folds = regmap.given_fold(model, fold)
     types = model.tensor_types()
     luts = mults = conv_mults = ram_bits = ffs = 0
     per_layer = []
@@ -365,7 +365,7 @@ def report(model: Model, fold=None, *, height: int, width: int,
            clock_hz: float = config.DEFAULT_CLOCK_HZ,
            max_width: int = config.DEFAULT_MAX_WIDTH) -> dict:
     """JSON-ready summary for the manifest and CLIs."""
-    folds = regmap.normalize_fold(model, fold)
+    folds = regmap.given_fold(model, fold)
     cycles = frame_cycles(model, folds, height=height, width=width)
     return {
         "frame": [height, width],

@@ -80,6 +80,7 @@ __all__ = [
     "Fold",
     "Region",
     "normalize_fold",
+    "given_fold",
     "acc_bounds",
     "regions",
     "region_entries",
@@ -177,7 +178,13 @@ class LayerFold:
 
 class Fold(tuple):
     """The folding of every layer: a tuple of :class:`LayerFold`, validated for one model's
-    shape by :func:`normalize_fold`; what the manifest stores and every consumer receives."""
+    shape by :func:`normalize_fold` (a command's edge, :func:`accel.fold.resolve_fold`); what
+    the manifest stores and every layer below the edge takes (:func:`given_fold`)."""
+
+    @classmethod
+    def full(cls, model: Model) -> "Fold":
+        """Every layer fully unfolded: one pixel per clock."""
+        return cls(LayerFold(layer.c_out, layer.taps, layer.c_out) for layer in model.layers)
 
     def as_json(self) -> list[dict]:
         return [f.as_dict() for f in self]
@@ -206,7 +213,7 @@ def normalize_fold(model: Model, fold=None) -> Fold:
     """
     layers = model.layers
     if fold is None or fold == "full":
-        fold = [None] * len(layers)
+        return Fold.full(model)
     if isinstance(fold, (str, bytes)) or not hasattr(fold, "__len__"):
         raise FoldError(f"fold={fold!r} must be None, 'full' or a list with one entry per layer")
     if len(fold) != len(layers):
@@ -232,6 +239,14 @@ def normalize_fold(model: Model, fold=None) -> Fold:
             raise FoldError(f"layer {i}: pe={f.pe} must be a multiple of out_pe={f.out_pe}")
         out.append(f)
     return Fold(out)
+
+
+def given_fold(model: Model, fold) -> Fold:
+    """What every layer below a command's edge calls on the fold it is handed: a :class:`Fold`
+    is resolved already (:func:`accel.fold.resolve_fold`) and comes back as it is, so a command
+    normalizes once; anything else (``None``, a list) means the caller is the edge, and is
+    normalized here (:func:`normalize_fold`)."""
+    return fold if isinstance(fold, Fold) else normalize_fold(model, fold)
 
 
 def acc_bounds(layer: Layer, in_type: TensorType) -> tuple[int, int]:
@@ -278,7 +293,7 @@ class Region:
 
 def regions(model: Model, fold=None) -> list[Region]:
     """The parameter memories of ``model`` built with ``fold``, in address order."""
-    folds = normalize_fold(model, fold)
+    folds = given_fold(model, fold)
     types = model.tensor_types()
     out = []
     for i, (layer, f) in enumerate(zip(model.layers, folds), 1):

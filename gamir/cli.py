@@ -214,6 +214,23 @@ def int_range(lo: int, hi: int) -> Callable[[str], int]:
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """``type=`` for every ``--frame``: ``WIDTHxHEIGHT`` as video sizes are written (640x480),
+    returned as ``(height, width)``, the order of arrays and of ``accel.config.DEFAULT_FRAME``."""
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
+    if int(w) < 1 or int(h) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sizes must be at least 1")
+    return int(h), int(w)
+
+
+def frame_text(frame: tuple[int, int]) -> str:
+    """``(height, width)`` as :func:`frame_size` reads it (a ``--frame`` default)."""
+    h, w = frame
+    return f"{w}x{h}"
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the description's line breaks; appends ``(default: X)`` where an option has one."""
 

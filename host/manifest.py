@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accel import perf
+from accel import perf, regmap
 from accel.manifest import Manifest as Design
 from accel.manifest import ManifestError
 from spec import Model
@@ -76,7 +76,8 @@ class Manifest:
         return self._cycles[key]
 
     def check_model(self, model: Model, model_name: str) -> None:
-        """Raise unless ``model`` can run on this bitstream (same shape; weights may differ)."""
+        """Raise unless ``model`` can run on this bitstream (same shape; weights may differ)
+        and the manifest's fold is one of its shape (the host's edge: checked once here)."""
         if model.shape_hash() != self.shape_hash:
             raise HostError(
                 f"model {model_name} does not match the bitstream's manifest {str(self.path)!r}: "
@@ -85,6 +86,11 @@ class Manifest:
                 f"pixel steps differ). Use the bitstream's own model (leave out --model), or "
                 f"regenerate the bitstream for this model with `python -m hw.generate`"
             )
+        try:
+            regmap.normalize_fold(model, self.fold)
+        except regmap.FoldError as e:
+            raise HostError(f"manifest {str(self.path)!r}: its fold does not fit the model "
+                            f"({e}): regenerate it with `python -m hw.generate`") from None
 
 
 def find_manifest(bitstream: Path) -> Path | None:

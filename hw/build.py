@@ -42,6 +42,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from accel.fold import DEFAULT_FOLD, HELP as FOLD_HELP
+
 from .boards import BOARDS, RESOURCES, Board, BoardError, get_board
 from .fixed_conv import LUT_PRODUCTS
 
@@ -753,9 +755,8 @@ def main(argv=None) -> int:
         epilog=f"boards: {', '.join(f'{b.name} ({b.note})' for b in BOARDS.values())}")
     parser.add_argument("--board", required=True, help="target board (see below)")
     parser.add_argument("--model", required=True, help="model file (.gamir)")
-    parser.add_argument("--fold", default="full",
-                        help="full, auto (30 fps at 1280x720), lut:N, ii:N, JSON list or @file.json,"
-                             " as python -m hw.generate takes it")
+    parser.add_argument("--fold", default=DEFAULT_FOLD,
+                        help=FOLD_HELP + " (auto: 30 fps at 1280x720)")
     parser.add_argument("--max-width", type=cli.positive_int, default=None,
                         help="widest accelerator frame (default: 1280 / unshuffle)")
     parser.add_argument("--fps", type=cli.positive_float, default=30.0,

@@ -5,11 +5,8 @@
 model digest and shape hash, network shape, max width, folding, register map, parameter
 regions, stream widths and the predicted cycles per frame.
 
-``--fold`` is ``full`` (one pixel per clock), ``auto`` (the slowest fold that still reaches
-``--fps`` at ``--clock-mhz`` on a ``--frame`` HxW accelerator frame), ``lut:N`` (the fastest
-fold estimated under N LUTs), ``ii:N`` (every layer folded as far as N cycles per pixel
-allows), a JSON list (one ``{"pe", "simd", "out_pe"}`` or null per layer)
-or ``@file.json`` holding such a list.
+``--fold`` is the language of :mod:`accel.fold` (``auto``, the default, ``full``, ``lut:N``,
+``ii:N``, a JSON list or ``@file.json``), resolved once here for the model.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import argparse
 import json
 import os
 import sys
@@ -27,50 +23,14 @@ from pathlib import Path
 import spec
 from spec.model import Model, ModelError
 
-from accel import config, perf, regmap
+from accel import config
+from accel.fold import DEFAULT_FOLD, HELP as FOLD_HELP, resolve_fold
 from accel.manifest import Manifest
 
-__all__ = ["resolve_fold", "generate", "main"]
+__all__ = ["generate", "main"]
 
 
-def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,
-                 clock_hz: float = config.DEFAULT_CLOCK_HZ, frame=config.DEFAULT_FRAME,
-                 max_width: int = config.DEFAULT_MAX_WIDTH) -> regmap.Fold:
-    """Turn a ``--fold`` value (see the module doc) or a fold list into per-layer folds."""
-    if isinstance(fold, str):
-        text = fold.strip()
-        if text == "full":
-            fold = None
-        elif text == "auto":
-            h, w = frame
-            fold = perf.choose_fold(model, pixels_per_second=fps * h * w, clock_hz=clock_hz,
-                                    height=h, width=w, max_width=max_width)
-        elif text.startswith("lut:"):
-            if not text[4:].isdigit():
-                raise regmap.FoldError(f"--fold {fold!r}: lut:N needs a whole number of LUTs")
-            fold = perf.choose_fold(model, lut_budget=int(text[4:]), height=frame[0],
-                                    width=frame[1], max_width=max_width)
-        elif text.startswith("ii:"):
-            if not text[3:].isdigit() or int(text[3:]) < 1:
-                raise regmap.FoldError(f"--fold {fold!r}: ii:N needs a whole number of cycles "
-                                       f"per pixel, at least 1")
-            fold = perf.fold_within(model, int(text[3:]))
-        else:
-            if text.startswith("@"):
-                try:
-                    text = Path(text[1:]).read_text()
-                except (OSError, UnicodeDecodeError) as e:
-                    raise regmap.FoldError(f"--fold {fold!r}: cannot read the file "
-                                           f"({getattr(e, 'strerror', None) or e})") from None
-            try:
-                fold = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise regmap.FoldError(f"--fold {fold!r} is not full, auto, lut:N, ii:N, @file or "
-                                       f"JSON ({e})") from None
-    return regmap.normalize_fold(model, fold)
-
-
-def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFAULT_MAX_WIDTH,
+def generate(model: Model, out_dir, *, fold=DEFAULT_FOLD, max_width: int = config.DEFAULT_MAX_WIDTH,
              fps: float = config.DEFAULT_FPS, clock_hz: float = config.DEFAULT_CLOCK_HZ,
              frame=config.DEFAULT_FRAME, dsp: int | None = None,
              lut_inputs: int = 4) -> Manifest:
@@ -99,31 +59,18 @@ def generate(model: Model, out_dir, *, fold="full", max_width: int = config.DEFA
     return man
 
 
-def _frame(text: str) -> tuple[int, int]:
-    """``--frame HxW``: two positive integers."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 360x640") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: both sizes must be at least 1")
-    return h, w
-
-
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog="python -m hw.generate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model file (.gamir)")
-    ap.add_argument("--fold", default="auto",
-                    help="auto (the most folded design that makes --fps at --clock-mhz), full (one "
-                         "pixel per clock: the largest design), lut:N, JSON list or @file.json")
+    ap.add_argument("--fold", default=DEFAULT_FOLD, help=FOLD_HELP)
     ap.add_argument("--max-width", type=cli.positive_int, default=config.DEFAULT_MAX_WIDTH,
                     help="line buffer width (accelerator pixels)")
     ap.add_argument("--fps", type=cli.positive_float, default=config.DEFAULT_FPS,
                     help="target frames/s for --fold auto")
     ap.add_argument("--clock-mhz", type=cli.positive_float, default=config.DEFAULT_CLOCK_HZ / 1e6,
                     help="clock for --fold auto (MHz)")
-    ap.add_argument("--frame", type=_frame, default="x".join(map(str, config.DEFAULT_FRAME)),
-                    help="accelerator frame HxW for --fold auto and the cycle prediction")
+    ap.add_argument("--frame", type=cli.frame_size, default=cli.frame_text(config.DEFAULT_FRAME),
+                    metavar="WxH", help="accelerator frame for --fold auto and the cycle prediction")
     ap.add_argument("--dsp", type=cli.natural_int, default=None,
                     help="hard multiplier budget (e.g. 140 for an ECP5-85F, 200 for a Zynq-7020);"
                          " the fixed convs' other products become Booth multipliers in LUTs "

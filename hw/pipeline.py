@@ -65,7 +65,7 @@ class Pipeline(wiring.Component):
     def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None, lut_inputs=4):
         model = model.validate()
         self.model, self.max_width, self.lut_inputs = model, max_width, lut_inputs
-        self.folds = regmap.normalize_fold(model, fold)
+        self.folds = regmap.given_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
         self.dsp_terms = dsp_allocation(model, self.folds, dsp)
         types = model.tensor_types()

@@ -12,7 +12,7 @@ from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from accel import regmap
+from accel import config, regmap
 from spec.model import Model
 
 from .pipeline import Pipeline
@@ -77,7 +77,8 @@ class Top(wiring.Component):
         The default model (its parameters are the memories' initial contents).
     max_width : int
         Largest frame width (line buffer depth).
-    fold : see :func:`accel.regmap.normalize_fold`
+    fold : accel.regmap.Fold
+        Resolved (:func:`accel.fold.resolve_fold`); ``None``: fully unfolded.
     dsp : int or None
         Hard multiplier budget (:func:`accel.perf.dsp_allocation`); ``None`` leaves every product to
         synthesis.
@@ -92,7 +93,7 @@ class Top(wiring.Component):
     s_axil : In(AXILiteSignature())
     """
 
-    def __init__(self, model: Model, *, max_width: int = 1280, fold=None, dsp=None,
+    def __init__(self, model: Model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None,
                  lut_inputs=4):
         if not isinstance(max_width, int) or not 1 <= max_width <= 65535:
             raise ValueError(f"max_width={max_width!r} must be an integer in 1..65535")

@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from accel import regmap
+from accel import config, regmap
 
 from .axi_dma import AxiDma
 from .register_port import GP_ID_BITS, RegisterPort
@@ -46,7 +46,7 @@ class ZynqCore(wiring.Component):
         To the PS7's S_AXI_HP0: the frames in DDR.
     """
 
-    def __init__(self, model, *, max_width: int = 1280, fold=None, dsp=None):
+    def __init__(self, model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None):
         self.top = Top(model, max_width=max_width, fold=fold, dsp=dsp)
         self.dma = AxiDma(regmap.stream_bytes(self.top.c_in), regmap.stream_bytes(self.top.c_out))
         super().__init__({
@@ -86,7 +86,7 @@ def _ps7_ports(prefix: str, bus, manager: bool) -> dict:
 class ZynqTop(wiring.Component):
     """:class:`ZynqCore` with the PS7, its clock and reset: a whole design without ports."""
 
-    def __init__(self, model, *, max_width: int = 1280, fold=None, dsp=None):
+    def __init__(self, model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None):
         self.core = ZynqCore(model, max_width=max_width, fold=fold, dsp=dsp)
         super().__init__({})
 
@@ -110,7 +110,7 @@ class ZynqTop(wiring.Component):
         return m
 
 
-def zynq_verilog(model, *, max_width: int = 1280, fold=None, dsp=None) -> str:
+def zynq_verilog(model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None) -> str:
     """Verilog of :class:`ZynqTop` for ``model`` (top module :data:`TOP_NAME`, no ports): what
     the open flow synthesizes. ``fold`` and ``dsp`` as :class:`hw.top.Top` takes them (pass the
     manifest's resolved fold so the bitstream matches it)."""

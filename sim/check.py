@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
+from accel.fold import DEFAULT_FOLD, HELP as FOLD_HELP
 from spec.model import ModelError
 
 __all__ = ["main", "read_images"]
@@ -81,10 +82,7 @@ def main(argv=None) -> int:
     ap = cli.ArgumentParser(prog="python -m sim.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model file (.gamir)")
     ap.add_argument("images", help="an image file, a .npy array, or a folder of them")
-    ap.add_argument("--fold", default="auto",
-                    help="as hw.generate: auto (the most folded design for 1280x720 at 30 fps at"
-                         " 100 MHz: a far smaller Verilator build than full), full, lut:N, ii:N,"
-                         " JSON, @file")
+    ap.add_argument("--fold", default=DEFAULT_FOLD, help=FOLD_HELP)
     ap.add_argument("--max-width", type=cli.positive_int, default=None,
                     help="line buffer width to generate (default: power of two >= widest frame)")
     ap.add_argument("--frames", type=cli.positive_int, default=1,
@@ -120,7 +118,7 @@ def default_max_width(frames) -> int:
 
 
 def _check(args) -> int:
-    from hw.generate import resolve_fold
+    from accel.fold import resolve_fold
     from accel.regmap import FoldError
 
     from .runner import SimFailure
@@ -144,8 +142,8 @@ def _check(args) -> int:
     if max(x.shape[1] for x in frames) > max_width:
         raise UsageError(f"--max-width {max_width} is narrower than the widest frame")
     try:
-        resolve_fold(model, args.fold, max_width=max_width)  # before anything is built
-        sim = TopSim(model, max_width=max_width, fold=args.fold, optimize=not args.quick_build)
+        fold = resolve_fold(model, args.fold, max_width=max_width)  # before anything is built
+        sim = TopSim(model, max_width=max_width, fold=fold, optimize=not args.quick_build)
     except (FoldError, ValueError) as e:
         raise UsageError(f"--fold {args.fold}: {e}") from None
     sc = sim.scenario(seed=0)

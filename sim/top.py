@@ -43,7 +43,7 @@ class TopSim:
     max_width : int
         Line buffer width of the generated design (small widths build and simulate faster).
     fold : str or list
-        Anything :func:`hw.generate.resolve_fold` accepts (``"full"``, a list per layer, ...).
+        Anything :func:`accel.fold.resolve_fold` accepts (``"full"``, a list per layer, ...).
     optimize : bool
         Compile the C++ model at -O2: worth its longer build for whole frames through large
         designs (``sim.check``, benchmarks), not for the tests' small ones.

@@ -42,7 +42,7 @@ class ZynqSim(TopSim):
         os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
         from amaranth.back import verilog
 
-        from hw.generate import resolve_fold
+        from accel.fold import resolve_fold
         from hw.zynq_top import ZynqCore
 
         self.model, self.max_width = model.validate(), max_width

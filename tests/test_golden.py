@@ -12,7 +12,7 @@ import pytest
 
 import spec
 from accel import perf, regmap
-from hw import generate
+from accel.fold import resolve_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = np.load(ROOT / "tests" / "data" / "golden.npz")
@@ -58,7 +58,7 @@ def test_restore(key, impl):
 @pytest.mark.parametrize("key", KEYS)
 def test_parameter_words_and_performance(key):
     model, want = load(key), META[key]
-    auto = generate.resolve_fold(model, "auto")
+    auto = resolve_fold(model, "auto")
     assert [f.as_dict() for f in auto] == want["fold_auto"]
     assert [r.as_dict() for r in regmap.regions(model, auto)] == want["regions_auto"]
     assert record_golden.param_digest(model, None) == want["params_full"]

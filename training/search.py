@@ -396,13 +396,6 @@ def _shard(text: str) -> tuple[int, int]:
     return int(i), int(n)
 
 
-def _frame(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition("x")
-    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
-    return int(w), int(h)
-
-
 def _choices(allowed: list[str]):
     def parse(text: str) -> tuple:
         values = tuple(text.split(","))
@@ -420,7 +413,7 @@ def parser() -> argparse.ArgumentParser:
                            description="Network shapes that fit a board at a frame rate, trained as "
                                        "short proxies: a quality/cost table and its Pareto front.")
     p.add_argument("--board", required=True, help=f"target board: {', '.join(BOARDS)}")
-    p.add_argument("--frame", type=_frame, required=True, metavar="WxH",
+    p.add_argument("--frame", type=cli.frame_size, required=True, metavar="WxH",
                    help="image frame the rate is for, e.g. 640x480")
     p.add_argument("--fps", type=cli.positive_float, required=True, help="frames per second to reach")
     p.add_argument("--clock-mhz", type=cli.positive_float, default=None,
@@ -608,7 +601,8 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         p.error("--data and --out are needed to train (or give --dry-run)")
     board = get_board(a.board)
     clock = board.clock_hz if a.clock_mhz is None else a.clock_mhz * 1e6
-    target = Target(board, *a.frame, a.fps, clock)
+    h, w = a.frame
+    target = Target(board, w, h, a.fps, clock)
     space = Space(a.widths, a.blocks, a.unshuffles, a.heads, a.tails, a.formats, a.w_bits, a.acts)
     settings = None if a.dry_run else _check_out(a)
     shapes = space.shapes()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from hw import generate
+from accel.fold import resolve_fold
 
 try:  # the contract package, after the recorded commit
     from accel import perf, regmap
@@ -72,7 +72,7 @@ def record(model, key, seed, out, meta):
     img = image_for(model, seed)
     out[key] = spec.restore(model, img, "reference")
     assert np.array_equal(out[key], spec.restore(model, img, "fast")), key
-    auto = generate.resolve_fold(model, "auto")
+    auto = resolve_fold(model, "auto")
     meta[key] = {
         "digest": model.digest(),
         "payload": payload_digest(model),

@@ -16,7 +16,7 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
     spec.save(model, path)
     fold = '[{"pe": 2, "simd": 3}, null, null, null]'
     r = subprocess.run([sys.executable, "-m", "hw.generate", "--model", str(path), "--fold", fold,
-                        "--max-width", "64", "--frame", "8x16", "--dsp", "50", "-o", str(tmp_path / "out")],
+                        "--max-width", "64", "--frame", "16x8", "--dsp", "50", "-o", str(tmp_path / "out")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "out" / "gam_top.v").read_text()

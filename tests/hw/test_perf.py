@@ -157,10 +157,10 @@ def test_activation_adds_its_measured_lane_cost():
 def test_fold_ii_n_takes_the_fewest_lanes_within_the_interval(ii):
     """``--fold ii:N``: every layer within N cycles per pixel, with the fewest PE lanes any
     divisor pair allows (tried one by one here)."""
-    from hw import generate
+    from accel.fold import resolve_fold
 
     model = denoiser_shape()
-    fold = generate.resolve_fold(model, f"ii:{ii}")
+    fold = resolve_fold(model, f"ii:{ii}")
     assert 1 / perf.pixels_per_clock(model, fold) <= ii
     for layer, f in zip(model.layers, fold):
         assert perf.layer_ii(layer, f) <= ii
