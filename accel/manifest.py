@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from spec import fileformat
 from spec.model import Model
 
 from . import config, perf, regmap
@@ -48,7 +49,7 @@ class ModelInfo:
 
     @classmethod
     def of(cls, model: Model) -> "ModelInfo":
-        return cls(name=model.name, task=model.task, digest=model.digest(),
+        return cls(name=model.name, task=model.task, digest=fileformat.digest(model),
                    shape_hash=model.shape_hash(), shape=model.shape_dict(),
                    input_channels=model.input_channels,
                    output_channels=model.layers[-1].c_out)

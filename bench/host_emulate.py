@@ -281,7 +281,7 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
                      else a.model),
         "model_name": model.name,
         "act_added": a.act,
-        "model_digest": model.digest(),
+        "model_digest": spec.digest(model),
         "layers": len(model.layers),
         "emulation": path,
         "sizes": records,

@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     per_frame = two - one
     print(f"{a.model.name} at {width}x{height}, native kernel ({variant}, 1 thread): "
           f"{per_frame / 1e6:.1f} M instructions per frame")
-    result = {"model": str(a.model), "model_digest": model.digest(), "size": [width, height],
+    result = {"model": str(a.model), "model_digest": spec.digest(model), "size": [width, height],
               "variant": variant, "instructions_per_frame": per_frame,
               "source_hash": spec._native.build.source_hash(), "cpus": os.cpu_count()}
     out = a.out or local_result("kernel_instructions.json")

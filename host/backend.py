@@ -1,15 +1,14 @@
-"""The narrow interface every backend implements, the CPU emulation, and the choice among them.
+"""The narrow interface every backend implements, and the CPU emulation.
 
 A backend turns accelerator input tensors (tensor 0: (H, W, input_channels) uint8, one tile at
 a time) into output tensors ((H, W, c_out) uint8), in order. ``run`` takes an iterable so a
 board backend can keep two frames in flight (send n+1 while n comes back); everything else
-(pixel steps, tiling, video) happens above it, identically for every backend.
+(pixel steps, tiling, video) happens above it, identically for every backend. Which backend
+runs is :mod:`host.backends`' choice; the backends import this module, never the reverse.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -17,12 +16,9 @@ import numpy as np
 import spec
 from spec import Model
 
-from .errors import HostError
 from .manifest import Manifest
 
-__all__ = ["BACKENDS", "Backend", "EmulateBackend", "open_backend"]
-
-BACKENDS = ("auto", "pynq", "verilator", "emulate")
+__all__ = ["Backend", "EmulateBackend"]
 
 
 class Backend:
@@ -95,36 +91,3 @@ class EmulateBackend(Backend):
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for x0 in tensors:
             yield self._run(x0)
-
-
-def open_backend(kind: str, model: Model, manifest: Manifest | None,
-                 bitstream: Path | None, timeout: float | None = None) -> Backend:
-    """The backend ``kind`` (one of :data:`BACKENDS`) for ``model``; ``auto`` explains its pick.
-
-    ``timeout`` (seconds per tile) applies to the board's DMA; ``None`` derives it from the
-    predicted cycles per frame.
-    """
-    if kind not in BACKENDS:
-        raise HostError(f"backend {kind!r} is not one of {', '.join(BACKENDS)}")
-    if kind == "emulate":
-        return EmulateBackend(model, manifest)
-    if kind == "verilator":
-        from .verilator_backend import VerilatorBackend
-
-        return VerilatorBackend(model, manifest)
-    from . import pynq_backend
-
-    present, why = pynq_backend.board_present()
-    if kind == "pynq" or present:
-        if not present:
-            raise HostError(f"--backend pynq: no PYNQ board here ({why}). Run on the board, or "
-                            f"use --backend emulate for the bit-exact CPU emulation")
-        if manifest is not None and manifest.flow == "open":
-            from .pynq_open_backend import OpenFlowBackend
-
-            return OpenFlowBackend(model, manifest, bitstream, timeout)
-        return pynq_backend.PynqBackend(model, manifest, bitstream, timeout)
-    backend = EmulateBackend(model, manifest)
-    print(f"auto: no PYNQ board here ({why}); emulating the accelerator bit-exactly on the CPU "
-          f"({backend.path})", file=sys.stderr)
-    return backend

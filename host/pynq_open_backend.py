@@ -3,7 +3,7 @@
 The open flow (Yosys + nextpnr) builds :mod:`hw.zynq_top`: the PS7 instantiated directly, the
 registers on M_AXI_GP0 at :data:`accel.regmap.GP0_BASE`, and the accelerator's own DMA
 (:mod:`hw.axi_dma`) on S_AXI_HP0. The manifest's ``build.flow`` is ``"open"``
-(:data:`accel.manifest.FLOWS`); :func:`host.backend.open_backend` picks this backend by it.
+(:data:`accel.manifest.FLOWS`); :func:`host.backends.open_backend` picks this backend by it.
 
 Sequence (what differs from :class:`host.pynq_backend.PynqBackend`; tiles, double buffering,
 timeouts and the register setup are the same code):

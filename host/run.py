@@ -28,7 +28,7 @@ import numpy as np
 import spec
 from spec import Model, ModelError
 
-from .backend import BACKENDS, open_backend
+from .backends import BACKENDS, open_backend
 from .errors import HostError
 from .manifest import Manifest, find_manifest, load_manifest
 from .media import DEFAULT_CRF, open_sink, open_source
@@ -63,7 +63,7 @@ def choose_model(model_path: Path | None, task: str | None,
         for p in candidates:
             if p.is_file():
                 m = _load_model(p)
-                if m.digest() == digest:
+                if spec.digest(m) == digest:
                     return m, repr(str(p))
         raise HostError(f"the bitstream's manifest {str(manifest.path)!r} names model "
                         f"{str(digest)[:12]}..., which is neither beside it nor in "

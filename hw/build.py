@@ -694,7 +694,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "device": board.device,
         "family": board.family,
         "flow": flow,
-        "model": {"name": model.name, "task": model.task, "digest": model.digest(),
+        "model": {"name": model.name, "task": model.task, "digest": manifest.model.digest,
                   "shape_hash": model.shape_hash()},
         "fold_arg": fold,
         "fold": manifest.fold.as_json(),

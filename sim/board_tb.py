@@ -1,4 +1,4 @@
-"""cocotb bench of the board's sequence in Verilator, run by :mod:`host.verilator_backend`.
+"""cocotb bench of the board's sequence in Verilator, run by :mod:`sim.verilator_backend`.
 
 The job (:func:`sim.runner.load_job`) holds the model file's bytes, the fold and the tiles.
 The bench replays :func:`accel.protocol.setup_ops` over AXI4-Lite, then for each run of

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import arith, fast, kinds, native, reference
-from .fileformat import FORMAT_VERSION, from_bytes, load, save, to_bytes
+from .fileformat import FORMAT_VERSION, digest, from_bytes, load, save, to_bytes
 from .model import Layer, Model, ModelError, PixelSteps, TensorType
 from .stages import STAGES, Affine, PixelOutput, Stage, Threshold
 from .pixels import model_input, model_output, pixel_shuffle, pixel_unshuffle
@@ -36,6 +36,7 @@ __all__ = [
     "kinds",
     "native",
     "reference",
+    "digest",
     "from_bytes",
     "load",
     "save",

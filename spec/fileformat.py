@@ -21,7 +21,7 @@ without one (valid JSON, every key present with its type, shapes, offsets and le
 the payload, the payload's length and CRC, and the whole model's validation), which catches
 truncation and most damage but not a value changed into another valid one. ``spec.save(
 spec.load(F), F)`` rewrites such a file as version 2 with the same model, the same
-:meth:`~spec.Model.digest`.
+:func:`digest`.
 
 A layer entry holds the convolution's scalars (``kernel``, ``c_in``, ``c_out`` and the kind's
 :meth:`~spec.kinds.Kind.file_fields`: ``kind``, ``w_bits``, and ``groups`` only for a
@@ -41,6 +41,7 @@ message naming the problem.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -55,7 +56,8 @@ import numpy as np
 from .kinds import kind_of
 from .model import STAGES, Layer, Model, ModelError, PixelSteps
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "V1_DEFAULTS", "to_bytes", "from_bytes", "save", "load"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "V1_DEFAULTS", "to_bytes", "from_bytes", "save", "load",
+           "digest"]
 
 MAGIC = b"GAMIRMDL"
 FORMAT_VERSION = 2
@@ -80,7 +82,7 @@ def _stored(layer: Layer, name: str, a: np.ndarray) -> np.ndarray:
 def to_bytes(model: Model, version: int = FORMAT_VERSION) -> bytes:
     """Serialize a validated model; the same model always gives the same bytes.
 
-    ``version`` 1 writes the former layout (no header CRC): :meth:`spec.Model.digest` hashes
+    ``version`` 1 writes the former layout (no header CRC): :func:`digest` hashes
     it, so a model keeps the digest its builds' manifests name whatever version stores it.
     """
     if version not in _PREFIX:
@@ -121,6 +123,14 @@ def to_bytes(model: Model, version: int = FORMAT_VERSION) -> bytes:
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     check = (zlib.crc32(text),) if version >= 2 else ()
     return _PREFIX[version].pack(MAGIC, version, len(text), *check) + text + bytes(payload)
+
+
+def digest(model: Model) -> str:
+    """SHA-256 of the model's version-1 file bytes (saving is deterministic): its header and
+    payload, the same whichever format version stores it, so builds' manifests made before
+    version 2 still name it. (A function of the file format, not a method of the model: the
+    model module does not import its file format.)"""
+    return hashlib.sha256(to_bytes(model, version=1)).hexdigest()
 
 
 def _get(d: dict, key: str, types, where: str):

@@ -237,14 +237,6 @@ class Model:
         text = json.dumps(self.shape_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def digest(self) -> str:
-        """SHA-256 of the model's version-1 file bytes (saving is deterministic): its header
-        and payload, the same whichever format version stores it, so builds' manifests made
-        before version 2 still name it."""
-        from .fileformat import to_bytes
-
-        return hashlib.sha256(to_bytes(self, version=1)).hexdigest()
-
     def with_noise_level(self, level: int) -> "Model":
         """A copy whose noise channel holds ``level``; error if the model has none."""
         if not self.steps.noise_channel:

@@ -7,9 +7,11 @@ Every ``import`` of every module is read with :mod:`ast`; an import inside a fun
 * ``accel`` (the contract) imports only the standard library, numpy and ``spec``;
 * ``hw`` and ``sim`` never import torch or ``training``; ``hw`` never imports ``host`` or
   ``sim``;
-* ``host`` never imports torch, and imports amaranth, cocotb, ``hw`` and ``sim`` only lazily
-  (its Verilator backend; the board image has none of them);
+* ``host`` never imports torch, amaranth, cocotb, ``hw`` or ``sim``, not even lazily (the board
+  image has none of them; ``sim`` registers the Verilator backend, host.backends);
 * nothing outside ``tests/`` and ``training/`` imports ``training``.
+
+And the import graph of the tree's modules (lazy imports included: they run) has no circle.
 """
 
 import ast
@@ -21,6 +23,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("spec", "accel", "hw", "sim", "host", "training", "bench")
+#: Circles known and left for a named reason; the test fails when one changes or goes, so the
+#: entry goes with it.
+KNOWN_CIRCLES = [
+    # hw/build.py is to become a package by concern (issue #32), which cuts this one.
+    ["hw.build", "hw.xc7_open"],
+]
 STDLIB = set(sys.stdlib_module_names)
 
 
@@ -56,11 +64,8 @@ def allowed(package: str, name: str, lazy: bool) -> bool:
         return False
     if package == "hw" and name in ("host", "sim"):
         return False
-    if package == "host":
-        if name == "torch":
-            return False
-        if name in ("amaranth", "cocotb", "hw", "sim"):
-            return lazy
+    if package == "host" and name in ("torch", "amaranth", "cocotb", "hw", "sim"):
+        return False
     return True
 
 
@@ -79,24 +84,99 @@ def test_import_rules_hold():
     assert violations(ROOT) == []
 
 
+def _module(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the tree's modules it imports (relative imports resolved; ``from p import m``
+    is module ``p.m`` where it is one, else ``p``)."""
+    paths = {_module(root, p): p for pkg in ("gamir", *PACKAGES) for p in (root / pkg).rglob("*.py")}
+
+    def known(name):
+        while name and name not in paths:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for mod, path in paths.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + [base] if base else up)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base
+                         for a in node.names]
+            else:
+                continue
+            out.update(n for n in map(known, names) if n and n != mod)
+        graph[mod] = out
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module, each sorted."""
+    index, low, stack, found = {}, {}, [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_the_import_graph_has_no_circle():
+    assert circles(import_graph(ROOT)) == KNOWN_CIRCLES
+
+
+def test_a_circle_is_found(tmp_path):
+    """A lazy import that closes a loop (module a imports b, b imports a inside a function)."""
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "a.py").write_text("from . import b\n")
+    (tmp_path / "spec" / "b.py").write_text("def f():\n    from .a import x\n")
+    (tmp_path / "spec" / "c.py").write_text("import spec.a\n")
+    for pkg in ("gamir", *PACKAGES):
+        (tmp_path / pkg).mkdir(exist_ok=True)
+    assert circles(import_graph(tmp_path)) == [["spec.a", "spec.b"]]
+
+
 @pytest.mark.parametrize("package, line, expect", [
     ("spec", "import torch", "spec/model.py:1: spec imports torch at module level"),
     ("hw", "from host import errors", "hw/top.py:1: hw imports host at module level"),
     ("host", "import amaranth", "host/run.py:1: host imports amaranth at module level"),
+    ("host", "def f():\n    import sim.runner", "host/run.py:2: host imports sim inside a function"),
     ("sim", "import training.gam", "sim/top.py:1: sim imports training at module level"),
     ("accel", "import amaranth", "accel/regmap.py:1: accel imports amaranth at module level"),
 ])
 def test_a_forbidden_import_fails(tmp_path, package, line, expect):
-    """The check catches a forbidden import added to a copy of the tree."""
-    for p in PACKAGES:
-        shutil.copytree(ROOT / p, tmp_path / p, ignore=shutil.ignore_patterns("__pycache__"))
+    """The check catches a forbidden import added to a copy of its package."""
+    shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / expect.split(":")[0]
     target.write_text(line + "\n" + target.read_text())
     assert expect in violations(tmp_path)
 
 
-def test_a_lazy_host_import_is_allowed(tmp_path):
-    (tmp_path / "host").mkdir()
-    (tmp_path / "host" / "x.py").write_text("def f():\n    import amaranth\n")
-    assert [name for name, lazy, _ in imports(tmp_path / "host" / "x.py")] == ["amaranth"]
-    assert allowed("host", "amaranth", lazy=True) and not allowed("host", "amaranth", lazy=False)
+def test_a_lazy_import_is_read_as_lazy(tmp_path):
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "x.py").write_text("def f():\n    import torch\n")
+    assert imports(tmp_path / "hw" / "x.py") == [("torch", True, 2)]

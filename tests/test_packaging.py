@@ -45,6 +45,12 @@ def test_base_install_runs_host_run(wheel):
     assert sorted(r.split(">")[0].split("=")[0] for r in requires) == ["av", "numpy"]
 
 
+def test_sim_registers_the_verilator_backend(wheel):
+    """host.run finds the Verilator backend through the entry point, never by importing sim."""
+    text = _dist_info(wheel, "entry_points.txt")
+    assert "[gamir.backends]\nverilator = sim.verilator_backend:VerilatorBackend" in text
+
+
 def test_models_are_package_data(wheel):
     shipped = sorted(p.name for p in (ROOT / "models").glob("*.gamir"))
     assert shipped

@@ -148,7 +148,7 @@ def _has_shortcut(model: nn.Module) -> bool:
 
 
 def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto",
-             stage: int = 1, complex: bool = False) -> nn.Module:
+             stage: int = 1) -> nn.Module:
     """Convert an image-restoration network to its GAM binary form, in place.
 
     Every ``nn.Conv2d`` except the first and the last (in module order) becomes a
@@ -160,8 +160,8 @@ def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto
     ``shortcut``: ``True`` wraps every shape-preserving binary conv + norm in an identity
     shortcut, ``False`` never, ``"auto"`` only where the network has no shortcut at all (the
     paper's "close loop": the binary body must not be the only path for the signal).
-    ``complex=True`` makes the complex-valued variant (BCNN) of the same binary network:
-    :func:`training.complex.complexify`. Returns ``model`` set to ``stage``.
+    :func:`training.complex.complexify` then makes the complex-valued variant (BCNN) of the
+    binary network. Returns ``model`` set to ``stage``.
     """
     if norm not in ("batch", "instance"):
         raise ValueError(f"norm={norm!r} must be 'batch' or 'instance'")
@@ -184,19 +184,16 @@ def binarize(model: nn.Module, norm: str = "batch", shortcut: str | bool = "auto
         same = conv.in_channels == conv.out_channels and conv.stride in ((1, 1), 1)
         if shortcut and same:
             new = _Shortcut(new)
-        _replace(model, name, new)
+        replace_module(model, name, new)
     for name, m in list(model.named_modules()):
         if isinstance(m, _ACTIVATIONS):
-            _replace(model, name, nn.Identity())
-    if complex:
-        from .complex import complexify
-
-        complexify(model, [name for name, _ in convs])
+            replace_module(model, name, nn.Identity())
     set_stage(model, stage)
     return model
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` where ``model``'s submodule ``name`` (dotted) is."""
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
 

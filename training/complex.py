@@ -16,7 +16,7 @@ maps (torch's complex dtype, so concatenation, shortcuts and pixel shuffles need
 * :class:`RealPart` precedes the last layer, which reads the real part.
 
 :func:`complexify` rewrites a network that :func:`training.binary.binarize` has just binarized;
-``binarize(model, complex=True)`` calls it. :class:`ComplexBinaryConv2d` is a
+``complexify(binarize(model))`` is the complex network. :class:`ComplexBinaryConv2d` is a
 :class:`~training.binary.BinaryConv2d`, so ``set_stage`` and the GAM trainer drive it unchanged.
 """
 
@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from .binary import BinaryConv2d, stage_quant
+from .binary import BinaryConv2d, replace_module, stage_quant
 
 __all__ = ["ComplexBinaryConv2d", "ComplexNorm", "ImaginaryInput", "RealPart", "complexify"]
 
@@ -130,18 +130,21 @@ class RealPart(nn.Module):
         return z.real if z.is_complex() else z
 
 
-def complexify(model: nn.Module, convs: list[str]) -> nn.Module:
+def complexify(model: nn.Module) -> nn.Module:
     """Make a just-binarized ``model`` complex, in place.
 
-    ``convs`` are the names of its original ``nn.Conv2d``s in module order (the first and the
-    last stayed full precision); every :class:`BinaryConv2d` becomes a
+    Its two full-precision convs (binarize keeps the first and the last) bound the complex
+    part; every :class:`BinaryConv2d` becomes a
     :class:`ComplexBinaryConv2d` with the same real weights, every norm between the first and
     the last conv a :class:`ComplexNorm` of the same kind (batch or instance), the first conv
     gains an :class:`ImaginaryInput` and the last a
     :class:`RealPart` in front.
     """
-    from .binary import _replace
-
+    convs = [n for n, m in model.named_modules()
+             if isinstance(m, nn.Conv2d) and not isinstance(m, BinaryConv2d)]
+    if len(convs) != 2:
+        raise ValueError(f"complexify needs a binarized model (two full-precision convs), this "
+                         f"one has {len(convs)}")
     names = [n for n, _ in model.named_modules()]
     between = set(names[names.index(convs[0]) + 1:names.index(convs[-1])])
     for name, m in list(model.named_modules()):
@@ -152,13 +155,13 @@ def complexify(model: nn.Module, convs: list[str]) -> nn.Module:
                                     weight_quant=m.weight_quant, input_quant=m.input_quant)
             with torch.no_grad():
                 c.weight.copy_(m.weight)
-            _replace(model, name, c)
+            replace_module(model, name, c)
         elif name in between and isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)):
             kind = "instance" if isinstance(m, nn.InstanceNorm2d) else "batch"
-            _replace(model, name, ComplexNorm(m.num_features, kind))
+            replace_module(model, name, ComplexNorm(m.num_features, kind))
     head = model.get_submodule(convs[0])
     tail = model.get_submodule(convs[-1])
-    _replace(model, convs[0], nn.Sequential(head, ImaginaryInput(head.out_channels)))
-    _replace(model, convs[-1], nn.Sequential(RealPart(), tail))
+    replace_module(model, convs[0], nn.Sequential(head, ImaginaryInput(head.out_channels)))
+    replace_module(model, convs[-1], nn.Sequential(RealPart(), tail))
     return model
 

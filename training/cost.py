@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .binary import BinaryConv2d, binarize
+from .complex import complexify
 
 __all__ = ["Cost", "count", "build", "NETWORKS", "PAPER_SIZES", "table", "main"]
 
@@ -132,7 +133,9 @@ def build(name: str, form: str = "fp", **kwargs) -> nn.Module:
         raise ValueError(f"form={form!r} must be fp, binary or complex")
     net = _nets()[name](**kwargs)
     if form != "fp":
-        binarize(net, norm=NETWORKS[name][1], stage=4, complex=form == "complex")
+        binarize(net, norm=NETWORKS[name][1], stage=4)
+        if form == "complex":
+            complexify(net)
     return net
 
 

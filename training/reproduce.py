@@ -6,7 +6,7 @@ SRResNet x4, FFDNet with residuals denoising), one method and one seed:
 ``fp``    the published full-precision network (GAM stage 1's optimizer schedule, no tanh);
 ``gam``   ``binarize`` + GAM's four stages (0.3/0.15/0.15/0.4 of the steps);
 ``ste``   ``binarize`` + the binary network trained directly (stage 4 for all the steps);
-``bcnn``  ``binarize(complex=True)`` at half the width + GAM's four stages: a complex channel
+``bcnn``  ``complexify(binarize())`` at half the width + GAM's four stages: a complex channel
           is two real ones, so the complex network has the binary network's binary ops
           (4 x (C/2)^2 = C^2 per pixel and tap) and half its binary weights.
 
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .binary import binarize
+from .complex import complexify
 from .cost import NETWORKS, _nets, count
 from .data import PatchSampler, bicubic, degrade, read_folder, to_image, to_tensor
 from .gam import Trainer
@@ -73,7 +74,9 @@ def _net_args(name: str, method: str, size: str) -> dict:
 def _build(name: str, method: str, size: str) -> torch.nn.Module:
     net = _nets()[name](**_net_args(name, method, size))
     if method != "fp":
-        binarize(net, norm=NETWORKS[name][1], stage=1, complex=method == "bcnn")
+        binarize(net, norm=NETWORKS[name][1], stage=1)
+        if method == "bcnn":
+            complexify(net)
     return net
 
 

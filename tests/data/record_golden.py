@@ -74,7 +74,7 @@ def record(model, key, seed, out, meta):
     assert np.array_equal(out[key], spec.restore(model, img, "fast")), key
     auto = resolve_fold(model, "auto")
     meta[key] = {
-        "digest": model.digest(),
+        "digest": spec.digest(model),
         "payload": payload_digest(model),
         "shape_hash": model.shape_hash(),
         "image_seed": seed,

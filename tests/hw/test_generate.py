@@ -27,7 +27,7 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
                  "s_axil__wstrb", "s_axil__bresp", "s_axil__rdata", "s_axil__rready"):
         assert name in ports
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert man["model"]["digest"] == model.digest()
+    assert man["model"]["digest"] == spec.digest(model)
     assert man["model"]["shape_hash"] == model.shape_hash()
     assert man["fold"][0] == {"pe": 2, "simd": 3, "out_pe": 2}
     assert man["max_width"] == 64

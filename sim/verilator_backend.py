@@ -1,4 +1,8 @@
-"""The Verilator backend: the generated Verilog, driven like the board.
+"""The Verilator backend of ``python -m host.run``: the generated Verilog, driven like the board.
+
+``sim`` registers it (the entry point ``verilator`` of :data:`host.backends.GROUP`, in
+pyproject.toml): host never imports it, so the board image, which has neither amaranth nor
+cocotb, has no path to it.
 
 The accelerator's Verilog is the one beside the manifest (``hw.generate`` writes
 ``gam_top.v`` and ``manifest.json`` together) or, without one, what :func:`hw.generate.generate`
@@ -8,8 +12,6 @@ simulator run (:func:`sim.runner.run`) of the bench :mod:`sim.board_tb`, which r
 board's register sequence (:mod:`accel.protocol`: ID/SHAPE checks, soft reset, parameter
 loading, frame size) with ``sim``'s AXI4-Lite manager and streams the tiles back to back with
 its AXI4-Stream models, packed as on the board, several frames in flight.
-
-Amaranth, cocotb and Verilator are imported only here (the board image has none of them).
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from typing import Iterable, Iterator
 import numpy as np
 
 import spec
+from host.backend import Backend
+from host.errors import HostError
+from host.manifest import Manifest
+from hw.generate import generate
 from spec import Model
 
-from .backend import Backend
-from .errors import HostError
-from .manifest import Manifest
+from . import runner
 
 __all__ = ["VerilatorBackend", "DEFAULT_MAX_WIDTH", "BATCH_TILES"]
 
-#: Line buffer width generated when no manifest says otherwise (small: faster to build).
+#: Line buffer width generated when no manifest says otherwise: smaller than
+#: :data:`accel.config.DEFAULT_MAX_WIDTH` (a board's), so the model builds faster.
 DEFAULT_MAX_WIDTH = 256
 #: Tiles per simulator run: amortizes start-up, reset and parameter loading.
 BATCH_TILES = 32
@@ -43,12 +48,6 @@ class VerilatorBackend(Backend):
 
     def __init__(self, model: Model, manifest: Manifest | None = None):
         super().__init__(model, manifest)
-        try:
-            from sim import runner
-        except ImportError as e:
-            raise HostError(f"--backend verilator needs the dev tools ({e.name} is missing): "
-                            f"pip install -e \".[dev]\"") from None
-        self._runner = runner
         self.fold = manifest.fold if manifest else None
         if self.max_width is None:
             self.max_width = DEFAULT_MAX_WIDTH
@@ -64,9 +63,8 @@ class VerilatorBackend(Backend):
             beside = self.manifest.path.with_name("gam_top.v")
             if beside.is_file():
                 return beside.read_text()
-        from hw.generate import generate
-
         with tempfile.TemporaryDirectory(prefix="gamir-verilog-") as tmp:
+            # Without a manifest's fold: fully unfolded, the fewest cycles to simulate.
             generate(self.model, tmp, fold=self.fold or "full", max_width=self.max_width)
             return (Path(tmp) / "gam_top.v").read_text()
 
@@ -75,8 +73,8 @@ class VerilatorBackend(Backend):
         arrays["model"] = np.frombuffer(spec.to_bytes(self.model), dtype=np.uint8)
         job = {"fold": self.fold.as_json() if self.fold else None, "tiles": len(tiles)}
         try:
-            res = self._runner.run(self._build, "sim.board_tb", job, arrays)
-        except self._runner.SimFailure as e:
+            res = runner.run(self._build, "sim.board_tb", job, arrays)
+        except runner.SimFailure as e:
             raise HostError(f"the Verilator simulation failed: {e}") from None
         if res.get("driver_error"):
             raise HostError(f"Verilator: {res['driver_error']}")
