@@ -1,5 +1,5 @@
-"""Test-session setup shared by tests/ and sim/: the Verilator toolchain environment, and no
-tool variables from the caller's shell."""
+"""Test-session setup shared by tests/ and sim/: the Verilator toolchain environment, no tool
+variables from the caller's shell, and the random folds the bit-exact hardware tests draw."""
 
 import os
 import re
@@ -20,6 +20,26 @@ except Exception:  # noqa: BLE001 - tests that need Verilator report it themselv
 #: hw.build's tool variables and Amaranth's (``AMARANTH_*``; the platforms' tool overrides).
 TOOL_VARIABLE = re.compile(r"YOSYS|NEXTPNR_\w+|ECPPACK|ICEPACK|OPENFPGALOADER|DFU_SUFFIX"
                            r"|AMARANTH_\w+")
+
+
+def _random_fold(model, rng) -> list[dict]:
+    """A random valid fold of ``model`` drawn from generator ``rng``: per layer ``pe`` | c_out,
+    ``simd`` | taps, ``out_pe`` | pe."""
+    def pick(n):
+        divisors = [d for d in range(1, n + 1) if n % d == 0]
+        return int(divisors[rng.integers(len(divisors))])
+
+    fold = []
+    for layer in model.layers:
+        pe = pick(layer.c_out)
+        fold.append({"pe": pe, "simd": pick(layer.taps), "out_pe": pick(pe)})
+    return fold
+
+
+@pytest.fixture(scope="session")
+def random_fold():
+    """``random_fold(model, rng)``: a random valid fold (a list of dicts, one per layer)."""
+    return _random_fold
 
 
 @pytest.fixture(autouse=True)

@@ -39,9 +39,9 @@ __all__ = ["DEFAULT_FOLD", "HELP", "resolve_fold"]
 #: Every command's ``--fold`` default: the most folded design that meets the default rate.
 DEFAULT_FOLD = "auto"
 #: Every command's ``--fold`` help.
-HELP = ("auto (the most folded design that makes --fps at --clock-mhz: a far smaller design "
-        "and Verilator build than full), full (one pixel per clock: the largest design), "
-        "lut:N, ii:N, a JSON list or @file.json")
+HELP = ("auto (the most folded design that meets the frame rate: far smaller, and a faster "
+        "Verilator build, than full), full (one pixel per clock: the largest design), lut:N, "
+        "ii:N, a JSON list or @file.json")
 
 
 def resolve_fold(model: Model, fold, *, fps: float = config.DEFAULT_FPS,

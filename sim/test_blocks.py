@@ -33,6 +33,8 @@ from hw.stream_util import DelayFIFO, Fork, Gather, SignBits, Split, pixel_layou
 from hw.window import WindowGen  # noqa: E402
 from hw.xnor_engine import XnorEngine  # noqa: E402
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 GAP, STALL = 0.3, 0.3
 
 

@@ -11,6 +11,8 @@ import spec
 from sim import check
 from sim.test_top import DESIGNS
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

@@ -16,6 +16,8 @@ from sim.runner import SimFailure
 from sim.top import TopSim
 from spec.random_model import random_same_shape
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 MAX_WIDTH = 16
 
 DESIGNS = {
@@ -29,23 +31,12 @@ DESIGNS = {
 }
 
 
-def random_fold(model, seed):
-    """A valid random fold: pe | c_out, simd | taps, out_pe | pe, per layer."""
-    rng = np.random.default_rng(seed)
-    pick = lambda n: int(rng.choice([d for d in range(1, n + 1) if n % d == 0]))  # noqa: E731
-    fold = []
-    for layer in model.layers:
-        pe = pick(layer.c_out)
-        fold.append({"pe": pe, "simd": pick(layer.taps), "out_pe": pick(pe)})
-    return fold
-
-
 @pytest.fixture(scope="module", params=sorted(DESIGNS))
-def design(request):
+def design(request, random_fold):
     kw, fold = DESIGNS[request.param]
     model = spec.random_model(**kw)
     if fold == "random":
-        fold = random_fold(model, kw["seed"])
+        fold = random_fold(model, np.random.default_rng(kw["seed"]))
     return TopSim(model, max_width=MAX_WIDTH, fold=fold)
 
 
@@ -108,12 +99,12 @@ def test_reset_mid_frame(design, how):
 
 
 @pytest.fixture(scope="module")
-def depthwise():
+def depthwise(random_fold):
     """Depthwise-separable head and tail (1x1 + depthwise 3x3 each side), the depthwise
     layers folded so that every lane muxes its channel over (group, slice)."""
     model = spec.random_model(14, channels=4, n_binary=1, image_channels=3, unshuffle=1,
                               noise_channel=True, depthwise_prob=1.0)
-    fold = random_fold(model, 14)
+    fold = random_fold(model, np.random.default_rng(14))
     for i, layer in enumerate(model.layers):
         if layer.depthwise:
             fold[i] = {"pe": 2, "simd": 3, "out_pe": 1}

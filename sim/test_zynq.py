@@ -17,6 +17,8 @@ from sim.runner import SimFailure
 from sim.zynq import ZynqSim
 from spec.random_model import random_same_shape
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 MAX_WIDTH = 16
 
 DESIGNS = {

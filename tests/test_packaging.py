@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # minutes: left out of the fast loop (README: the fast loop)
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["gamir", "spec", "accel", "hw", "host", "sim", "training"]
 

@@ -8,7 +8,7 @@ settings (``width``, ``blocks``, ``w_bits``, ...; the task's preset fills the re
     method = "gam"
     steps = 15000
     batch = 32
-    data = "/work/data/photos"
+    data = "data/photos"
 
     [net]
     width = 32

@@ -5,7 +5,7 @@ an exported model file (``--model``, run through the integer spec) or a classica
 (``--baseline``, :data:`BASELINES`). Images come from a folder of clean images degraded
 synthetically with a fixed seed (``--data``), or from paired folders (``--pairs``)::
 
-    python -m training.eval --task denoise --data /work/data/photos/val --sigma 25 \\
+    python -m training.eval --task denoise --data data/photos/val --sigma 25 \\
         --checkpoint runs/denoise_gam/final.pt --model models/denoise.gamir --baseline nlm
 
 :func:`score`, :func:`torch_restore`, :func:`spec_restore` and :func:`net_costs` are shared

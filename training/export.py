@@ -6,7 +6,7 @@ and by the spec; the export fails unless their mean PSNR differs by less than ``
 dB. The file's provenance records the commands, git commit, date, data and both results::
 
     python -m training.export --checkpoint runs/denoise_gam/final.pt \\
-        --data /work/data/photos/val --out models/denoise.gamir
+        --data data/photos/val --out models/denoise.gamir
 """
 
 from __future__ import annotations

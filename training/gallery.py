@@ -7,7 +7,7 @@ shown photos, as ``training.eval`` tunes it) and the clean photo. Every network 
 restores the whole photo; the crop is the window of most detail in the clean photo (largest
 gradient energy), where restorers differ most, and each tile carries its PSNR on that crop::
 
-    python -m training.gallery --task denoise --data /work/data/photos/val \\
+    python -m training.gallery --task denoise --data data/photos/val \\
         --model models/denoise.gamir --checkpoint runs/denoise_fp/final.pt \\
         --out docs/img/gallery/denoise.png
 """

@@ -11,7 +11,7 @@ astronaut, coffee and chelsea; no validation photo is ever written to the traini
 
 Usage::
 
-    python -m training.gather_data --out /work/data/photos [--debs DIR]
+    python -m training.gather_data --out data/photos [--debs DIR]
 
 ``--debs`` is a folder of the ``.deb`` files (those missing are fetched into it with
 ``apt-get download``, the only step that needs the Debian mirror) that is kept for next time;

@@ -4,7 +4,7 @@ as short proxies, with their quality/cost table and its Pareto front.
 Example (the Zynq-7020 of the PYNQ-Z2 at 640x480, 30 frames/s)::
 
     python -m training.search --board pynq-z2 --frame 640x480 --fps 30 --task denoise \\
-        --data /work/data/photos --out runs/search --steps 2000 --max-candidates 8
+        --data data/photos --out runs/search --steps 2000 --max-candidates 8
     python -m training.search --board ulx3s-85f --frame 640x480 --fps 30 --clock-mhz 75 --dry-run
 
 1. **Enumerate** every combination of the space options (``--widths``, ``--blocks``,

@@ -3,7 +3,7 @@
 Example (the shipped denoiser)::
 
     python -m training.train --task denoise --method gam --steps 15000 --batch 32 \\
-        --data /work/data/photos --out runs/denoise_gam
+        --data data/photos --out runs/denoise_gam
 
 or the same settings from a TOML file (``--config run.toml``; flags override the file; see
 ``training.config``). ``--data`` holds ``train/`` and ``val/`` folders of clean photos

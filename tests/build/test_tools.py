@@ -20,6 +20,8 @@ from hw import build, xc7_open
 from hw.boards import get_board
 from hw.harness import ecp5_pll
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 NATIVE = {"YOSYS": "yosys", "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
 DATA = Path(__file__).parent / "data"
 #: What the Debian sid tools print (``-V`` / ``--version``), and what hw.build reads from it.

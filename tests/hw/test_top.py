@@ -13,6 +13,8 @@ from spec.random_model import random_layer_params, random_same_shape
 from axi import axil_read, axil_write, frame_beats, load_params, receive, send, to_image
 from hwsim import run_to_completion
 
+pytestmark = pytest.mark.slow  # minutes: left out of the fast loop (README: the fast loop)
+
 REG = regmap.REG
 
 
@@ -169,22 +171,9 @@ def test_bad_max_width_is_rejected():
         Top(small_model(1), max_width=0)
 
 
-def random_fold(rng, model):
-    """A random valid fold: pe | c_out, simd | taps, out_pe | pe, per layer."""
-    def pick(n):
-        divs = [d for d in range(1, n + 1) if n % d == 0]
-        return int(divs[rng.integers(len(divs))])
-
-    fold = []
-    for layer in model.layers:
-        pe = pick(layer.c_out)
-        fold.append({"pe": pe, "simd": pick(layer.taps), "out_pe": pick(pe)})
-    return fold
-
-
 @pytest.mark.parametrize("seed,depthwise", [(s, False) for s in range(30, 36)] +
                          [(s, True) for s in range(40, 44)])
-def test_random_models_folds_and_frames(seed, depthwise):
+def test_random_models_folds_and_frames(seed, depthwise, random_fold):
     """Any model of the family (residual spans, 1x1 kernels, noise channel, unshuffle), a random
     fold and a random small frame size, under stalls. ``depthwise``: depthwise-separable heads
     and tails (1x1 + depthwise, or a depthwise pixel layer), whose lanes read their channel
@@ -200,7 +189,7 @@ def test_random_models_folds_and_frames(seed, depthwise):
         model = spec.random_model(seed, channels=int(rng.integers(1, 5)),
                                   n_binary=int(rng.integers(0, 4)), image_channels=1,
                                   kernels=(1, 3), residual_prob=0.8)
-    fold = random_fold(rng, model)
+    fold = random_fold(model, rng)
     h, w = int(rng.integers(1, 5)), int(rng.integers(1, 6))
     dut = Top(model, max_width=w + int(rng.integers(0, 3)), fold=fold)
     frames = [spec.random_image(seed + k, h, w, model.input_channels) for k in range(2)]

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import spec
-from spec import fileformat
 from spec.model import ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,21 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def model():
     return spec.random_model(7, channels=5, n_binary=3, noise_channel=True, unshuffle=2)
-
-
-def _split(data):
-    magic, version, hlen, crc = struct.unpack_from("<8sIII", data)
-    assert version == fileformat.FORMAT_VERSION == 2
-    header = json.loads(data[20 : 20 + hlen])
-    return header, data[20 + hlen :]
-
-
-def _join(header, payload, version=fileformat.FORMAT_VERSION):
-    """A file of ``header`` (JSON, its CRC right: what the structural checks see) and ``payload``."""
-    text = json.dumps(header).encode()
-    if version == 1:
-        return struct.pack("<8sII", b"GAMIRMDL", 1, len(text)) + text + payload
-    return struct.pack("<8sIII", b"GAMIRMDL", version, len(text), zlib.crc32(text)) + text + payload
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -86,9 +70,9 @@ def test_not_a_model(model):
     _err(pickle.dumps({"layers": []}) + bytes(32), r"^model file: not a gamir model \(bad magic bytes\)$")
 
 
-def test_wrong_version(model):
-    header, payload = _split(spec.to_bytes(model))
-    _err(_join(header, payload, version=99), r"^model file: format version 99 is not supported \(this gamir reads versions 1, 2\)")
+def test_wrong_version(model, model_file):
+    header, payload = model_file.split(spec.to_bytes(model))
+    _err(model_file.join(header, payload, version=99), r"^model file: format version 99 is not supported \(this gamir reads versions 1, 2\)")
 
 
 def test_truncated(model):
@@ -108,8 +92,8 @@ def test_corrupted_payload(model):
     _err(bytes(data), r"^model file: payload checksum mismatch \(file corrupted\)$")
 
 
-def test_bad_json(model):
-    header, payload = _split(spec.to_bytes(model))
+def test_bad_json(model, model_file):
+    header, payload = model_file.split(spec.to_bytes(model))
     text = b"x" + json.dumps(header).encode()[1:]
     broken = struct.pack("<8sIII", b"GAMIRMDL", 2, len(text), zlib.crc32(text)) + text + payload
     _err(broken, r"^model file: header is not valid JSON")
@@ -124,7 +108,7 @@ def test_header_change_is_caught():
          r"^model file: header checksum mismatch \(the header was changed or corrupted\)$")
 
 
-def test_version_1_files_still_load_with_the_same_digest(model):
+def test_version_1_files_still_load_with_the_same_digest(model, model_file):
     """A version 1 file (no header CRC) loads as the same model; its header gets every other
     check (here: a bad type), and re-saving makes it version 2 with the same digest."""
     v1 = spec.to_bytes(model, version=1)
@@ -132,53 +116,56 @@ def test_version_1_files_still_load_with_the_same_digest(model):
     back = spec.from_bytes(v1)
     assert spec.to_bytes(back) == spec.to_bytes(model)
     assert spec.digest(back) == spec.digest(model) == hashlib.sha256(v1).hexdigest()
-    header, payload = _split(spec.to_bytes(model))
+    header, payload = model_file.split(spec.to_bytes(model))
     header["layers"][0]["c_out"] = "8"
-    _err(_join(header, payload, version=1), r"^model file: layer 1.c_out has the wrong type")
+    _err(model_file.join(header, payload, version=1), r"^model file: layer 1.c_out has the wrong type")
 
 
-def _edit(model, fn):
-    header, payload = _split(spec.to_bytes(model))
-    payload = fn(header, bytearray(payload)) or payload
-    header["payload_nbytes"] = len(payload)
-    header["payload_crc32"] = zlib.crc32(bytes(payload))
-    return _join(header, bytes(payload))
+@pytest.fixture
+def edit(model, model_file):
+    """``edit(fn)``: ``model``'s file with ``fn(header, payload)`` applied (the payload's length
+    and CRC repaired)."""
+    def apply(fn):
+        header, payload = model_file.split(spec.to_bytes(model))
+        payload = fn(header, bytearray(payload)) or payload
+        return model_file.join(header, bytes(payload), fix_lengths=True)
+    return apply
 
 
-def test_inconsistent_shapes(model):
+def test_inconsistent_shapes(edit):
     def wrong_cin(h, p):
         h["layers"][1]["c_in"] += 1
-    _err(_edit(model, wrong_cin),
+    _err(edit(wrong_cin),
          r"^model file: layer 2.weights holds 29 packed bytes, shape \(5, 3, 3, 6\) needs 34$")
 
     def short_threshold(h, p):
         h["layers"][-1]["arrays"]["scale"]["shape"] = [2]
         h["layers"][-1]["arrays"]["scale"]["nbytes"] = 8
-    _err(_edit(model, short_threshold), r"^layer \d: scale has shape \(2,\), expected \(\d+,\)$")
+    _err(edit(short_threshold), r"^layer \d: scale has shape \(2,\), expected \(\d+,\)$")
 
 
-def test_missing_key_and_bad_types(model):
+def test_missing_key_and_bad_types(edit):
     def drop(h, p):
         del h["layers"][0]["kernel"]
-    _err(_edit(model, drop), r"^model file: layer 1 is missing 'kernel'$")
+    _err(edit(drop), r"^model file: layer 1 is missing 'kernel'$")
 
     def boolish(h, p):
         h["layers"][0]["kernel"] = True
-    _err(_edit(model, boolish), r"^model file: layer 1.kernel has the wrong type \(bool\)$")
+    _err(edit(boolish), r"^model file: layer 1.kernel has the wrong type \(bool\)$")
 
     def dtype(h, p):
         h["layers"][0]["arrays"]["weights"]["dtype"] = "object"
-    _err(_edit(model, dtype), r"^model file: layer 1.weights has unsupported dtype 'object'$")
+    _err(edit(dtype), r"^model file: layer 1.weights has unsupported dtype 'object'$")
 
     def outside(h, p):
         h["layers"][0]["arrays"]["weights"]["offset"] = 10**6
-    _err(_edit(model, outside), r"^model file: layer 1.weights lies outside the payload")
+    _err(edit(outside), r"^model file: layer 1.weights lies outside the payload")
 
 
-def test_out_of_range_values(model):
+def test_out_of_range_values(edit):
     def narrow_weights(h, p):
         h["layers"][0]["w_bits"] = 2  # the stored int8 weights no longer fit 2 bits
-    _err(_edit(model, narrow_weights), r"^layer 1: weights value -?\d+ is (above 1|below -2)$")
+    _err(edit(narrow_weights), r"^layer 1: weights value -?\d+ is (above 1|below -2)$")
 
 
 def test_load_names_the_file(tmp_path):
@@ -203,11 +190,11 @@ def test_round_trip_with_activation(seed):
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_round_trip_with_depthwise(seed):
+def test_round_trip_with_depthwise(seed, model_file):
     """``groups`` is written for depthwise layers only; weights keep their (c, k, k, 1) shape."""
     m = spec.random_model(seed, channels=[3, 8][seed % 2], n_binary=2, depthwise_prob=1.0)
     data = spec.to_bytes(m)
-    header, _ = _split(data)
+    header, _ = model_file.split(data)
     for layer, entry in zip(m.layers, header["layers"]):
         assert entry.get("groups", 1) == layer.groups
         assert ("groups" in entry) == layer.depthwise
@@ -220,16 +207,16 @@ def test_round_trip_with_depthwise(seed):
         np.testing.assert_array_equal(a.weights, b.weights)
 
 
-def test_bad_groups_in_file():
+def test_bad_groups_in_file(model_file):
     m = spec.random_model(3, channels=4, n_binary=2, depthwise_prob=1.0)
     i = next(i for i, l in enumerate(m.layers) if l.depthwise)
-    header, payload = _split(spec.to_bytes(m))
+    header, payload = model_file.split(spec.to_bytes(m))
     header["layers"][i]["groups"] = "4"
     with pytest.raises(ModelError, match=rf"^model file: layer {i + 1}.groups has the wrong type \(str\)$"):
-        spec.from_bytes(_join(header, payload))
+        spec.from_bytes(model_file.join(header, payload))
     header["layers"][i]["groups"] = m.layers[i].c_in + 1
     with pytest.raises(ModelError, match=rf"^layer {i + 1}: groups={m.layers[i].c_in + 1} must be 1 or equal"):
-        spec.from_bytes(_join(header, payload))
+        spec.from_bytes(model_file.join(header, payload))
 
 
 def test_noise_gain_round_trips_and_is_absent_from_files_without_it(model):

@@ -9,39 +9,19 @@ made extreme, written back with consistent lengths and checksums so they reach v
 
 from __future__ import annotations
 
-import json
 import signal
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import spec
-from spec.fileformat import FORMAT_VERSION, MAGIC
 from spec.model import ModelError
 
-#: Version 2's prefix: magic, version, header length, header CRC-32 (the bases are written in it).
-PREFIX = struct.Struct("<8sIII")
 CASES = 10_000
 ODD_VALUES = [None, True, -1, 0, 1, 2, 3, 7, 255, 2**31, -(2**63), 2**64, 1e308, float("nan"),
               "", "x", "int8", "uint64", "threshold", [], [0], [1, 2, 3], [-1, 4], [2**40, 1],
               {}, {"dtype": "int8"}]
-
-
-def _split(data: bytes) -> tuple[dict, bytes]:
-    _, _, hlen, _ = PREFIX.unpack_from(data)
-    return json.loads(data[PREFIX.size:PREFIX.size + hlen]), data[PREFIX.size + hlen:]
-
-
-def _join(header: dict, payload: bytes, fix_lengths: bool = True) -> bytes:
-    if fix_lengths:
-        header["payload_nbytes"] = len(payload)
-        header["payload_crc32"] = zlib.crc32(payload)
-    text = json.dumps(header).encode()
-    # The header's CRC repaired too, so that header edits reach the checks behind it.
-    return PREFIX.pack(MAGIC, FORMAT_VERSION, len(text), zlib.crc32(text)) + text + payload
 
 
 def _paths(node, prefix=()):
@@ -55,8 +35,8 @@ def _paths(node, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
-def _edit_header(data: bytes, rng: np.random.Generator) -> bytes:
-    header, payload = _split(data)
+def _edit_header(data: bytes, rng: np.random.Generator, parts) -> bytes:
+    header, payload = parts.split(data)
     paths = [p for p, _ in _paths(header) if p]
     path = paths[rng.integers(len(paths))]
     parent = header
@@ -70,10 +50,11 @@ def _edit_header(data: bytes, rng: np.random.Generator) -> bytes:
         parent[key] = parent[key] + int(rng.integers(-3, 4))
     else:
         parent[key] = ODD_VALUES[rng.integers(len(ODD_VALUES))]
-    return _join(header, payload, fix_lengths=rng.random() < 0.8)
+    return parts.join(header, payload, fix_lengths=rng.random() < 0.8)
 
 
-def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+def _mutate(data: bytes, rng: np.random.Generator, parts) -> bytes:
+    """One random damage of ``data``; ``parts``: the ``model_file`` fixture."""
     kind = rng.integers(5)
     if kind == 0:  # truncation
         return data[:rng.integers(len(data))]
@@ -84,20 +65,20 @@ def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
             b[i] ^= 1 << rng.integers(8)
         return bytes(b)
     if kind == 2:  # payload bytes changed, checksum repaired: reaches the array checks
-        header, payload = _split(data)
+        header, payload = parts.split(data)
         p = bytearray(payload)
         for _ in range(rng.integers(1, 9)):
             if p:
                 p[rng.integers(len(p))] = rng.integers(256)
-        return _join(header, bytes(p))
+        return parts.join(header, bytes(p), fix_lengths=True)
     if kind == 3:  # header edits
-        return _edit_header(data, rng)
+        return _edit_header(data, rng, parts)
     # junk appended, or the prefix's header length edited
     if rng.random() < 0.5:
         return data + bytes(rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8))
-    magic, version, hlen, check = PREFIX.unpack_from(data)
+    magic, version, hlen, check = parts.PREFIX.unpack_from(data)
     hlen = int(rng.choice([0, 1, hlen - 1, hlen + 1, 2**32 - 1]))
-    return PREFIX.pack(magic, version, hlen, check) + data[PREFIX.size:]
+    return parts.PREFIX.pack(magic, version, hlen, check) + data[parts.PREFIX.size:]
 
 
 _SHIPPED = Path(__file__).resolve().parents[2] / "models" / "denoise.gamir"
@@ -111,7 +92,7 @@ def _alarm(signum, frame):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM for the hang guard")
-def test_mutated_model_files_fail_cleanly():
+def test_mutated_model_files_fail_cleanly(model_file):
     rng = np.random.default_rng(2026)
     outcomes = {"loaded": 0, "refused": 0}
     messages = set()
@@ -119,7 +100,7 @@ def test_mutated_model_files_fail_cleanly():
     try:
         for case in range(CASES):
             base = BASES[case % len(BASES)]
-            data = _mutate(base, rng)
+            data = _mutate(base, rng, model_file)
             signal.setitimer(signal.ITIMER_REAL, 5.0)  # any single file: far below a second
             try:
                 model = spec.from_bytes(data)

@@ -7,22 +7,12 @@ import re
 
 import pytest
 import torch
-from skimage import data, io
 
 from training.reproduce import main, results_table
 
+pytestmark = pytest.mark.slow  # minutes: left out of the fast loop (README: the fast loop)
+
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def photos(tmp_path):
-    root = tmp_path / "photos"
-    for sub, imgs in (("train", [data.astronaut()[:96, :96], data.coffee()[100:196, 100:196]]),
-                      ("val", [data.chelsea()[:48, :56], data.astronaut()[300:340, 300:340]])):
-        (root / sub).mkdir(parents=True)
-        for i, img in enumerate(imgs):
-            io.imsave(root / sub / f"{sub}{i}.png", img, check_contrast=False)
-    return root
 
 
 def test_smoke_grid_resumes_and_tabulates(photos, tmp_path, capsys):

@@ -14,12 +14,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from skimage import data, io
 
 from accel import perf
 from hw.boards import Board
 from training import gam
 from training.search import Costing, Shape, Space, Target, main, ordered, pareto
+
+pytestmark = pytest.mark.slow  # minutes: left out of the fast loop (README: the fast loop)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,15 +138,6 @@ def test_importing_the_search_loads_no_amaranth():
 
 
 # ------------------------------------------------------------------ end to end
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for split, img in (("train", data.astronaut()[:96, :96]), ("val", data.coffee()[:48, :64])):
-        (folder / split).mkdir()
-        io.imsave(folder / split / "0.png", img, check_contrast=False)
-    return folder
-
-
 def _argv(**options) -> list[str]:
     """A search of two tiny shapes (1x1 or 3x3 tail), ``options`` replacing its values."""
     o = dict(board="pynq-z2", frame="64x48", fps="30", widths="8", blocks="1", unshuffles="2",

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from skimage import data, io
+from skimage import io
 
 from training.errors import TrainingError
 from training.eval import main as eval_main
@@ -25,21 +26,10 @@ from training.gallery import main as gallery_main
 from training.tasks import validation_pairs
 from training.train import main as train_main
 
+pytestmark = pytest.mark.slow  # minutes: left out of the fast loop (README: the fast loop)
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--width", "8", "--blocks", "2", "--batch", "2", "--patch", "16", "--bn-batches", "2"]
-
-
-def _photos(folder: Path) -> Path:
-    for split, imgs in (("train", [data.astronaut()[:96, :96]]), ("val", [data.coffee()[:64, :64]])):
-        (folder / split).mkdir(parents=True)
-        for i, img in enumerate(imgs):
-            io.imsave(folder / split / f"{i}.png", img, check_contrast=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    return _photos(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +211,7 @@ def _truncated(run: Path, tmp: Path) -> Path:
 
 
 def _corrupt_photo(photos: Path, tmp: Path) -> Path:
-    bad = _photos(tmp / "bad")
+    bad = Path(shutil.copytree(photos, tmp / "bad"))
     (bad / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     return bad
 
