@@ -17,9 +17,9 @@ Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and bl
   rows ``E_y = 8 (a + b - c - d) + M[i+1, j] - M[i-1, j]``,
   checker ``E_xy = 8 (a - b - c + d)``;
 * each averaged over the blocks' window ``[1, 4, 6, 4, 1]`` by ``[1, 4, 6, 4, 1]`` (sum 256),
-  so ``S`` is in 8192ths of a level: ``S = sum(w E)``, then limited to ``+-CLIP`` levels
-  (``+-CLIP << 13``): what is subtracted never exceeds that, so a real fine texture loses at
-  most ``CLIP`` levels of its period-2 part;
+  so ``S`` is in 8192ths of a level: ``S = sum(w E)``, then limited to ``max(1, sigma / 25)``
+  levels (:func:`limit`): what is subtracted never exceeds that, so a real fine texture loses
+  at most that much of its period-2 part;
 * the pixel at offset (y, x) in its block becomes
   ``clamp(p - round(S_x (-1)^x + S_y (-1)^y + S_xy (-1)^(x+y), 13))`` with the rounding
   half away from zero.
@@ -37,14 +37,20 @@ import numpy as np
 
 from .arith import PIXEL_MAX
 
-__all__ = ["CLIP", "SHIFT", "WINDOW", "degrid"]
+__all__ = ["CLIP_SIGMA", "SHIFT", "WINDOW", "limit", "degrid"]
 
-#: The most the filter subtracts, per pattern, in levels of amplitude.
-CLIP = 2
+#: The most the filter subtracts, per pattern: 1 level of amplitude, sigma / CLIP_SIGMA levels
+#: past CLIP_SIGMA (the grid grows with the restoration's strength).
+CLIP_SIGMA = 25
 #: Window of blocks, per axis (its 2-D weights sum to 256).
 WINDOW = (1, 4, 6, 4, 1)
 #: ``S`` is in ``2**-SHIFT`` levels: 32 (the components' scale) x 256 (the window's sum).
 SHIFT = 13
+
+
+def limit(sigma: int) -> int:
+    """The most ``S`` may be (8192ths of a level) at noise level ``sigma``: a register."""
+    return (max(sigma, CLIP_SIGMA) << SHIFT) // CLIP_SIGMA
 
 
 def _along(a: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
@@ -98,7 +104,8 @@ def degrid(image: np.ndarray, sigma: int) -> np.ndarray:
                   8 * ((a + b) - (c + d)) + _neighbours(m, 1),
                   8 * (ab - cd)])
     s = _window(_window(e, 3), 2)
-    np.clip(s, -(CLIP << SHIFT), CLIP << SHIFT, out=s)
+    top = limit(sigma)
+    np.clip(s, -top, top, out=s)
     sx, sy, sxy = s
     u, v = sx + sy, sx - sy
     # Offsets (0, 0): u + sxy; (0, 1): -(v + sxy); (1, 0): v - sxy; (1, 1): -(u - sxy). The

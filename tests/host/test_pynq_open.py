@@ -7,8 +7,8 @@ import re
 
 import numpy as np
 import pytest
-from conftest import (fake_board, host_restored, make_clip, open_manifest, read_frames, write_manifest,
-                      write_png)
+from conftest import (fake_board, host_restored, make_clip, open_manifest, read_frames,
+                      write_manifest, write_png)
 
 import fake_pynq
 import spec

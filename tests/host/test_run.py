@@ -50,6 +50,46 @@ def test_video_frames_are_the_spec_of_the_decoded_frames(tmp_path, model_file, c
         np.testing.assert_array_equal(b, np.concatenate([a, c], axis=1))
 
 
+def test_the_filters_after_the_accelerator_and_their_switches(tmp_path, model_file, monkeypatch):
+    """By default a video gets the grid filter and the temporal blend (a still scene with a
+    little noise: the blend changes frames), a folder of images the grid filter only; with
+    both off the accelerator's output exactly; at --sigma 0 no filter changes a frame."""
+    written = []
+    orig = Sink.write
+    monkeypatch.setattr(Sink, "write", lambda self, px, pts=None: (written.append(px.copy()),
+                                                                   orig(self, px, pts)))
+    base = spec.random_image(3, 24, 32, 3).astype(int)
+    rng = np.random.default_rng(0)
+    frames = [np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)
+              for _ in range(4)]
+    clip, folder = make_clip(tmp_path / "still.mp4", frames), tmp_path / "shots"
+    folder.mkdir()
+    for k, f in enumerate(frames):
+        write_png(folder / f"{k}.png", f)
+    model = spec.load(model_file).with_noise_level(30)
+    ins = read_frames(clip)
+    plain = [spec.restore(model, f) for f in ins]
+    cases = [([], clip, host_restored(model, ins, video=True)),
+             (["--temporal", "off"], clip, host_restored(model, ins)),
+             (["--grid", "off", "--temporal", "off"], clip, plain),
+             ([], folder, host_restored(model, frames))]
+    for k, (opts, src, want) in enumerate(cases):
+        written.clear()
+        assert main(["--model", str(model_file), "--sigma", "30", *opts, "-o",
+                     str(tmp_path / (f"o{k}.mp4" if src == clip else f"o{k}")), str(src)]) == 0
+        assert len(written) == len(want) == 4
+        for got, w in zip(written, want):
+            np.testing.assert_array_equal(got, w)
+    # Each filter changed something here, so the cases above tell them apart.
+    assert not all(np.array_equal(a, b) for a, b in zip(cases[0][2], cases[1][2]))
+    assert not all(np.array_equal(a, b) for a, b in zip(cases[1][2], plain))
+    written.clear()
+    assert main(["--model", str(model_file), "--sigma", "0", "-o", str(tmp_path / "s0.mp4"),
+                 str(clip)]) == 0
+    for got, f in zip(written, ins):
+        np.testing.assert_array_equal(got, spec.restore(model.with_noise_level(0), f))
+
+
 @pytest.mark.parametrize("sr", [False, True])
 def test_image_is_bit_exact(tmp_path, sr):
     if sr:
