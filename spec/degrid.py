@@ -6,7 +6,10 @@ that repeats from block to block: a faint grid locked to the pixels (stripes and
 period 2). This filter estimates that pattern's local amplitude and subtracts it. It works on
 the 2x2 blocks, i.e. on the accelerator's output tensor before the shuffle (each block one
 pixel of it), with integer arithmetic and a 5 x 5 window of blocks, so the accelerator's tail
-can do the same bit for bit; the host runs it after the accelerator for every backend.
+can do the same bit for bit; the host runs it after the accelerator for every backend. The
+same rule runs in C where the native kernel is loaded (``gk_degrid`` in
+``spec/_native/kernel.c``: numpy's passes cost about half the kernel's frame time);
+tests/spec/test_degrid.py checks that they agree.
 
 Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and block sums ``M``:
 
@@ -42,6 +45,8 @@ __all__ = ["CLIP_SIGMA", "SHIFT", "WINDOW", "limit", "degrid"]
 #: The most the filter subtracts, per pattern: 1 level of amplitude, sigma / CLIP_SIGMA levels
 #: past CLIP_SIGMA (the grid grows with the restoration's strength).
 CLIP_SIGMA = 25
+#: Let :func:`degrid` use the native kernel's copy (tests turn it off to compare the two).
+native_enabled = True
 #: Window of blocks, per axis (its 2-D weights sum to 256).
 WINDOW = (1, 4, 6, 4, 1)
 #: ``S`` is in ``2**-SHIFT`` levels: 32 (the components' scale) x 256 (the window's sum).
@@ -93,6 +98,12 @@ def degrid(image: np.ndarray, sigma: int) -> np.ndarray:
         return image
     h, w, ch = image.shape
     x = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    if native_enabled:
+        from . import native
+
+        out = native.degrid(x, limit(sigma))
+        if out is not None:
+            return out[:h, :w]
     # Planar blocks (2, 2, C, H/2, W/2): numpy is several times faster on whole planes than on
     # the interleaved pixels, and [py, px] is the block offset (the shuffle's channel).
     x = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2, ch).transpose(1, 3, 4, 0, 2)

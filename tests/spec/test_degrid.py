@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import spec.degrid
+from spec import native
+from spec._native import build
 from spec.degrid import degrid
 
 
@@ -54,8 +57,12 @@ def _reference(image: np.ndarray, sigma: int) -> np.ndarray:
     return out[:h, :w].astype(np.uint8)
 
 
+@pytest.mark.parametrize("use_native", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_degrid_equals_the_reference(seed):
+def test_degrid_equals_the_reference(seed, use_native, monkeypatch):
+    if use_native and not native.available():
+        pytest.skip(native.why_unavailable())
+    monkeypatch.setattr(spec.degrid, "native_enabled", use_native)
     rng = np.random.default_rng(seed)
     h, w = rng.integers(1, 15, 2)
     ch = (1, 3)[seed % 2]
@@ -90,3 +97,21 @@ def test_the_change_is_bounded_and_sigma_0_changes_nothing():
     for bad_img, sigma in ((img.astype(np.int16), 25), (img[:, :, 0], 25), (img, 256)):
         with pytest.raises(ValueError):
             degrid(bad_img, sigma)
+
+
+@pytest.mark.parametrize("variant", build.VARIANTS)
+def test_the_native_kernel_agrees_with_numpy(variant, monkeypatch):
+    """Every compiled variant against the numpy rule, on odd and even sizes, gray and RGB,
+    frames of one block and a 640x480 frame, at levels below, at and past 25."""
+    lib = native._library(variant)
+    if isinstance(lib, str):
+        pytest.skip(lib)
+    monkeypatch.setenv("GAMIR_NATIVE", variant)
+    rng = np.random.default_rng(1)
+    for shape in ((1, 1, 3), (2, 2, 1), (7, 9, 3), (4, 10, 3), (10, 4, 1), (480, 640, 3)):
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        for sigma in (3, 25, 70):
+            monkeypatch.setattr(spec.degrid, "native_enabled", True)
+            got = degrid(img, sigma)
+            monkeypatch.setattr(spec.degrid, "native_enabled", False)
+            np.testing.assert_array_equal(got, degrid(img, sigma))
