@@ -236,6 +236,7 @@ def _table(result: dict) -> str:
     """Markdown rows per photo, then a line per output (``output``: the accelerator's;
     ``filtered``: after the host's filters, where measured) and the clip's line."""
     kinds = [k for k in ("output", "filtered") if f"psnr_{k}" in result["photos_mean"]]
+    psnr = [f"psnr_{k}" for k in kinds]
     lines = ["| photo | smooth | grid clean / input / " + " / ".join(kinds) + " (levels^2) | "
              + " | ".join(f"{k}/clean" for k in kinds) + " | chroma clean / input / output | "
              "PSNR input / " + " / ".join(kinds) + " (dB) |",
@@ -246,7 +247,7 @@ def _table(result: dict) -> str:
                      + " / ".join(f"{g[k]:.3f}" for k in ("clean", "input", *kinds)) + " | "
                      + " | ".join(f"{r[f'grid_{k}_over_clean']:.1f}x" for k in kinds) + " | "
                      f"{c['clean']:.2f} / {c['input']:.2f} / {c['output']:.2f} | "
-                     + " / ".join(f"{r[k]:.2f}" for k in ("psnr_input", *(f"psnr_{k}" for k in kinds)))
+                     + " / ".join(f"{r[k]:.2f}" for k in ("psnr_input", *psnr))
                      + " |")
     m, clip = result["photos_mean"], result["clip"]
     f = clip["flicker"]
@@ -258,7 +259,7 @@ def _table(result: dict) -> str:
     lines.append(f"clip ({clip['frames']} frames, {clip['static_fraction']:.0%} static): flicker "
                  f"clean {f['clean']:.2f}, input {f['input']:.2f}, "
                  + ", ".join(f"{k} {f[k]:.2f}" for k in kinds) + f" levels; PSNR "
-                 f"{clip['psnr_input']:.2f} -> " + " / ".join(f"{clip[f'psnr_{k}']:.2f}" for k in kinds)
+                 f"{clip['psnr_input']:.2f} -> " + " / ".join(f"{clip[k]:.2f}" for k in psnr)
                  + " dB")
     return "\n".join(lines)
 

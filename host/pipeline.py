@@ -24,8 +24,8 @@ from spec.temporal import TemporalFilter
 from .backend import Backend
 from .errors import HostError
 
-__all__ = ["FramePlan", "frame_plan", "restore_frames", "filter_level", "postprocessed", "prefetched",
-           "BackgroundWriter"]
+__all__ = ["FramePlan", "frame_plan", "restore_frames", "filter_level", "postprocessed",
+           "prefetched", "BackgroundWriter"]
 
 T = TypeVar("T")
 _END = object()  # after the last item in a queue

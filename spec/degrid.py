@@ -8,7 +8,7 @@ the 2x2 blocks, i.e. on the accelerator's output tensor before the shuffle (each
 pixel of it), with integer arithmetic and a 5 x 5 window of blocks, so the accelerator's tail
 can do the same bit for bit; the host runs it after the accelerator for every backend. The
 same rule runs in C where the native kernel is loaded (``gk_degrid`` in
-``spec/_native/kernel.c``: numpy's passes cost about half the kernel's frame time);
+``spec/_native/kernel.c``: numpy's passes cost a third to a half of the kernel's time);
 tests/spec/test_degrid.py checks that they agree.
 
 Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and block sums ``M``:
@@ -30,8 +30,7 @@ Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and bl
 The window replicates the edge blocks (the accelerator's border rule); the ramp term of an
 edge block, which lacks one neighbour, is twice the one-sided difference, so any plane
 ``p = p0 + sx x + sy y`` passes exactly. An odd height or width is completed by repeating the
-last row or column and cropped back. At sigma 0 (clean input) the
-image passes unchanged. The constants were chosen on the validation photos (docs/host.md).
+last row or column and cropped back. At sigma 0 (clean input) the image passes unchanged. The constants were chosen on the validation photos (docs/host.md).
 """
 
 from __future__ import annotations

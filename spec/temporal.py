@@ -54,8 +54,8 @@ GAIN_SHIFT = 16
 def thresholds(sigma: int, channels: int) -> tuple[int, int]:
     """``(t, g)`` for noise level ``sigma`` (1..255) and ``channels`` samples per pixel: the
     window sum ``m`` at or below ``t`` is still, and ``(m - t) * g >> 16`` is the weight the
-    motion adds (at least 16 - STILL_WEIGHT from the ``MOVING`` threshold on). Per level, so hardware takes
-    them as two registers."""
+    motion adds (at least 16 - STILL_WEIGHT from the ``MOVING`` threshold on). Constant per
+    level, so hardware takes them as two registers."""
     if not 1 <= sigma <= PIXEL_MAX:
         raise ValueError(f"sigma {sigma} must be 1..{PIXEL_MAX} (0 passes frames unchanged)")
     n = (2 * RADIUS + 1) ** 2 * channels
@@ -75,8 +75,8 @@ def weights(sigma: int, channels: int) -> np.ndarray:
 
 
 def _window_sum(a: np.ndarray) -> np.ndarray:
-    """Sum over the (2 RADIUS + 1)^2 window of each pixel of (H, W) ``a``, edges replicated
-    (in place of ``a``'s copies: numpy's cost here is one pass per term)."""
+    """Sum over the (2 RADIUS + 1)^2 window of each pixel of (H, W) ``a``, edges replicated,
+    as shifted adds along each axis (one numpy pass per term, no padded copy)."""
     for axis in (0, 1):
         b = np.moveaxis(a, axis, 0)
         s = b.copy()
