@@ -195,52 +195,72 @@ def _frames(path: Path) -> np.ndarray:
 
 
 def measure(restore, photos: list, sigma: int, clean_clip: np.ndarray, noisy_clip: np.ndarray,
-            clip_sigma: int, static_std: float = STATIC_STD) -> dict:
+            clip_sigma: int, static_std: float = STATIC_STD, post=None) -> dict:
     """Every number of the benchmark for ``restore(frames, level)`` (uint8 frames -> restored
     frames at a noise level), on ``photos`` [(name, noisy, clean)] at ``sigma`` and the clip
-    pair (T, H, W, 3) at ``clip_sigma``."""
+    pair (T, H, W, 3) at ``clip_sigma``. With ``post(frames, level, video)`` (the filters
+    after the accelerator) the same numbers for its output too, as ``filtered``."""
+    outputs = {"output": list(restore([n for _, n, _ in photos], sigma))}
+    if post is not None:
+        outputs["filtered"] = list(post(outputs["output"], sigma, False))
     rows = []
-    for (name, noisy, clean), out in zip(photos, restore([n for _, n, _ in photos], sigma)):
+    for i, (name, noisy, clean) in enumerate(photos):
         mask = smooth_mask(clean)
-        e = {k: grid_energy(img, mask) for k, img in (("clean", clean), ("input", noisy), ("output", out))}
-        chroma = {k: mean_chroma(img) for k, img in (("clean", clean), ("input", noisy), ("output", out))}
-        rows.append({"photo": name, "smooth_fraction": float(mask.mean()),
-                     "grid_energy": e, "grid_output_over_clean": e["output"] / e["clean"],
-                     "grid_output_over_input": e["output"] / e["input"],
-                     "chroma": chroma, "chroma_output_over_clean": chroma["output"] / chroma["clean"],
-                     "psnr_input": _psnr(noisy, clean), "psnr_output": _psnr(out, clean)})
-    restored = np.stack(list(restore(list(noisy_clip), clip_sigma)))
+        imgs = {"clean": clean, "input": noisy, **{k: v[i] for k, v in outputs.items()}}
+        e = {k: grid_energy(img, mask) for k, img in imgs.items()}
+        chroma = {k: mean_chroma(img) for k, img in imgs.items()}
+        row = {"photo": name, "smooth_fraction": float(mask.mean()), "grid_energy": e,
+               "chroma": chroma, "psnr_input": _psnr(noisy, clean)}
+        for k in outputs:
+            row.update({f"grid_{k}_over_clean": e[k] / e["clean"],
+                        f"grid_{k}_over_input": e[k] / e["input"],
+                        f"chroma_{k}_over_clean": chroma[k] / chroma["clean"],
+                        f"psnr_{k}": _psnr(imgs[k], clean)})
+        rows.append(row)
+    clips = {"output": np.stack(list(restore(list(noisy_clip), clip_sigma)))}
+    if post is not None:
+        clips["filtered"] = np.stack(list(post(list(clips["output"]), clip_sigma, True)))
     still = static_mask(clean_clip, static_std)
     clip = {"frames": int(len(clean_clip)), "static_fraction": float(still.mean()),
             "flicker": {k: flicker(v, still) for k, v in
-                        (("clean", clean_clip), ("input", noisy_clip), ("output", restored))},
-            "psnr_input": float(np.mean([_psnr(n, c) for n, c in zip(noisy_clip, clean_clip)])),
-            "psnr_output": float(np.mean([_psnr(r, c) for r, c in zip(restored, clean_clip)]))}
-    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in
-            ("grid_output_over_clean", "grid_output_over_input", "chroma_output_over_clean",
-             "psnr_input", "psnr_output")}
+                        (("clean", clean_clip), ("input", noisy_clip), *clips.items())},
+            "psnr_input": float(np.mean([_psnr(n, c) for n, c in zip(noisy_clip, clean_clip)]))}
+    for k, v in clips.items():
+        clip[f"psnr_{k}"] = float(np.mean([_psnr(r, c) for r, c in zip(v, clean_clip)]))
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k, v in rows[0].items()
+            if isinstance(v, float) and k != "smooth_fraction"}
     return {"photos": rows, "photos_mean": mean, "clip": clip}
 
 
 def _table(result: dict) -> str:
-    lines = ["| photo | smooth | grid clean / input / output (levels^2) | output/clean | "
-             "output/input | chroma clean / input / output | PSNR input / output (dB) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    """Markdown rows per photo, then a line per output (``output``: the accelerator's;
+    ``filtered``: after the host's filters, where measured) and the clip's line."""
+    kinds = [k for k in ("output", "filtered") if f"psnr_{k}" in result["photos_mean"]]
+    psnr = [f"psnr_{k}" for k in kinds]
+    lines = ["| photo | smooth | grid clean / input / " + " / ".join(kinds) + " (levels^2) | "
+             + " | ".join(f"{k}/clean" for k in kinds) + " | chroma clean / input / output | "
+             "PSNR input / " + " / ".join(kinds) + " (dB) |",
+             "| --- " * (5 + len(kinds)) + "|"]
     for r in result["photos"]:
         g, c = r["grid_energy"], r["chroma"]
-        lines.append(f"| {r['photo']} | {r['smooth_fraction']:.0%} | {g['clean']:.3f} / "
-                     f"{g['input']:.3f} / {g['output']:.3f} | {r['grid_output_over_clean']:.1f}x | "
-                     f"{r['grid_output_over_input']:.2f}x | "
+        lines.append(f"| {r['photo']} | {r['smooth_fraction']:.0%} | "
+                     + " / ".join(f"{g[k]:.3f}" for k in ("clean", "input", *kinds)) + " | "
+                     + " | ".join(f"{r[f'grid_{k}_over_clean']:.1f}x" for k in kinds) + " | "
                      f"{c['clean']:.2f} / {c['input']:.2f} / {c['output']:.2f} | "
-                     f"{r['psnr_input']:.2f} / {r['psnr_output']:.2f} |")
+                     + " / ".join(f"{r[k]:.2f}" for k in ("psnr_input", *psnr))
+                     + " |")
     m, clip = result["photos_mean"], result["clip"]
     f = clip["flicker"]
-    lines += [f"mean: grid output/clean {m['grid_output_over_clean']:.1f}x (output/input "
-              f"{m['grid_output_over_input']:.2f}x), chroma output/clean "
-              f"{m['chroma_output_over_clean']:.3f}, PSNR {m['psnr_input']:.2f} -> {m['psnr_output']:.2f} dB",
-              f"clip ({clip['frames']} frames, {clip['static_fraction']:.0%} static): flicker clean "
-              f"{f['clean']:.2f}, input {f['input']:.2f}, output {f['output']:.2f} levels; PSNR "
-              f"{clip['psnr_input']:.2f} -> {clip['psnr_output']:.2f} dB"]
+    for k in kinds:
+        lines.append(f"mean {k}: grid {k}/clean {m[f'grid_{k}_over_clean']:.2f}x ({k}/input "
+                     f"{m[f'grid_{k}_over_input']:.3f}x), chroma {k}/clean "
+                     f"{m[f'chroma_{k}_over_clean']:.3f}, PSNR {m['psnr_input']:.2f} -> "
+                     f"{m[f'psnr_{k}']:.2f} dB")
+    lines.append(f"clip ({clip['frames']} frames, {clip['static_fraction']:.0%} static): flicker "
+                 f"clean {f['clean']:.2f}, input {f['input']:.2f}, "
+                 + ", ".join(f"{k} {f[k]:.2f}" for k in kinds) + f" levels; PSNR "
+                 f"{clip['psnr_input']:.2f} -> " + " / ".join(f"{clip[k]:.2f}" for k in psnr)
+                 + " dB")
     return "\n".join(lines)
 
 
@@ -269,7 +289,7 @@ def main(argv=None) -> int:
     def body() -> int:
         import spec
         from host.backend import EmulateBackend
-        from host.pipeline import restore_frames
+        from host.pipeline import postprocessed, restore_frames
 
         try:
             model = spec.load(a.model)
@@ -288,7 +308,10 @@ def main(argv=None) -> int:
         def restore(frames, level):
             return restore_frames(models[level], backends[level], frames)
 
-        result = measure(restore, photos, a.sigma, clean, noisy, a.clip_sigma, a.static_std)
+        def post(frames, level, video):
+            return postprocessed(models[level], frames, temporal=video)
+
+        result = measure(restore, photos, a.sigma, clean, noisy, a.clip_sigma, a.static_std, post)
         result.update(model=str(a.model), model_name=model.name, photos_from=where, sigma=a.sigma,
                       clip=dict(result["clip"], clean=str(a.clip), noisy=str(a.noisy), sigma=a.clip_sigma),
                       emulation=next(iter(backends.values())).name,

@@ -56,7 +56,7 @@ import spec
 from bench.torch_float import TorchFloatModel
 from host.backend import EmulateBackend
 from host.media import open_sink, open_source
-from host.pipeline import restore_frames
+from host.pipeline import postprocessed, restore_frames
 from host.run import MODELS_DIR
 from host.run import main as host_main
 
@@ -111,14 +111,17 @@ def stage_split(model: spec.Model, backend: EmulateBackend, clip: Path, out: Pat
     """Milliseconds per frame of each stage of ``host.run``, one after another on the same
     frames (``host.run`` overlaps them: decoding and encoding run in threads beside the
     kernel): decoding to RGB (PyAV), the pixel steps (``spec.model_input`` / ``model_output``,
-    in C where the kernel runs), the kernel, and x264's encoding (``host.media.Sink``, the
-    settings ``host.run`` uses)."""
+    in C where the kernel runs), the kernel, the filters after it (``spec.degrid`` and
+    ``spec.temporal`` in numpy, each timed alone, at the model's noise level; 0 for a model
+    without one), and x264's encoding (``host.media.Sink``, the settings ``host.run`` uses)."""
     source = open_source(clip, model.image_channels)
     try:
         frames, t_decode = _timed(lambda: [f for f, _ in source.frames()])
         tensors, t_in = _timed(lambda: [spec.model_input(model, f) for f in frames])
         ys, t_kernel = _timed(lambda: list(backend.run(tensors)))
         imgs, t_out = _timed(lambda: [spec.model_output(model, y) for y in ys])
+        _, t_grid = _timed(lambda: list(postprocessed(model, imgs)))
+        _, t_temporal = _timed(lambda: list(postprocessed(model, imgs, grid=False, temporal=True)))
         with open_sink(source, out, overwrite=True) as sink:
             def encode():
                 for img in imgs:
@@ -129,8 +132,9 @@ def stage_split(model: spec.Model, backend: EmulateBackend, clip: Path, out: Pat
         source.close()
     ms = 1000 / len(frames)
     return {"decode_ms": t_decode * ms, "pixel_steps_ms": (t_in + t_out) * ms,
-            "kernel_ms": t_kernel * ms, "encode_ms": t_encode * ms,
-            "sum_ms": (t_decode + t_in + t_kernel + t_out + t_encode) * ms}
+            "kernel_ms": t_kernel * ms, "grid_filter_ms": t_grid * ms,
+            "temporal_filter_ms": t_temporal * ms, "encode_ms": t_encode * ms,
+            "sum_ms": (t_decode + t_in + t_kernel + t_out + t_grid + t_temporal + t_encode) * ms}
 
 
 def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
@@ -270,7 +274,8 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
         st = r["host_run_stages_sequential"]
         print(f"  host.run's stages one after another, ms per frame: decode {st['decode_ms']:.1f}"
               f", pixel steps {st['pixel_steps_ms']:.1f}, kernel "
-              f"{st['kernel_ms']:.1f}, x264 encode {st['encode_ms']:.1f} (sum "
+              f"{st['kernel_ms']:.1f}, grid filter {st['grid_filter_ms']:.1f}, temporal filter "
+              f"{st['temporal_filter_ms']:.1f}, x264 encode {st['encode_ms']:.1f} (sum "
               f"{st['sum_ms']:.1f}, {1000 / st['sum_ms']:.2f} fps); host.run overlapping them: "
               f"{r['host_run_over_sequential']:.2f}x that")
         if without_act:

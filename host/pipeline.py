@@ -1,4 +1,5 @@
-"""Frames in, restored frames out: pixel steps, tiling and reassembly around a backend.
+"""Frames in, restored frames out: pixel steps, tiling and reassembly around a backend, and the
+filters after it.
 
 The same code path runs for every backend, so emulation, Verilator and the board differ only
 in who computes each tile.
@@ -17,11 +18,14 @@ import numpy as np
 import spec
 from accel.tiling import Tile, TilingError, plan, radius
 from spec import Model
+from spec.degrid import degrid
+from spec.temporal import TemporalFilter
 
 from .backend import Backend
 from .errors import HostError
 
-__all__ = ["FramePlan", "frame_plan", "restore_frames", "prefetched", "BackgroundWriter"]
+__all__ = ["FramePlan", "frame_plan", "restore_frames", "filter_level", "postprocessed",
+           "prefetched", "BackgroundWriter"]
 
 T = TypeVar("T")
 _END = object()  # after the last item in a queue
@@ -97,6 +101,25 @@ def restore_frames(model: Model, backend: Backend,
             pending.popleft()
             img = spec.model_output(model, y0)
             yield img[: fp.out_size[0], : fp.out_size[1]]
+
+
+def filter_level(model: Model) -> int:
+    """The noise level that guides the filters after the accelerator: the model's (its
+    noise-level channel's value); 0, which leaves frames unchanged, for a model without one."""
+    return model.steps.noise_level if model.steps.noise_channel else 0
+
+
+def postprocessed(model: Model, frames: Iterable[np.ndarray], *, grid: bool = True,
+                  temporal: bool = False) -> Iterator[np.ndarray]:
+    """``frames`` (restored, in order) through the filters the host runs after the
+    accelerator, each guided by :func:`filter_level`: with ``grid``, :func:`spec.degrid.degrid`
+    on each frame where the model's output is pixel-shuffled by 2 (the period it removes);
+    then, with ``temporal`` (video), :class:`spec.temporal.TemporalFilter` across them."""
+    level = filter_level(model)
+    grid = grid and level > 0 and model.steps.shuffle == 2
+    blend = TemporalFilter(level if temporal else 0)
+    for frame in frames:
+        yield blend(degrid(frame, level) if grid else frame)
 
 
 # ------------------------------------------------------------------ overlapping the stages

@@ -32,7 +32,7 @@ from .backends import BACKENDS, open_backend
 from .errors import HostError
 from .manifest import Manifest, find_manifest, load_manifest
 from .media import DEFAULT_CRF, open_sink, open_source
-from .pipeline import BackgroundWriter, frame_plan, prefetched, restore_frames
+from .pipeline import BackgroundWriter, frame_plan, postprocessed, prefetched, restore_frames
 
 __all__ = ["main", "MODELS_DIR", "choose_model", "Progress"]
 
@@ -150,6 +150,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="output video quality, x264's constant rate factor 0..51: lower is "
                         "better and larger; 0: lossless, the restored RGB exactly (7x larger, "
                         "not for browsers). Images are lossless PNG unless named .jpg")
+    p.add_argument("--grid", choices=("on", "off"), default="on",
+                   help="denoisers (a noise-level channel, output pixel-shuffled by 2): remove "
+                        "the faint 2-pixel grid of the output (spec/degrid.py); off: the "
+                        "accelerator's output as it is (default: on)")
+    p.add_argument("--temporal", choices=("on", "off"), default="on",
+                   help="video with a denoiser: blend each restored frame into the previous "
+                        "output where the scene is still, guided by the noise level, so a "
+                        "still background does not shimmer (spec/temporal.py); off: every "
+                        "frame on its own (default: on)")
     p.add_argument("--side-by-side", action="store_true",
                    help="write input and output next to each other (default: output only)")
     return p
@@ -227,7 +236,9 @@ def _run(a: argparse.Namespace) -> None:
             # The kernel here, decoding and x264 in threads beside it; the writer has ended
             # before the sink commits or (on an error or Ctrl-C) removes its file.
             with closing(decoded), BackgroundWriter(write) as writer:
-                for out in restore_frames(model, backend, frames()):
+                restored = restore_frames(model, backend, frames())
+                for out in postprocessed(model, restored, grid=a.grid == "on",
+                                         temporal=a.temporal == "on" and source.kind == "video"):
                     before, pts = inputs.pop(0)
                     writer.put((side_by_side(before, out) if a.side_by_side else out, pts))
                 writer.finish()

@@ -6,6 +6,8 @@ output stages (one class each: arrays, validation, arithmetic) in :mod:`spec.sta
 its validation in :mod:`spec.model`; the file format in :mod:`spec.fileformat`; three
 implementations that agree bit for bit: :mod:`spec.reference` (plain), :mod:`spec.fast`
 (packed numpy) and :mod:`spec.native` (a compiled kernel, used by default where it runs).
+The filters the host runs after the accelerator, integer too: :mod:`spec.degrid` (the 2-pixel
+grid) and :mod:`spec.temporal` (the temporal blend of a restored video).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def _open(path: Path):
     lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                  ctypes.c_int]
-    for name in ("gk_unshuffle", "gk_shuffle"):
+    for name in ("gk_unshuffle", "gk_shuffle", "gk_degrid"):
         getattr(lib, name).restype = None
     if lib.gk_source_hash().decode() != build.source_hash():
         raise OSError(f"{path} was built from another kernel.c")
@@ -477,4 +477,19 @@ def model_output(model: Model, y: np.ndarray) -> np.ndarray | None:
     out = np.empty((h * r, w * r, crr // (r * r)), np.uint8)
     lib.gk_shuffle(ctypes.c_void_p(y.ctypes.data), h, w, crr // (r * r), r,
                    ctypes.c_void_p(out.ctypes.data))
+    return out
+
+
+def degrid(image: np.ndarray, top: int) -> np.ndarray | None:
+    """:func:`spec.degrid.degrid` of an (H, W, C) uint8 image with H and W even, limit ``top``,
+    in C; ``None`` without the kernel."""
+    lib = _lib_or_none()
+    if lib is None:
+        return None
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w, c = image.shape
+    out = np.empty_like(image)
+    work = np.empty(7 * (h // 2) * (w // 2), np.int32)
+    lib.gk_degrid(ctypes.c_void_p(image.ctypes.data), h // 2, w // 2, c, ctypes.c_int32(top),
+                  ctypes.c_void_p(out.ctypes.data), ctypes.c_void_p(work.ctypes.data))
     return out

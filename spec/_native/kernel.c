@@ -649,3 +649,80 @@ void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
                 }
         }
 }
+
+/* ------------------------------------------------------------------------ the grid filter */
+/* spec.degrid on an (2 bh, 2 bw, c) image: per channel the block sums m, the three pattern
+ * components e (columns, rows, checker; the ramp term doubled one-sided at the ends), the
+ * [1 4 6 4 1] window along rows into t, then down the columns per block, limited to +-top
+ * and subtracted with rounding half away from zero. work: 7 * bh * bw int32. */
+static inline int gk_clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static inline int32_t gk_ramp(const int32_t *m, int n, int k, int stride) {
+    if (n == 1) return 0;
+    if (k == 0) return 2 * (m[stride] - m[0]);
+    if (k == n - 1) return 2 * (m[0] - m[-stride]);
+    return m[stride] - m[-stride];
+}
+
+static inline int32_t gk_round_shift13(int32_t v) {
+    return (v + (v >> 31) + (1 << 12)) >> 13;
+}
+
+void gk_degrid(const uint8_t *img, int bh, int bw, int c, int32_t top, uint8_t *out,
+               int32_t *work) {
+    static const int32_t win[5] = {1, 4, 6, 4, 1};
+    size_t n = (size_t)bh * bw, w = (size_t)bw * 2 * c;  /* w: bytes per image row */
+    int32_t *m = work, *e = work + n, *t = work + 4 * n;
+    for (int k = 0; k < c; k++) {
+        for (int i = 0; i < bh; i++)
+            for (int j = 0; j < bw; j++) {
+                const uint8_t *p = img + 2 * i * w + (size_t)2 * j * c + k;
+                m[i * bw + j] = p[0] + p[c] + p[w] + p[w + c];
+            }
+        for (int i = 0; i < bh; i++)
+            for (int j = 0; j < bw; j++) {
+                const uint8_t *p = img + 2 * i * w + (size_t)2 * j * c + k;
+                int32_t a = p[0], b = p[c], cc = p[w], d = p[w + c];
+                size_t q = (size_t)i * bw + j;
+                e[q] = 8 * (a - b + cc - d) + gk_ramp(m + q, bw, j, 1);
+                e[n + q] = 8 * (a + b - cc - d) + gk_ramp(m + q, bh, i, bw);
+                e[2 * n + q] = 8 * (a - b - cc + d);
+            }
+        for (int s = 0; s < 3 * bh; s++) {  /* along each row of the three planes */
+            const int32_t *r = e + (size_t)s * bw;
+            int32_t *o = t + (size_t)s * bw;
+            for (int j = 0; j < bw; j++) {
+                if (j >= 2 && j < bw - 2) {
+                    o[j] = r[j - 2] + 4 * r[j - 1] + 6 * r[j] + 4 * r[j + 1] + r[j + 2];
+                    continue;
+                }
+                int32_t acc = 0;
+                for (int u = 0; u < 5; u++) acc += win[u] * r[gk_clampi(j + u - 2, 0, bw - 1)];
+                o[j] = acc;
+            }
+        }
+        for (int s = 0; s < 3; s++)  /* down the columns, into e */
+            for (int i = 0; i < bh; i++) {
+                const int32_t *r[5];
+                for (int u = 0; u < 5; u++)
+                    r[u] = t + s * n + (size_t)gk_clampi(i + u - 2, 0, bh - 1) * bw;
+                int32_t *o = e + s * n + (size_t)i * bw;
+                for (int j = 0; j < bw; j++) {
+                    int32_t acc = r[0][j] + 4 * r[1][j] + 6 * r[2][j] + 4 * r[3][j] + r[4][j];
+                    o[j] = acc < -top ? -top : acc > top ? top : acc;
+                }
+            }
+        for (int i = 0; i < bh; i++)
+            for (int j = 0; j < bw; j++) {
+                size_t q = (size_t)i * bw + j;
+                int32_t v[3] = {e[q], e[n + q], e[2 * n + q]};
+                int32_t corr[4] = {v[0] + v[1] + v[2], -v[0] + v[1] - v[2],
+                                   v[0] - v[1] - v[2], -v[0] - v[1] + v[2]};
+                for (int py = 0; py < 2; py++)
+                    for (int px = 0; px < 2; px++) {
+                        size_t o = (2 * i + py) * w + (size_t)(2 * j + px) * c + k;
+                        out[o] = (uint8_t)gk_clampi(img[o] - gk_round_shift13(corr[2 * py + px]), 0, 255);
+                    }
+            }
+    }
+}

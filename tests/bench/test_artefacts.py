@@ -88,6 +88,16 @@ def test_measure_an_identity_restoration():
     assert row["grid_output_over_input"] == 1 and row["psnr_output"] == row["psnr_input"]
     assert got["clip"]["flicker"]["output"] == got["clip"]["flicker"]["input"] > 4
     assert got["clip"]["flicker"]["clean"] == 0 and got["clip"]["static_fraction"] == 1
+    assert "filtered" not in got["clip"]["flicker"]
+    # The filters after the accelerator, measured beside it: here photos unchanged, and a still
+    # video one level off the clean frames.
+    post = lambda frames, level, video: [clip[0] + 1] * len(frames) if video else frames
+    got = measure(lambda frames, level: frames, [("ramp", noisy, clean)], 5, clip, noisy_clip, 5,
+                  post=post)
+    row = got["photos"][0]
+    assert row["grid_filtered_over_input"] == 1 and row["psnr_filtered"] == row["psnr_output"]
+    assert got["clip"]["flicker"]["filtered"] == 0
+    assert got["clip"]["psnr_filtered"] == pytest.approx(20 * np.log10(255))
 
 
 def test_noisy_photos_are_trainings_validation_inputs(tmp_path):
@@ -131,6 +141,7 @@ def test_the_command_on_the_shipped_denoiser(tmp_path, capsys):
     got = json.loads((tmp_path / "a.json").read_text())
     assert got["photos"][0]["photo"] == "ramp" and got["clip"]["frames"] == 3
     assert got["clip"]["flicker"]["output"] < got["clip"]["flicker"]["input"]  # it denoises
+    assert {"psnr_output", "psnr_filtered"} <= set(got["clip"])  # the host's filters measured too
     # Bad input: one error line, nothing written.
     for bad, words in ((["--model", str(ROOT / "models" / "sr.gamir")], "is a sr model, not a denoiser"),
                        (["--noisy", str(tmp_path / "val" / "ramp.png")], "are not the same frames"),

@@ -11,6 +11,13 @@ import pytest
 
 import spec
 from accel.manifest import Manifest
+from host.pipeline import postprocessed
+
+
+def host_restored(model, frames: list[np.ndarray], video: bool = False) -> list[np.ndarray]:
+    """What ``host.run`` writes for ``frames`` by default: the spec's restoration of each, then
+    the filters the host runs after the accelerator (the temporal one for a ``video``)."""
+    return list(postprocessed(model, [spec.restore(model, f) for f in frames], temporal=video))
 
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int = 10, audio: bool = False) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fake_board, make_clip, read_frames, write_manifest, write_png
+from conftest import fake_board, host_restored, make_clip, read_frames, write_manifest, write_png
 
 import fake_pynq
 import spec
@@ -32,7 +32,7 @@ def test_auto_uses_the_board_and_is_bit_exact(board, tmp_path, capsys):
     assert "backend pynq" in err
     assert "127 cycles/frame (1 tile(s), measured)" in err  # the fake's CYCLES: 10*12 + 7
     (got,) = read_frames(tmp_path / "a_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
 
 def test_register_and_dma_sequence(board, tmp_path):
@@ -42,7 +42,7 @@ def test_register_and_dma_sequence(board, tmp_path):
     img = spec.random_image(5, 20, 40, 3)
     run_ok("--bitstream", bit, "--model", mfile, write_png(tmp_path / "b.png", img))
     (got,) = read_frames(tmp_path / "b_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
     log = fake_pynq.LOG
     assert log[0] == ("overlay", "gam.bit")
@@ -97,4 +97,4 @@ def test_short_dma_length_register_means_shorter_tiles(board, tmp_path):
     heights = [e[1] // 8 for e in fake_pynq.LOG if e[0] == "send"]  # 16 B/px, 8 px wide
     assert heights == [15, 15]
     (got,) = read_frames(tmp_path / "c_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])

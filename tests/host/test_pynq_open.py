@@ -7,8 +7,8 @@ import re
 
 import numpy as np
 import pytest
-from conftest import (fake_board, make_clip, open_manifest, read_frames, write_manifest,
-                      write_png)
+from conftest import (fake_board, host_restored, make_clip, open_manifest, read_frames,
+                      write_manifest, write_png)
 
 import fake_pynq
 import spec
@@ -40,7 +40,7 @@ def test_auto_uses_the_open_flow_board_bit_exact(board, tmp_path, capsys):
     run_ok("--bitstream", bit, write_png(tmp_path / "a.png", img))
     assert "backend pynq (open flow)" in capsys.readouterr().err
     (got,) = read_frames(tmp_path / "a_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
 
 def test_download_clock_and_dma_sequence(board, tmp_path):
@@ -49,7 +49,7 @@ def test_download_clock_and_dma_sequence(board, tmp_path):
     img = spec.random_image(5, 20, 40, 3)
     run_ok("--bitstream", bit, "--model", mfile, write_png(tmp_path / "b.png", img))
     (got,) = read_frames(tmp_path / "b_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
     log = fake_pynq.LOG
     assert log[:2] == [("fclk0", 100.0), ("download", "gam.bit")]  # the clock first

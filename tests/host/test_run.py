@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import make_clip, read_frames, write_manifest, write_png
+from conftest import host_restored, make_clip, read_frames, write_manifest, write_png
 
 import spec
 from accel import perf
@@ -46,8 +46,48 @@ def test_video_frames_are_the_spec_of_the_decoded_frames(tmp_path, model_file, c
     assert main(["--model", str(model_file), "-o", str(out), "--side-by-side", str(clip)]) == 0
     ins = read_frames(clip)
     assert len(written) == len(ins) == len(read_frames(out)) == 4
-    for a, b in zip(ins, written):
-        np.testing.assert_array_equal(b, np.concatenate([a, spec.restore(model, a)], axis=1))
+    for a, b, c in zip(ins, written, host_restored(model, ins, video=True)):
+        np.testing.assert_array_equal(b, np.concatenate([a, c], axis=1))
+
+
+def test_the_filters_after_the_accelerator_and_their_switches(tmp_path, model_file, monkeypatch):
+    """By default a video gets the grid filter and the temporal blend (a still scene with a
+    little noise: the blend changes frames), a folder of images the grid filter only; with
+    both off the accelerator's output exactly; at --sigma 0 no filter changes a frame."""
+    written = []
+    orig = Sink.write
+    monkeypatch.setattr(Sink, "write", lambda self, px, pts=None: (written.append(px.copy()),
+                                                                   orig(self, px, pts)))
+    base = spec.random_image(3, 24, 32, 3).astype(int)
+    rng = np.random.default_rng(0)
+    frames = [np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)
+              for _ in range(4)]
+    clip, folder = make_clip(tmp_path / "still.mp4", frames), tmp_path / "shots"
+    folder.mkdir()
+    for k, f in enumerate(frames):
+        write_png(folder / f"{k}.png", f)
+    model = spec.load(model_file).with_noise_level(30)
+    ins = read_frames(clip)
+    plain = [spec.restore(model, f) for f in ins]
+    cases = [([], clip, host_restored(model, ins, video=True)),
+             (["--temporal", "off"], clip, host_restored(model, ins)),
+             (["--grid", "off", "--temporal", "off"], clip, plain),
+             ([], folder, host_restored(model, frames))]
+    for k, (opts, src, want) in enumerate(cases):
+        written.clear()
+        assert main(["--model", str(model_file), "--sigma", "30", *opts, "-o",
+                     str(tmp_path / (f"o{k}.mp4" if src == clip else f"o{k}")), str(src)]) == 0
+        assert len(written) == len(want) == 4
+        for got, w in zip(written, want):
+            np.testing.assert_array_equal(got, w)
+    # Each filter changed something here, so the cases above tell them apart.
+    assert not all(np.array_equal(a, b) for a, b in zip(cases[0][2], cases[1][2]))
+    assert not all(np.array_equal(a, b) for a, b in zip(cases[1][2], plain))
+    written.clear()
+    assert main(["--model", str(model_file), "--sigma", "0", "-o", str(tmp_path / "s0.mp4"),
+                 str(clip)]) == 0
+    for got, f in zip(written, ins):
+        np.testing.assert_array_equal(got, spec.restore(model.with_noise_level(0), f))
 
 
 @pytest.mark.parametrize("sr", [False, True])
@@ -63,7 +103,7 @@ def test_image_is_bit_exact(tmp_path, sr):
     src = write_png(tmp_path / "photo.png", img)
     assert main(["--model", str(tmp_path / "m.gamir"), str(src)]) == 0
     (got,) = read_frames(tmp_path / "photo_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
 
 def test_sigma_sets_the_noise_channel(tmp_path, model_file):
@@ -72,7 +112,7 @@ def test_sigma_sets_the_noise_channel(tmp_path, model_file):
     assert main(["--model", str(model_file), "--sigma", "40", "-o",
                  str(tmp_path / "b.png"), str(src)]) == 0
     (got,) = read_frames(tmp_path / "b.png")
-    want = spec.restore(spec.load(model_file).with_noise_level(40), img)
+    want = host_restored(spec.load(model_file).with_noise_level(40), [img])[0]
     np.testing.assert_array_equal(got, want)
 
 
@@ -131,7 +171,7 @@ def test_task_picks_the_shipped_model(tmp_path):
     assert main(["--task", "denoise", "--sigma", "30", str(src)]) == 0
     (got,) = read_frames(tmp_path / "noisy_restored.png")
     model = spec.load(MODELS_DIR / "denoise.gamir").with_noise_level(30)
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
 
 
 def test_the_host_needs_no_torch_amaranth_or_cocotb(tmp_path, model_file):
@@ -155,7 +195,7 @@ def test_emulate_with_a_manifest_tiles_and_predicts_cycles(tmp_path, model_file,
     src = write_png(tmp_path / "t.png", img)
     assert main(["--bitstream", str(tmp_path / "gam.bit"), str(src)]) == 0  # model by digest
     (got,) = read_frames(tmp_path / "t_restored.png")
-    np.testing.assert_array_equal(got, spec.restore(model, img))
+    np.testing.assert_array_equal(got, host_restored(model, [img])[0])
     cycles = 2 * perf.frame_cycles(model, None, height=12, width=12)
     assert f"{cycles:,} cycles/frame (2 tile(s), predicted)" in capsys.readouterr().err
 
