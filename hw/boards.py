@@ -50,12 +50,13 @@ class Board:
     bram_bits : int
         Bits in one BRAM unit of ``resources["BRAM"]``.
     platform : str
-        ``module:Class`` of the amaranth platform (the open flows).
+        ``module:Class`` of the amaranth platform (the Lattice flows; the Zynq's open flow builds
+        :mod:`hw.zynq_top`, which has no pins of its own).
     clock_hz : float
         Clock frequency nextpnr is asked to meet (timing-driven placement aims at it; the
         reported Fmax is what it reached). For ``xc7``: the PYNQ FCLK the Vivado project uses.
     serial_in, serial_out : tuple
-        ``(resource, number[, subsignal])`` of the harness's two pins (the open flows).
+        ``(resource, number[, subsignal])`` of the harness's two pins (the Lattice flows).
     """
 
     name: str
@@ -111,8 +112,7 @@ BOARDS: dict[str, Board] = {
         ),
         Board(
             "pynq-z2", "xc7", "XC7Z020-1CLG400C",
-            {"LUT": 53200, "FF": 106400, "BRAM": 140, "DSP": 220}, 36864,
-            "hw.xc7_open:PynqZ2Platform", 100e6, ("switch", 0), ("led", 0),
+            {"LUT": 53200, "FF": 106400, "BRAM": 140, "DSP": 220}, 36864, None, 100e6,
             note="TUL PYNQ-Z2 (Zynq-7020): open flow (nextpnr-himbaechel-xilinx) or Vivado",
         ),
     ]

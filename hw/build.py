@@ -680,7 +680,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         if toolset == "xc7-open":
             from . import xc7_open
 
-            result = xc7_open.build_open(board, work, out, verilog, env, clock_hz, steps,
+            result = xc7_open.build_open(board, work, out, model, manifest, env, clock_hz, steps,
                                          nextpnr_opts=list(nextpnr_opts))
         elif board.family == "xc7":
             result = _estimate_xc7(board, work, out, verilog, manifest, env, clock_hz, steps)
@@ -709,9 +709,10 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "seconds": round(time.monotonic() - start, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    # The block design's IP names (PYNQ only) are for host/pynq_backend.
-    manifest = manifest.with_build({k: report[k] for k in ("board", "device", "bitstream", "clock_mhz")},
-                                   result.get("pynq"))
+    # The block design's IP names (PYNQ only) are for host/pynq_backend; the Zynq's flow picks
+    # the host's board driver.
+    keys = ("board", "device", "bitstream", "clock_mhz") + (("flow",) if board.family == "xc7" else ())
+    manifest = manifest.with_build({k: report[k] for k in keys}, result.get("pynq"))
     (out / "manifest.json").write_text(manifest.to_json())
     return report
 

@@ -20,22 +20,25 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from accel import config, regmap
+from accel import regmap
 
 from .axi_dma import AxiDma
 from .register_port import GP_ID_BITS, RegisterPort
 from .top import AXI3Signature, Top
 
-__all__ = ["ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "HP_ID_BITS"]
+__all__ = ["ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "HP_ID_BITS", "CLOCK_NET"]
 
 #: Module name of :func:`zynq_verilog`'s top.
 TOP_NAME = "gam_zynq"
 #: ID width of the PS7's S_AXI_HP0.
 HP_ID_BITS = 6
+#: The fabric clock's net (FCLK_CLK0 after its BUFG): what the open flow's XDC constrains.
+CLOCK_NET = "clk"
 
 
 class ZynqCore(wiring.Component):
-    """The fabric side: :class:`hw.top.Top` + DMA + register port (arguments as ``Top``'s).
+    """The fabric side: :class:`hw.top.Top` + DMA + register port (``model`` and the keyword
+    arguments as ``Top`` takes them).
 
     Members
     -------
@@ -46,8 +49,8 @@ class ZynqCore(wiring.Component):
         To the PS7's S_AXI_HP0: the frames in DDR.
     """
 
-    def __init__(self, model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None):
-        self.top = Top(model, max_width=max_width, fold=fold, dsp=dsp)
+    def __init__(self, model, **top_args):
+        self.top = Top(model, **top_args)
         self.dma = AxiDma(regmap.stream_bytes(self.top.c_in), regmap.stream_bytes(self.top.c_out))
         super().__init__({
             "s_axi_gp": In(AXI3Signature(data_bits=32, id_bits=GP_ID_BITS)),
@@ -86,14 +89,14 @@ def _ps7_ports(prefix: str, bus, manager: bool) -> dict:
 class ZynqTop(wiring.Component):
     """:class:`ZynqCore` with the PS7, its clock and reset: a whole design without ports."""
 
-    def __init__(self, model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None):
-        self.core = ZynqCore(model, max_width=max_width, fold=fold, dsp=dsp)
+    def __init__(self, model, **top_args):
+        self.core = ZynqCore(model, **top_args)
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
-        fclk, fclk_resetn, clk = Signal(4), Signal(4), Signal()
+        fclk, fclk_resetn, clk = Signal(4), Signal(4), Signal(name=CLOCK_NET)
         m.submodules.core = core = self.core
         # Both buses as the manager sees them; the PS7 drives gp0's manager side, hp0's slave side.
         gp = AXI3Signature(data_bits=32, id_bits=GP_ID_BITS).create(path=("gp0",))
@@ -110,12 +113,12 @@ class ZynqTop(wiring.Component):
         return m
 
 
-def zynq_verilog(model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None) -> str:
+def zynq_verilog(model, **top_args) -> str:
     """Verilog of :class:`ZynqTop` for ``model`` (top module :data:`TOP_NAME`, no ports): what
-    the open flow synthesizes. ``fold`` and ``dsp`` as :class:`hw.top.Top` takes them (pass the
-    manifest's resolved fold so the bitstream matches it)."""
+    the open flow synthesizes. The keyword arguments (``max_width``, ``fold``, ``dsp``,
+    ``lut_inputs``) as :class:`hw.top.Top` takes them: pass the manifest's resolved fold so the
+    bitstream matches it."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
-    return verilog.convert(ZynqTop(model.validate(), max_width=max_width, fold=fold, dsp=dsp),
-                           name=TOP_NAME, emit_src=False)
+    return verilog.convert(ZynqTop(model.validate(), **top_args), name=TOP_NAME, emit_src=False)
