@@ -130,8 +130,8 @@ class Top(wiring.Component):
         m.d.sync += now.eq(now + 1)
         m.submodules.starts = starts = ResetInserter({"sync": r.soft_reset})(
             fifo.SyncFIFO(width=32, depth=16))
-        i_last = (r.ix == r.width - 1) & (r.iy == r.height - 1)
-        o_last = (r.ox == r.width - 1) & (r.oy == r.height - 1)
+        i_last = (r.ix == r.last_x) & (r.iy == r.last_y)
+        o_last = (r.ox == r.last_x) & (r.oy == r.last_y)
         m.d.comb += [
             p.i.payload.as_value().eq(self.s_axis.tdata[:8 * self.c_in]),
             p.i.valid.eq(self.s_axis.tvalid),
@@ -147,17 +147,17 @@ class Top(wiring.Component):
         m.d.sync += r.in_flight.eq(r.in_flight + frame_in - frame_out)
         with m.If(self.s_axis.tvalid & self.s_axis.tready):
             m.d.comb += starts.w_en.eq((r.ix == 0) & (r.iy == 0))
-            m.d.sync += r.ix.eq(Mux(r.ix == r.width - 1, 0, r.ix + 1))
-            with m.If(r.ix == r.width - 1):
-                m.d.sync += r.iy.eq(Mux(r.iy == r.height - 1, 0, r.iy + 1))
+            m.d.sync += r.ix.eq(Mux(r.ix == r.last_x, 0, r.ix + 1))
+            with m.If(r.ix == r.last_x):
+                m.d.sync += r.iy.eq(Mux(r.iy == r.last_y, 0, r.iy + 1))
             with m.If(self.s_axis.tlast & ~i_last):
                 m.d.sync += r.err_early.eq(1)
             with m.If(~self.s_axis.tlast & i_last):
                 m.d.sync += r.err_late.eq(1)
         with m.If(self.m_axis.tvalid & self.m_axis.tready):
-            m.d.sync += r.ox.eq(Mux(r.ox == r.width - 1, 0, r.ox + 1))
-            with m.If(r.ox == r.width - 1):
-                m.d.sync += r.oy.eq(Mux(r.oy == r.height - 1, 0, r.oy + 1))
+            m.d.sync += r.ox.eq(Mux(r.ox == r.last_x, 0, r.ox + 1))
+            with m.If(r.ox == r.last_x):
+                m.d.sync += r.oy.eq(Mux(r.oy == r.last_y, 0, r.oy + 1))
             with m.If(o_last):
                 m.d.comb += starts.r_en.eq(1)
                 m.d.sync += [r.frames.eq(r.frames + 1), r.cycles.eq(now - starts.r_data + 1)]
@@ -183,18 +183,18 @@ class Top(wiring.Component):
                 m.d.sync += [r.err_early.eq(0), r.err_late.eq(0), r.err_param.eq(0),
                              r.err_size.eq(0)]
 
-        def frame_size(target, limit):
+        def frame_size(target, last, limit):
             def write():
                 with m.If((wdata >= 1) & (wdata <= limit)):
-                    m.d.sync += target.eq(wdata)
+                    m.d.sync += [target.eq(wdata), last.eq(wdata - 1)]
                 with m.Else():
                     m.d.sync += r.err_size.eq(1)
             return write
 
         return {
             "CONTROL": control,
-            "WIDTH": frame_size(r.width, self.max_width),
-            "HEIGHT": frame_size(r.height, regmap.MAX_HEIGHT),
+            "WIDTH": frame_size(r.width, r.last_x, self.max_width),
+            "HEIGHT": frame_size(r.height, r.last_y, regmap.MAX_HEIGHT),
             "PARAM_ADDR": lambda: m.d.sync.__iadd__(r.param_addr.eq(wdata)),
             "PARAM_DATA": lambda: m.d.sync.__iadd__([p.bus.data.eq(wdata), p.bus.en.eq(1)]),
         }
@@ -266,6 +266,10 @@ class _Registers:
         self.soft_reset = Signal()
         self.width = Signal(range(max_width + 1), init=min(max_width, 640))
         self.height = Signal(range(regmap.MAX_HEIGHT + 1), init=360)
+        # The last column and row, written with the size: the position counters compare against
+        # them, so no subtractor sits in the stream's TLAST and wrap-around paths.
+        self.last_x = Signal(range(max_width), init=self.width.init - 1)
+        self.last_y = Signal(range(regmap.MAX_HEIGHT), init=self.height.init - 1)
         self.ix = Signal(range(max_width))
         self.iy = Signal(range(regmap.MAX_HEIGHT))
         self.ox = Signal(range(max_width))
