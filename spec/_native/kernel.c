@@ -8,8 +8,12 @@
  * Python integers, checked to fit the widths used here) and documents the arithmetic.
  *
  * Row formats (x is the pixel, columns padded by one replicated pixel on each side):
- *   nib   binary-conv input: byte [g][1 + x] holds the bits of channels 4g..4g+3 (bit j =
- *         channel 4g+j, 1 = +1), the index of a 16-entry table lookup.
+ *   bits  binary-conv input: byte [g][1 + x] holds a group of bits (1 = +1), the index of a
+ *         table lookup. Nibbles (16-entry tables): channels 4g..4g+3 of pixel x, bit j =
+ *         channel 4g+j. Sextets (64-entry tables, the avx512 build): for a 3x3 conv, channels
+ *         2g and 2g+1 at columns x-1, x, x+1 (bit 3j+d = channel 2g+j at column x-1+d, so one
+ *         lookup covers a window row's 3 columns of 2 channels); for a 1x1 conv, channels
+ *         6g..6g+5 of pixel x. The tensor says which (grp_ch channels, grp_cols columns).
  *   pairs fixed-conv input: int32 [p][1 + x] holds the values of channels 2p (low 16 bits)
  *         and 2p+1 (high 16 bits), what one pmaddwd lane multiplies.
  *   plain residual source: int16 [c][x].
@@ -17,14 +21,16 @@
  * bit as value >= 0 (the spec's sign).
  *
  * Binary conv: m = number of window bits that differ from the weight bits (acc = N - m).
- * Per output channel and input nibble, a 16-entry table gives the differing bits of that
- * nibble; one AVX2 vpshufb looks up 32 pixels at once, one aarch64 NEON tbl 16.
+ * Per output channel and input group, a table gives the differing bits of that group; one
+ * AVX2 vpshufb looks up 32 pixels' nibbles at once, one aarch64 NEON tbl 16, one AVX-512
+ * vpermb 64 pixels' sextets (a 3x3 window of 40 channels: 60 sextets instead of 90 nibbles).
  * Fixed conv: int32 sum of int16 pairs times int16 weight pairs (vpmaddwd with AVX2).
  * Depthwise fixed conv (output channel c reads only input channel c): per channel, k*k
  * products of the int16 half of its pair, summed in int32 (plain C, vectorized by the compiler).
  *
- * Without either (other CPUs, or GK_GENERIC defined) the same loops run in plain C; every
- * build is tested bit-exact against spec.reference (aarch64 ones under qemu-user).
+ * Without them (other CPUs, or GK_GENERIC defined) the same loops run in plain C, for either
+ * table format; every build is tested bit-exact against spec.reference (aarch64 ones under
+ * qemu-user), the plain C one with both formats.
  */
 #include <math.h>
 #include <stdint.h>
@@ -36,6 +42,11 @@
 #define GK_AVX2 1
 #else
 #define GK_AVX2 0
+#endif
+#if GK_AVX2 && defined(__AVX512BW__) && defined(__AVX512VBMI__)
+#define GK_AVX512 1
+#else
+#define GK_AVX512 0
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON) && !defined(GK_GENERIC)
 #include <arm_neon.h>
@@ -52,15 +63,14 @@ enum { KIND_BINARY = 0, KIND_FIXED = 1, KIND_DEPTHWISE = 2 };
 enum { OUT_THRESHOLD = 0, OUT_AFFINE = 1, OUT_PIXEL = 2 };
 enum { GK_OK = 0, GK_ENOMEM = 1, GK_ERING = 2, GK_EARG = 3 };
 
-/* Nibbles per u8 accumulation segment: each adds at most 4, 63 * 4 < 256. */
-#define SEG 63
 
 /* Must match spec/native.py (_Layer, _Tensor). */
 typedef struct {
     int32_t kind, kernel, c_in, c_out, output, residual, shift, out_lo, out_hi;
-    int32_t n_in;             /* nibble groups (binary) or channel pairs (fixed) of the input */
+    int32_t n_in;             /* bit groups (binary) or channel pairs (fixed) of the input */
     int32_t c_out_pad;        /* c_out rounded up to 4 (fixed weight rows) */
-    const uint8_t *tables;    /* binary: [c_out][kernel*kernel*n_in][32] differing-bit counts */
+    int32_t tab_bytes;        /* binary: bytes per table, 32 (16 nibble entries twice) or 64 */
+    const uint8_t *tables;    /* binary: [c_out][window groups][tab_bytes] differing-bit counts */
     const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs;
                                  depthwise: [c_out][kernel*kernel] weights */
     const int32_t *thr_m;     /* binary threshold: bit = (m <= thr_m) ^ flip */
@@ -75,15 +85,16 @@ typedef struct {
 typedef struct {
     int32_t channels;
     int32_t radius_after;     /* rows this tensor must extend beyond the strip on each side */
-    int32_t cap_nib, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
+    int32_t cap_bits, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
+    int32_t grp_ch, grp_cols;  /* bits rows: channels and columns per byte (4, 1), (2, 3), (6, 1) */
 } gk_tensor;
 
 typedef struct {
     int32_t lo, hi, next;      /* rows [lo, hi) of this strip, next row to produce */
-    uint8_t *nib;
+    uint8_t *bits;
     int32_t *pairs;
     int16_t *plain;
-    int32_t *tag_nib, *tag_pairs, *tag_plain;  /* row held in each ring slot */
+    int32_t *tag_bits, *tag_pairs, *tag_plain;  /* row held in each ring slot */
 } tstate;
 
 typedef struct {
@@ -97,13 +108,19 @@ typedef struct {
     int32_t *acc;              /* fixed conv sums [c_out_pad][sb] */
     int16_t *val;              /* output values of one row [c_out][sb] (see emit) */
     int16_t *zeros;            /* a row of zeros: the residual of layers without one */
+    uint8_t *centre;           /* one group's channels at each pixel (emit of sextets) */
     int err;
 } gk_ctx;
 
 const char *gk_source_hash(void) { return GK_SOURCE_HASH; }
 /* Whether this CPU runs this build's vector instructions (NEON is part of every aarch64). */
 int gk_cpu_ok(void) {
-#if GK_AVX2
+#if GK_AVX512
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi");
+#elif GK_AVX2
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
 #else
@@ -128,11 +145,13 @@ static inline gk_act act(const gk_layer *L, int o) {
 }
 
 /* ------------------------------------------------------------------------- ring rows */
-static uint8_t *nib_row(gk_ctx *c, int t, int y) {
+static inline int bit_groups(const gk_tensor *t) { return (t->channels + t->grp_ch - 1) / t->grp_ch; }
+
+static uint8_t *bits_row(gk_ctx *c, int t, int y) {
     tstate *s = &c->st[t];
-    int slot = y % c->t[t].cap_nib;
-    if (s->tag_nib[slot] != y) c->err = GK_ERING;
-    return s->nib + (size_t)slot * ((c->t[t].channels + 3) / 4) * c->sb;
+    int slot = y % c->t[t].cap_bits;
+    if (s->tag_bits[slot] != y) c->err = GK_ERING;
+    return s->bits + (size_t)slot * bit_groups(&c->t[t]) * c->sb;
 }
 
 static int32_t *pairs_row(gk_ctx *c, int t, int y) {
@@ -167,20 +186,30 @@ static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
         if (dst != val) memcpy(dst, val, (size_t)ch * sb * sizeof(int16_t));
         s->tag_plain[slot] = y;
     }
-    if (tt->cap_nib) {
-        int slot = y % tt->cap_nib, groups = (ch + 3) / 4;
-        uint8_t *dst = s->nib + (size_t)slot * groups * sb;
+    if (tt->cap_bits) {
+        int slot = y % tt->cap_bits, gc = tt->grp_ch, groups = bit_groups(tt);
+        uint8_t *dst = s->bits + (size_t)slot * groups * sb;
         for (int g = 0; g < groups; g++) {
-            uint8_t *d = dst + (size_t)g * sb;
-            const int16_t *v[4];  /* channels past ch: any row (their table bits are masked) */
-            for (int j = 0; j < 4; j++) v[j] = 4 * g + j < ch ? val + (size_t)(4 * g + j) * sb : c->zeros;
-            const int16_t *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
-            for (int x = 0; x < w; x++)
-                d[x + 1] = (uint8_t)((v0[x] >= 0) | (v1[x] >= 0) << 1 | (v2[x] >= 0) << 2 | (v3[x] >= 0) << 3);
+            /* the group's channels at each pixel (channels past ch: any row, their table bits
+             * are masked), padded; sextets spread them over 3 columns */
+            uint8_t *d = tt->grp_cols == 3 ? c->centre : dst + (size_t)g * sb;
+            for (int x = 0; x < w; x++) d[x + 1] = val[(size_t)(gc * g) * sb + x] >= 0;
+            for (int j = 1; j < gc; j++) {
+                const int16_t *v = gc * g + j < ch ? val + (size_t)(gc * g + j) * sb : c->zeros;
+                for (int x = 0; x < w; x++) d[x + 1] |= (uint8_t)((v[x] >= 0) << j);
+            }
             d[0] = d[1];
             d[w + 1] = d[w];
+            if (tt->grp_cols == 3) {  /* 2 channels: bit j of column x-1+k to bit 3j+k */
+                uint8_t *e = dst + (size_t)g * sb;
+                for (int x = 0; x < w; x++) {
+                    uint8_t l = d[x], m = d[x + 1], r = d[x + 2];
+                    e[x + 1] = (uint8_t)((l & 1) | (m & 1) << 1 | (r & 1) << 2 |
+                                         (l & 2) << 2 | (m & 2) << 3 | (r & 2) << 4);
+                }
+            }
         }
-        s->tag_nib[slot] = y;
+        s->tag_bits[slot] = y;
     }
     if (tt->cap_pairs) {
         int slot = y % tt->cap_pairs, pairs = (ch + 1) / 2;
@@ -208,6 +237,11 @@ static void emit_input(gk_ctx *c, int y) {
 }
 
 /* ------------------------------------------------------------------------- binary conv */
+/* Table lookups per u8 accumulation segment: a nibble adds at most 4 (63 * 4 < 256), a
+ * sextet 6 (42 * 6 < 256). */
+#define SEG4 63
+#define SEG6 42
+
 #if GK_AVX2
 /* out[b] = u8 sums over window nibbles [s0, s1) for NB blocks of 32 pixels from pixel x, each
  * table loaded once for the NB blocks. Named sums in a function of their own: GCC 12 adds a
@@ -238,11 +272,11 @@ GK_SUMS(8) GK_SUMS(4) GK_SUMS(2) GK_SUMS(1)
 #undef GK_SUMS
 
 /* One output channel x NB blocks of 32 pixels from pixel x: u8 sums flushed to the u16
- * counts every SEG nibbles. */
+ * counts every SEG4 nibbles. */
 static inline __attribute__((always_inline)) void bconv_tile(
     const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
-    for (int s0 = 0; s0 < nk; s0 += SEG) {
-        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+    for (int s0 = 0; s0 < nk; s0 += SEG4) {
+        int s1 = s0 + SEG4 < nk ? s0 + SEG4 : nk;
         __m256i a[8];
         if (NB == 8) bconv_sums8(srcs, s0, s1, tab, x, a);
         if (NB == 4) bconv_sums4(srcs, s0, s1, tab, x, a);
@@ -263,12 +297,63 @@ static inline __attribute__((always_inline)) void bconv_tile(
 }
 #endif
 
+#if GK_AVX512
+/* The same for sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. */
+#define GK_SUM(b) if (NB > b) a##b = _mm512_add_epi8(a##b, _mm512_permutexvar_epi8( \
+    _mm512_loadu_si512((const void *)(src + 64 * b)), t))
+static inline __attribute__((always_inline)) void bconv6_sums(
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out,
+    const int NB) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0;
+    __m512i a7 = a0;
+    const uint8_t *tp = tab + (size_t)s0 * 64;
+    for (int i = s0; i < s1; i++, tp += 64) {
+        const uint8_t *src = srcs[i] + x;
+        __m512i t = _mm512_loadu_si512((const void *)tp);
+        GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5); GK_SUM(6); GK_SUM(7);
+    }
+#define GK_OUT(b) if (NB > b) _mm512_storeu_si512((void *)(out + b), a##b)
+    GK_OUT(0); GK_OUT(1); GK_OUT(2); GK_OUT(3); GK_OUT(4); GK_OUT(5); GK_OUT(6); GK_OUT(7);
+}
+#undef GK_OUT
+#undef GK_SUM
+
+#define GK_SUMS(NB) static __attribute__((noinline)) void bconv6_sums##NB( \
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out) { \
+    bconv6_sums(srcs, s0, s1, tab, x, out, NB); }
+GK_SUMS(8) GK_SUMS(4) GK_SUMS(2) GK_SUMS(1)
+#undef GK_SUMS
+
+static inline __attribute__((always_inline)) void bconv6_tile(
+    const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
+    for (int s0 = 0; s0 < nk; s0 += SEG6) {
+        int s1 = s0 + SEG6 < nk ? s0 + SEG6 : nk;
+        __m512i a[8];
+        if (NB == 8) bconv6_sums8(srcs, s0, s1, tab, x, a);
+        if (NB == 4) bconv6_sums4(srcs, s0, s1, tab, x, a);
+        if (NB == 2) bconv6_sums2(srcs, s0, s1, tab, x, a);
+        if (NB == 1) bconv6_sums1(srcs, s0, s1, tab, x, a);
+        for (int b = 0; b < NB; b++) {
+            __m512i lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(a[b]));
+            __m512i hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(a[b], 1));
+            __m512i *p = (__m512i *)(m + x + 64 * b);
+            if (s0) {
+                lo = _mm512_add_epi16(lo, _mm512_loadu_si512((const void *)p));
+                hi = _mm512_add_epi16(hi, _mm512_loadu_si512((const void *)(p + 1)));
+            }
+            _mm512_storeu_si512((void *)p, lo);
+            _mm512_storeu_si512((void *)(p + 1), hi);
+        }
+    }
+}
+#endif
+
 #if GK_NEON
 /* The same with NEON: tbl looks up 16 pixels' nibbles in the first 16 bytes of a table. */
 static inline __attribute__((always_inline)) void bconv_tile(
     const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
-    for (int s0 = 0; s0 < nk; s0 += SEG) {
-        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+    for (int s0 = 0; s0 < nk; s0 += SEG4) {
+        int s1 = s0 + SEG4 < nk ? s0 + SEG4 : nk;
         uint8x16_t a[8];
         for (int b = 0; b < NB; b++) a[b] = vdupq_n_u8(0);
         for (int i = s0; i < s1; i++) {
@@ -291,40 +376,58 @@ static inline __attribute__((always_inline)) void bconv_tile(
 #endif
 
 /* m[o][x] = differing bits between the window at x and output o's weights, for x < w
- * (lanes up to the next multiple of 32 hold garbage). rows: the kernel's input nib rows. */
-static void binary_conv(gk_ctx *c, const gk_layer *L, uint8_t *const *rows) {
-    int sb = c->sb, k = L->kernel, ng = L->n_in, nk = k * k * ng;
-    int off = k == 3 ? 0 : 1;  /* first padded column of the window */
-    int nblk = (c->w + 31) / 32;
-    const uint8_t *srcs[nk];  /* window nibble i = (ky, kx, g) starts here */
+ * (lanes up to the next multiple of 64 hold garbage). rows: the kernel's input bits rows. */
+static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8_t *const *rows) {
+    int sb = c->sb, k = L->kernel, ng = L->n_in, tb = L->tab_bytes;
+    int nkx = in->grp_cols == 3 ? 1 : k;  /* window columns looked up separately */
+    int nk = k * nkx * ng;
+    int off = nkx == 3 ? 0 : 1;  /* first padded column of the window */
+    const uint8_t *srcs[nk];  /* window group i = (ky, kx, g) starts here */
     for (int i = 0; i < nk; i++) {
-        int ky = i / (k * ng), rem = i % (k * ng);
+        int ky = i / (nkx * ng), rem = i % (nkx * ng);
         srcs[i] = rows[ky] + (size_t)(rem % ng) * sb + off + rem / ng;
     }
-#if GK_AVX2 || GK_NEON
-    if (GK_NEON) nblk = (c->w + 15) / 16;  /* NEON blocks are 16 pixels */
-    for (int o = 0; o < L->c_out; o++) {
-        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
-        uint16_t *m = c->m + (size_t)o * sb;
-        int b = 0, bw = GK_NEON ? 16 : 32;
-        for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, bw * b, 8);
-        if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, bw * b, 4), b += 4;
-        if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, bw * b, 2), b += 2;
-        if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, bw * b, 1);
+#if GK_AVX512
+    if (tb == 64) {
+        int nblk = (c->w + 63) / 64;
+        for (int o = 0; o < L->c_out; o++) {
+            const uint8_t *tab = L->tables + (size_t)o * nk * 64;
+            uint16_t *m = c->m + (size_t)o * sb;
+            int b = 0;
+            for (; b + 8 <= nblk; b += 8) bconv6_tile(srcs, nk, tab, m, 64 * b, 8);
+            if (nblk - b >= 4) bconv6_tile(srcs, nk, tab, m, 64 * b, 4), b += 4;
+            if (nblk - b >= 2) bconv6_tile(srcs, nk, tab, m, 64 * b, 2), b += 2;
+            if (nblk - b >= 1) bconv6_tile(srcs, nk, tab, m, 64 * b, 1);
+        }
+        return;
     }
-#else
-    int n = nblk * 32;
+#endif
+#if GK_AVX2 || GK_NEON
+    if (tb == 32) {
+        int bw = GK_NEON ? 16 : 32, nblk = (c->w + bw - 1) / bw;
+        for (int o = 0; o < L->c_out; o++) {
+            const uint8_t *tab = L->tables + (size_t)o * nk * 32;
+            uint16_t *m = c->m + (size_t)o * sb;
+            int b = 0;
+            for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, bw * b, 8);
+            if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, bw * b, 4), b += 4;
+            if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, bw * b, 2), b += 2;
+            if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, bw * b, 1);
+        }
+        return;
+    }
+#endif
+    int n = (c->w + 31) / 32 * 32;
     for (int o = 0; o < L->c_out; o++) {
         uint16_t *mo = c->m + (size_t)o * sb;
-        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
+        const uint8_t *tab = L->tables + (size_t)o * nk * tb;
         for (int x = 0; x < n; x++) mo[x] = 0;
         for (int i = 0; i < nk; i++) {
             const uint8_t *src = srcs[i];
-            const uint8_t *t = tab + (size_t)i * 32;
-            for (int x = 0; x < n; x++) mo[x] += t[src[x] & 15];
+            const uint8_t *t = tab + (size_t)i * tb;
+            for (int x = 0; x < n; x++) mo[x] += t[src[x] & (tb - 1)];
         }
     }
-#endif
 }
 
 /* ------------------------------------------------------------------------- fixed conv */
@@ -495,9 +598,9 @@ static void produce(gk_ctx *c, int t, int y) {
     int16_t *val = c->t[t].cap_plain ? plain_slot(c, t, y) : c->val;
     if (L->kind == KIND_BINARY) {
         uint8_t *rows[3];
-        for (int i = 0; i < nr; i++) rows[i] = nib_row(c, t - 1, yy[i]);
+        for (int i = 0; i < nr; i++) rows[i] = bits_row(c, t - 1, yy[i]);
         if (c->err) return;
-        binary_conv(c, L, rows);
+        binary_conv(c, L, &c->t[t - 1], rows);
     } else {
         int32_t *rows[3];
         for (int i = 0; i < nr; i++) rows[i] = pairs_row(c, t - 1, yy[i]);
@@ -575,8 +678,9 @@ static int32_t *alloc_tags(gk_ctx *c, int n) {
 int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
                  const uint8_t *x0, uint8_t *out, int h, int w, int r0, int r1) {
     if (n_layers < 1 || h < 1 || w < 1 || r0 < 0 || r1 > h || r0 >= r1) return GK_EARG;
-    gk_ctx c = {tensors, layers, n_layers, h, w, 0, x0, out, NULL, NULL, NULL, NULL, NULL, GK_OK};
-    c.sb = (w + 127) / 128 * 128 + 64;  /* 4 blocks of 32 past the last pixel, plus pads */
+    gk_ctx c = {tensors, layers, n_layers, h, w, 0, x0, out, NULL, NULL, NULL, NULL, NULL, NULL,
+                GK_OK};
+    c.sb = (w + 127) / 128 * 128 + 64;  /* a 64-pixel block past the last pixel, plus pads */
     int max_c = 4;
     for (int i = 0; i < n_layers; i++) {
         if (layers[i].c_out_pad > max_c) max_c = layers[i].c_out_pad;
@@ -589,6 +693,7 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
     c.acc = alloc(&c, (size_t)max_c * c.sb * sizeof(int32_t));
     c.val = alloc(&c, (size_t)max_c * c.sb * sizeof(int16_t));
     c.zeros = alloc(&c, (size_t)c.sb * sizeof(int16_t));
+    c.centre = alloc(&c, (size_t)c.sb);
     for (int t = 0; t <= n_layers && !c.err; t++) {
         const gk_tensor *tt = &tensors[t];
         int rad = tt->radius_after;
@@ -596,19 +701,19 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
         st[t].hi = r1 + rad > h ? h : r1 + rad;
         st[t].next = st[t].lo;
         size_t ch = (size_t)tt->channels;
-        st[t].nib = alloc(&c, (size_t)tt->cap_nib * ((ch + 3) / 4) * c.sb);
+        st[t].bits = alloc(&c, (size_t)tt->cap_bits * bit_groups(tt) * c.sb);
         st[t].pairs = alloc(&c, (size_t)tt->cap_pairs * ((ch + 1) / 2) * c.sb * sizeof(int32_t));
         st[t].plain = alloc(&c, (size_t)tt->cap_plain * ch * c.sb * sizeof(int16_t));
-        st[t].tag_nib = alloc_tags(&c, tt->cap_nib);
+        st[t].tag_bits = alloc_tags(&c, tt->cap_bits);
         st[t].tag_pairs = alloc_tags(&c, tt->cap_pairs);
         st[t].tag_plain = alloc_tags(&c, tt->cap_plain);
     }
     for (int y = r0; y < r1 && !c.err; y++) ensure(&c, n_layers, y);
     for (int t = 0; t <= n_layers; t++) {
-        free(st[t].nib);
+        free(st[t].bits);
         free(st[t].pairs);
         free(st[t].plain);
-        free(st[t].tag_nib);
+        free(st[t].tag_bits);
         free(st[t].tag_pairs);
         free(st[t].tag_plain);
     }
@@ -616,6 +721,7 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
     free(c.acc);
     free(c.val);
     free(c.zeros);
+    free(c.centre);
     return c.err;
 }
 
