@@ -9,7 +9,7 @@
  *
  * Row formats (x is the pixel, columns padded by one replicated pixel on each side):
  *   bits  binary-conv input: byte [g][1 + x] holds a group of bits (1 = +1), the index of a
- *         table lookup. Nibbles (16-entry tables): channels 4g..4g+3 of pixel x, bit j =
+ *         table lookup (3-column sextets: [g][x], no padding). Nibbles (16-entry tables): channels 4g..4g+3 of pixel x, bit j =
  *         channel 4g+j. Sextets (64-entry tables, the avx512 build): for a 3x3 conv, channels
  *         2g and 2g+1 at columns x-1, x, x+1 (bit 3j+d = channel 2g+j at column x-1+d, so one
  *         lookup covers a window row's 3 columns of 2 channels); for a 1x1 conv, channels
@@ -204,7 +204,7 @@ static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
                 uint8_t *e = dst + (size_t)g * sb;
                 for (int x = 0; x < w; x++) {
                     uint8_t l = d[x], m = d[x + 1], r = d[x + 2];
-                    e[x + 1] = (uint8_t)((l & 1) | (m & 1) << 1 | (r & 1) << 2 |
+                    e[x] = (uint8_t)((l & 1) | (m & 1) << 1 | (r & 1) << 2 |
                                          (l & 2) << 2 | (m & 2) << 3 | (r & 2) << 4);
                 }
             }
@@ -298,45 +298,57 @@ static inline __attribute__((always_inline)) void bconv_tile(
 #endif
 
 #if GK_AVX512
-/* The same for sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. */
-#define GK_SUM(b) if (NB > b) a##b = _mm512_add_epi8(a##b, _mm512_permutexvar_epi8( \
-    _mm512_loadu_si512((const void *)(src + 64 * b)), t))
+/* Sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. A tile is two
+ * output channels (tables t0, t1) x NB blocks of 64 pixels, so each index load serves two
+ * lookups; 3x3 sextet rows start 64-byte aligned (no padding column): no load splits. */
+#define GK_SUM(b) if (NB > b) { \
+    __m512i v = _mm512_loadu_si512((const void *)(src + 64 * b)); \
+    a##b = _mm512_add_epi8(a##b, _mm512_permutexvar_epi8(v, t0)); \
+    c##b = _mm512_add_epi8(c##b, _mm512_permutexvar_epi8(v, t1)); }
 static inline __attribute__((always_inline)) void bconv6_sums(
-    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out,
-    const int NB) {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0;
-    __m512i a7 = a0;
-    const uint8_t *tp = tab + (size_t)s0 * 64;
-    for (int i = s0; i < s1; i++, tp += 64) {
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab0, const uint8_t *tab1, int x,
+    __m512i *out, const int NB) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0;
+    for (int i = s0; i < s1; i++) {
         const uint8_t *src = srcs[i] + x;
-        __m512i t = _mm512_loadu_si512((const void *)tp);
-        GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5); GK_SUM(6); GK_SUM(7);
+        __m512i t0 = _mm512_loadu_si512((const void *)(tab0 + (size_t)i * 64));
+        __m512i t1 = _mm512_loadu_si512((const void *)(tab1 + (size_t)i * 64));
+        GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5);
     }
-#define GK_OUT(b) if (NB > b) _mm512_storeu_si512((void *)(out + b), a##b)
-    GK_OUT(0); GK_OUT(1); GK_OUT(2); GK_OUT(3); GK_OUT(4); GK_OUT(5); GK_OUT(6); GK_OUT(7);
+#define GK_OUT(b) if (NB > b) { _mm512_store_si512((void *)(out + b), a##b); \
+    _mm512_store_si512((void *)(out + 6 + b), c##b); }
+    GK_OUT(0); GK_OUT(1); GK_OUT(2); GK_OUT(3); GK_OUT(4); GK_OUT(5);
 }
 #undef GK_OUT
 #undef GK_SUM
 
 #define GK_SUMS(NB) static __attribute__((noinline)) void bconv6_sums##NB( \
-    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out) { \
-    bconv6_sums(srcs, s0, s1, tab, x, out, NB); }
-GK_SUMS(8) GK_SUMS(4) GK_SUMS(2) GK_SUMS(1)
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab0, const uint8_t *tab1, \
+    int x, __m512i *out) { bconv6_sums(srcs, s0, s1, tab0, tab1, x, out, NB); }
+GK_SUMS(6) GK_SUMS(5) GK_SUMS(4) GK_SUMS(3) GK_SUMS(2) GK_SUMS(1)
 #undef GK_SUMS
 
-static inline __attribute__((always_inline)) void bconv6_tile(
-    const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
+/* Output channels o (m0, tables tab0) and o + 1 (m1, tab1) x nb <= 6 blocks of 64 pixels from
+ * pixel x: u8 sums flushed to the u16 counts every SEG6 sextets. */
+static void bconv6_tile(const uint8_t *const *srcs, int nk, const uint8_t *tab0,
+                        const uint8_t *tab1, uint16_t *m0, uint16_t *m1, int x, int nb) {
     for (int s0 = 0; s0 < nk; s0 += SEG6) {
         int s1 = s0 + SEG6 < nk ? s0 + SEG6 : nk;
-        __m512i a[8];
-        if (NB == 8) bconv6_sums8(srcs, s0, s1, tab, x, a);
-        if (NB == 4) bconv6_sums4(srcs, s0, s1, tab, x, a);
-        if (NB == 2) bconv6_sums2(srcs, s0, s1, tab, x, a);
-        if (NB == 1) bconv6_sums1(srcs, s0, s1, tab, x, a);
-        for (int b = 0; b < NB; b++) {
-            __m512i lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(a[b]));
-            __m512i hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(a[b], 1));
-            __m512i *p = (__m512i *)(m + x + 64 * b);
+        __m512i a[12] __attribute__((aligned(64)));
+        switch (nb) {
+            case 6: bconv6_sums6(srcs, s0, s1, tab0, tab1, x, a); break;
+            case 5: bconv6_sums5(srcs, s0, s1, tab0, tab1, x, a); break;
+            case 4: bconv6_sums4(srcs, s0, s1, tab0, tab1, x, a); break;
+            case 3: bconv6_sums3(srcs, s0, s1, tab0, tab1, x, a); break;
+            case 2: bconv6_sums2(srcs, s0, s1, tab0, tab1, x, a); break;
+            default: bconv6_sums1(srcs, s0, s1, tab0, tab1, x, a); break;
+        }
+        for (int j = 0; j < 2 * nb; j++) {
+            __m512i sums = a[j < nb ? j : 6 + j - nb];
+            __m512i lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(sums));
+            __m512i hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sums, 1));
+            __m512i *p = (__m512i *)((j < nb ? m0 : m1) + x + 64 * (j < nb ? j : j - nb));
             if (s0) {
                 lo = _mm512_add_epi16(lo, _mm512_loadu_si512((const void *)p));
                 hi = _mm512_add_epi16(hi, _mm512_loadu_si512((const void *)(p + 1)));
@@ -381,7 +393,9 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
     int sb = c->sb, k = L->kernel, ng = L->n_in, tb = L->tab_bytes;
     int nkx = in->grp_cols == 3 ? 1 : k;  /* window columns looked up separately */
     int nk = k * nkx * ng;
-    int off = nkx == 3 ? 0 : 1;  /* first padded column of the window */
+    /* first column read: the padded row's 0 for a 3x3 window of 1-column groups, 1 (the
+     * first pixel) for a 1x1 one; 3-column groups are stored without padding, from 0 */
+    int off = in->grp_cols == 3 ? 0 : nkx == 3 ? 0 : 1;
     const uint8_t *srcs[nk];  /* window group i = (ky, kx, g) starts here */
     for (int i = 0; i < nk; i++) {
         int ky = i / (nkx * ng), rem = i % (nkx * ng);
@@ -390,14 +404,13 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
 #if GK_AVX512
     if (tb == 64) {
         int nblk = (c->w + 63) / 64;
-        for (int o = 0; o < L->c_out; o++) {
-            const uint8_t *tab = L->tables + (size_t)o * nk * 64;
-            uint16_t *m = c->m + (size_t)o * sb;
-            int b = 0;
-            for (; b + 8 <= nblk; b += 8) bconv6_tile(srcs, nk, tab, m, 64 * b, 8);
-            if (nblk - b >= 4) bconv6_tile(srcs, nk, tab, m, 64 * b, 4), b += 4;
-            if (nblk - b >= 2) bconv6_tile(srcs, nk, tab, m, 64 * b, 2), b += 2;
-            if (nblk - b >= 1) bconv6_tile(srcs, nk, tab, m, 64 * b, 1);
+        for (int o = 0; o < L->c_out; o += 2) {
+            const uint8_t *tab0 = L->tables + (size_t)o * nk * 64;
+            /* an odd last channel: its pair computes it twice, into a spare row of m */
+            const uint8_t *tab1 = o + 1 < L->c_out ? tab0 + (size_t)nk * 64 : tab0;
+            uint16_t *m0 = c->m + (size_t)o * sb, *m1 = m0 + sb;
+            for (int b = 0; b < nblk; b += 6)
+                bconv6_tile(srcs, nk, tab0, tab1, m0, m1, 64 * b, nblk - b < 6 ? nblk - b : 6);
         }
         return;
     }
