@@ -444,6 +444,29 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
 }
 
 /* ------------------------------------------------------------------------- fixed conv */
+#if GK_AVX2
+/* The fixed convs' vectors: 16 int32 lanes with AVX-512, 8 with AVX2 (the same loops). */
+#if GK_AVX512
+typedef __m512i vint;
+#define VL 16
+#define V_ZERO() _mm512_setzero_si512()
+#define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define V_SET1(x) _mm512_set1_epi32(x)
+#define V_ADD(a, b) _mm512_add_epi32(a, b)
+#define V_MADD(a, b) _mm512_madd_epi16(a, b)
+#else
+typedef __m256i vint;
+#define VL 8
+#define V_ZERO() _mm256_setzero_si256()
+#define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#define V_SET1(x) _mm256_set1_epi32(x)
+#define V_ADD(a, b) _mm256_add_epi32(a, b)
+#define V_MADD(a, b) _mm256_madd_epi16(a, b)
+#endif
+#endif
+
 /* acc[o][x] = sum over the window of weight * value, int32, for x < w (garbage beyond). */
 static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, np = L->n_in, nk = k * k * np;
@@ -455,36 +478,37 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
         srcs[i] = rows[ky] + (size_t)(rem % np) * sb + off + rem / np;
     }
 #if GK_AVX2
+    nvec = (c->w + VL - 1) / VL;
     for (int o = 0; o < L->c_out; o += 4) {
         const int32_t *w0 = L->wpairs + (size_t)o * nk;
         for (int v = 0; v < nvec; v += 2) {
             int two = nvec - v > 1;
-            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
-            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            vint s00 = V_ZERO(), s01 = s00, s10 = s00, s11 = s00;
+            vint s20 = s00, s21 = s00, s30 = s00, s31 = s00;
             for (int i = 0; i < nk; i++) {
-                const int32_t *src = srcs[i] + v * 8;
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)src);
-                __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(src + 8)) : x0;
-                __m256i q0 = _mm256_set1_epi32(w0[i]), q1 = _mm256_set1_epi32(w0[nk + i]);
-                __m256i q2 = _mm256_set1_epi32(w0[2 * nk + i]), q3 = _mm256_set1_epi32(w0[3 * nk + i]);
-                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, q0));
-                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, q0));
-                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, q1));
-                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, q1));
-                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, q2));
-                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, q2));
-                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, q3));
-                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, q3));
+                const int32_t *src = srcs[i] + v * VL;
+                vint x0 = V_LOAD(src);
+                vint x1 = two ? V_LOAD(src + VL) : x0;
+                vint q0 = V_SET1(w0[i]), q1 = V_SET1(w0[nk + i]);
+                vint q2 = V_SET1(w0[2 * nk + i]), q3 = V_SET1(w0[3 * nk + i]);
+                s00 = V_ADD(s00, V_MADD(x0, q0));
+                s01 = V_ADD(s01, V_MADD(x1, q0));
+                s10 = V_ADD(s10, V_MADD(x0, q1));
+                s11 = V_ADD(s11, V_MADD(x1, q1));
+                s20 = V_ADD(s20, V_MADD(x0, q2));
+                s21 = V_ADD(s21, V_MADD(x1, q2));
+                s30 = V_ADD(s30, V_MADD(x0, q3));
+                s31 = V_ADD(s31, V_MADD(x1, q3));
             }
-            int32_t *a = c->acc + (size_t)o * sb + v * 8;
-            _mm256_storeu_si256((__m256i *)a, s00);
-            _mm256_storeu_si256((__m256i *)(a + 8), s01);
-            _mm256_storeu_si256((__m256i *)(a + sb), s10);
-            _mm256_storeu_si256((__m256i *)(a + sb + 8), s11);
-            _mm256_storeu_si256((__m256i *)(a + 2 * sb), s20);
-            _mm256_storeu_si256((__m256i *)(a + 2 * sb + 8), s21);
-            _mm256_storeu_si256((__m256i *)(a + 3 * sb), s30);
-            _mm256_storeu_si256((__m256i *)(a + 3 * sb + 8), s31);
+            int32_t *a = c->acc + (size_t)o * sb + v * VL;
+            V_STORE(a, s00);
+            V_STORE(a + VL, s01);
+            V_STORE(a + sb, s10);
+            V_STORE(a + sb + VL, s11);
+            V_STORE(a + 2 * sb, s20);
+            V_STORE(a + 2 * sb + VL, s21);
+            V_STORE(a + 3 * sb, s30);
+            V_STORE(a + 3 * sb + VL, s31);
         }
     }
 #else
@@ -503,31 +527,32 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
 }
 
 /* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise).
- * AVX2: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0) and (0, w). */
+ * AVX2 and AVX-512: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0) and (0, w). */
 static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, kk = k * k, n = (c->w + 7) / 8 * 8;
     int off = k == 3 ? 0 : 1;
 #if GK_AVX2
+    n = (c->w + VL - 1) / VL * VL;
     for (int o = 0; o < L->c_out; o += 2) {
         int odd = o + 1 < L->c_out;  /* a last pair with one channel: its high half unused */
         const int32_t *w0 = L->wpairs + (size_t)o * kk, *w1 = w0 + kk;
-        __m256i q0[9], q1[9];
+        vint q0[9], q1[9];
         const int32_t *srcs[9];
         for (int i = 0; i < kk; i++) {
-            q0[i] = _mm256_set1_epi32((int32_t)((uint32_t)w0[i] & 0xffff));
-            q1[i] = _mm256_set1_epi32(odd ? (int32_t)((uint32_t)w1[i] << 16) : 0);
+            q0[i] = V_SET1((int32_t)((uint32_t)w0[i] & 0xffff));
+            q1[i] = V_SET1(odd ? (int32_t)((uint32_t)w1[i] << 16) : 0);
             srcs[i] = rows[i / k] + (size_t)(o / 2) * sb + off + i % k;
         }
         int32_t *a0 = c->acc + (size_t)o * sb, *a1 = a0 + sb;
-        for (int x = 0; x < n; x += 8) {
-            __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int x = 0; x < n; x += VL) {
+            vint s0 = V_ZERO(), s1 = s0;
             for (int i = 0; i < kk; i++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(srcs[i] + x));
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(v, q0[i]));
-                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(v, q1[i]));
+                vint v = V_LOAD(srcs[i] + x);
+                s0 = V_ADD(s0, V_MADD(v, q0[i]));
+                s1 = V_ADD(s1, V_MADD(v, q1[i]));
             }
-            _mm256_storeu_si256((__m256i *)(a0 + x), s0);
-            _mm256_storeu_si256((__m256i *)(a1 + x), s1);
+            V_STORE(a0 + x, s0);
+            V_STORE(a1 + x, s1);
         }
     }
 #else
