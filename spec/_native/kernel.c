@@ -174,6 +174,41 @@ static int16_t *plain_slot(gk_ctx *c, int t, int y) {
     return c->st[t].plain + (size_t)(y % c->t[t].cap_plain) * c->t[t].channels * c->sb;
 }
 
+#if GK_AVX512
+/* Whether each of 64 values from v is >= 0 (bit i: v[i]). */
+static inline uint64_t ge0_bits(const int16_t *v) {
+    __m512i z = _mm512_setzero_si512();
+    uint64_t lo = _mm512_cmpge_epi16_mask(_mm512_loadu_si512((const void *)v), z);
+    uint64_t hi = _mm512_cmpge_epi16_mask(_mm512_loadu_si512((const void *)(v + 32)), z);
+    return lo | hi << 32;
+}
+
+/* 3-column sextets of channels a and b (rows of w values) into e[0, w), 64 pixels a step: the
+ * channels' sign bits as 64-bit masks, shifted for the left and right neighbours (replicated
+ * at the row's ends), each set as one bit of the bytes. e is written up to a multiple of 64. */
+static void emit_sextets(const int16_t *va, const int16_t *vb, uint8_t *e, int w) {
+    int nblk = (w + 63) / 64;
+    uint64_t ma[nblk + 1], mb[nblk + 1];
+    for (int i = 0; i < nblk; i++) ma[i] = ge0_bits(va + 64 * i), mb[i] = ge0_bits(vb + 64 * i);
+    ma[nblk] = mb[nblk] = 0;
+    uint64_t last = (uint64_t)1 << (w % 64), keep = last - 1;  /* pixel w := pixel w - 1 */
+    ma[w / 64] = (ma[w / 64] & keep) | ((ma[(w - 1) / 64] >> ((w - 1) % 64) & 1) ? last : 0);
+    mb[w / 64] = (mb[w / 64] & keep) | ((mb[(w - 1) / 64] >> ((w - 1) % 64) & 1) ? last : 0);
+    for (int i = 0; i < nblk; i++) {
+        uint64_t la = ma[i] << 1 | (i ? ma[i - 1] >> 63 : ma[i] & 1);  /* pixel -1 := pixel 0 */
+        uint64_t lb = mb[i] << 1 | (i ? mb[i - 1] >> 63 : mb[i] & 1);
+        uint64_t ra = ma[i] >> 1 | ma[i + 1] << 63, rb = mb[i] >> 1 | mb[i + 1] << 63;
+        __m512i v = _mm512_maskz_mov_epi8(la, _mm512_set1_epi8(1));
+        v = _mm512_mask_add_epi8(v, ma[i], v, _mm512_set1_epi8(2));
+        v = _mm512_mask_add_epi8(v, ra, v, _mm512_set1_epi8(4));
+        v = _mm512_mask_add_epi8(v, lb, v, _mm512_set1_epi8(8));
+        v = _mm512_mask_add_epi8(v, mb[i], v, _mm512_set1_epi8(16));
+        v = _mm512_mask_add_epi8(v, rb, v, _mm512_set1_epi8(32));
+        _mm512_storeu_si512((void *)(e + 64 * i), v);
+    }
+}
+#endif
+
 /* Store row y of tensor t in every format its consumers read. val[c][x] holds the values a
  * conv reads: fixed values as they are, bits as -1/+1 (so bit = val >= 0 for both). */
 static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
@@ -190,6 +225,13 @@ static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
         int slot = y % tt->cap_bits, gc = tt->grp_ch, groups = bit_groups(tt);
         uint8_t *dst = s->bits + (size_t)slot * groups * sb;
         for (int g = 0; g < groups; g++) {
+#if GK_AVX512
+            if (tt->grp_cols == 3) {
+                const int16_t *va = val + (size_t)(2 * g) * sb;
+                emit_sextets(va, 2 * g + 1 < ch ? va + sb : c->zeros, dst + (size_t)g * sb, w);
+                continue;
+            }
+#endif
             /* the group's channels at each pixel (channels past ch: any row, their table bits
              * are masked), padded; sextets spread them over 3 columns */
             uint8_t *d = tt->grp_cols == 3 ? c->centre : dst + (size_t)g * sb;
