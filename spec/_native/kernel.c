@@ -807,31 +807,45 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
 
 /* ------------------------------------------------------------------------- pixel steps */
 /* Pixel unshuffle by r (torch's channel order c*r*r + i*r + j) of an (h*r, w*r, c) image
- * into (h, w, c*r*r [+ 1]) tensor 0; level >= 0 appends the constant noise-level channel. */
-void gk_unshuffle(const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
+ * into (h, w, c*r*r [+ 1]) tensor 0; level >= 0 appends the constant noise-level channel.
+ * Inlined with constant c and r for the usual steps (the byte copies unrolled). */
+static inline __attribute__((always_inline)) void unshuffle(
+    const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
     int co = c * r * r + (level >= 0), iw = w * r;
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            uint8_t *o = out + ((size_t)y * w + x) * co;
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    const uint8_t *p = img + ((size_t)(y * r + i) * iw + x * r + j) * c;
-                    for (int k = 0; k < c; k++) o[k * r * r + i * r + j] = p[k];
-                }
-            if (level >= 0) o[co - 1] = (uint8_t)level;
+        for (int i = 0; i < r; i++) {
+            const uint8_t *row = img + (size_t)(y * r + i) * iw * c;
+            uint8_t *o = out + (size_t)y * w * co + i * r;
+            for (int x = 0; x < w; x++, o += co, row += r * c)
+                for (int j = 0; j < r; j++)
+                    for (int k = 0; k < c; k++) o[k * r * r + j] = row[j * c + k];
         }
+    if (level >= 0)
+        for (size_t p = 0; p < (size_t)h * w; p++) out[p * co + co - 1] = (uint8_t)level;
+}
+
+void gk_unshuffle(const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
+    if (r == 2 && c == 3) unshuffle(img, h, w, 3, 2, level, out);
+    else if (r == 2 && c == 1) unshuffle(img, h, w, 1, 2, level, out);
+    else unshuffle(img, h, w, c, r, level, out);
 }
 
 /* Pixel shuffle by r: (h, w, c*r*r) output tensor -> (h*r, w*r, c) image. */
-void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
-    int ow = w * r;
+static inline __attribute__((always_inline)) void shuffle(
+    const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
+    int ow = w * r, ct = c * r * r;
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            const uint8_t *p = t + ((size_t)y * w + x) * c * r * r;
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    uint8_t *o = out + ((size_t)(y * r + i) * ow + x * r + j) * c;
-                    for (int k = 0; k < c; k++) o[k] = p[k * r * r + i * r + j];
-                }
+        for (int i = 0; i < r; i++) {
+            const uint8_t *p = t + (size_t)y * w * ct + i * r;
+            uint8_t *o = out + (size_t)(y * r + i) * ow * c;
+            for (int x = 0; x < w; x++, p += ct, o += r * c)
+                for (int j = 0; j < r; j++)
+                    for (int k = 0; k < c; k++) o[j * c + k] = p[k * r * r + j];
         }
+}
+
+void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
+    if (r == 2 && c == 3) shuffle(t, h, w, 3, 2, out);
+    else if (r == 2 && c == 1) shuffle(t, h, w, 1, 2, out);
+    else shuffle(t, h, w, c, r, out);
 }
