@@ -341,8 +341,12 @@ class _Plan:
         diff = ((v[None, None, :] ^ word[..., None]) & vmask[..., None]).astype(np.uint8)
         counts = np.bitwise_count(diff) if hasattr(np, "bitwise_count") else \
             np.unpackbits(diff[..., None], axis=-1).sum(-1)
-        tables = counts if bits == 6 else np.concatenate([counts, counts], axis=-1)
-        d.tab_bytes = tables.shape[-1]  # nibbles: 16 entries twice (one per vpshufb lane)
+        if bits == 6:  # two channels a table: 2p in the low nibble, 2p + 1 in the high one
+            counts = np.concatenate([counts, np.zeros_like(counts[: co % 2])])
+            tables = counts[0::2] | counts[1::2] << 4
+        else:  # nibbles: 16 entries twice (one per vpshufb lane)
+            tables = np.concatenate([counts, counts], axis=-1)
+        d.tab_bytes = tables.shape[-1]
         self._set(d, "tables", tables, np.uint8)
         st = layer.stage
         if isinstance(st, Threshold):

@@ -50,9 +50,9 @@ def source_hash() -> str:
 
 def variant_flags(variant: str) -> list[str]:
     """Compiler flags of one variant (besides :data:`COMMON_FLAGS`)."""
-    if variant == "avx512":  # Ice Lake / Zen 4 and later (VBMI's vpermb); 512-bit vectors
+    if variant == "avx512":  # Ice Lake / Zen 4 and later (VBMI's vpermb, GFNI); 512-bit vectors
         return ["-mavx2", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
-                "-mavx512vbmi", "-mprefer-vector-width=512"]
+                "-mavx512vbmi", "-mgfni", "-mprefer-vector-width=512"]
     if variant == "avx2":
         return ["-mavx2", "-mpopcnt"]
     if variant == "neon":

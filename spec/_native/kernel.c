@@ -43,7 +43,7 @@
 #else
 #define GK_AVX2 0
 #endif
-#if GK_AVX2 && defined(__AVX512BW__) && defined(__AVX512VBMI__)
+#if GK_AVX2 && defined(__AVX512BW__) && defined(__AVX512VBMI__) && defined(__GFNI__)
 #define GK_AVX512 1
 #else
 #define GK_AVX512 0
@@ -70,7 +70,9 @@ typedef struct {
     int32_t n_in;             /* bit groups (binary) or channel pairs (fixed) of the input */
     int32_t c_out_pad;        /* c_out rounded up to 4 (fixed weight rows) */
     int32_t tab_bytes;        /* binary: bytes per table, 32 (16 nibble entries twice) or 64 */
-    const uint8_t *tables;    /* binary: [c_out][window groups][tab_bytes] differing-bit counts */
+    const uint8_t *tables;    /* binary: [c_out][window groups][tab_bytes] differing-bit
+                                 counts; sextets: [c_out / 2][..][64], channel 2p in the low
+                                 nibble, 2p + 1 in the high one */
     const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs;
                                  depthwise: [c_out][kernel*kernel] weights */
     const int32_t *thr_m;     /* binary threshold: bit = (m <= thr_m) ^ flip */
@@ -119,7 +121,8 @@ int gk_cpu_ok(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("gfni");
 #elif GK_AVX2
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
@@ -340,22 +343,30 @@ static inline __attribute__((always_inline)) void bconv_tile(
 #endif
 
 #if GK_AVX512
-/* Sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. A tile is two
- * output channels (tables t0, t1) x NB blocks of 64 pixels, so each index load serves two
- * lookups; 3x3 sextet rows start 64-byte aligned (no padding column): no load splits. */
+/* Sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. A table holds
+ * two output channels' counts (o in the low nibble, o + 1 in the high one), so a tile is those
+ * two channels x NB blocks of 64 pixels: two window sextets' lookups are added (at most 12 per
+ * nibble), then the nibbles split (vpand; GFNI's affine moves the high one down) into one u8
+ * sum per channel. Half the table bytes of one table per channel: the tables of a layer
+ * (40 channels: 77 KB) stream from L2 once per row. 3x3 sextet rows start 64-byte aligned. */
+#define GK_HI_NIBBLE 0x1020408000000000LL  /* GF(2) 8x8 matrix: byte >> 4 */
 #define GK_SUM(b) if (NB > b) { \
-    __m512i v = _mm512_loadu_si512((const void *)(src + 64 * b)); \
-    a##b = _mm512_add_epi8(a##b, _mm512_permutexvar_epi8(v, t0)); \
-    c##b = _mm512_add_epi8(c##b, _mm512_permutexvar_epi8(v, t1)); }
+    __m512i v = _mm512_permutexvar_epi8(_mm512_loadu_si512((const void *)(src0 + 64 * b)), t0); \
+    if (two) v = _mm512_add_epi8(v, _mm512_permutexvar_epi8( \
+        _mm512_loadu_si512((const void *)(src1 + 64 * b)), t1)); \
+    a##b = _mm512_add_epi8(a##b, _mm512_and_si512(v, lo4)); \
+    c##b = _mm512_add_epi8(c##b, _mm512_gf2p8affine_epi64_epi8(v, hi4, 0)); }
 static inline __attribute__((always_inline)) void bconv6_sums(
-    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab0, const uint8_t *tab1, int x,
-    __m512i *out, const int NB) {
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out,
+    const int NB) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
     __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0;
-    for (int i = s0; i < s1; i++) {
-        const uint8_t *src = srcs[i] + x;
-        __m512i t0 = _mm512_loadu_si512((const void *)(tab0 + (size_t)i * 64));
-        __m512i t1 = _mm512_loadu_si512((const void *)(tab1 + (size_t)i * 64));
+    const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi64(GK_HI_NIBBLE);
+    for (int i = s0; i < s1; i += 2) {
+        int two = i + 1 < s1;
+        const uint8_t *src0 = srcs[i] + x, *src1 = srcs[i + two] + x;
+        __m512i t0 = _mm512_loadu_si512((const void *)(tab + (size_t)i * 64));
+        __m512i t1 = _mm512_loadu_si512((const void *)(tab + (size_t)(i + two) * 64));
         GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5);
     }
 #define GK_OUT(b) if (NB > b) { _mm512_store_si512((void *)(out + b), a##b); \
@@ -366,25 +377,25 @@ static inline __attribute__((always_inline)) void bconv6_sums(
 #undef GK_SUM
 
 #define GK_SUMS(NB) static __attribute__((noinline)) void bconv6_sums##NB( \
-    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab0, const uint8_t *tab1, \
-    int x, __m512i *out) { bconv6_sums(srcs, s0, s1, tab0, tab1, x, out, NB); }
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out) { \
+    bconv6_sums(srcs, s0, s1, tab, x, out, NB); }
 GK_SUMS(6) GK_SUMS(5) GK_SUMS(4) GK_SUMS(3) GK_SUMS(2) GK_SUMS(1)
 #undef GK_SUMS
 
-/* Output channels o (m0, tables tab0) and o + 1 (m1, tab1) x nb <= 6 blocks of 64 pixels from
- * pixel x: u8 sums flushed to the u16 counts every SEG6 sextets. */
-static void bconv6_tile(const uint8_t *const *srcs, int nk, const uint8_t *tab0,
-                        const uint8_t *tab1, uint16_t *m0, uint16_t *m1, int x, int nb) {
+/* Output channels o (m0) and o + 1 (m1), their tables tab, x nb <= 6 blocks of 64 pixels from
+ * pixel x: u8 sums flushed to the u16 counts every SEG6 sextets (an even number). */
+static void bconv6_tile(const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m0,
+                        uint16_t *m1, int x, int nb) {
     for (int s0 = 0; s0 < nk; s0 += SEG6) {
         int s1 = s0 + SEG6 < nk ? s0 + SEG6 : nk;
         __m512i a[12] __attribute__((aligned(64)));
         switch (nb) {
-            case 6: bconv6_sums6(srcs, s0, s1, tab0, tab1, x, a); break;
-            case 5: bconv6_sums5(srcs, s0, s1, tab0, tab1, x, a); break;
-            case 4: bconv6_sums4(srcs, s0, s1, tab0, tab1, x, a); break;
-            case 3: bconv6_sums3(srcs, s0, s1, tab0, tab1, x, a); break;
-            case 2: bconv6_sums2(srcs, s0, s1, tab0, tab1, x, a); break;
-            default: bconv6_sums1(srcs, s0, s1, tab0, tab1, x, a); break;
+            case 6: bconv6_sums6(srcs, s0, s1, tab, x, a); break;
+            case 5: bconv6_sums5(srcs, s0, s1, tab, x, a); break;
+            case 4: bconv6_sums4(srcs, s0, s1, tab, x, a); break;
+            case 3: bconv6_sums3(srcs, s0, s1, tab, x, a); break;
+            case 2: bconv6_sums2(srcs, s0, s1, tab, x, a); break;
+            default: bconv6_sums1(srcs, s0, s1, tab, x, a); break;
         }
         for (int j = 0; j < 2 * nb; j++) {
             __m512i sums = a[j < nb ? j : 6 + j - nb];
@@ -446,13 +457,11 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
 #if GK_AVX512
     if (tb == 64) {
         int nblk = (c->w + 63) / 64;
-        for (int o = 0; o < L->c_out; o += 2) {
-            const uint8_t *tab0 = L->tables + (size_t)o * nk * 64;
-            /* an odd last channel: its pair computes it twice, into a spare row of m */
-            const uint8_t *tab1 = o + 1 < L->c_out ? tab0 + (size_t)nk * 64 : tab0;
+        for (int o = 0; o < L->c_out; o += 2) {  /* an odd last channel: o + 1 to a spare row */
+            const uint8_t *tab = L->tables + (size_t)(o / 2) * nk * 64;
             uint16_t *m0 = c->m + (size_t)o * sb, *m1 = m0 + sb;
             for (int b = 0; b < nblk; b += 6)
-                bconv6_tile(srcs, nk, tab0, tab1, m0, m1, 64 * b, nblk - b < 6 ? nblk - b : 6);
+                bconv6_tile(srcs, nk, tab, m0, m1, 64 * b, nblk - b < 6 ? nblk - b : 6);
         }
         return;
     }
@@ -475,12 +484,14 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
     int n = (c->w + 31) / 32 * 32;
     for (int o = 0; o < L->c_out; o++) {
         uint16_t *mo = c->m + (size_t)o * sb;
-        const uint8_t *tab = L->tables + (size_t)o * nk * tb;
+        /* sextet tables hold channels o (low nibble) and o + 1 (high) of an even o */
+        int pair = tb == 64, sh = pair ? 4 * (o & 1) : 0;
+        const uint8_t *tab = L->tables + (size_t)(pair ? o / 2 : o) * nk * tb;
         for (int x = 0; x < n; x++) mo[x] = 0;
         for (int i = 0; i < nk; i++) {
             const uint8_t *src = srcs[i];
             const uint8_t *t = tab + (size_t)i * tb;
-            for (int x = 0; x < n; x++) mo[x] += t[src[x] & (tb - 1)];
+            for (int x = 0; x < n; x++) mo[x] += (t[src[x] & (tb - 1)] >> sh) & 15;
         }
     }
 }
