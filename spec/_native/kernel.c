@@ -488,10 +488,13 @@ static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8
         int pair = tb == 64, sh = pair ? 4 * (o & 1) : 0;
         const uint8_t *tab = L->tables + (size_t)(pair ? o / 2 : o) * nk * tb;
         for (int x = 0; x < n; x++) mo[x] = 0;
-        for (int i = 0; i < nk; i++) {
+        for (int i = 0; i < nk; i++) {  /* one loop per format: constant masks vectorize */
             const uint8_t *src = srcs[i];
             const uint8_t *t = tab + (size_t)i * tb;
-            for (int x = 0; x < n; x++) mo[x] += (t[src[x] & (tb - 1)] >> sh) & 15;
+            if (pair)
+                for (int x = 0; x < n; x++) mo[x] += (t[src[x] & 63] >> sh) & 15;
+            else
+                for (int x = 0; x < n; x++) mo[x] += t[src[x] & 15];
         }
     }
 }
