@@ -212,6 +212,17 @@ static void emit_sextets(const int16_t *va, const int16_t *vb, uint8_t *e, int w
 }
 #endif
 
+/* d[x] = bit j set where v[j][x] >= 0, for the gc (2, 4 or 6: a constant when inlined, so
+ * the loop over x vectorizes) rows v. */
+static inline __attribute__((always_inline)) void pack_bits(uint8_t *d, const int16_t *const *v,
+                                                            int w, const int gc) {
+    for (int x = 0; x < w; x++) {
+        int b = 0;
+        for (int j = 0; j < gc; j++) b |= (v[j][x] >= 0) << j;
+        d[x] = (uint8_t)b;
+    }
+}
+
 /* Store row y of tensor t in every format its consumers read. val[c][x] holds the values a
  * conv reads: fixed values as they are, bits as -1/+1 (so bit = val >= 0 for both). */
 static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
@@ -238,11 +249,12 @@ static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
             /* the group's channels at each pixel (channels past ch: any row, their table bits
              * are masked), padded; sextets spread them over 3 columns */
             uint8_t *d = tt->grp_cols == 3 ? c->centre : dst + (size_t)g * sb;
-            for (int x = 0; x < w; x++) d[x + 1] = val[(size_t)(gc * g) * sb + x] >= 0;
-            for (int j = 1; j < gc; j++) {
-                const int16_t *v = gc * g + j < ch ? val + (size_t)(gc * g + j) * sb : c->zeros;
-                for (int x = 0; x < w; x++) d[x + 1] |= (uint8_t)((v[x] >= 0) << j);
-            }
+            const int16_t *v[6];
+            for (int j = 0; j < gc; j++)
+                v[j] = gc * g + j < ch ? val + (size_t)(gc * g + j) * sb : c->zeros;
+            if (gc == 4) pack_bits(d + 1, v, w, 4);
+            else if (gc == 6) pack_bits(d + 1, v, w, 6);
+            else pack_bits(d + 1, v, w, 2);
             d[0] = d[1];
             d[w + 1] = d[w];
             if (tt->grp_cols == 3) {  /* 2 channels: bit j of column x-1+k to bit 3j+k */
