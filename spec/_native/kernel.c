@@ -9,11 +9,12 @@
  *
  * Row formats (x is the pixel, columns padded by one replicated pixel on each side):
  *   bits  binary-conv input: byte [g][1 + x] holds a group of bits (1 = +1), the index of a
- *         table lookup (3-column sextets: [g][x], no padding). Nibbles (16-entry tables): channels 4g..4g+3 of pixel x, bit j =
- *         channel 4g+j. Sextets (64-entry tables, the avx512 build): for a 3x3 conv, channels
- *         2g and 2g+1 at columns x-1, x, x+1 (bit 3j+d = channel 2g+j at column x-1+d, so one
- *         lookup covers a window row's 3 columns of 2 channels); for a 1x1 conv, channels
- *         6g..6g+5 of pixel x. The tensor says which (grp_ch channels, grp_cols columns).
+ *         table lookup (3-column sextets: [g][x], no padding). Nibbles (16-entry tables):
+ *         channels 4g..4g+3 of pixel x, bit j = channel 4g+j. Sextets (64-entry tables, the
+ *         avx512 build): for a 3x3 conv, channels 2g and 2g+1 at columns x-1, x, x+1 (bit
+ *         3j+d = channel 2g+j at column x-1+d, so one lookup covers a window row's 3 columns
+ *         of 2 channels); for a 1x1 conv, channels 6g..6g+5 of pixel x. The tensor says
+ *         which (grp_ch channels, grp_cols columns).
  *   pairs fixed-conv input: int32 [p][1 + x] holds the values of channels 2p (low 16 bits)
  *         and 2p+1 (high 16 bits), what one pmaddwd lane multiplies.
  *   plain residual source: int16 [c][x].
@@ -148,7 +149,9 @@ static inline gk_act act(const gk_layer *L, int o) {
 }
 
 /* ------------------------------------------------------------------------- ring rows */
-static inline int bit_groups(const gk_tensor *t) { return (t->channels + t->grp_ch - 1) / t->grp_ch; }
+static inline int bit_groups(const gk_tensor *t) {
+    return (t->channels + t->grp_ch - 1) / t->grp_ch;
+}
 
 static uint8_t *bits_row(gk_ctx *c, int t, int y) {
     tstate *s = &c->st[t];
@@ -595,7 +598,8 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
 }
 
 /* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise).
- * AVX2 and AVX-512: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0) and (0, w). */
+ * AVX2 and AVX-512: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0)
+ * and (0, w). */
 static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, kk = k * k, n = (c->w + 7) / 8 * 8;
     int off = k == 3 ? 0 : 1;

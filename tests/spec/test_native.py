@@ -2,11 +2,12 @@
 
 Each available variant (``avx512``, ``avx2`` and the plain-C ``generic`` on x86-64;
 ``generic`` elsewhere), and ``generic`` also with the avx512 build's sextet tables (so the
-portable code of both table formats runs everywhere), runs random models of the streamable family (depths, widths 1..70 channels,
-thresholds with flips, affine stages with residuals and the per-channel activation, 1x1 and
-3x3 kernels, depthwise fixed layers, pixel steps) on frames from 1x1 up, compared with
-``spec.reference``; probe models show the activation's whole output and a depthwise layer's
-accumulator at their edges. Strips (threads) must not change a bit.
+portable code of both table formats runs everywhere), runs random models of the streamable
+family (depths, widths 1..70 channels, thresholds with flips, affine stages with residuals and
+the per-channel activation, 1x1 and 3x3 kernels, depthwise fixed layers, pixel steps) on frames
+from 1x1 up, and every shipped model, compared with ``spec.reference``; probe models show the
+activation's whole output and a depthwise layer's accumulator at their edges. Strips (threads)
+must not change a bit.
 """
 
 import dataclasses
