@@ -1,7 +1,7 @@
 """Build hook for the optional native kernel (``spec/_native/kernel.c``, see spec/native.py).
 
-Everything else is in pyproject.toml. The kernel is compiled once per variant (AVX2 and
-plain C on x86-64; plain C elsewhere) with the flags of ``spec/_native/build.py``. Without a
+Everything else is in pyproject.toml. The kernel is compiled once per variant (AVX-512, AVX2
+and plain C on x86-64; plain C elsewhere) with the flags of ``spec/_native/build.py``. Without a
 working compiler the install still succeeds: ``spec.native`` then compiles the kernel on
 first use if a compiler appears, or the numpy path runs.
 """

@@ -2,12 +2,15 @@
 machine's load does not change (wall clock on a shared machine does).
 
     python -m bench.kernel_instructions [--model models/denoise.gamir] [--size 640x480]
+                                        [--variant avx2]
 
 Runs ``spec.native.NativeRunner(model, n_threads=1)`` on a seeded random image of the size
 (after the model's pixel steps) under ``valgrind --tool=callgrind``, once for 1 frame and once
 for 2; the difference of the two totals is one frame's kernel (Python's start-up cancels).
 Prints it and writes JSON (default ``bench/results/local/kernel_instructions.json``).
-Needs valgrind (Debian: ``apt-get install valgrind``); takes about a minute.
+Needs valgrind (Debian: ``apt-get install valgrind``); takes about a minute. Valgrind runs no
+AVX-512 code, so the ``avx512`` build cannot be counted: the default is the ``avx2`` build
+(``--variant generic`` counts the plain C one); time the avx512 build by wall clock.
 """
 
 from __future__ import annotations
@@ -31,24 +34,27 @@ import spec
 from bench import local_result
 from host.run import MODELS_DIR
 
+#: The kernel builds valgrind can run, fastest first.
+COUNTABLE = tuple(v for v in spec._native.build.VARIANTS if v != "avx512")
 
-def run_frames(model_path: str, width: int, height: int, frames: int) -> None:
+
+def run_frames(model_path: str, width: int, height: int, frames: int, variant: str) -> None:
     """The measured work (what callgrind runs): ``frames`` frames through the kernel."""
     from spec import native
     model = spec.load(model_path)
     img = np.random.default_rng(0).integers(0, 256, (height, width, model.image_channels),
                                             np.uint8)
     x0 = spec.model_input(model, img)
-    runner = native.NativeRunner(model, n_threads=1)
+    runner = native.NativeRunner(model, n_threads=1, variant=variant)
     for _ in range(frames):
         runner.run(x0)
 
 
-def _count(model: Path, width: int, height: int, frames: int, tmp: Path) -> int:
+def _count(model: Path, width: int, height: int, frames: int, variant: str, tmp: Path) -> int:
     out = tmp / f"callgrind.{frames}"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
            f"from bench.kernel_instructions import run_frames; "
-           f"run_frames({str(model)!r}, {width}, {height}, {frames})"]
+           f"run_frames({str(model)!r}, {width}, {height}, {frames}, {variant!r})"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise cli.CliError(f"callgrind failed: {r.stderr.strip().splitlines()[-1:]}")
@@ -61,6 +67,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir",
                     help="model file to run")
     ap.add_argument("--size", default="640x480", help="WxH image size")
+    ap.add_argument("--variant", default=COUNTABLE[0], choices=COUNTABLE,
+                    help="kernel build to count (valgrind runs no AVX-512)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results JSON (default: bench/results/local/kernel_instructions.json)")
     a = ap.parse_args(argv)
@@ -68,11 +76,12 @@ def main(argv=None) -> dict:
         raise cli.CliError("valgrind is not installed (Debian: apt-get install valgrind)")
     width, height = (int(v) for v in a.size.split("x"))
     model = spec.load(a.model)
-    variant = spec.native.best_variant()[0]
-    if variant is None:
-        raise cli.CliError(f"the native kernel is unavailable: {spec.native.why_unavailable()}")
+    variant = a.variant
+    lib = spec.native._library(variant)
+    if isinstance(lib, str):
+        raise cli.CliError(f"the native kernel is unavailable: {lib}")
     with tempfile.TemporaryDirectory() as tmp:
-        one, two = (_count(a.model, width, height, n, Path(tmp)) for n in (1, 2))
+        one, two = (_count(a.model, width, height, n, variant, Path(tmp)) for n in (1, 2))
     per_frame = two - one
     print(f"{a.model.name} at {width}x{height}, native kernel ({variant}, 1 thread): "
           f"{per_frame / 1e6:.1f} M instructions per frame")

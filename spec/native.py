@@ -9,17 +9,20 @@ its halo of ``radius`` rows recomputed) that run in parallel; ctypes releases th
 Why C through ctypes: a small plain-C file compiles with any C compiler on x86-64 and aarch64
 (PYNQ's ARM), needs no Python headers, no numpy C API and no heavy JIT dependency (numba's
 LLVM would double the board image's install and compiles on every start), and keeps the hot
-loops' vector instructions (AVX2's vpshufb nibble tables and vpmaddwd, NEON's tbl) explicit.
+loops' vector instructions (AVX-512's vpermb sextet tables, AVX2's vpshufb nibble tables and
+vpmaddwd, NEON's tbl) explicit.
 ``setup.py`` builds it at install (optional: without a compiler the install still works); a
 source checkout without that build compiles it on first use into ``$GAMIR_CACHE`` (default
 ``~/.cache/gamir``). Where neither works, :func:`available` is False, :func:`why_unavailable`
 says why, and callers use the numpy path (:mod:`spec.fast`). ``GAMIR_NATIVE=0`` turns the
-native path off; ``GAMIR_NATIVE=generic`` (or ``avx2``, ``neon``) picks a build.
+native path off; ``GAMIR_NATIVE=generic`` (or ``avx512``, ``avx2``, ``neon``) picks a build.
 
 Arithmetic (every constant prepared here in exact Python integers and checked to fit):
 
-- binary conv: ``m`` = window bits differing from the weights, counted per 4-channel nibble
-  through 16-entry tables; ``acc = N - m``.
+- binary conv: ``m`` = window bits differing from the weights, counted per group of bits
+  through tables: 4-channel nibbles (16 entries), or with ``sextets`` (the avx512 build) 6 bits
+  (64 entries: 2 channels at a 3x3 window row's 3 columns, or 6 channels of a 1x1 conv's
+  pixel); ``acc = N - m``.
 - threshold on a binary conv: ``bit = (m <= N - T') ^ flip`` with ``T' = T + flip``.
 - affine on a binary conv, in int32: ``acc*A + B + round = m*A' + B'`` with ``A' = -A``;
   ``B' = q * 2**s + b`` (``0 <= b < 2**s``), so ``y = q + ((m*A' + b) >> s)``, where
@@ -61,10 +64,10 @@ _OUT = {Threshold: 0, Affine: 1, PixelOutput: 2}
 
 class _NativeKind(NamedTuple):
     """How the kernel computes a layer kind: ``kernel.c``'s ``KIND_*`` code, and whether the
-    conv reads its input as nibbles of sign bits (else as pairs of int16 values)."""
+    conv reads its input as groups of sign bits (else as pairs of int16 values)."""
 
     code: int
-    nibbles: bool
+    sign_bits: bool
 
 
 #: The layer kinds the kernel computes (a model with another kind runs on the numpy path).
@@ -79,7 +82,7 @@ _I32 = arith.signed_range(32)
 class _Layer(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in (
         "kind", "kernel", "c_in", "c_out", "output", "residual", "shift", "out_lo", "out_hi",
-        "n_in", "c_out_pad")] + [
+        "n_in", "c_out_pad", "tab_bytes")] + [
         ("tables", ctypes.c_void_p), ("wpairs", ctypes.c_void_p), ("thr_m", ctypes.c_void_p),
         ("thr_acc", ctypes.c_void_p), ("flip", ctypes.c_void_p), ("a32", ctypes.c_void_p),
         ("q32", ctypes.c_void_p), ("b32", ctypes.c_void_p), ("fa", ctypes.c_void_p),
@@ -89,7 +92,7 @@ class _Layer(ctypes.Structure):
 
 class _Tensor(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in (
-        "channels", "radius_after", "cap_nib", "cap_pairs", "cap_plain")]
+        "channels", "radius_after", "cap_bits", "cap_pairs", "cap_plain", "grp_ch", "grp_cols")]
 
 
 _ERRORS = {1: "out of memory", 2: "internal error: a ring buffer row was overwritten too early",
@@ -206,6 +209,18 @@ class _Unsupported(ModelError):
     """The kernel's integer widths cannot run this model exactly (the numpy path can)."""
 
 
+def _bit_groups(kernel: int, sextets: bool) -> tuple[int, int]:
+    """(channels, columns) per byte of a binary conv's input rows (kernel.c's bits format)."""
+    if not sextets:
+        return 4, 1
+    return (2, 3) if kernel == 3 else (6, 1)
+
+
+def uses_sextets(variant: str) -> bool:
+    """Whether ``variant``'s kernel looks up 6-bit groups (vpermb) rather than nibbles."""
+    return variant == "avx512"
+
+
 def _check_i32(what: str, *values) -> None:
     for v in values:
         if not _I32[0] <= int(v) <= _I32[1]:
@@ -236,10 +251,15 @@ def _clamp_q(q: int, u_lo: int, u_hi: int, k: int, o: int, lo: int, hi: int, r_l
 
 
 class _Plan:
-    """Every constant of ``model`` in the kernel's layouts, and the C structs pointing at them."""
+    """Every constant of ``model`` in the kernel's layouts, and the C structs pointing at them.
 
-    def __init__(self, model: Model):
+    ``sextets``: binary convs read 6-bit groups through 64-entry tables (any build runs them;
+    the avx512 one with vpermb), else nibbles through 16-entry tables.
+    """
+
+    def __init__(self, model: Model, sextets: bool = False):
         self.model = model
+        self.sextets = sextets
         types = model.tensor_types()
         n = len(model.layers)
         self.arrays: dict[tuple[int, str], np.ndarray] = {}  # what the structs point into
@@ -253,11 +273,13 @@ class _Plan:
         for t, ty in enumerate(types):
             d = self.tensors[t]
             d.channels, d.radius_after = ty.channels, radius[t]
+            d.grp_ch, d.grp_cols = _bit_groups(1, sextets)  # (used where bits rows are kept)
             if t < n:
                 nxt = model.layers[t]
                 cap = 2 * (nxt.kernel // 2) + 1  # the window's rows (ring tags check it)
-                if _KINDS[type(nxt.conv)].nibbles:
-                    d.cap_nib = cap
+                if _KINDS[type(nxt.conv)].sign_bits:
+                    d.cap_bits = cap
+                    d.grp_ch, d.grp_cols = _bit_groups(nxt.kernel, sextets)
                 else:
                     d.cap_pairs = cap
             spans = [radius[t] - radius[j] for j, lay in enumerate(model.layers, 1)
@@ -312,26 +334,36 @@ class _Plan:
         if isinstance(st, Affine) and st.act is not None:
             self._set(d, "act_shift", st.act_shift, np.int32)
             self._set(d, "act_offset", st.act_offset, np.int32)
-        if kind.nibbles:
+        if kind.sign_bits:
             self._binary(d, layer, flip, r_lo, r_hi, index)
         else:
             self._fixed(d, layer, t_in, flip, index)
 
     def _binary(self, d: _Layer, layer, flip, r_lo: int, r_hi: int, index: int) -> None:
         k, ci, co, n = layer.kernel, layer.c_in, layer.c_out, layer.taps
-        ng = -(-ci // 4)
-        d.n_in = ng
-        w = np.zeros((co, k, k, ng * 4), np.uint8)
+        gc, cols = _bit_groups(k, self.sextets)
+        ng = d.n_in = -(-ci // gc)
+        w = np.zeros((co, k, k, ng * gc), np.int64)  # weight bits, channels padded to groups
         w[..., :ci] = layer.weights
-        nib = (w.reshape(co, k, k, ng, 4).astype(np.int64) << np.arange(4)).sum(-1)  # (co,k,k,ng)
-        valid = np.zeros(ng * 4, np.uint8)
-        valid[:ci] = 1
-        vmask = (valid.reshape(ng, 4).astype(np.int64) << np.arange(4)).sum(-1)  # (ng,)
-        v = np.arange(16)
-        diff = (v[None, None, None, None, :] ^ nib[..., None]) & vmask[None, None, None, :, None]
-        counts = np.bitwise_count(diff.astype(np.uint8)) if hasattr(np, "bitwise_count") else \
-            np.unpackbits(diff.astype(np.uint8)[..., None], axis=-1).sum(-1)
-        tables = np.concatenate([counts, counts], axis=-1).reshape(co, k * k * ng, 32)
+        valid = np.zeros((1, k, k, ng * gc), np.int64)
+        valid[..., :ci] = 1
+        # window group (ky, kx, g) bit j = channel gc*g + j; with 3 columns a group is (ky, g)
+        # and bit cols*j + kx channel gc*g + j at column kx (kernel.c's tap order)
+        w, valid = (a.reshape(len(a), k, k, ng, gc) for a in (w, valid))
+        if cols == 3:
+            w, valid = (a.transpose(0, 1, 3, 4, 2) for a in (w, valid))
+        bits = gc * cols
+        word, vmask = ((a.reshape(len(a), -1, bits) << np.arange(bits)).sum(-1) for a in (w, valid))
+        v = np.arange(2**bits)
+        diff = ((v[None, None, :] ^ word[..., None]) & vmask[..., None]).astype(np.uint8)
+        counts = np.bitwise_count(diff) if hasattr(np, "bitwise_count") else \
+            np.unpackbits(diff[..., None], axis=-1).sum(-1)
+        if bits == 6:  # two channels a table: 2p in the low nibble, 2p + 1 in the high one
+            counts = np.concatenate([counts, np.zeros_like(counts[: co % 2])])
+            tables = counts[0::2] | counts[1::2] << 4
+        else:  # nibbles: 16 entries twice (one per vpshufb lane)
+            tables = np.concatenate([counts, counts], axis=-1)
+        d.tab_bytes = tables.shape[-1]
         self._set(d, "tables", tables, np.uint8)
         st = layer.stage
         if isinstance(st, Threshold):
@@ -404,10 +436,12 @@ class NativeRunner:
     """Runs one model, its constants prepared once; ``run(x0)`` gives the output tensor.
 
     Raises :class:`ModelError` if the kernel is unavailable or cannot run the model exactly
-    (:func:`supports` says why); callers then use :mod:`spec.fast`.
+    (:func:`supports` says why); callers then use :mod:`spec.fast`. ``sextets`` overrides the
+    variant's table format (:class:`_Plan`; tests run the plain C build with both).
     """
 
-    def __init__(self, model: Model, n_threads: int | None = None, variant: str | None = None):
+    def __init__(self, model: Model, n_threads: int | None = None, variant: str | None = None,
+                 sextets: bool | None = None):
         if variant is None:
             variant, why = best_variant()
             if variant is None:
@@ -416,7 +450,7 @@ class NativeRunner:
         if isinstance(lib, str):
             raise ModelError(f"native kernel unavailable: {lib}")
         self.lib, self.variant = lib, variant
-        self.plan = _Plan(model)
+        self.plan = _Plan(model, uses_sextets(variant) if sextets is None else sextets)
         self.model = model
         self.n_threads = n_threads or threads()
 

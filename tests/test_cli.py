@@ -100,7 +100,8 @@ def _parser_of(module: str, monkeypatch):
 ENTRY_POINTS = ["host.run", "hw.generate", "hw.build", "sim.check", "training.export", "training.train",
                 "training.eval", "training.search", "training.gather_data", "bench.builds", "bench.host_emulate",
                 "bench.product_cost", "bench.depthwise_cost", "bench.sim_throughput", "bench.spec_vs_torch",
-                "bench.artefacts", "training.speed", "bench.kernel_instructions"]
+                "bench.artefacts", "training.speed", "bench.kernel_instructions",
+                "bench.kernel_variants"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

@@ -3,9 +3,9 @@
 Standard library only (setup.py loads this file by path, before numpy or gamir exist).
 
 Variants: ``generic`` (plain C; the compiler vectorizes what it can for the target) and the
-same file with its vector kernels: ``avx2`` on x86-64 (chosen at run time where the CPU has
-AVX2), ``neon`` on aarch64. The source hash is compiled into the library, so a library built
-from an older ``kernel.c`` is never used.
+same file with its vector kernels: ``avx512`` and ``avx2`` on x86-64 (the first one the CPU
+runs is chosen at run time: ``gk_cpu_ok`` asks the CPU), ``neon`` on aarch64. The source hash
+is compiled into the library, so a library built from an older ``kernel.c`` is never used.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ COMMON_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-ffp-contract=off", "-fno-math-er
 def _variants() -> tuple[str, ...]:
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i686", "i386"):
-        return ("avx2", "generic")
+        return ("avx512", "avx2", "generic")
     if machine in ("aarch64", "arm64"):
         return ("neon", "generic")
     return ("generic",)
@@ -50,13 +50,16 @@ def source_hash() -> str:
 
 def variant_flags(variant: str) -> list[str]:
     """Compiler flags of one variant (besides :data:`COMMON_FLAGS`)."""
+    if variant == "avx512":  # Ice Lake / Zen 4 and later (VBMI's vpermb, GFNI); 512-bit vectors
+        return ["-mavx2", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
+                "-mavx512vbmi", "-mgfni", "-mprefer-vector-width=512"]
     if variant == "avx2":
         return ["-mavx2", "-mpopcnt"]
     if variant == "neon":
         return []  # NEON is part of every aarch64 CPU
     if variant == "generic":
         return ["-DGK_GENERIC"]
-    raise ValueError(f"variant {variant!r} must be avx2, neon or generic")
+    raise ValueError(f"variant {variant!r} must be avx512, avx2, neon or generic")
 
 
 def library_name(variant: str) -> str:

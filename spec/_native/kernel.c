@@ -8,8 +8,13 @@
  * Python integers, checked to fit the widths used here) and documents the arithmetic.
  *
  * Row formats (x is the pixel, columns padded by one replicated pixel on each side):
- *   nib   binary-conv input: byte [g][1 + x] holds the bits of channels 4g..4g+3 (bit j =
- *         channel 4g+j, 1 = +1), the index of a 16-entry table lookup.
+ *   bits  binary-conv input: byte [g][1 + x] holds a group of bits (1 = +1), the index of a
+ *         table lookup (3-column sextets: [g][x], no padding). Nibbles (16-entry tables):
+ *         channels 4g..4g+3 of pixel x, bit j = channel 4g+j. Sextets (64-entry tables, the
+ *         avx512 build): for a 3x3 conv, channels 2g and 2g+1 at columns x-1, x, x+1 (bit
+ *         3j+d = channel 2g+j at column x-1+d, so one lookup covers a window row's 3 columns
+ *         of 2 channels); for a 1x1 conv, channels 6g..6g+5 of pixel x. The tensor says
+ *         which (grp_ch channels, grp_cols columns).
  *   pairs fixed-conv input: int32 [p][1 + x] holds the values of channels 2p (low 16 bits)
  *         and 2p+1 (high 16 bits), what one pmaddwd lane multiplies.
  *   plain residual source: int16 [c][x].
@@ -17,14 +22,16 @@
  * bit as value >= 0 (the spec's sign).
  *
  * Binary conv: m = number of window bits that differ from the weight bits (acc = N - m).
- * Per output channel and input nibble, a 16-entry table gives the differing bits of that
- * nibble; one AVX2 vpshufb looks up 32 pixels at once, one aarch64 NEON tbl 16.
+ * Per output channel and input group, a table gives the differing bits of that group; one
+ * AVX2 vpshufb looks up 32 pixels' nibbles at once, one aarch64 NEON tbl 16, one AVX-512
+ * vpermb 64 pixels' sextets (a 3x3 window of 40 channels: 60 sextets instead of 90 nibbles).
  * Fixed conv: int32 sum of int16 pairs times int16 weight pairs (vpmaddwd with AVX2).
  * Depthwise fixed conv (output channel c reads only input channel c): per channel, k*k
  * products of the int16 half of its pair, summed in int32 (plain C, vectorized by the compiler).
  *
- * Without either (other CPUs, or GK_GENERIC defined) the same loops run in plain C; every
- * build is tested bit-exact against spec.reference (aarch64 ones under qemu-user).
+ * Without them (other CPUs, or GK_GENERIC defined) the same loops run in plain C, for either
+ * table format; every build is tested bit-exact against spec.reference (aarch64 ones under
+ * qemu-user), the plain C one with both formats.
  */
 #include <math.h>
 #include <stdint.h>
@@ -36,6 +43,11 @@
 #define GK_AVX2 1
 #else
 #define GK_AVX2 0
+#endif
+#if GK_AVX2 && defined(__AVX512BW__) && defined(__AVX512VBMI__) && defined(__GFNI__)
+#define GK_AVX512 1
+#else
+#define GK_AVX512 0
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON) && !defined(GK_GENERIC)
 #include <arm_neon.h>
@@ -52,15 +64,16 @@ enum { KIND_BINARY = 0, KIND_FIXED = 1, KIND_DEPTHWISE = 2 };
 enum { OUT_THRESHOLD = 0, OUT_AFFINE = 1, OUT_PIXEL = 2 };
 enum { GK_OK = 0, GK_ENOMEM = 1, GK_ERING = 2, GK_EARG = 3 };
 
-/* Nibbles per u8 accumulation segment: each adds at most 4, 63 * 4 < 256. */
-#define SEG 63
 
 /* Must match spec/native.py (_Layer, _Tensor). */
 typedef struct {
     int32_t kind, kernel, c_in, c_out, output, residual, shift, out_lo, out_hi;
-    int32_t n_in;             /* nibble groups (binary) or channel pairs (fixed) of the input */
+    int32_t n_in;             /* bit groups (binary) or channel pairs (fixed) of the input */
     int32_t c_out_pad;        /* c_out rounded up to 4 (fixed weight rows) */
-    const uint8_t *tables;    /* binary: [c_out][kernel*kernel*n_in][32] differing-bit counts */
+    int32_t tab_bytes;        /* binary: bytes per table, 32 (16 nibble entries twice) or 64 */
+    const uint8_t *tables;    /* binary: [c_out][window groups][tab_bytes] differing-bit
+                                 counts; sextets: [c_out / 2][..][64], channel 2p in the low
+                                 nibble, 2p + 1 in the high one */
     const int32_t *wpairs;    /* fixed: [c_out_pad][kernel*kernel*n_in] int16 weight pairs;
                                  depthwise: [c_out][kernel*kernel] weights */
     const int32_t *thr_m;     /* binary threshold: bit = (m <= thr_m) ^ flip */
@@ -75,15 +88,16 @@ typedef struct {
 typedef struct {
     int32_t channels;
     int32_t radius_after;     /* rows this tensor must extend beyond the strip on each side */
-    int32_t cap_nib, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
+    int32_t cap_bits, cap_pairs, cap_plain;  /* ring rows per format, 0 = not needed */
+    int32_t grp_ch, grp_cols;  /* bits rows: channels and columns per byte (4, 1), (2, 3), (6, 1) */
 } gk_tensor;
 
 typedef struct {
     int32_t lo, hi, next;      /* rows [lo, hi) of this strip, next row to produce */
-    uint8_t *nib;
+    uint8_t *bits;
     int32_t *pairs;
     int16_t *plain;
-    int32_t *tag_nib, *tag_pairs, *tag_plain;  /* row held in each ring slot */
+    int32_t *tag_bits, *tag_pairs, *tag_plain;  /* row held in each ring slot */
 } tstate;
 
 typedef struct {
@@ -97,13 +111,20 @@ typedef struct {
     int32_t *acc;              /* fixed conv sums [c_out_pad][sb] */
     int16_t *val;              /* output values of one row [c_out][sb] (see emit) */
     int16_t *zeros;            /* a row of zeros: the residual of layers without one */
+    uint8_t *centre;           /* one group's channels at each pixel (emit of sextets) */
     int err;
 } gk_ctx;
 
 const char *gk_source_hash(void) { return GK_SOURCE_HASH; }
 /* Whether this CPU runs this build's vector instructions (NEON is part of every aarch64). */
 int gk_cpu_ok(void) {
-#if GK_AVX2
+#if GK_AVX512
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("gfni");
+#elif GK_AVX2
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
 #else
@@ -128,11 +149,15 @@ static inline gk_act act(const gk_layer *L, int o) {
 }
 
 /* ------------------------------------------------------------------------- ring rows */
-static uint8_t *nib_row(gk_ctx *c, int t, int y) {
+static inline int bit_groups(const gk_tensor *t) {
+    return (t->channels + t->grp_ch - 1) / t->grp_ch;
+}
+
+static uint8_t *bits_row(gk_ctx *c, int t, int y) {
     tstate *s = &c->st[t];
-    int slot = y % c->t[t].cap_nib;
-    if (s->tag_nib[slot] != y) c->err = GK_ERING;
-    return s->nib + (size_t)slot * ((c->t[t].channels + 3) / 4) * c->sb;
+    int slot = y % c->t[t].cap_bits;
+    if (s->tag_bits[slot] != y) c->err = GK_ERING;
+    return s->bits + (size_t)slot * bit_groups(&c->t[t]) * c->sb;
 }
 
 static int32_t *pairs_row(gk_ctx *c, int t, int y) {
@@ -155,6 +180,52 @@ static int16_t *plain_slot(gk_ctx *c, int t, int y) {
     return c->st[t].plain + (size_t)(y % c->t[t].cap_plain) * c->t[t].channels * c->sb;
 }
 
+#if GK_AVX512
+/* Whether each of 64 values from v is >= 0 (bit i: v[i]). */
+static inline uint64_t ge0_bits(const int16_t *v) {
+    __m512i z = _mm512_setzero_si512();
+    uint64_t lo = _mm512_cmpge_epi16_mask(_mm512_loadu_si512((const void *)v), z);
+    uint64_t hi = _mm512_cmpge_epi16_mask(_mm512_loadu_si512((const void *)(v + 32)), z);
+    return lo | hi << 32;
+}
+
+/* 3-column sextets of channels a and b (rows of w values) into e[0, w), 64 pixels a step: the
+ * channels' sign bits as 64-bit masks, shifted for the left and right neighbours (replicated
+ * at the row's ends), each set as one bit of the bytes. e is written up to a multiple of 64. */
+static void emit_sextets(const int16_t *va, const int16_t *vb, uint8_t *e, int w) {
+    int nblk = (w + 63) / 64;
+    uint64_t ma[nblk + 1], mb[nblk + 1];
+    for (int i = 0; i < nblk; i++) ma[i] = ge0_bits(va + 64 * i), mb[i] = ge0_bits(vb + 64 * i);
+    ma[nblk] = mb[nblk] = 0;
+    uint64_t last = (uint64_t)1 << (w % 64), keep = last - 1;  /* pixel w := pixel w - 1 */
+    ma[w / 64] = (ma[w / 64] & keep) | ((ma[(w - 1) / 64] >> ((w - 1) % 64) & 1) ? last : 0);
+    mb[w / 64] = (mb[w / 64] & keep) | ((mb[(w - 1) / 64] >> ((w - 1) % 64) & 1) ? last : 0);
+    for (int i = 0; i < nblk; i++) {
+        uint64_t la = ma[i] << 1 | (i ? ma[i - 1] >> 63 : ma[i] & 1);  /* pixel -1 := pixel 0 */
+        uint64_t lb = mb[i] << 1 | (i ? mb[i - 1] >> 63 : mb[i] & 1);
+        uint64_t ra = ma[i] >> 1 | ma[i + 1] << 63, rb = mb[i] >> 1 | mb[i + 1] << 63;
+        __m512i v = _mm512_maskz_mov_epi8(la, _mm512_set1_epi8(1));
+        v = _mm512_mask_add_epi8(v, ma[i], v, _mm512_set1_epi8(2));
+        v = _mm512_mask_add_epi8(v, ra, v, _mm512_set1_epi8(4));
+        v = _mm512_mask_add_epi8(v, lb, v, _mm512_set1_epi8(8));
+        v = _mm512_mask_add_epi8(v, mb[i], v, _mm512_set1_epi8(16));
+        v = _mm512_mask_add_epi8(v, rb, v, _mm512_set1_epi8(32));
+        _mm512_storeu_si512((void *)(e + 64 * i), v);
+    }
+}
+#endif
+
+/* d[x] = bit j set where v[j][x] >= 0, for the gc (2, 4 or 6: a constant when inlined, so
+ * the loop over x vectorizes) rows v. */
+static inline __attribute__((always_inline)) void pack_bits(uint8_t *d, const int16_t *const *v,
+                                                            int w, const int gc) {
+    for (int x = 0; x < w; x++) {
+        int b = 0;
+        for (int j = 0; j < gc; j++) b |= (v[j][x] >= 0) << j;
+        d[x] = (uint8_t)b;
+    }
+}
+
 /* Store row y of tensor t in every format its consumers read. val[c][x] holds the values a
  * conv reads: fixed values as they are, bits as -1/+1 (so bit = val >= 0 for both). */
 static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
@@ -167,20 +238,38 @@ static void emit(gk_ctx *c, int t, int y, const int16_t *val) {
         if (dst != val) memcpy(dst, val, (size_t)ch * sb * sizeof(int16_t));
         s->tag_plain[slot] = y;
     }
-    if (tt->cap_nib) {
-        int slot = y % tt->cap_nib, groups = (ch + 3) / 4;
-        uint8_t *dst = s->nib + (size_t)slot * groups * sb;
+    if (tt->cap_bits) {
+        int slot = y % tt->cap_bits, gc = tt->grp_ch, groups = bit_groups(tt);
+        uint8_t *dst = s->bits + (size_t)slot * groups * sb;
         for (int g = 0; g < groups; g++) {
-            uint8_t *d = dst + (size_t)g * sb;
-            const int16_t *v[4];  /* channels past ch: any row (their table bits are masked) */
-            for (int j = 0; j < 4; j++) v[j] = 4 * g + j < ch ? val + (size_t)(4 * g + j) * sb : c->zeros;
-            const int16_t *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
-            for (int x = 0; x < w; x++)
-                d[x + 1] = (uint8_t)((v0[x] >= 0) | (v1[x] >= 0) << 1 | (v2[x] >= 0) << 2 | (v3[x] >= 0) << 3);
+#if GK_AVX512
+            if (tt->grp_cols == 3) {
+                const int16_t *va = val + (size_t)(2 * g) * sb;
+                emit_sextets(va, 2 * g + 1 < ch ? va + sb : c->zeros, dst + (size_t)g * sb, w);
+                continue;
+            }
+#endif
+            /* the group's channels at each pixel (channels past ch: any row, their table bits
+             * are masked), padded; sextets spread them over 3 columns */
+            uint8_t *d = tt->grp_cols == 3 ? c->centre : dst + (size_t)g * sb;
+            const int16_t *v[6];
+            for (int j = 0; j < gc; j++)
+                v[j] = gc * g + j < ch ? val + (size_t)(gc * g + j) * sb : c->zeros;
+            if (gc == 4) pack_bits(d + 1, v, w, 4);
+            else if (gc == 6) pack_bits(d + 1, v, w, 6);
+            else pack_bits(d + 1, v, w, 2);
             d[0] = d[1];
             d[w + 1] = d[w];
+            if (tt->grp_cols == 3) {  /* 2 channels: bit j of column x-1+k to bit 3j+k */
+                uint8_t *e = dst + (size_t)g * sb;
+                for (int x = 0; x < w; x++) {
+                    uint8_t l = d[x], m = d[x + 1], r = d[x + 2];
+                    e[x] = (uint8_t)((l & 1) | (m & 1) << 1 | (r & 1) << 2 |
+                                         (l & 2) << 2 | (m & 2) << 3 | (r & 2) << 4);
+                }
+            }
         }
-        s->tag_nib[slot] = y;
+        s->tag_bits[slot] = y;
     }
     if (tt->cap_pairs) {
         int slot = y % tt->cap_pairs, pairs = (ch + 1) / 2;
@@ -208,6 +297,11 @@ static void emit_input(gk_ctx *c, int y) {
 }
 
 /* ------------------------------------------------------------------------- binary conv */
+/* Table lookups per u8 accumulation segment: a nibble adds at most 4 (63 * 4 < 256), a
+ * sextet 6 (42 * 6 < 256). */
+#define SEG4 63
+#define SEG6 42
+
 #if GK_AVX2
 /* out[b] = u8 sums over window nibbles [s0, s1) for NB blocks of 32 pixels from pixel x, each
  * table loaded once for the NB blocks. Named sums in a function of their own: GCC 12 adds a
@@ -238,11 +332,11 @@ GK_SUMS(8) GK_SUMS(4) GK_SUMS(2) GK_SUMS(1)
 #undef GK_SUMS
 
 /* One output channel x NB blocks of 32 pixels from pixel x: u8 sums flushed to the u16
- * counts every SEG nibbles. */
+ * counts every SEG4 nibbles. */
 static inline __attribute__((always_inline)) void bconv_tile(
     const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
-    for (int s0 = 0; s0 < nk; s0 += SEG) {
-        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+    for (int s0 = 0; s0 < nk; s0 += SEG4) {
+        int s1 = s0 + SEG4 < nk ? s0 + SEG4 : nk;
         __m256i a[8];
         if (NB == 8) bconv_sums8(srcs, s0, s1, tab, x, a);
         if (NB == 4) bconv_sums4(srcs, s0, s1, tab, x, a);
@@ -263,12 +357,83 @@ static inline __attribute__((always_inline)) void bconv_tile(
 }
 #endif
 
+#if GK_AVX512
+/* Sextets with AVX-512 VBMI: vpermb looks up 64 pixels in a 64-entry table. A table holds
+ * two output channels' counts (o in the low nibble, o + 1 in the high one), so a tile is those
+ * two channels x NB blocks of 64 pixels: two window sextets' lookups are added (at most 12 per
+ * nibble), then the nibbles split (vpand; GFNI's affine moves the high one down) into one u8
+ * sum per channel. Half the table bytes of one table per channel: the tables of a layer
+ * (40 channels: 77 KB) stream from L2 once per row. 3x3 sextet rows start 64-byte aligned. */
+#define GK_HI_NIBBLE 0x1020408000000000LL  /* GF(2) 8x8 matrix: byte >> 4 */
+#define GK_SUM(b) if (NB > b) { \
+    __m512i v = _mm512_permutexvar_epi8(_mm512_loadu_si512((const void *)(src0 + 64 * b)), t0); \
+    if (two) v = _mm512_add_epi8(v, _mm512_permutexvar_epi8( \
+        _mm512_loadu_si512((const void *)(src1 + 64 * b)), t1)); \
+    a##b = _mm512_add_epi8(a##b, _mm512_and_si512(v, lo4)); \
+    c##b = _mm512_add_epi8(c##b, _mm512_gf2p8affine_epi64_epi8(v, hi4, 0)); }
+static inline __attribute__((always_inline)) void bconv6_sums(
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out,
+    const int NB) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0;
+    const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi64(GK_HI_NIBBLE);
+    for (int i = s0; i < s1; i += 2) {
+        int two = i + 1 < s1;
+        const uint8_t *src0 = srcs[i] + x, *src1 = srcs[i + two] + x;
+        __m512i t0 = _mm512_loadu_si512((const void *)(tab + (size_t)i * 64));
+        __m512i t1 = _mm512_loadu_si512((const void *)(tab + (size_t)(i + two) * 64));
+        GK_SUM(0); GK_SUM(1); GK_SUM(2); GK_SUM(3); GK_SUM(4); GK_SUM(5);
+    }
+#define GK_OUT(b) if (NB > b) { _mm512_store_si512((void *)(out + b), a##b); \
+    _mm512_store_si512((void *)(out + 6 + b), c##b); }
+    GK_OUT(0); GK_OUT(1); GK_OUT(2); GK_OUT(3); GK_OUT(4); GK_OUT(5);
+}
+#undef GK_OUT
+#undef GK_SUM
+
+#define GK_SUMS(NB) static __attribute__((noinline)) void bconv6_sums##NB( \
+    const uint8_t *const *srcs, int s0, int s1, const uint8_t *tab, int x, __m512i *out) { \
+    bconv6_sums(srcs, s0, s1, tab, x, out, NB); }
+GK_SUMS(6) GK_SUMS(5) GK_SUMS(4) GK_SUMS(3) GK_SUMS(2) GK_SUMS(1)
+#undef GK_SUMS
+
+/* Output channels o (m0) and o + 1 (m1), their tables tab, x nb <= 6 blocks of 64 pixels from
+ * pixel x: u8 sums flushed to the u16 counts every SEG6 sextets (an even number). */
+static void bconv6_tile(const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m0,
+                        uint16_t *m1, int x, int nb) {
+    for (int s0 = 0; s0 < nk; s0 += SEG6) {
+        int s1 = s0 + SEG6 < nk ? s0 + SEG6 : nk;
+        __m512i a[12] __attribute__((aligned(64)));
+        switch (nb) {
+            case 6: bconv6_sums6(srcs, s0, s1, tab, x, a); break;
+            case 5: bconv6_sums5(srcs, s0, s1, tab, x, a); break;
+            case 4: bconv6_sums4(srcs, s0, s1, tab, x, a); break;
+            case 3: bconv6_sums3(srcs, s0, s1, tab, x, a); break;
+            case 2: bconv6_sums2(srcs, s0, s1, tab, x, a); break;
+            default: bconv6_sums1(srcs, s0, s1, tab, x, a); break;
+        }
+        for (int j = 0; j < 2 * nb; j++) {
+            __m512i sums = a[j < nb ? j : 6 + j - nb];
+            __m512i lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(sums));
+            __m512i hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sums, 1));
+            __m512i *p = (__m512i *)((j < nb ? m0 : m1) + x + 64 * (j < nb ? j : j - nb));
+            if (s0) {
+                lo = _mm512_add_epi16(lo, _mm512_loadu_si512((const void *)p));
+                hi = _mm512_add_epi16(hi, _mm512_loadu_si512((const void *)(p + 1)));
+            }
+            _mm512_storeu_si512((void *)p, lo);
+            _mm512_storeu_si512((void *)(p + 1), hi);
+        }
+    }
+}
+#endif
+
 #if GK_NEON
 /* The same with NEON: tbl looks up 16 pixels' nibbles in the first 16 bytes of a table. */
 static inline __attribute__((always_inline)) void bconv_tile(
     const uint8_t *const *srcs, int nk, const uint8_t *tab, uint16_t *m, int x, const int NB) {
-    for (int s0 = 0; s0 < nk; s0 += SEG) {
-        int s1 = s0 + SEG < nk ? s0 + SEG : nk;
+    for (int s0 = 0; s0 < nk; s0 += SEG4) {
+        int s1 = s0 + SEG4 < nk ? s0 + SEG4 : nk;
         uint8x16_t a[8];
         for (int b = 0; b < NB; b++) a[b] = vdupq_n_u8(0);
         for (int i = s0; i < s1; i++) {
@@ -291,43 +456,88 @@ static inline __attribute__((always_inline)) void bconv_tile(
 #endif
 
 /* m[o][x] = differing bits between the window at x and output o's weights, for x < w
- * (lanes up to the next multiple of 32 hold garbage). rows: the kernel's input nib rows. */
-static void binary_conv(gk_ctx *c, const gk_layer *L, uint8_t *const *rows) {
-    int sb = c->sb, k = L->kernel, ng = L->n_in, nk = k * k * ng;
-    int off = k == 3 ? 0 : 1;  /* first padded column of the window */
-    int nblk = (c->w + 31) / 32;
-    const uint8_t *srcs[nk];  /* window nibble i = (ky, kx, g) starts here */
+ * (lanes up to the next multiple of 64 hold garbage). rows: the kernel's input bits rows. */
+static void binary_conv(gk_ctx *c, const gk_layer *L, const gk_tensor *in, uint8_t *const *rows) {
+    int sb = c->sb, k = L->kernel, ng = L->n_in, tb = L->tab_bytes;
+    int nkx = in->grp_cols == 3 ? 1 : k;  /* window columns looked up separately */
+    int nk = k * nkx * ng;
+    /* first column read: the padded row's 0 for a 3x3 window of 1-column groups, 1 (the
+     * first pixel) for a 1x1 one; 3-column groups are stored without padding, from 0 */
+    int off = in->grp_cols == 3 ? 0 : nkx == 3 ? 0 : 1;
+    const uint8_t *srcs[nk];  /* window group i = (ky, kx, g) starts here */
     for (int i = 0; i < nk; i++) {
-        int ky = i / (k * ng), rem = i % (k * ng);
+        int ky = i / (nkx * ng), rem = i % (nkx * ng);
         srcs[i] = rows[ky] + (size_t)(rem % ng) * sb + off + rem / ng;
     }
-#if GK_AVX2 || GK_NEON
-    if (GK_NEON) nblk = (c->w + 15) / 16;  /* NEON blocks are 16 pixels */
-    for (int o = 0; o < L->c_out; o++) {
-        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
-        uint16_t *m = c->m + (size_t)o * sb;
-        int b = 0, bw = GK_NEON ? 16 : 32;
-        for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, bw * b, 8);
-        if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, bw * b, 4), b += 4;
-        if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, bw * b, 2), b += 2;
-        if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, bw * b, 1);
-    }
-#else
-    int n = nblk * 32;
-    for (int o = 0; o < L->c_out; o++) {
-        uint16_t *mo = c->m + (size_t)o * sb;
-        const uint8_t *tab = L->tables + (size_t)o * nk * 32;
-        for (int x = 0; x < n; x++) mo[x] = 0;
-        for (int i = 0; i < nk; i++) {
-            const uint8_t *src = srcs[i];
-            const uint8_t *t = tab + (size_t)i * 32;
-            for (int x = 0; x < n; x++) mo[x] += t[src[x] & 15];
+#if GK_AVX512
+    if (tb == 64) {
+        int nblk = (c->w + 63) / 64;
+        for (int o = 0; o < L->c_out; o += 2) {  /* an odd last channel: o + 1 to a spare row */
+            const uint8_t *tab = L->tables + (size_t)(o / 2) * nk * 64;
+            uint16_t *m0 = c->m + (size_t)o * sb, *m1 = m0 + sb;
+            for (int b = 0; b < nblk; b += 6)
+                bconv6_tile(srcs, nk, tab, m0, m1, 64 * b, nblk - b < 6 ? nblk - b : 6);
         }
+        return;
     }
 #endif
+#if GK_AVX2 || GK_NEON
+    if (tb == 32) {
+        int bw = GK_NEON ? 16 : 32, nblk = (c->w + bw - 1) / bw;
+        for (int o = 0; o < L->c_out; o++) {
+            const uint8_t *tab = L->tables + (size_t)o * nk * 32;
+            uint16_t *m = c->m + (size_t)o * sb;
+            int b = 0;
+            for (; b + 8 <= nblk; b += 8) bconv_tile(srcs, nk, tab, m, bw * b, 8);
+            if (nblk - b >= 4) bconv_tile(srcs, nk, tab, m, bw * b, 4), b += 4;
+            if (nblk - b >= 2) bconv_tile(srcs, nk, tab, m, bw * b, 2), b += 2;
+            if (nblk - b >= 1) bconv_tile(srcs, nk, tab, m, bw * b, 1);
+        }
+        return;
+    }
+#endif
+    int n = (c->w + 31) / 32 * 32;
+    for (int o = 0; o < L->c_out; o++) {
+        uint16_t *mo = c->m + (size_t)o * sb;
+        /* sextet tables hold channels o (low nibble) and o + 1 (high) of an even o */
+        int pair = tb == 64, sh = pair ? 4 * (o & 1) : 0;
+        const uint8_t *tab = L->tables + (size_t)(pair ? o / 2 : o) * nk * tb;
+        for (int x = 0; x < n; x++) mo[x] = 0;
+        for (int i = 0; i < nk; i++) {  /* one loop per format: constant masks vectorize */
+            const uint8_t *src = srcs[i];
+            const uint8_t *t = tab + (size_t)i * tb;
+            if (pair)
+                for (int x = 0; x < n; x++) mo[x] += (t[src[x] & 63] >> sh) & 15;
+            else
+                for (int x = 0; x < n; x++) mo[x] += t[src[x] & 15];
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------- fixed conv */
+#if GK_AVX2
+/* The fixed convs' vectors: 16 int32 lanes with AVX-512, 8 with AVX2 (the same loops). */
+#if GK_AVX512
+typedef __m512i vint;
+#define VL 16
+#define V_ZERO() _mm512_setzero_si512()
+#define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define V_SET1(x) _mm512_set1_epi32(x)
+#define V_ADD(a, b) _mm512_add_epi32(a, b)
+#define V_MADD(a, b) _mm512_madd_epi16(a, b)
+#else
+typedef __m256i vint;
+#define VL 8
+#define V_ZERO() _mm256_setzero_si256()
+#define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#define V_SET1(x) _mm256_set1_epi32(x)
+#define V_ADD(a, b) _mm256_add_epi32(a, b)
+#define V_MADD(a, b) _mm256_madd_epi16(a, b)
+#endif
+#endif
+
 /* acc[o][x] = sum over the window of weight * value, int32, for x < w (garbage beyond). */
 static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, np = L->n_in, nk = k * k * np;
@@ -339,36 +549,37 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
         srcs[i] = rows[ky] + (size_t)(rem % np) * sb + off + rem / np;
     }
 #if GK_AVX2
+    nvec = (c->w + VL - 1) / VL;
     for (int o = 0; o < L->c_out; o += 4) {
         const int32_t *w0 = L->wpairs + (size_t)o * nk;
         for (int v = 0; v < nvec; v += 2) {
             int two = nvec - v > 1;
-            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
-            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            vint s00 = V_ZERO(), s01 = s00, s10 = s00, s11 = s00;
+            vint s20 = s00, s21 = s00, s30 = s00, s31 = s00;
             for (int i = 0; i < nk; i++) {
-                const int32_t *src = srcs[i] + v * 8;
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)src);
-                __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(src + 8)) : x0;
-                __m256i q0 = _mm256_set1_epi32(w0[i]), q1 = _mm256_set1_epi32(w0[nk + i]);
-                __m256i q2 = _mm256_set1_epi32(w0[2 * nk + i]), q3 = _mm256_set1_epi32(w0[3 * nk + i]);
-                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, q0));
-                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, q0));
-                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, q1));
-                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, q1));
-                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, q2));
-                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, q2));
-                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, q3));
-                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, q3));
+                const int32_t *src = srcs[i] + v * VL;
+                vint x0 = V_LOAD(src);
+                vint x1 = two ? V_LOAD(src + VL) : x0;
+                vint q0 = V_SET1(w0[i]), q1 = V_SET1(w0[nk + i]);
+                vint q2 = V_SET1(w0[2 * nk + i]), q3 = V_SET1(w0[3 * nk + i]);
+                s00 = V_ADD(s00, V_MADD(x0, q0));
+                s01 = V_ADD(s01, V_MADD(x1, q0));
+                s10 = V_ADD(s10, V_MADD(x0, q1));
+                s11 = V_ADD(s11, V_MADD(x1, q1));
+                s20 = V_ADD(s20, V_MADD(x0, q2));
+                s21 = V_ADD(s21, V_MADD(x1, q2));
+                s30 = V_ADD(s30, V_MADD(x0, q3));
+                s31 = V_ADD(s31, V_MADD(x1, q3));
             }
-            int32_t *a = c->acc + (size_t)o * sb + v * 8;
-            _mm256_storeu_si256((__m256i *)a, s00);
-            _mm256_storeu_si256((__m256i *)(a + 8), s01);
-            _mm256_storeu_si256((__m256i *)(a + sb), s10);
-            _mm256_storeu_si256((__m256i *)(a + sb + 8), s11);
-            _mm256_storeu_si256((__m256i *)(a + 2 * sb), s20);
-            _mm256_storeu_si256((__m256i *)(a + 2 * sb + 8), s21);
-            _mm256_storeu_si256((__m256i *)(a + 3 * sb), s30);
-            _mm256_storeu_si256((__m256i *)(a + 3 * sb + 8), s31);
+            int32_t *a = c->acc + (size_t)o * sb + v * VL;
+            V_STORE(a, s00);
+            V_STORE(a + VL, s01);
+            V_STORE(a + sb, s10);
+            V_STORE(a + sb + VL, s11);
+            V_STORE(a + 2 * sb, s20);
+            V_STORE(a + 2 * sb + VL, s21);
+            V_STORE(a + 3 * sb, s30);
+            V_STORE(a + 3 * sb + VL, s31);
         }
     }
 #else
@@ -387,31 +598,33 @@ static void fixed_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
 }
 
 /* acc[o][x] = sum over the window of channel o's weight * channel o's value (depthwise).
- * AVX2: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0) and (0, w). */
+ * AVX2 and AVX-512: both channels of a pair from one load, vpmaddwd with weight pairs (w, 0)
+ * and (0, w). */
 static void depthwise_conv(gk_ctx *c, const gk_layer *L, int32_t *const *rows) {
     int sb = c->sb, k = L->kernel, kk = k * k, n = (c->w + 7) / 8 * 8;
     int off = k == 3 ? 0 : 1;
 #if GK_AVX2
+    n = (c->w + VL - 1) / VL * VL;
     for (int o = 0; o < L->c_out; o += 2) {
         int odd = o + 1 < L->c_out;  /* a last pair with one channel: its high half unused */
         const int32_t *w0 = L->wpairs + (size_t)o * kk, *w1 = w0 + kk;
-        __m256i q0[9], q1[9];
+        vint q0[9], q1[9];
         const int32_t *srcs[9];
         for (int i = 0; i < kk; i++) {
-            q0[i] = _mm256_set1_epi32((int32_t)((uint32_t)w0[i] & 0xffff));
-            q1[i] = _mm256_set1_epi32(odd ? (int32_t)((uint32_t)w1[i] << 16) : 0);
+            q0[i] = V_SET1((int32_t)((uint32_t)w0[i] & 0xffff));
+            q1[i] = V_SET1(odd ? (int32_t)((uint32_t)w1[i] << 16) : 0);
             srcs[i] = rows[i / k] + (size_t)(o / 2) * sb + off + i % k;
         }
         int32_t *a0 = c->acc + (size_t)o * sb, *a1 = a0 + sb;
-        for (int x = 0; x < n; x += 8) {
-            __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int x = 0; x < n; x += VL) {
+            vint s0 = V_ZERO(), s1 = s0;
             for (int i = 0; i < kk; i++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(srcs[i] + x));
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(v, q0[i]));
-                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(v, q1[i]));
+                vint v = V_LOAD(srcs[i] + x);
+                s0 = V_ADD(s0, V_MADD(v, q0[i]));
+                s1 = V_ADD(s1, V_MADD(v, q1[i]));
             }
-            _mm256_storeu_si256((__m256i *)(a0 + x), s0);
-            _mm256_storeu_si256((__m256i *)(a1 + x), s1);
+            V_STORE(a0 + x, s0);
+            V_STORE(a1 + x, s1);
         }
     }
 #else
@@ -495,9 +708,9 @@ static void produce(gk_ctx *c, int t, int y) {
     int16_t *val = c->t[t].cap_plain ? plain_slot(c, t, y) : c->val;
     if (L->kind == KIND_BINARY) {
         uint8_t *rows[3];
-        for (int i = 0; i < nr; i++) rows[i] = nib_row(c, t - 1, yy[i]);
+        for (int i = 0; i < nr; i++) rows[i] = bits_row(c, t - 1, yy[i]);
         if (c->err) return;
-        binary_conv(c, L, rows);
+        binary_conv(c, L, &c->t[t - 1], rows);
     } else {
         int32_t *rows[3];
         for (int i = 0; i < nr; i++) rows[i] = pairs_row(c, t - 1, yy[i]);
@@ -575,8 +788,9 @@ static int32_t *alloc_tags(gk_ctx *c, int n) {
 int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
                  const uint8_t *x0, uint8_t *out, int h, int w, int r0, int r1) {
     if (n_layers < 1 || h < 1 || w < 1 || r0 < 0 || r1 > h || r0 >= r1) return GK_EARG;
-    gk_ctx c = {tensors, layers, n_layers, h, w, 0, x0, out, NULL, NULL, NULL, NULL, NULL, GK_OK};
-    c.sb = (w + 127) / 128 * 128 + 64;  /* 4 blocks of 32 past the last pixel, plus pads */
+    gk_ctx c = {tensors, layers, n_layers, h, w, 0, x0, out, NULL, NULL, NULL, NULL, NULL, NULL,
+                GK_OK};
+    c.sb = (w + 127) / 128 * 128 + 64;  /* a 64-pixel block past the last pixel, plus pads */
     int max_c = 4;
     for (int i = 0; i < n_layers; i++) {
         if (layers[i].c_out_pad > max_c) max_c = layers[i].c_out_pad;
@@ -589,6 +803,7 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
     c.acc = alloc(&c, (size_t)max_c * c.sb * sizeof(int32_t));
     c.val = alloc(&c, (size_t)max_c * c.sb * sizeof(int16_t));
     c.zeros = alloc(&c, (size_t)c.sb * sizeof(int16_t));
+    c.centre = alloc(&c, (size_t)c.sb);
     for (int t = 0; t <= n_layers && !c.err; t++) {
         const gk_tensor *tt = &tensors[t];
         int rad = tt->radius_after;
@@ -596,19 +811,19 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
         st[t].hi = r1 + rad > h ? h : r1 + rad;
         st[t].next = st[t].lo;
         size_t ch = (size_t)tt->channels;
-        st[t].nib = alloc(&c, (size_t)tt->cap_nib * ((ch + 3) / 4) * c.sb);
+        st[t].bits = alloc(&c, (size_t)tt->cap_bits * bit_groups(tt) * c.sb);
         st[t].pairs = alloc(&c, (size_t)tt->cap_pairs * ((ch + 1) / 2) * c.sb * sizeof(int32_t));
         st[t].plain = alloc(&c, (size_t)tt->cap_plain * ch * c.sb * sizeof(int16_t));
-        st[t].tag_nib = alloc_tags(&c, tt->cap_nib);
+        st[t].tag_bits = alloc_tags(&c, tt->cap_bits);
         st[t].tag_pairs = alloc_tags(&c, tt->cap_pairs);
         st[t].tag_plain = alloc_tags(&c, tt->cap_plain);
     }
     for (int y = r0; y < r1 && !c.err; y++) ensure(&c, n_layers, y);
     for (int t = 0; t <= n_layers; t++) {
-        free(st[t].nib);
+        free(st[t].bits);
         free(st[t].pairs);
         free(st[t].plain);
-        free(st[t].tag_nib);
+        free(st[t].tag_bits);
         free(st[t].tag_pairs);
         free(st[t].tag_plain);
     }
@@ -616,37 +831,46 @@ int gk_run_strip(const gk_tensor *tensors, const gk_layer *layers, int n_layers,
     free(c.acc);
     free(c.val);
     free(c.zeros);
+    free(c.centre);
     return c.err;
 }
 
 /* ------------------------------------------------------------------------- pixel steps */
 /* Pixel unshuffle by r (torch's channel order c*r*r + i*r + j) of an (h*r, w*r, c) image
- * into (h, w, c*r*r [+ 1]) tensor 0; level >= 0 appends the constant noise-level channel. */
-void gk_unshuffle(const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
+ * into (h, w, c*r*r [+ 1]) tensor 0; level >= 0 appends the constant noise-level channel.
+ * Inlined with constant c and r for the usual steps (the byte copies unrolled). */
+static inline __attribute__((always_inline)) void unshuffle(
+    const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
     int co = c * r * r + (level >= 0), iw = w * r;
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            uint8_t *o = out + ((size_t)y * w + x) * co;
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    const uint8_t *p = img + ((size_t)(y * r + i) * iw + x * r + j) * c;
-                    for (int k = 0; k < c; k++) o[k * r * r + i * r + j] = p[k];
-                }
-            if (level >= 0) o[co - 1] = (uint8_t)level;
+        for (int i = 0; i < r; i++) {
+            const uint8_t *row = img + (size_t)(y * r + i) * iw * c;
+            uint8_t *o = out + (size_t)y * w * co + i * r;
+            for (int x = 0; x < w; x++, o += co, row += r * c)
+                for (int j = 0; j < r; j++)
+                    for (int k = 0; k < c; k++) o[k * r * r + j] = row[j * c + k];
         }
+    if (level >= 0)
+        for (size_t p = 0; p < (size_t)h * w; p++) out[p * co + co - 1] = (uint8_t)level;
+}
+
+void gk_unshuffle(const uint8_t *img, int h, int w, int c, int r, int level, uint8_t *out) {
+    if (r == 2 && c == 3) unshuffle(img, h, w, 3, 2, level, out);
+    else if (r == 2 && c == 1) unshuffle(img, h, w, 1, 2, level, out);
+    else unshuffle(img, h, w, c, r, level, out);
 }
 
 /* Pixel shuffle by r: (h, w, c*r*r) output tensor -> (h*r, w*r, c) image. */
-void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
-    int ow = w * r;
+static inline __attribute__((always_inline)) void shuffle(
+    const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
+    int ow = w * r, ct = c * r * r;
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            const uint8_t *p = t + ((size_t)y * w + x) * c * r * r;
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    uint8_t *o = out + ((size_t)(y * r + i) * ow + x * r + j) * c;
-                    for (int k = 0; k < c; k++) o[k] = p[k * r * r + i * r + j];
-                }
+        for (int i = 0; i < r; i++) {
+            const uint8_t *p = t + (size_t)y * w * ct + i * r;
+            uint8_t *o = out + (size_t)(y * r + i) * ow * c;
+            for (int x = 0; x < w; x++, p += ct, o += r * c)
+                for (int j = 0; j < r; j++)
+                    for (int k = 0; k < c; k++) o[j * c + k] = p[k * r * r + j];
         }
 }
 
@@ -725,4 +949,10 @@ void gk_degrid(const uint8_t *img, int bh, int bw, int c, int32_t top, uint8_t *
                     }
             }
     }
+}
+
+void gk_shuffle(const uint8_t *t, int h, int w, int c, int r, uint8_t *out) {
+    if (r == 2 && c == 3) shuffle(t, h, w, 3, 2, out);
+    else if (r == 2 && c == 1) shuffle(t, h, w, 1, 2, out);
+    else shuffle(t, h, w, c, r, out);
 }

@@ -11,9 +11,10 @@
 
 typedef struct {
     int32_t kind, kernel, c_in, c_out, output, residual, shift, out_lo, out_hi, n_in, c_out_pad;
+    int32_t tab_bytes;
     const void *arrays[13];
 } layer_t;
-typedef struct { int32_t v[5]; } tensor_t;
+typedef struct { int32_t v[7]; } tensor_t;
 
 int gk_run_strip(const void *tensors, const void *layers, int n_layers, const uint8_t *x0,
                  uint8_t *out, int h, int w, int r0, int r1);
@@ -36,8 +37,8 @@ int main(int argc, char **argv) {
     tensor_t *tensors = take(f, (size_t)(n + 1) * sizeof(tensor_t));
     layer_t *layers = calloc((size_t)n, sizeof(layer_t));
     for (int i = 0; i < n; i++) {
-        int32_t *ints = take(f, 11 * sizeof(int32_t));
-        for (int k = 0; k < 11; k++) (&layers[i].kind)[k] = ints[k];
+        int32_t *ints = take(f, 12 * sizeof(int32_t));
+        for (int k = 0; k < 12; k++) (&layers[i].kind)[k] = ints[k];
         for (int k = 0; k < 13; k++) {
             int64_t *nb = take(f, sizeof(int64_t));
             layers[i].arrays[k] = *nb ? take(f, (size_t)*nb) : NULL;

@@ -1,14 +1,17 @@
 """The native kernel (spec.native) equals the plain reference bit for bit, in every build.
 
-Each available variant (``avx2`` and the plain-C ``generic`` on x86-64; ``generic``
-elsewhere) runs random models of the streamable family (depths, widths 1..70 channels,
-thresholds with flips, affine stages with residuals and the per-channel activation, 1x1 and
-3x3 kernels, depthwise fixed layers, pixel steps) on frames from 1x1 up, compared with
-``spec.reference``; probe models show the activation's whole output and a depthwise layer's
-accumulator at their edges. Strips (threads) must not change a bit.
+Each available variant (``avx512``, ``avx2`` and the plain-C ``generic`` on x86-64;
+``generic`` elsewhere), and ``generic`` also with the avx512 build's sextet tables (so the
+portable code of both table formats runs everywhere), runs random models of the streamable
+family (depths, widths 1..70 channels, thresholds with flips, affine stages with residuals and
+the per-channel activation, 1x1 and 3x3 kernels, depthwise fixed layers, pixel steps) on frames
+from 1x1 up, and every shipped model, compared with ``spec.reference``; probe models show the
+activation's whole output and a depthwise layer's accumulator at their edges. Strips (threads)
+must not change a bit.
 """
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +26,14 @@ SIZES = [(1, 1), (1, 7), (9, 1), (2, 2), (3, 5), (5, 3), (7, 11), (16, 9), (13, 
 
 
 def _variants():
+    """(variant, sextets) pairs: every build with its own tables, plain C with the others."""
     out = []
     for v in build.VARIANTS:
         lib = native._library(v)
-        out.append(pytest.param(v, marks=pytest.mark.skipif(isinstance(lib, str), reason=str(lib))))
+        skip = pytest.mark.skipif(isinstance(lib, str), reason=str(lib))
+        out.append(pytest.param((v, None), marks=skip, id=v))
+        if v == "generic":
+            out.append(pytest.param((v, True), marks=skip, id="generic-sextets"))
     return out
 
 
@@ -40,7 +47,8 @@ def _x0(model, seed, h, w):
 
 def _check(model, x0, variant, n_threads=1):
     want = reference.run_layers(model, x0)[-1]
-    got = native.NativeRunner(model, n_threads=n_threads, variant=variant).run(x0)
+    name, sextets = variant
+    got = native.NativeRunner(model, n_threads=n_threads, variant=name, sextets=sextets).run(x0)
     mism = np.argwhere(got != want)
     assert mism.size == 0, f"first mismatch at (y, x, c) = {tuple(mism[0])} of {len(mism)}"
 
@@ -56,7 +64,8 @@ def test_random_models(variant, seed):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("channels", [7, 70])
 def test_wide_channels(variant, channels):
-    """70 channels: 18 nibble groups, 162 window nibbles (three u8 segments), 35 pairs."""
+    """70 channels: 18 nibble groups, 162 window nibbles (three u8 segments), 35 pairs; 35
+    sextet groups, 105 window sextets (three u8 segments)."""
     model = spec.random_model(channels, channels=channels, n_binary=3, unshuffle=1, shuffle=1)
     _check(model, _x0(model, 5, 6, 45), variant)
 
@@ -70,9 +79,13 @@ def test_strips_equal_whole_frame(variant, n_threads):
         _check(model, _x0(model, seed, 83, 37), variant, n_threads)
 
 
+MODELS = sorted((Path(spec.__file__).parents[1] / "models").glob("*.gamir"))
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_shipped_denoiser(variant):
-    model = spec.load(spec.fileformat.__file__.rsplit("/", 2)[0] + "/models/denoise.gamir")
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_shipped_models(variant, path):
+    model = spec.load(path)
     _check(model, _x0(model, 1, 40, 67), variant, n_threads=2)
 
 
