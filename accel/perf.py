@@ -19,8 +19,11 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 It assumes unbounded buffers between stages (the real ones are one register), which is exact
 when every layer keeps up and close otherwise; tests check it against simulation within 2 %.
 
-Costs are estimates for choosing a fold (LUT4-equivalents, multipliers, RAM bits), not
-synthesis results; the build reports give those.
+Costs: per layer and block (window, PE array, weight memory, output stage, streams, residual
+FIFO), structural counts (:func:`block_features`) times per-family LUT and FF costs fitted to
+syntheses (:data:`COSTS`, ``python -m bench.cost_model``: within 10 % of the recorded shapes);
+estimates for choosing a fold and a network, not synthesis results (the build reports give
+those).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import math
 
 import numpy as np
 
+from spec import arith
 from spec.model import Model
 
 from . import config, regmap
@@ -36,7 +40,7 @@ from .latency import MVU_LATENCY, SLICE_LATENCY, STAGE_LATENCY
 
 __all__ = ["layer_ii", "grouped_window", "pixels_per_clock", "frame_cycles", "estimate_cost", "choose_fold",
            "fold_for_rate", "fold_within", "report", "delay_depth", "memories", "block_rams", "dsp_allocation",
-           "hard_multipliers", "FIFO_SLACK", "ESTIMATE_KEYS"]
+           "hard_multipliers", "block_features", "block_costs", "FIFO_SLACK", "ESTIMATE_KEYS", "COSTS"]
 
 #: Beats a layer may hold beyond its line buffer (window, PE array, output stage, gather and
 #: two or three slices hold about 15); residual FIFOs add this per layer spanned so the fork feeding
@@ -44,17 +48,62 @@ __all__ = ["layer_ii", "grouped_window", "pixels_per_clock", "frame_cycles", "es
 #: little next to a row.
 FIFO_SLACK = 32
 
-#: Measured LUTs per unit of the structural count below (datapath lanes, slice muxes, output
-#: stages), from hw.build's syntheses of the denoiser (classic-ABC mapping): at 9 cycles per
-#: pixel, 4.5x in ECP5 LUT4s (CCU2C and LUT RAM counted as 2; head and tail 5.3x, binary
-#: layers 3.7x); at 27 and 39 cycles per pixel 2.0x in Xilinx LUT6s (at 9, where LUTs rather
-#: than DSPs take most head/tail products, 2.7x).
-LUT4_PER_UNIT = 4.5
-LUT6_PER_UNIT = 2.0
-#: Structural units of the affine stage's activation per lane (``act``: sign test, 3-bit
-#: barrel shift, increment, offset add): ``python -m bench.stage_cost`` measured +242 ECP5
-#: LUT4 per lane on the denoiser's body format (27-bit product, 10-bit stream), / 4.5.
-ACT_UNITS = 54
+#: Per device family (``hw.boards.Board.family``), block and structural count of
+#: :func:`block_features`: ``(LUT, FF)`` per unit, as ``hw.build`` counts them (ECP5 LUT4 with
+#: CCU2C and LUT RAM as two; Xilinx LUT6 with LUT RAM by its LUTs). Least squares over the
+#: blocks of native-Yosys 0.66 syntheses (``hw.build``'s scripts, hierarchy kept) of the
+#: shapes in ``bench/results/cost_model_synth.json``: ``python -m bench.cost_model`` refits
+#: them and prints the model against every recorded shape. Units no recorded shape has are
+#: set by hand and kept by the fit: ``act_lanes`` (ECP5: ``python -m bench.stage_cost``, +242
+#: LUT4 per lane), ``booth_bits`` (ECP5: ``python -m bench.product_cost``, 155 LUT4 for an
+#: 8x6-bit Booth product and its share of the adder tree, 3.2 per bit pair), each on Xilinx
+#: the ECP5 figure times the LUT6/LUT4 ratio of the output stages of ``binary16``;
+#: ``compare_bits``
+#: (a threshold's comparison, a LUT per bit; the shipped models have none), ``weight_ff_bits``
+#: (weights of an unfolded layer in flip-flops, with a write multiplexer each).
+COSTS = {
+    "ecp5": {
+        "window": {"window": (0, 0), "window_bits": (29.9, 17.6), "group_window": (0, 0),
+            "group_window_bits": (0, 0)},
+        "mvu": {"mvu": (0, 0), "slice_bits": (0, 0), "select_bits": (1.51, 1.7), "acc_bits":
+            (2.16, 3.22), "xnor_lanes": (3.35, 1.43), "mac_bits": (0, 0), "booth_bits": (3.2,
+            0)},
+        "weights": {"weights": (0, 0), "weight_bits": (0, 0), "weight_ram_bits": (1.28, 0.5),
+            "weight_ff_bits": (1, 1)},
+        "stage": {"stage": (0, 0), "param_ram_bits": (3.34, 2.63), "pixel_lanes": (183, 3.2),
+            "stage_lanes": (0, 0), "residual_lanes": (353, 0), "act_lanes": (242, 0),
+            "compare_bits": (1, 0)},
+        "streams": {"streams": (26.3, 8.78), "skid_bits": (1.99, 2.01), "split_bits": (0, 0),
+            "gather_bits": (0, 2)},
+        "residual": {"fifo": (0, 0), "fifo_bits": (1.65, 3.26), "fifo_bank_bits": (2.54,
+            0.238)},
+        "top": {"top": (4, 0)},
+    },
+    "xc7": {
+        "window": {"window": (142, 57), "window_bits": (9.14, 14), "group_window": (0, 0),
+            "group_window_bits": (5.84, 1)},
+        "mvu": {"mvu": (48.6, 32.6), "slice_bits": (0.184, 0), "select_bits": (0.0547, 0.147),
+            "acc_bits": (1, 1.78), "xnor_lanes": (1.98, 1.33), "mac_bits": (0.654, 0.101),
+            "booth_bits": (1.23, 0)},
+        "weights": {"weights": (8.44, 0), "weight_bits": (0.158, 1), "weight_ram_bits": (0.624,
+            0), "weight_ff_bits": (1, 1)},
+        "stage": {"stage": (37.1, 6.36), "param_ram_bits": (0.991, 1.14), "pixel_lanes": (51.7,
+            0), "stage_lanes": (0, 3.04), "residual_lanes": (105, 0.0585), "act_lanes": (93.1,
+            0), "compare_bits": (1, 0)},
+        "streams": {"streams": (16.9, 10), "skid_bits": (1.35, 1.96), "split_bits": (0.116,
+            0.052), "gather_bits": (0.0199, 2)},
+        "residual": {"fifo": (55, 31), "fifo_bits": (0, 1), "fifo_bank_bits": (0.721, 0.0737)},
+        "top": {"top": (1.16, 0)},
+    },
+}
+
+#: Rows of one LUT-RAM primitive (Xilinx RAM32M: 32 rows of 6 bits, deeper memories take
+#: RAM64M, 64 rows of 3 bits, for the same LUTs per bit and row; ECP5 TRELLIS_DPR16X4: 16 rows
+#: of 4 bits): a memory costs its width per this many rows.
+LUTRAM_ROWS = {"ecp5": 16, "xc7": 32}
+#: Rows of the deepest block RAM shape a residual FIFO of one channel set fills before a second
+#: bank (and a read multiplexer) is needed.
+FIFO_BANK_ROWS = 1024
 
 #: The widest slice a binary PE's popcount reads per cycle when :func:`fold_within` may choose
 #: (its carry-save tree and XNORs take one pipeline stage): a 40-channel layer at 40 or 30
@@ -71,6 +120,8 @@ BRAM_SHAPES = {
 #: The estimate keys of :func:`estimate_cost` that count a device family's LUTs and block RAMs
 #: (``hw.boards.Board.family``; iCE40 has no block RAM shape here).
 ESTIMATE_KEYS = {"ecp5": ("luts", "ecp5_ebr"), "xc7": ("xc7_luts", "xc7_bram36")}
+#: The keys of :func:`estimate_cost` that count each family's LUTs and flip-flops.
+_COST_KEYS = {"ecp5": ("luts", "ffs"), "xc7": ("xc7_luts", "xc7_ffs")}
 
 
 def delay_depth(span: int, max_width: int) -> int:
@@ -175,66 +226,158 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MAX_WIDTH) -> dict:
-    """Rough resource estimate: ECP5 LUT4s (``luts``) and Xilinx LUT6s (``xc7_luts``), each a
-    structural count times its measured :data:`LUT4_PER_UNIT` / :data:`LUT6_PER_UNIT`, hard multipliers of the output stages
-    (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
-    counted in ``luts``), pixel-path RAM bits and the block RAMs they take on an ECP5
-    (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``), flip-flops. Weight memories are shallow
-    (``nf*sf`` rows) and go to LUT RAM or flip-flops, counted in ``luts`` / ``ffs``."""
+def _acc_bits(layer, t_in) -> int:
+    """Width of the layer's accumulator (``hw.folded_mvu.acc_shape_for``)."""
+    lo, hi = regmap.acc_bounds(layer, t_in)
+    return max(1, hi.bit_length()) if lo >= 0 else arith.bits_for_range(lo, hi)
+
+
+def _tensor_bits(t) -> int:
+    """Bits of one channel value of a tensor on the streams (pixels: 8)."""
+    return 8 if t.kind == "pixel" else t.bits
+
+
+def block_features(model: Model, fold=None, *, family: str, max_width: int = config.DEFAULT_MAX_WIDTH,
+                   dsp=0) -> list[dict[str, dict[str, int]]]:
+    """Per layer, the structural counts of each block that :data:`COSTS` prices (``family``:
+    ``"ecp5"`` or ``"xc7"``; ``dsp`` as for :func:`estimate_cost`):
+
+    * ``window``: the window generator (3x3 only) and its channel bits; a folded depthwise
+      layer's :class:`hw.group_window.GroupWindowGen` apart (LUT RAM instead of registers);
+    * ``mvu``: the PE array without its weights: its sequencer, the slice register and its
+      ``ways``-way selection, the accumulator bits (``pe`` times three registers and an adder),
+      and the lanes: XNOR-popcount bits, or products with their adder tree (``mac_bits``: lanes
+      times product bits) and, for products without a hard multiplier, Booth logic
+      (``booth_bits``: ``w_bits`` x input bits each);
+    * ``weights``: the weight memory, LUT RAM of its width per :data:`LUTRAM_ROWS` rows and a
+      read register, or flip-flops when it has one row;
+    * ``stage``: the output stage per ``out_pe`` lane (with a residual, an activation, or a
+      threshold's comparison) and its parameter memory;
+    * ``streams``: the register slices (accumulators, and the window of an unfolded array), the
+      split's multiplexer and the gather's pixel;
+    * ``residual``: the delay FIFO of each residual the stage joins, its output register and the
+      read multiplexer of its block RAM banks (its fork's share with it).
+    """
     folds = regmap.given_fold(model, fold)
     types = model.tensor_types()
-    luts = mults = conv_mults = ram_bits = ffs = 0
+    regions = regmap.regions(model, folds)
+    dsp_terms = dsp_allocation(model, folds, dsp)
+    rows = LUTRAM_ROWS[family]
+    out = []
+    for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
+        t_in, t_out = types[i - 1], types[i]
+        in_bits = 1 if layer.conv.reads_signs else _tensor_bits(t_in)
+        acc_bits = _acc_bits(layer, t_in)
+        nf, sf = layer.c_out // f.pe, layer.taps // f.simd
+        lanes, steps = f.pe * f.simd, nf * sf
+        grouped = grouped_window(layer, f)
+        window = {}
+        if layer.kernel == 3:
+            key = "group_window" if grouped else "window"
+            window = {key: 1, f"{key}_bits": layer.c_in * in_bits}
+        if layer.depthwise:  # every lane its own channel: nf*sf ways unless the window picks
+            slice_bits, ways = lanes * in_bits, 1 if grouped else steps
+        else:  # one slice, broadcast to the PEs
+            slice_bits, ways = f.simd * in_bits, sf
+        mvu = {"mvu": 1, "slice_bits": slice_bits, "select_bits": slice_bits * (ways - 1),
+               "acc_bits": f.pe * acc_bits}
+        if layer.conv.reads_signs:
+            mvu["xnor_lanes"] = lanes
+        else:
+            mvu["mac_bits"] = lanes * (layer.w_bits + in_bits)
+            if t_in.kind != "bit":
+                in_dsp = lanes if dsp_terms[i - 1] is None else dsp_terms[i - 1]
+                mvu["booth_bits"] = (lanes - in_dsp) * layer.w_bits * in_bits
+        w_region, s_region = regions[2 * i - 2], regions[2 * i - 1]
+        if steps == 1:
+            weights = {"weight_ff_bits": w_region.entry_bits}
+        else:
+            weights = {"weights": 1, "weight_bits": w_region.entry_bits,
+                       "weight_ram_bits": w_region.entry_bits * -(-steps // rows)}
+        joins = layer.stage.joins()
+        stage = {"stage": 1, "param_ram_bits": s_region.entry_bits * -(-s_region.entries // rows)}
+        if layer.stage.multiplies:  # the pixel stage: rounding, the global residual, a clamp
+            stage["pixel_lanes" if t_out.kind == "pixel" else "stage_lanes"] = f.out_pe
+            stage["residual_lanes"] = f.out_pe * len(joins) if t_out.kind != "pixel" else 0
+            if getattr(layer.stage, "act", None) is not None:
+                stage["act_lanes"] = f.out_pe
+        else:
+            stage["compare_bits"] = f.out_pe * acc_bits
+        # The slices behind the PE array, and in front of an unfolded one (its whole window).
+        skid = f.pe * acc_bits + (layer.kernel ** 2 * layer.c_in * in_bits if steps == 1 else 0)
+        streams = {"streams": 1, "skid_bits": skid,
+                   "split_bits": f.out_pe * acc_bits * (f.pe // f.out_pe - 1),
+                   "gather_bits": layer.c_out * _tensor_bits(t_out)}
+        residual = {}
+        for j in joins:
+            width = types[j].channels * _tensor_bits(types[j])
+            banks = -(-delay_depth(i - j, max_width) // FIFO_BANK_ROWS)
+            residual["fifo"] = residual.get("fifo", 0) + 1
+            residual["fifo_bits"] = residual.get("fifo_bits", 0) + width
+            residual["fifo_bank_bits"] = residual.get("fifo_bank_bits", 0) + width * (banks - 1)
+        out.append({"window": window, "mvu": mvu, "weights": weights, "stage": stage,
+                    "streams": streams, "residual": residual})
+    return out
+
+
+def block_costs(model: Model, fold=None, *, family: str, max_width: int = config.DEFAULT_MAX_WIDTH,
+                dsp=0) -> list[dict[str, dict[str, float]]]:
+    """Per layer and block, ``{"LUT": .., "FF": ..}`` on ``family``: :func:`block_features`
+    priced by :data:`COSTS`."""
+    costs = COSTS[family]
+    out = []
+    for blocks in block_features(model, fold, family=family, max_width=max_width, dsp=dsp):
+        layer = {}
+        for block, counts in blocks.items():
+            unit = costs[block]
+            layer[block] = {res: sum(n * unit[k][r] for k, n in counts.items())
+                            for r, res in enumerate(("LUT", "FF"))}
+        out.append(layer)
+    return out
+
+
+def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MAX_WIDTH,
+                  dsp=0) -> dict:
+    """Resource estimate: ECP5 LUT4s and flip-flops (``luts``, ``ffs``), Xilinx LUT6s and
+    flip-flops (``xc7_luts``, ``xc7_ffs``): :func:`block_costs` summed, plus the design's
+    glue (``top``); hard multipliers of the output stages (``mults``), products of the fixed
+    convs (``conv_mults``), pixel-path RAM bits and the block RAMs they take on an ECP5
+    (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``).
+
+    ``dsp``: the build's DSP budget (:func:`dsp_allocation`; ``hw.build`` passes the board's):
+    the conv products beyond it are Booth logic in LUTs; the default 0 counts every product in
+    LUTs (the most a build without hard multipliers pays), ``None`` none (every product a hard
+    multiplier, as :class:`hw.pipeline.Pipeline` builds without a budget)."""
+    folds = regmap.given_fold(model, fold)
+    types = model.tensor_types()
+    per_family = {family: block_costs(model, folds, family=family, max_width=max_width, dsp=dsp)
+                  for family in COSTS}
+    totals = {family: {res: COSTS[family]["top"]["top"][r] for r, res in enumerate(("LUT", "FF"))}
+              for family in COSTS}
+    mults = conv_mults = 0
     per_layer = []
     for i, (layer, f) in enumerate(zip(model.layers, folds), 1):
         t_in = types[i - 1]
-        conv = layer.conv
-        in_bits = conv.in_bits(t_in)
-        lo, hi = regmap.acc_bounds(layer, t_in)
-        acc_bits = max(abs(lo), abs(hi)).bit_length() + 1
-        nf, sf = layer.c_out // f.pe, layer.taps // f.simd
-        lanes = f.pe * f.simd
-        if conv.reads_signs:
-            l_mvu = int(1.2 * lanes)  # XNOR folded into the popcount tree's first LUT level
-        elif t_in.kind == "bit":
-            l_mvu = lanes * (layer.w_bits + 2)  # +/-w then the adder tree
-        else:
-            l_mvu = lanes * (layer.w_bits * in_bits // 2 + in_bits + layer.w_bits)
-        l_mvu += f.pe * acc_bits * 2  # accumulators
-        if grouped_window(layer, f):  # each lane element picks one of 4 column slots' rows
-            l_sel = int(lanes * in_bits * math.log2(4 * (3 if f.simd < 9 else 1)))
-        elif conv.per_channel:  # every lane muxes its own channel: nf*sf ways (hw.depthwise_conv)
-            l_sel = int(lanes * in_bits * math.log2(nf * sf))
-        else:  # one slice mux, broadcast to the lanes
-            l_sel = int(f.simd * in_bits * math.log2(sf))
-        if layer.stage.multiplies:
-            l_out = f.out_pe * 80  # bias add, rounding, residual, saturation
-            if getattr(layer.stage, "act", None) is not None:
-                l_out += f.out_pe * ACT_UNITS
-            m_out = f.out_pe * max(1, math.ceil(acc_bits / 18))
-        else:
-            l_out = f.out_pe * acc_bits * 2  # a comparison
-            m_out = 0
-        wbits = layer.c_out * layer.taps * conv.weight_bits(layer)
-        w_ram = wbits if nf * sf > 1 else 0
-        w_ff = wbits if nf * sf == 1 else 0
-        luts += l_mvu + l_sel + l_out + w_ram // 32
+        m_out = f.out_pe * max(1, math.ceil(_acc_bits(layer, t_in) / 18)) if layer.stage.multiplies else 0
         mults += m_out
-        c_mults = lanes if conv.multiplies and t_in.kind != "bit" else 0
+        c_mults = f.pe * f.simd if layer.conv.multiplies and t_in.kind != "bit" else 0
         conv_mults += c_mults
-        ffs += w_ff + f.pe * acc_bits * 2
-        per_layer.append({"layer": i, "ii": layer_ii(layer, f),
-                          "luts": round(LUT4_PER_UNIT * (l_mvu + l_sel + l_out)),
-                          "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
+        entry = {"layer": i, "ii": layer_ii(layer, f)}
+        for family, (lut_key, ff_key) in _COST_KEYS.items():
+            blocks = per_family[family][i - 1].values()
+            for key, res in ((lut_key, "LUT"), (ff_key, "FF")):
+                entry[key] = round(sum(b[res] for b in blocks))
+                totals[family][res] += entry[key]
+        wbits = layer.c_out * layer.taps * layer.conv.weight_bits(layer)
+        per_layer.append({**entry, "mults": m_out, "conv_mults": c_mults, "weight_bits": wbits})
     mems = memories(model, max_width=max_width)
     ram_bits = sum(mem["width"] * mem["depth"] for mem in mems)
     brams = {kind: sum(block_rams(mem["width"], mem["depth"], kind) for mem in mems)
              for kind in BRAM_SHAPES}
-    # luts include the conv multipliers built from LUTs; conv_mults counts them so a build can
-    # move up to its DSP budget into hard multipliers instead.
-    return {"luts": round(LUT4_PER_UNIT * luts), "xc7_luts": round(LUT6_PER_UNIT * luts),
-            "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits,
-            **brams, "ffs": ffs, "layers": per_layer}
+    keys = {key: round(totals[family][res]) for family, pair in _COST_KEYS.items()
+            for key, res in zip(pair, ("LUT", "FF"))}
+    return {**keys, "mults": mults, "conv_mults": conv_mults, "ram_bits": ram_bits, **brams,
+            "layers": per_layer}
 
 
 def fold_within(model: Model, ii: int) -> list[regmap.LayerFold]:

@@ -68,10 +68,13 @@ _KINDS = {
 }
 
 
-def layer_model(base: spec.Model, channels: int, seed: int = 0) -> spec.Model:
+def layer_model(base: spec.Model, channels: int, seed: int = 0, *, depthwise: bool = False,
+                end_kernel: int = 1) -> spec.Model:
     """``base``'s 1x1 head, its first binary layer and its last layer (a 1x1 tail), resized to
     ``channels`` and given random parameters in the same formats; the binary layer adds its
-    input (tensor 1) as the shipped body's residual does."""
+    input as the shipped body's residual does. ``depthwise``: ``base``'s first and last 3x3
+    depthwise layers too, after the head and before the tail (the shipped denoiser's ends);
+    ``end_kernel`` 3: the head and tail as dense 3x3 convolutions."""
     rng = np.random.default_rng(seed)
     head = base.layers[0]
     body = next(layer for layer in base.layers if layer.kind == "binary")
@@ -79,21 +82,31 @@ def layer_model(base: spec.Model, channels: int, seed: int = 0) -> spec.Model:
     if head.kernel != 1 or tail.kernel != 1 or body.stage.residual is None:
         raise ValueError(f"{base.name}: expected a 1x1 head, a residual binary layer and a "
                          f"1x1 tail")
-    layers = [dataclasses.replace(head, c_out=channels),
+    dw = [layer for layer in base.layers if layer.depthwise and layer.kernel == 3]
+    if depthwise and not dw:
+        raise ValueError(f"{base.name}: expected 3x3 depthwise layers")
+    ends = [dataclasses.replace(layer, c_in=channels, c_out=channels, groups=channels)
+            for layer in (dw[0], dw[-1])] if depthwise else []
+    first, last = ends[:1], ends[1:]
+    head = dataclasses.replace(head, kernel=end_kernel)
+    tail = dataclasses.replace(tail, kernel=end_kernel)
+    layers = [dataclasses.replace(head, c_out=channels), *first,
               dataclasses.replace(body, c_in=channels, c_out=channels,
-                                  stage=dataclasses.replace(body.stage, residual=1)),
-              dataclasses.replace(tail, c_in=channels)]
+                                  stage=dataclasses.replace(body.stage, residual=1 + len(first))),
+              *last, dataclasses.replace(tail, c_in=channels)]
     lo, hi = 0, spec.arith.PIXEL_MAX
     for i, layer in enumerate(layers):
         layers[i] = layer = random_layer_params(rng, layer, lo, hi)
         lo, hi = layer.out_type().value_range()
-    return dataclasses.replace(base, layers=layers, name=f"{base.name}-binary{channels}").validate()
+    ends = "depthwise-" if depthwise else "dense-" if end_kernel == 3 else ""
+    name = f"{base.name}-{ends}binary{channels}"
+    return dataclasses.replace(base, layers=layers, name=name).validate()
 
 
 def synth_modules(family: str, verilog: str, top: str, env: dict) -> dict[str, dict]:
     """Yosys' cells per module of ``verilog`` after :mod:`hw.build`'s synthesis script for
     ``family`` (hierarchy kept), each module's own cells (submodule instances are cells named
-    after the module)."""
+    after the module, as the module is named here: ``layer.l2_mvu``)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "top.v").write_text(verilog)
@@ -104,7 +117,9 @@ def synth_modules(family: str, verilog: str, top: str, env: dict) -> dict[str, d
             tail = "\n".join((work / "top.log").read_text(errors="replace").splitlines()[-10:])
             raise build.BuildError(f"yosys failed (exit {proc.returncode}):\n{tail}")
         stats = json.loads((work / "top.stat.json").read_text())
-    return {name: mod["num_cells_by_type"] for name, mod in stats["modules"].items()}
+    # Module names without Yosys' leading backslash, as the cell types of their instances.
+    return {name.lstrip("\\"): mod["num_cells_by_type"]
+            for name, mod in stats["modules"].items()}
 
 
 def _totals(modules: dict[str, dict]) -> dict[str, dict]:
@@ -130,11 +145,11 @@ def layer_split(family: str, modules: dict[str, dict], layer: int) -> dict[str, 
     """The cells of layer ``layer``'s blocks (:data:`BLOCKS`), each block's own: a parent's
     figure leaves out the submodules that are blocks of their own."""
     totals = _totals(modules)
-    # Module names are the Pipeline's submodule paths: ``\\TOP.l2_mvu``, ``\\TOP.l2_mvu.weights``.
+    # Module names are the Pipeline's submodule paths: ``TOP.l2_mvu``, ``TOP.l2_mvu.weights``.
     prefix = f"l{layer}_"
     owners = {}
     for name in modules:
-        path = name.lstrip("\\").partition(".")[2]
+        path = name.partition(".")[2]
         for block, starts in BLOCKS.items():
             for start in starts:
                 if block == "residual_fifo":
@@ -154,7 +169,7 @@ def layer_split(family: str, modules: dict[str, dict], layer: int) -> dict[str, 
         for k, v in cells.items():
             entry["cells"][k] = entry["cells"].get(k, 0) + v
         used = build._resources_from_cells(family, cells)
-        entry["modules"][name.lstrip("\\").partition(".")[2]] = {"LUT": used["LUT"],
+        entry["modules"][name.partition(".")[2]] = {"LUT": used["LUT"],
                                                                    "FF": used["FF"]}
     return {block: {**_resources(family, e["cells"]), "modules": e["modules"]}
             for block, e in split.items()}

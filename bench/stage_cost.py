@@ -8,7 +8,7 @@ writes it (:func:`~hw.output_stages.scale_round`, :func:`~hw.output_stages.prelu
 :func:`~hw.output_stages.saturate`), once plain and once with the per-channel power-of-two
 PReLU and offset (``act``), through :func:`bench.product_cost.synth_ecp5`. Prints LUT4
 equivalents and writes them to ``-o`` (default ``bench/results/local/stage_cost.json``; the recorded one is ``bench/results/stage_cost.json``): the number
-behind :data:`accel.perf.ACT_UNITS`.
+behind the ECP5 ``act_lanes`` cost of :data:`accel.perf.COSTS`.
 """
 
 from __future__ import annotations

@@ -231,7 +231,7 @@ class Costing:
     def _use(self, model, fold, w: int) -> dict:
         board = self.target.board
         lut_key, bram_key = perf.ESTIMATE_KEYS[board.family]
-        est = perf.estimate_cost(model, fold, max_width=w)
+        est = perf.estimate_cost(model, fold, max_width=w, dsp=board.dsp_budget)
         stage_dsp, dsp = perf.hard_multipliers(model, fold, board.dsp_budget)
         return {"luts": est[lut_key], "bram": est[bram_key], "stage_dsp": stage_dsp, "dsp": dsp}
 
