@@ -69,7 +69,7 @@ BRAM_SHAPES = {
                    (512, 72)],
 }
 #: The estimate keys of :func:`estimate_cost` that count a device family's LUTs and block RAMs
-#: (``hw.boards.Board.family``; iCE40 has no block RAM shape here).
+#: (``accel.boards.Board.family``; iCE40 has no block RAM shape here).
 ESTIMATE_KEYS = {"ecp5": ("luts", "ecp5_ebr"), "xc7": ("xc7_luts", "xc7_bram36")}
 
 

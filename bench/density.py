@@ -37,7 +37,7 @@ import spec
 from bench import local_result
 from accel import perf, regmap
 from hw import build
-from hw.boards import get_board
+from accel.boards import get_board
 from spec.random_model import random_layer_params
 
 __all__ = ["layer_model", "synth_modules", "layer_split", "measure", "BLOCKS", "main"]

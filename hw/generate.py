@@ -38,7 +38,7 @@ def generate(model: Model, out_dir, *, fold=DEFAULT_FOLD, max_width: int = confi
 
     ``dsp`` caps the hard multipliers the design asks for (:func:`accel.perf.dsp_allocation`);
     ``None`` leaves every product to synthesis. ``lut_inputs`` is the target's LUT size (4 or
-    6, :attr:`hw.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
+    6, :attr:`accel.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
     arithmetic is the same."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog

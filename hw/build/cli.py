@@ -6,9 +6,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from accel.boards import BOARDS, BoardError, get_board
 from gamir import cli
 
-from ..boards import BOARDS, BoardError, get_board
 from .flow import FLOWS, build
 from .report import format_report
 from .tools import TOOL_CHOICES, BuildError

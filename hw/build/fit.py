@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..boards import RESOURCES, Board
+from accel.boards import RESOURCES, Board
+
 from .tools import BuildError
 
 __all__ = ["FitFailure", "utilization", "overflow", "fit_error"]

@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from ..boards import Board, get_board
+from accel.boards import Board, get_board
+
 from .fit import FitFailure, fit_error
 from .lattice import build_lattice
 from .report import FRAMES, frame_tiles, throughput

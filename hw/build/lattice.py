@@ -12,7 +12,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-from ..boards import Board
+from accel.boards import Board
+
 from .fit import FitFailure, overflow, utilization
 from .synthesis import BOOTH_LUT_PRODUCTS, cell_counts, classic_synth, resources_from_cells
 from .tools import BuildError, Steps, nextpnr_threads, run_tool

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..boards import Board
+from accel.boards import Board
+
 from .fit import FitFailure, overflow, utilization
 from .synthesis import cell_counts, resources_from_cells, synth_script
 from .tools import Steps, run_tool

@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..boards import Board
+from accel.boards import Board
+
 from ..zynq_top import CLOCK_NET, TOP_NAME, zynq_verilog
 from .fit import FitFailure, overflow, utilization
 from .synthesis import cell_counts, resources_from_cells, synth_script

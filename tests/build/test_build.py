@@ -17,7 +17,7 @@ import spec
 from accel import perf
 from accel.manifest import Manifest
 from hw import build
-from hw.boards import BOARDS, BoardError, get_board
+from accel.boards import BOARDS, BoardError, get_board
 from hw.harness import verilog_ports
 from accel.tiling import plan_1d, radius
 

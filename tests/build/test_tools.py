@@ -18,7 +18,7 @@ import pytest
 
 from hw import build
 from hw.build import xc7_open
-from hw.boards import get_board
+from accel.boards import get_board
 from hw.harness import ecp5_pll
 
 pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
