@@ -8,7 +8,8 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 
 * window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
   row, emitting the column of row ``y-1`` (``nf`` steps per pixel, one per channel group, in a
-  folded 3x3 depthwise layer's :class:`hw.group_window.GroupWindowGen`); the horizontal stage steps once per column plus one
+  folded 3x3 depthwise layer's :class:`hw.group_window.GroupWindowGen`); the horizontal stage steps
+  once per column plus one
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
@@ -129,12 +130,11 @@ def grouped_window(layer, fold: regmap.LayerFold) -> bool:
 def _window(ready: np.ndarray, h: int, w: int, groups: int = 1) -> np.ndarray:
     """Cycle at which each 3x3 window is valid on the window generator's output; ``groups``:
     vertical steps per pixel (``nf`` for :class:`hw.group_window.GroupWindowGen`)."""
-    n = h * w
-    # Vertical: pixels 0..n-1 are the input, n..n+w-1 the flush row; each takes `groups` steps.
+    # Vertical: pixels 0..h*w-1 are the input, then the flush row of w; each takes `groups` steps.
     v_ready = np.concatenate([ready, np.full(w, -(1 << 40), dtype=np.int64)])
     v_step = _serve(v_ready, groups)
     col_ready = v_step[w:] + groups  # column k (raster) leaves with pixel k + w's last step
-    # Horizontal: steps 0..n-1 take columns, step n is the flush; step k emits window k-1.
+    # Horizontal: steps 0..h*w-1 take columns, step h*w is the flush; step k emits window k-1.
     h_ready = np.concatenate([col_ready, [-(1 << 40)]])
     h_step = _serve(h_ready, 1)
     return h_step[1:] + 1
@@ -177,7 +177,8 @@ def _divisors(n: int) -> list[int]:
 
 def estimate_cost(model: Model, fold=None, *, max_width: int = config.DEFAULT_MAX_WIDTH) -> dict:
     """Rough resource estimate: ECP5 LUT4s (``luts``) and Xilinx LUT6s (``xc7_luts``), each a
-    structural count times its measured :data:`LUT4_PER_UNIT` / :data:`LUT6_PER_UNIT`, hard multipliers of the output stages
+    structural count times its measured :data:`LUT4_PER_UNIT` / :data:`LUT6_PER_UNIT`, hard
+    multipliers of the output stages
     (``mults``), small multipliers of the fixed convs (``conv_mults``, ``w_bits`` x input bits,
     counted in ``luts``), pixel-path RAM bits and the block RAMs they take on an ECP5
     (``ecp5_ebr``) and a Zynq-7000 (``xc7_bram36``), flip-flops. Weight memories are shallow

@@ -15,7 +15,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import sys
 from pathlib import Path

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from accel import perf
 from accel.boards import Board
 from training import gam
 from training.search import Costing, Shape, Space, Target, main, ordered, pareto
