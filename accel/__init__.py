@@ -2,6 +2,8 @@
 agree on, in one numpy-only package (no Amaranth, no torch: the board image imports it).
 
 * :mod:`accel.config` -- design defaults (clock, line-buffer width, frame);
+* :mod:`accel.boards` -- the boards gamir builds for and their devices' resources (read by
+  ``hw.build`` and ``training.search``);
 * :mod:`accel.regmap` -- the AXI4-Lite register map, folding (:class:`~accel.regmap.Fold`),
   the parameter memories and their words, the AXI4-Stream pixel packing;
 * :mod:`accel.latency` -- the blocks' latencies, imported by the blocks and the cycle model;

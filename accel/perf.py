@@ -8,7 +8,8 @@ stage by stage (every stage: ``start[k] = max(input ready[k], start[k-1] + its i
 
 * window generator (3x3): the vertical stage steps once per input pixel plus a ``W``-step flush
   row, emitting the column of row ``y-1`` (``nf`` steps per pixel, one per channel group, in a
-  folded 3x3 depthwise layer's :class:`hw.group_window.GroupWindowGen`); the horizontal stage steps once per column plus one
+  folded 3x3 depthwise layer's :class:`hw.group_window.GroupWindowGen`); the horizontal stage steps
+  once per column plus one
   flush step, emitting the window one column back (:mod:`hw.window`); one register each;
 * PE array: ``nf*sf`` issue steps per window, groups leave :data:`~accel.latency.MVU_LATENCY`
   cycles after their last slice;
@@ -48,7 +49,7 @@ __all__ = ["layer_ii", "grouped_window", "pixels_per_clock", "frame_cycles", "es
 #: little next to a row.
 FIFO_SLACK = 32
 
-#: Per device family (``hw.boards.Board.family``), block and structural count of
+#: Per device family (``accel.boards.Board.family``), block and structural count of
 #: :func:`block_features`: ``(LUT, FF)`` per unit, as ``hw.build`` counts them (ECP5 LUT4 with
 #: CCU2C and LUT RAM as two; Xilinx LUT6 with LUT RAM by its LUTs). Least squares over the
 #: blocks of native-Yosys 0.66 syntheses (``hw.build``'s scripts, hierarchy kept) of the
@@ -118,7 +119,7 @@ BRAM_SHAPES = {
                    (512, 72)],
 }
 #: The estimate keys of :func:`estimate_cost` that count a device family's LUTs and block RAMs
-#: (``hw.boards.Board.family``; iCE40 has no block RAM shape here).
+#: (``accel.boards.Board.family``; iCE40 has no block RAM shape here).
 ESTIMATE_KEYS = {"ecp5": ("luts", "ecp5_ebr"), "xc7": ("xc7_luts", "xc7_bram36")}
 #: The keys of :func:`estimate_cost` that count each family's LUTs and flip-flops.
 _COST_KEYS = {"ecp5": ("luts", "ffs"), "xc7": ("xc7_luts", "xc7_ffs")}
@@ -180,12 +181,11 @@ def grouped_window(layer, fold: regmap.LayerFold) -> bool:
 def _window(ready: np.ndarray, h: int, w: int, groups: int = 1) -> np.ndarray:
     """Cycle at which each 3x3 window is valid on the window generator's output; ``groups``:
     vertical steps per pixel (``nf`` for :class:`hw.group_window.GroupWindowGen`)."""
-    n = h * w
-    # Vertical: pixels 0..n-1 are the input, n..n+w-1 the flush row; each takes `groups` steps.
+    # Vertical: pixels 0..h*w-1 are the input, then the flush row of w; each takes `groups` steps.
     v_ready = np.concatenate([ready, np.full(w, -(1 << 40), dtype=np.int64)])
     v_step = _serve(v_ready, groups)
     col_ready = v_step[w:] + groups  # column k (raster) leaves with pixel k + w's last step
-    # Horizontal: steps 0..n-1 take columns, step n is the flush; step k emits window k-1.
+    # Horizontal: steps 0..h*w-1 take columns, step h*w is the flush; step k emits window k-1.
     h_ready = np.concatenate([col_ready, [-(1 << 40)]])
     h_step = _serve(h_ready, 1)
     return h_step[1:] + 1

@@ -58,7 +58,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec import arith
 from spec.model import Layer, Model, TensorType
 
 __all__ = [

@@ -11,7 +11,8 @@ the same tiling), at a fixed noise level.
 **Photos.** The validation photos of ``--data`` (``DIR/val``, or ``DIR`` itself when it holds
 the photos), degraded as training validates them (:func:`noisy_pairs`: the noisy inputs of
 ``training.tasks.validation_pairs`` at ``--sigma``). Without ``--data``: scikit-image's three
-validation photos (astronaut, coffee, chelsea), noise drawn the same way for that set of three. On each photo, for the clean photo, the noisy input and the
+validation photos (astronaut, coffee, chelsea), noise drawn the same way for that set of three. On
+each photo, for the clean photo, the noisy input and the
 output:
 
 * **grid energy** (:func:`grid_energy`): the mean power of the 2-pixel-period patterns at the

@@ -42,7 +42,7 @@ import spec
 from accel import perf
 from bench import density, local_result
 from hw import build
-from hw.boards import get_board
+from accel.boards import get_board
 
 __all__ = ["SHAPES", "shape_model", "synthesize", "compare", "fit", "main"]
 

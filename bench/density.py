@@ -37,7 +37,7 @@ import spec
 from bench import local_result
 from accel import perf, regmap
 from hw import build
-from hw.boards import get_board
+from accel.boards import get_board
 from spec.random_model import random_layer_params
 
 __all__ = ["layer_model", "synth_modules", "layer_split", "measure", "BLOCKS", "main"]
@@ -168,7 +168,7 @@ def layer_split(family: str, modules: dict[str, dict], layer: int) -> dict[str, 
         entry = split.setdefault(block, {"cells": {}, "modules": {}})
         for k, v in cells.items():
             entry["cells"][k] = entry["cells"].get(k, 0) + v
-        used = build._resources_from_cells(family, cells)
+        used = build.resources_from_cells(family, cells)
         entry["modules"][name.partition(".")[2]] = {"LUT": used["LUT"],
                                                                    "FF": used["FF"]}
     return {block: {**_resources(family, e["cells"]), "modules": e["modules"]}
@@ -176,7 +176,7 @@ def layer_split(family: str, modules: dict[str, dict], layer: int) -> dict[str, 
 
 
 def _resources(family: str, cells: dict) -> dict:
-    used = build._resources_from_cells(family, cells)
+    used = build.resources_from_cells(family, cells)
     out = {"LUT": used["LUT"], "FF": used["FF"], "BRAM": used["BRAM"], "DSP": used["DSP"]}
     for kind, types in _KINDS[family].items():
         out[kind] = sum(cells.get(t, 0) for t in types)

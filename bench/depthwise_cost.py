@@ -33,7 +33,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import dataclasses
 import json
 import sys
 from pathlib import Path

@@ -87,7 +87,7 @@ def synth_ecp5(dut, ports, booth: bool = False) -> tuple[dict, float]:
     """Cell counts and LUT4 equivalents of ``dut`` with the classic-ABC ECP5 flow of
     :mod:`hw.build`, hard multipliers off."""
     env = build.tool_env("ecp5")
-    first, rest = build._classic_synth("ecp5", "dot")
+    first, rest = build.classic_synth("ecp5", "dot")
     first = first.replace("-run :map_luts", "-nodsp -run :map_luts")
     rest = rest.replace("-run map_cells:", "-nodsp -run map_cells:")
     # Booth rewrites $mul cells; it has to run before synth_ecp5 turns them into adders.
@@ -100,8 +100,8 @@ def synth_ecp5(dut, ports, booth: bool = False) -> tuple[dict, float]:
         (work / "dot.ys").write_text(script)
         subprocess.run([env["YOSYS"], "-q", "dot.ys"], cwd=work, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        cells = build._cell_counts(work / "dot.stat.json")
-    return cells, build._resources_from_cells("ecp5", cells)["LUT"]
+        cells = build.cell_counts(work / "dot.stat.json")
+    return cells, build.resources_from_cells("ecp5", cells)["LUT"]
 
 
 def main(argv=None) -> int:

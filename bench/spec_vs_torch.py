@@ -4,7 +4,8 @@
 
 Prints Mpx/s for each and their ratio (fast spec / torch), checks the fast spec is bit-exact
 against the plain reference on a crop, and writes the numbers as JSON
-(default ``bench/results/local/spec_vs_torch.json``; the recorded one: ``bench/results/``). Each side gets a warm-up run, then the best of
+(default ``bench/results/local/spec_vs_torch.json``; the recorded one: ``bench/results/``). Each
+side gets a warm-up run, then the best of
 ``--repeat`` runs is kept (best-of filters out other load on a shared machine).
 """
 

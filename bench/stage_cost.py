@@ -7,8 +7,9 @@ registered product ``acc*A`` to the saturated output, with the residual add -- a
 writes it (:func:`~hw.output_stages.scale_round`, :func:`~hw.output_stages.prelu_shift`,
 :func:`~hw.output_stages.saturate`), once plain and once with the per-channel power-of-two
 PReLU and offset (``act``), through :func:`bench.product_cost.synth_ecp5`. Prints LUT4
-equivalents and writes them to ``-o`` (default ``bench/results/local/stage_cost.json``; the recorded one is ``bench/results/stage_cost.json``): the number
-behind the ECP5 ``act_lanes`` cost of :data:`accel.perf.COSTS`.
+equivalents and writes them to ``-o`` (default ``bench/results/local/stage_cost.json``; the recorded
+one is ``bench/results/stage_cost.json``): the number behind the ECP5 ``act_lanes`` cost of
+:data:`accel.perf.COSTS`.
 """
 
 from __future__ import annotations

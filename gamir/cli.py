@@ -128,7 +128,8 @@ def missing_dependency(exc: ModuleNotFoundError) -> str | None:
     if not name or name in _OWN:
         return None
     main = getattr(sys.modules.get("__main__"), "__spec__", None)
-    module = main.name if main is not None else ""
+    # python -m hw.build runs hw.build.__main__
+    module = main.name.removesuffix(".__main__") if main is not None else ""
     command = invoked_as or (f"python -m {module}" if module.partition(".")[0] in _OWN
                              else "this command")
     return (f"error: {command} needs {name!r}, which is not installed here ({EXTRA}: the base "

@@ -10,6 +10,8 @@ the same ``pe``/``simd`` folding trades multipliers for cycles: ``pe*simd`` mult
 
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value, signed
 
+from accel.config import LUT_PRODUCTS
+
 from .folded_mvu import FoldedMVU
 
 __all__ = ["FixedConv", "LutProducts", "LUT_PRODUCTS"]
@@ -68,11 +70,6 @@ class FixedConv(FoldedMVU):
             m.submodules[f"{LUT_PRODUCTS}_{pe}"] = lut
             out += lut.products
         return out
-
-
-#: Submodule name prefix of the products kept out of hard multipliers; the build flows run
-#: Yosys' ``booth`` pass on the ``$mul`` cells of these modules only (``hw.build``).
-LUT_PRODUCTS = "lut_products"
 
 
 class LutProducts(Elaboratable):

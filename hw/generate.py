@@ -15,7 +15,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ def generate(model: Model, out_dir, *, fold=DEFAULT_FOLD, max_width: int = confi
 
     ``dsp`` caps the hard multipliers the design asks for (:func:`accel.perf.dsp_allocation`);
     ``None`` leaves every product to synthesis. ``lut_inputs`` is the target's LUT size (4 or
-    6, :attr:`hw.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
+    6, :attr:`accel.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
     arithmetic is the same."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog

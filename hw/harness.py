@@ -108,7 +108,8 @@ class SerialHarness(Elaboratable):
     pll_hz : float or None
         ECP5 only: clock everything from an EHXPLLL at this frequency (the closest the PLL
         makes, :attr:`clock_hz`) fed by the board oscillator (nextpnr derives the output clock's
-        constraint from the PLL's dividers); ``gam_top`` stays in reset until the PLL locks. ``None``: the platform's own
+        constraint from the PLL's dividers); ``gam_top`` stays in reset until the PLL locks.
+        ``None``: the platform's own
         clock domain (the oscillator).
     """
 

@@ -83,7 +83,7 @@ class Top(wiring.Component):
         Hard multiplier budget (:func:`accel.perf.dsp_allocation`); ``None`` leaves every product to
         synthesis.
     lut_inputs : int
-        The target's LUT inputs, 4 or 6 (:attr:`hw.boards.Board.lut_inputs`): the binary PE
+        The target's LUT inputs, 4 or 6 (:attr:`accel.boards.Board.lut_inputs`): the binary PE
         arrays' first logic level is shaped to it (:class:`hw.xnor_engine.XnorEngine`).
 
     Members

@@ -20,7 +20,7 @@ class XnorEngine(FoldedMVU):
     region, init : see :class:`FoldedMVU`.
     taps, c_out : int
     lut_inputs : int
-        The target's LUT inputs (:attr:`hw.boards.Board.lut_inputs`). With 6, a LUT sees three
+        The target's LUT inputs (:attr:`accel.boards.Board.lut_inputs`). With 6, a LUT sees three
         weight/activation pairs: the XNORs and the popcount's first full adders share it, and
         the register after them holds the popcount's two carry-save rows. With 4 that
         function would take four LUT4s and a multiplexer per output (``python -m

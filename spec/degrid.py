@@ -30,7 +30,8 @@ Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and bl
 The window replicates the edge blocks (the accelerator's border rule); the ramp term of an
 edge block, which lacks one neighbour, is twice the one-sided difference, so any plane
 ``p = p0 + sx x + sy y`` passes exactly. An odd height or width is completed by repeating the
-last row or column and cropped back. At sigma 0 (clean input) the image passes unchanged. The constants were chosen on the validation photos (docs/host.md).
+last row or column and cropped back. At sigma 0 (clean input) the image passes unchanged. The
+constants were chosen on the validation photos (docs/host.md).
 """
 
 from __future__ import annotations

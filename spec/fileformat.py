@@ -159,7 +159,8 @@ def _read_array(spec: Any, payload: bytes, where: str) -> np.ndarray:
         raise ModelError(f"model file: {where} byte length {nbytes} does not match shape {shape}")
     if offset < 0 or offset + nbytes > len(payload):
         raise ModelError(f"model file: {where} lies outside the payload (file truncated?)")
-    raw = np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<"), count=nbytes // np.dtype(dtype).itemsize, offset=offset)
+    stored = np.dtype(dtype).newbyteorder("<")
+    raw = np.frombuffer(payload, dtype=stored, count=nbytes // stored.itemsize, offset=offset)
     return raw.astype(dtype).reshape(shape)
 
 

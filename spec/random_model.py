@@ -46,7 +46,8 @@ def random_model(
     """A valid random model of the streamable family: fixed head, binary body, fixed tail.
 
     Any argument left ``None`` is drawn from ``seed``. ``mix_layers`` adds a fixed layer with
-    an affine output after the head and another before the tail (training's bottlenecks). Residuals connect an affine layer to a
+    an affine output after the head and another before the tail (training's bottlenecks). Residuals
+    connect an affine layer to a
     fixed tensor at most ``max_residual_span`` layers back (hardware delays that stream).
     ``act_prob`` is the chance that an affine stage gets the per-channel activation (``act``);
     at 0 nothing more is drawn, so every seed keeps the model it had before the option.

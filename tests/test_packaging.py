@@ -98,7 +98,7 @@ BASE_MISSING = [
      "gamir check needs 'imageio'"),
     (["-m", "gamir", "train", "--help"], "gamir train needs 'torch'"),
     (["-m", "gamir", "gather-data", "--out", "photos"], "gamir gather-data needs 'skimage'"),
-    (["-m", "hw.build", "--help"], r"python -m hw.build needs 'amaranth'"),  # at import time
+    (["-m", "training.train", "--help"], r"python -m training.train needs 'torch'"),  # at import
 ]
 
 
@@ -112,6 +112,15 @@ def test_base_install_names_the_extra(wheel, tmp_path, argv, named):
     assert err and re.fullmatch(f"error: {named}, {EXTRA}", err[-1]), err
     assert len(err) == 1 and status == 1, err
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_base_install_build_names_boards_without_amaranth(wheel, tmp_path):
+    """hw.build loads Amaranth only to generate: its help and a bad board need none."""
+    status, err = _base(wheel, tmp_path, "-m", "hw.build", "--board", "nope", "--model", "m.gamir",
+                        "-o", "b")
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith("error: unknown board 'nope'; known boards: ulx3s-85f, "), err
+    assert not (tmp_path / "b").exists()
 
 
 def test_base_install_runs_and_refuses_a_bad_sigma(wheel, tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import operator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = [

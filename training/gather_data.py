@@ -2,7 +2,8 @@
 
 The standard restoration sets (DIV2K, BSD500, Kodak) come from websites that an offline build
 machine cannot reach, so gamir trains on the natural photos that Debian packages ship: a
-Debian mirror is the only source the gatherer needs, and the result is the same everywhere. Most are JPEGs saved at quality 40..80,
+Debian mirror is the only source the gatherer needs, and the result is the same everywhere. Most are
+JPEGs saved at quality 40..80,
 so every package photo is downscaled 2x with an area (box) filter, which averages the JPEG
 blocking away, before it is used as a clean target.
 

@@ -22,8 +22,7 @@ Example (the Zynq-7020 of the PYNQ-Z2 at 640x480, 30 frames/s)::
    :data:`LUT_SHARE` (``--lut-share``) of the board's LUTs, its block RAMs are within the
    board's, and its output stages' multipliers within the build's DSP budget (conv products
    beyond the budget become LUTs, as ``hw.build`` makes them:
-   :func:`accel.perf.hard_multipliers`). Board figures come from :mod:`hw.boards` (which
-   imports no Amaranth).
+   :func:`accel.perf.hard_multipliers`). Board figures come from :mod:`accel.boards`.
 3. **Train** the fitting shapes in ``--order``, at most ``--max-candidates`` per session, each
    as its own ``python -m training.train`` run ``OUT/runs/NAME/`` from ``OUT/runs/NAME.toml``
    (same task, seed and budget for all), then score it on the validation photos (whole photos,
@@ -58,7 +57,7 @@ import time
 from pathlib import Path
 
 from accel import perf
-from hw.boards import BOARDS, Board, BoardError, get_board
+from accel.boards import BOARDS, Board, BoardError, get_board
 
 from .config import NET_KEYS, net_settings, resolve, to_toml
 from .errors import SettingsError, TrainingError
@@ -177,7 +176,7 @@ class Target:
 
     @property
     def lut_unit(self) -> str:
-        """What the board's LUT count counts (hw.boards: LUT4 on Lattice, LUT6 on Xilinx)."""
+        """What the board's LUT count counts (accel.boards: LUT4 on Lattice, LUT6 on Xilinx)."""
         return "LUT6" if self.board.family == "xc7" else "LUT4"
 
 

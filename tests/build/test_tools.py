@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hw import build, xc7_open
-from hw.boards import get_board
+from hw import build
+from hw.build import xc7_open
+from accel.boards import get_board
 from hw.harness import ecp5_pll
 
 pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
@@ -48,7 +49,7 @@ def fake_tools(folder: Path, names, says: dict | None = None) -> dict[str, str]:
 def clean_env(tmp_path, monkeypatch):
     """Only what a test puts on PATH: no native-fpga folder (the tool variables are cleared by
     conftest.py)."""
-    monkeypatch.setattr(build, "native_tools_dir", lambda: tmp_path / "no-native-fpga" / "bin")
+    monkeypatch.setattr(build.tools, "native_tools_dir", lambda: tmp_path / "no-native-fpga" / "bin")
     return monkeypatch
 
 
@@ -166,7 +167,7 @@ def test_lut_mapping_script_runs(tmp_path, yosys, family, flip_flops, registers)
         "  always @(posedge clk) begin q <= q + a * b; r <= a ^ b; end\nendmodule\n")
     (tmp_path / "s.ys").write_text(build.synth_script(family, "t", ["t.v"], "t.json"))
     subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
-    cells = build._cell_counts(tmp_path / "t.json")
+    cells = build.cell_counts(tmp_path / "t.json")
     assert sum(cells.get(ff, 0) for ff in flip_flops) == registers, cells
     assert any(c.startswith("LUT") for c in cells)
     assert not [c for c in cells if c.startswith("$") or "DLATCH" in c], cells
@@ -197,7 +198,7 @@ def test_bench_table_row_names_tools_and_step_times():
 def test_build_steps_count_the_tools_cpu_time_apart_from_the_wall_time():
     """A child that computes for a while and then sleeps: its CPU time, not its sleep, is the
     step's CPU seconds; the wall time holds both."""
-    steps = build._Steps()
+    steps = build.tools.Steps()
     busy = ("import time\nt = time.process_time()\n"
             "while time.process_time() - t < 0.3: pass\ntime.sleep(0.5)")
     with steps.step("child"):
@@ -209,7 +210,7 @@ def test_native_fpga_folder_is_searched_after_path(tmp_path, clean_env):
     """The sid tools where native-fpga-tools.sh puts them, found without PATH; versions read
     from their output (prjxray's from its Debian changelog: its tools print none)."""
     bin_dir = fake_native_fpga(tmp_path / "native-fpga")
-    clean_env.setattr(build, "native_tools_dir", lambda: bin_dir)
+    clean_env.setattr(build.tools, "native_tools_dir", lambda: bin_dir)
     clean_env.setenv("PATH", str(tmp_path / "empty"))
     env = build.tool_env("xc7-open")
     db = str(tmp_path / "native-fpga" / "root" / "usr" / "share" / "prjxray")
@@ -242,18 +243,18 @@ def test_zynq_flow_choice(tmp_path, clean_env):
     pynq = get_board("pynq-z2")
     with pytest.raises(build.BuildError, match=r"^missing native tools: nextpnr-himbaechel-xilinx "
                                                r"\(see README"):
-        build._flow(pynq, "open", "auto")
-    flow, toolset, env = build._flow(pynq, "auto", "auto")
+        build.choose_flow(pynq, "open", "auto")
+    flow, toolset, env = build.choose_flow(pynq, "auto", "auto")
     assert (flow, toolset, list(build.tool_versions(toolset, env))) == ("vivado", "xc7", ["YOSYS"])
     fake_tools(tmp_path, ["nextpnr-himbaechel-xilinx"])
-    flow, toolset, env = build._flow(pynq, "auto", "auto")
+    flow, toolset, env = build.choose_flow(pynq, "auto", "auto")
     assert (flow, toolset) == ("open", "xc7-open")
     assert "XC7FRAMES2BIT" not in env and "PRJXRAY_DB" not in env
-    assert build._flow(pynq, "auto", "yowasp")[0] == "vivado"  # no WebAssembly nextpnr-xilinx
+    assert build.choose_flow(pynq, "auto", "yowasp")[0] == "vivado"  # no WebAssembly nextpnr-xilinx
     with pytest.raises(build.BuildError, match=r"^--flow vivado is for the Zynq; ulx3s-85f "):
-        build._flow(get_board("ulx3s-85f"), "vivado", "auto")
+        build.choose_flow(get_board("ulx3s-85f"), "vivado", "auto")
     with pytest.raises(build.BuildError, match=r"^--flow 'ise': choose one of auto, open, vivado"):
-        build._flow(pynq, "ise", "auto")
+        build.choose_flow(pynq, "ise", "auto")
 
 
 def test_nextpnr_xilinx_log():
@@ -302,4 +303,4 @@ def test_xilinx_top_level_script_buffers_the_clock(tmp_path, yosys):
         (tmp_path / "s.ys").write_text(build.synth_script("xc7", "t", ["t.v"], "t.json",
                                                           clock_buffers=buffers))
         subprocess.run([yosys, "-q", "s.ys"], cwd=tmp_path, check=True, capture_output=True)
-        assert build._cell_counts(tmp_path / "t.json").get("BUFG", 0) == buffers
+        assert build.cell_counts(tmp_path / "t.json").get("BUFG", 0) == buffers

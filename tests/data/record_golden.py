@@ -14,7 +14,8 @@ cycles) re-records only what the schedule decides, checking that everything else
 (``record_golden.py tests/data/golden.npz COMMIT --schedule``; the file's ``_schedule``).
 
 Recorded per model (the shipped ``models/*.gamir`` and a few ``spec.random_model`` seeds): the
-file digest, the payload digest (every array as stored) and shape hash, ``spec.restore`` of a fixed image (the reference, equal to the fast spec), the
+file digest, the payload digest (every array as stored) and shape hash, ``spec.restore`` of a fixed
+image (the reference, equal to the fast spec), the
 parameter words the board loads (full fold and the ``auto`` fold), and ``accel.perf.report``.
 """
 

@@ -328,7 +328,7 @@ class Overlay:
         LOG.append(("overlay", Path(bitfile).name))
         STATE["accelerator"] = _Accelerator()
         self.ip_dict = {
-            # The cell names and types of hw/vivado's block design.
+            # The cell names and types of hw/build/vivado.py's block design.
             "gam": {"type": "xilinx.com:module_ref:gam_pynq:1.0", "phys_addr": 0x4000_0000,
                     "addr_range": 0x1000},
             "dma": {"type": "xilinx.com:ip:axi_dma:7.1", "phys_addr": 0x4040_0000,

@@ -115,7 +115,8 @@ def test_zero_frame_video(work, model_file, capsys):
 
 def test_unsupported_pixel_format(work, model_file, capsys):
     p = write_png(work / "deep.png", spec.random_image(1, 8, 8, 3), pix_fmt="rgb48be")
-    fails_and_remove(capsys, model_file, p, r"pixel format 'rgb48be' has 16-bit samples; gamir models take 8-bit pixels")
+    fails_and_remove(capsys, model_file, p,
+                     r"pixel format 'rgb48be' has 16-bit samples; gamir models take 8-bit pixels")
 
 
 def test_frame_too_small(work, model_file, capsys):

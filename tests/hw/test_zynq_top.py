@@ -4,7 +4,8 @@ declares them (port names, widths, directions), with no top-level ports.
 Yosys (YoWASP, in the dev extra) reads the Verilog against ``+/xilinx/cells_xtra.v``:
 ``hierarchy -check`` refuses a port the PS7 does not have, a width mismatch is a "Resizing"
 warning, ``check -assert`` refuses undriven or doubly driven nets; a signal bound in the wrong
-direction already stops Amaranth (two drivers). The fabric behind the PS7 is simulated in sim/test_zynq.py; placing the whole top
+direction already stops Amaranth (two drivers). The fabric behind the PS7 is simulated in
+sim/test_zynq.py; placing the whole top
 with nextpnr is hw.build's open flow.
 """
 

@@ -72,7 +72,8 @@ def test_not_a_model(model):
 
 def test_wrong_version(model, model_file):
     header, payload = model_file.split(spec.to_bytes(model))
-    _err(model_file.join(header, payload, version=99), r"^model file: format version 99 is not supported \(this gamir reads versions 1, 2\)")
+    _err(model_file.join(header, payload, version=99),
+         r"^model file: format version 99 is not supported \(this gamir reads versions 1, 2\)")
 
 
 def test_truncated(model):

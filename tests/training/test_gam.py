@@ -14,7 +14,7 @@ import torch
 from skimage import data, io
 
 import spec
-from training.binary import STAGES, BinaryConv2d, stage_quant
+from training.binary import STAGES, stage_quant
 from training.data import PatchSampler
 from training.checkpoint import load_run
 from training.export import export_checked

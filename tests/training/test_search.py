@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from accel import perf
-from hw.boards import Board
+from accel.boards import Board
 from training import gam
 from training.search import Costing, Shape, Space, Target, main, ordered, pareto
 

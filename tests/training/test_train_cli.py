@@ -255,7 +255,8 @@ BAD = [
     ("out-is-file", "train --task denoise --data {photos} --out {file}", 1, "is a file, not a run folder"),
     ("data-missing", "train --task denoise --data {tmp}/nothing --out {tmp}/new", 1, "does not exist"),
     ("corrupt-photo", "train --task denoise --data {bad} --out {tmp}/new", 1, "broken.png cannot be read"),
-    ("corrupt-checkpoint", "train --task denoise --data {photos} --out {junk}", 1, "last.pt' is not a gamir training run"),
+    ("corrupt-checkpoint", "train --task denoise --data {photos} --out {junk}", 1,
+     "last.pt' is not a gamir training run"),
     ("truncated-checkpoint", "train --task denoise --data {photos} --out {trunc}", 1,
      "last.pt' is not a gamir training run: it cannot be read (truncated or corrupt?"),
     ("resume-denoise-as-sr", "train --task sr --data {photos} --out {run} --fracs .25 .25 .25 .25 "

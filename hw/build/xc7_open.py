@@ -23,10 +23,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .boards import Board
-from .build import (BuildError, _FitFailure, _overflow, _resources_from_cells, _cell_counts, _run,
-                    _Steps, _utilization, nextpnr_threads, synth_script)
-from .zynq_top import CLOCK_NET, TOP_NAME, zynq_verilog
+from accel.boards import Board
+
+from ..zynq_top import CLOCK_NET, TOP_NAME, zynq_verilog
+from .fit import FitFailure, overflow, utilization
+from .synthesis import cell_counts, resources_from_cells, synth_script
+from .tools import BuildError, Steps, nextpnr_threads, run_tool
 
 __all__ = ["PART", "parse_nextpnr_log", "build_open"]
 
@@ -96,7 +98,7 @@ def fasm_lut_sites(fasm: str) -> int:
 def _bitstream_writer():
     """``hw.xc7.bitstream.write_bitstream``, or the reason it cannot be used."""
     try:
-        from .xc7.bitstream import write_bitstream
+        from ..xc7.bitstream import write_bitstream
     except ImportError as exc:
         return None, f"hw.xc7.bitstream (the FASM-to-frames writer) is not importable: {exc}"
     return write_bitstream, None
@@ -109,7 +111,7 @@ def clock_xdc(clock_hz: float) -> str:
 
 
 def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, clock_hz: float,
-               steps: _Steps, *, nextpnr_opts: list[str] = ()) -> dict:
+               steps: Steps, *, nextpnr_opts: list[str] = ()) -> dict:
     """Synthesize, place and route :func:`hw.zynq_top.zynq_verilog` of ``model`` at
     ``manifest``'s fold, width and DSP budget for ``board`` and write ``out/gam.bit`` where the
     bitstream tools allow; return the flow's part of the report."""
@@ -121,11 +123,11 @@ def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, 
     (work / "top.ys").write_text(synth_script("xc7", TOP_NAME, ["gam_zynq.v"], "top.stat.json",
                                               clock_buffers=True, after="write_json top.json\n"))
     with steps.step("yosys"):
-        _run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], work, env, work / "yosys.log")
-    synth_cells = _cell_counts(work / "top.stat.json")
-    estimate = _resources_from_cells("xc7", synth_cells)
-    if _overflow(board, estimate):
-        raise _FitFailure(estimate)
+        run_tool([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], work, env, work / "yosys.log")
+    synth_cells = cell_counts(work / "top.stat.json")
+    estimate = resources_from_cells("xc7", synth_cells)
+    if overflow(board, estimate):
+        raise FitFailure(estimate)
 
     nextpnr = env["NEXTPNR_XILINX"]
     cmd = [nextpnr, "--device", PART, "--json", "top.json", "-o", "xdc=top.xdc",
@@ -135,11 +137,11 @@ def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, 
     log = work / "nextpnr.log"
     try:
         with steps.step("nextpnr_xilinx"):
-            _run(cmd, work, env, log)
+            run_tool(cmd, work, env, log)
     except BuildError:
         used = placed_resources(parse_nextpnr_log(log.read_text(errors="replace"))["cells"])
-        if _overflow(board, used):
-            raise _FitFailure(used) from None
+        if overflow(board, used):
+            raise FitFailure(used) from None
         raise
     parsed = parse_nextpnr_log(log.read_text(errors="replace"))
     if not parsed["fmax"]:
@@ -157,8 +159,8 @@ def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, 
     met = slowest >= asked
     return {
         **result,
-        "utilization": _utilization(used, board.resources),
-        "synthesis_utilization": _utilization(estimate, board.resources),
+        "utilization": utilization(used, board.resources),
+        "synthesis_utilization": utilization(estimate, board.resources),
         "nextpnr_cells": {c: {"used": u, "available": a} for c, (u, a) in parsed["cells"].items()
                           if c in _REPORTED_CELLS},
         "fmax": fmax,
@@ -172,7 +174,7 @@ def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, 
     }
 
 
-def _bitstream(out: Path, work: Path, env: dict, part: str, steps: _Steps) -> dict:
+def _bitstream(out: Path, work: Path, env: dict, part: str, steps: Steps) -> dict:
     """``out/gam.bit`` from ``work/top.fasm`` where the writer, ``xc7frames2bit`` and the prjxray
     database are at hand; else ``{"bitstream": None, "bitstream_note": why}``."""
     write_bitstream, why = _bitstream_writer()

@@ -1,15 +1,15 @@
 """The boards gamir builds for, with the resources of their FPGAs.
 
-One table, read by :mod:`hw.build`: which flow a board takes (``ecp5``/``ice40`` through Yosys +
-nextpnr, ``xc7`` through Yosys + nextpnr-himbaechel-xilinx or a Yosys utilization estimate and
-a generated Vivado project), which amaranth platform describes its pins, what the device holds, the clock nextpnr is asked
-to meet, and which two pins carry the measurement harness's serial in/out (see
-:mod:`hw.harness`). Resource counts are the vendors' data sheet figures; for the Lattice parts
-the build also reads nextpnr's own "available" counts into its report, and a test checks they
-agree with this table.
+One table, read by :mod:`hw.build` (which flow a board takes: ``ecp5``/``ice40`` through Yosys +
+nextpnr, ``xc7`` through Yosys + nextpnr-himbaechel-xilinx or a Yosys utilization estimate and a
+generated Vivado project; which amaranth platform describes its pins; the clock nextpnr is asked
+to meet; which two pins carry the measurement harness's serial in/out, see :mod:`hw.harness`)
+and by :mod:`training.search` (what the device holds, for the shapes that fit it). Resource
+counts are the vendors' data sheet figures; for the Lattice parts the build also reads
+nextpnr's own "available" counts into its report, and a test checks they agree with this table.
 
-No Amaranth import here: ``python -m hw.build --help`` and the error for an unknown board work
-without loading the HDL.
+Plain data (no Amaranth), so the contract package holds it: training and ``python -m hw.build
+--help`` read it without loading the HDL.
 """
 
 from __future__ import annotations
