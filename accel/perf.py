@@ -196,9 +196,10 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
     input offered every cycle and output always ready."""
     folds = regmap.given_fold(model, fold)
     ready = np.arange(height * width, dtype=np.int64)  # input beats offered back to back
-    first_in = ready[0]  # the first layer's input slice takes a beat whenever it is empty
-    for layer, f in zip(model.layers, folds):
-        ready = ready + SLICE_LATENCY  # the layer's input slice
+    first_in = ready[0]
+    for index, (layer, f) in enumerate(zip(model.layers, folds)):
+        if index:
+            ready = ready + SLICE_LATENCY  # the layer's input slice
         if layer.kernel == 3:
             nf = layer.c_out // f.pe
             win = _window(ready, height, width, nf if grouped_window(layer, f) else 1)
