@@ -11,7 +11,7 @@ MVU_LATENCY = 5
 #: :class:`hw.output_stages.LaneStage`: an accumulator group in to its result out (``pre``
 #: then ``post``, one register each).
 STAGE_LATENCY = 2
-#: :class:`hw.stream_util.SkidBuffer`: one register slice (after the PE array and, in front
-#: of an unfolded PE array only, the window generator); :class:`hw.stream_util.Gather`, each
-#: layer's output, is one too.
+#: :class:`hw.stream_util.SkidBuffer`: one register slice (in front of every layer but the first, after the
+#: PE array and, in front of an unfolded PE array only, after the window generator);
+#: :class:`hw.stream_util.Gather`, each layer's output, is one too.
 SLICE_LATENCY = 1

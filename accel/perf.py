@@ -196,17 +196,15 @@ def frame_cycles(model: Model, fold=None, *, height: int, width: int) -> int:
     input offered every cycle and output always ready."""
     folds = regmap.given_fold(model, fold)
     ready = np.arange(height * width, dtype=np.int64)  # input beats offered back to back
-    first_in = None
-    for layer, f in zip(model.layers, folds):
+    first_in = ready[0]
+    for index, (layer, f) in enumerate(zip(model.layers, folds)):
+        if index:
+            ready = ready + SLICE_LATENCY  # the layer's input slice
         if layer.kernel == 3:
-            if first_in is None:
-                first_in = _serve(ready, 1)[0]
             nf = layer.c_out // f.pe
             win = _window(ready, height, width, nf if grouped_window(layer, f) else 1)
         else:
             win = ready
-            if first_in is None:
-                first_in = 0
         nf, sf = layer.c_out // f.pe, layer.taps // f.simd
         k = f.pe // f.out_pe
         # First issue step of each window (a register slice in front of unfolded PE arrays).

@@ -6,13 +6,14 @@ Data path (one stream per tensor, valid/ready everywhere)::
              |                              |  (residual tensors fork into a DelayFIFO
              +--------- DelayFIFO ----------+-> joined by the affine / pixel stage)
 
-A layer is ``[SignBits] -> WindowGen (GroupWindowGen for a folded 3x3 depthwise layer) ->
-[slice] -> FoldedMVU -> slice -> Split -> output stage -> Gather`` (slice =
-:class:`~hw.stream_util.SkidBuffer`; the first one only in front
-of an unfolded PE array): the PE array emits ``pe``
-accumulators per beat, the output stage (threshold, affine or pixel) takes ``out_pe`` per beat,
-the gather rebuilds a whole pixel for the next layer's line buffer, and the register slices
-(the gather is the layer's output slice) keep ``ready`` paths short (none crosses a layer).
+A layer is ``[SignBits] -> [slice] -> WindowGen (GroupWindowGen for a folded 3x3 depthwise
+layer) -> [slice] -> FoldedMVU -> slice -> Split -> output stage -> Gather`` (slice =
+:class:`~hw.stream_util.SkidBuffer`; the first one in front of every layer but the first, the
+second one only in front of an unfolded PE array):
+the PE array emits ``pe`` accumulators per beat, the output stage (threshold, affine or pixel)
+takes ``out_pe`` per beat, the gather rebuilds a whole pixel for the next layer's line buffer,
+and the register slices keep ``ready`` paths short: the input slice's ``ready`` is a register,
+so no ``ready`` path crosses from one layer into the one before.
 """
 
 from amaranth.hdl import Cat, Module, signed, unsigned
@@ -134,6 +135,16 @@ class Pipeline(wiring.Component):
             sb = add("sign", SignBits(elem, layer.c_in))
             wiring.connect(m, src, sb.i)
             src, elem = sb.o, unsigned(1)
+        # A register slice in front of every layer but the first: the window generator's and
+        # the PE array's ``ready`` (which follows the accumulator slice's) stops here instead of
+        # running on through the fork and the previous layer's gather (the ECP5 denoiser's
+        # routed critical path, 17.7 ns, was that chain). Not in front of layer 1: there it
+        # would take the next frame's first pixels while the last one drains, and CYCLES counts
+        # from the first pixel taken.
+        if k > 1:
+            in_slice = add("in_slice", SkidBuffer(src.payload.shape()))
+            wiring.connect(m, src, in_slice.i)
+            src = in_slice.o
         # A folded 3x3 depthwise PE array reads its window a slice per step from LUT RAM
         # (hw.group_window): no window of flip-flops, no nf*sf-way multiplexer per lane.
         grouped = grouped_window(layer, f)
