@@ -5,9 +5,10 @@ leaves the checkout as it was; ``--out bench/results/NAME.json`` replaces the re
 that the docs cite.
 """
 
+import json
 from pathlib import Path
 
-__all__ = ["LOCAL_RESULTS", "local_result"]
+__all__ = ["LOCAL_RESULTS", "local_result", "write_result"]
 
 #: Where a benchmark writes unless told otherwise (``.gitignore`` lists it).
 LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
@@ -16,3 +17,11 @@ LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
 def local_result(name: str) -> Path:
     """``bench/results/local/NAME``: a benchmark's default output."""
     return LOCAL_RESULTS / name
+
+
+def write_result(result: dict, out: Path | None, name: str) -> Path:
+    """Write ``result`` as JSON to ``out``, or to :func:`local_result` ``(name)``; return the path."""
+    path = out or local_result(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -19,7 +19,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)
 
-import json
 import os
 import re
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from bench import local_result
+from bench import write_result
 from host.run import MODELS_DIR
 
 #: The kernel builds valgrind can run, fastest first.
@@ -88,9 +87,7 @@ def main(argv=None) -> dict:
     result = {"model": str(a.model), "model_digest": spec.digest(model), "size": [width, height],
               "variant": variant, "instructions_per_frame": per_frame,
               "source_hash": spec._native.build.source_hash(), "cpus": os.cpu_count()}
-    out = a.out or local_result("kernel_instructions.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, a.out, "kernel_instructions.json")
     return result
 
 

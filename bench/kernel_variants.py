@@ -19,7 +19,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)
 
-import json
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from bench import local_result
+from bench import write_result
 from host.run import MODELS_DIR
 
 #: This machine's builds with vector kernels (the plain C one alone where there are none).
@@ -87,7 +86,7 @@ def main(argv=None) -> dict:
     for v in runners:
         print(f"  {v:8s} 1 thread CPU {cpu[v] * 1e3:7.1f} ({cpu[ref] / cpu[v]:.2f}x), "
               f"{threads} threads wall {wall[v] * 1e3:7.1f} ({wall[ref] / wall[v]:.2f}x)")
-    result = {"model": str(a.model), "model_digest": model.digest(), "size": [width, height],
+    result = {"model": str(a.model), "model_digest": spec.digest(model), "size": [width, height],
               "repeats": a.repeats, "threads": threads,
               "cpu_ms_one_thread": {v: t * 1e3 for v, t in cpu.items()},
               "wall_ms_threads": {v: t * 1e3 for v, t in wall.items()},
@@ -95,9 +94,7 @@ def main(argv=None) -> dict:
               "load_average_1min_before": load_before,
               "load_average_1min_after": os.getloadavg()[0]}
     print(f"load average {load_before:.1f} before, {result['load_average_1min_after']:.1f} after")
-    out = a.out or local_result("kernel_variants.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, a.out, "kernel_variants.json")
     return result
 
 
