@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
                             description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir",
                     help="model file to run")
-    ap.add_argument("--size", default="640x480", help="WxH image size")
+    ap.add_argument("--size", type=cli.frame_size, default="640x480", help="WxH image size")
     ap.add_argument("--variant", default=COUNTABLE[0], choices=COUNTABLE,
                     help="kernel build to count (valgrind runs no AVX-512)")
     ap.add_argument("--out", type=Path, default=None,
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise cli.CliError("valgrind is not installed (Debian: apt-get install valgrind)")
-    width, height = (int(v) for v in a.size.split("x"))
+    height, width = a.size
     model = spec.load(a.model)
     variant = a.variant
     lib = spec.native._library(variant)

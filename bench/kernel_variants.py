@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
                             description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=MODELS_DIR / "denoise.gamir",
                     help="model file to run")
-    ap.add_argument("--size", default="640x480", help="WxH image size")
+    ap.add_argument("--size", type=cli.frame_size, default="640x480", help="WxH image size")
     ap.add_argument("--repeats", type=cli.positive_int, default=9, help="rounds of turns")
     ap.add_argument("--variants", default=",".join(VECTOR_BUILDS),
                     help="comma-separated builds to compare (those this CPU runs; generic is "
@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=None,
                     help="results JSON (default: bench/results/local/kernel_variants.json)")
     a = ap.parse_args(argv)
-    width, height = (int(v) for v in a.size.split("x"))
+    height, width = a.size
     model = spec.load(a.model)
     img = np.random.default_rng(0).integers(0, 256, (height, width, model.image_channels),
                                             np.uint8)
