@@ -9,7 +9,9 @@ edge, the tile's core equals whole-frame processing. Edges that are frame edges 
 (tensor 0, after pixel unshuffle).
 
 Every tile has the same size (the last one is shifted back to end at the frame edge, so it
-overlaps its neighbour more), so one register setting serves a whole video.
+overlaps its neighbour more), so one register setting serves a whole video; that size is the
+smallest that covers the axis with the fewest tiles the limit allows, not the limit itself, so
+the overlap the accelerator computes twice is no larger than the halos need.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def radius(model: Model) -> int:
 def plan_1d(size: int, limit: int | None, halo: int) -> list[tuple[int, int, int, int]]:
     """Windows ``(in_start, in_stop, out_start, out_stop)`` covering ``0..size`` exactly.
 
-    Each input window has length ``min(size, limit)``; the output ranges partition the axis.
+    The output ranges partition the axis. Every input window has the same length: with ``n``
+    windows of length ``L`` the cores cover ``n * L - 2 * (n - 1) * halo`` pixels, so ``n`` is
+    the fewest that fit under ``limit`` and ``L`` the shortest that then covers ``size``.
     """
     if limit is None or size <= limit:
         return [(0, size, 0, size)]
@@ -44,12 +48,14 @@ def plan_1d(size: int, limit: int | None, halo: int) -> list[tuple[int, int, int
             f"{halo} pixels on each side of a tile: regenerate the bitstream with a larger "
             f"max width"
         )
+    count = -(-(size - 2 * halo) // (limit - 2 * halo))
+    length = -(-(size + 2 * (count - 1) * halo) // count)
     out = []
     start, done = 0, 0
     while done < size:
-        if start + limit >= size:
-            start = size - limit
-        stop = start + limit
+        if start + length >= size:
+            start = size - length
+        stop = start + length
         valid = stop if stop == size else stop - halo
         out.append((start, stop, done, valid))
         done = valid

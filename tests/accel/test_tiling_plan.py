@@ -7,12 +7,18 @@ from accel.tiling import TilingError, plan_1d
 
 
 @pytest.mark.parametrize("size,limit,halo", [(10, None, 2), (10, 10, 2), (11, 10, 2),
-                                             (37, 7, 3), (100, 9, 4), (5, 3, 1), (64, 16, 0)])
+                                             (37, 7, 3), (100, 9, 4), (5, 3, 1), (64, 16, 0),
+                                             (320, 227, 10), (640, 227, 10), (33, 16, 0)])
 def test_plan_1d_partitions_the_axis(size, limit, halo):
     wins = plan_1d(size, limit, halo)
     assert wins[0][2] == 0 and wins[-1][3] == size
+    length = wins[0][1] - wins[0][0]
+    assert length <= (limit or size)
+    if len(wins) > 1:  # one tile fewer would not cover the axis, nor would shorter tiles
+        assert (len(wins) - 1) * limit - 2 * (len(wins) - 2) * halo < size
+        assert len(wins) * (length - 1) - 2 * (len(wins) - 1) * halo < size
     for (a, b, lo, hi), nxt in zip(wins, wins[1:] + [None]):
-        assert b - a == min(size, limit or size)  # every tile the same size
+        assert b - a == length  # every tile the same size
         assert 0 <= a <= lo < hi <= b <= size
         assert lo == 0 or lo - a >= halo  # interior edges keep a full halo
         assert hi == size or b - hi >= halo
