@@ -36,7 +36,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import platform
 import statistics
@@ -51,7 +50,7 @@ import av
 import numpy as np
 import torch
 
-from bench import local_result
+from bench import local_result, write_result
 import spec
 from bench.torch_float import TorchFloatModel
 from host.backend import EmulateBackend
@@ -301,8 +300,7 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
     }
     print(f"load average {load_before:.1f} before, {result['load_average_1min_after']:.1f} after, "
           f"on {result['cpus']} CPUs")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, out)
     return result
 
 
