@@ -229,7 +229,8 @@ def main(argv=None) -> dict:
                     help="model file to run")
     ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4",
                     help="video whose frames are scaled to each size")
-    ap.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH frame sizes")
+    ap.add_argument("--sizes", type=cli.frame_sizes, default="640x480,1280x720",
+                    help="comma-separated WxH frame sizes")
     ap.add_argument("--frames", type=cli.positive_int, default=30,
                     help="frames per size for host.run and the native path")
     ap.add_argument("--slow-frames", type=cli.positive_int, default=3,
@@ -254,12 +255,11 @@ def main(argv=None) -> dict:
 
 def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> dict:
     """Runs every size for ``model`` (stored at ``model_path``), prints, writes ``out``."""
-    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
     load_before = os.getloadavg()[0]
     path = EmulateBackend(model).path
     print(f"model {a.model.name} ({len(model.layers)} layers); emulation: {path}")
     records = []
-    for width, height in sizes:
+    for height, width in a.sizes:
         r = bench_size(model, model_path, a.clip, width, height, a.frames, a.slow_frames,
                        without_act)
         records.append(r)
