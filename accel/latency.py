@@ -1,6 +1,6 @@
 """The blocks' latencies in cycles, defined once: the blocks build exactly this many register
-stages and :mod:`accel.perf` adds them up (``tests/hw/test_perf.py`` and ``sim/test_top.py``
-hold the sum to the simulated design, cycle for cycle within 2 %).
+stages and :mod:`accel.perf` adds them up (``tests/hw/test_perf.py`` and
+``tests/sim/test_top.py`` hold the sum to the simulated design, cycle for cycle within 2 %).
 """
 
 __all__ = ["MVU_LATENCY", "STAGE_LATENCY", "SLICE_LATENCY"]

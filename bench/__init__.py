@@ -19,9 +19,11 @@ def local_result(name: str) -> Path:
     return LOCAL_RESULTS / name
 
 
-def write_result(result: dict, out: Path | None, name: str) -> Path:
-    """Write ``result`` as JSON to ``out``, or to :func:`local_result` ``(name)``; return the path."""
+def write_result(result: dict | list, out: Path | None, name: str | None = None, *,
+                 indent: int = 2) -> Path:
+    """Write ``result`` as JSON to ``out``, or to :func:`local_result` ``(name)`` when ``out`` is
+    None (a bench whose ``--out`` defaults to None); return the path."""
     path = out or local_result(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=indent) + "\n")
     return path

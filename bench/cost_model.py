@@ -40,7 +40,7 @@ from pathlib import Path
 
 import spec
 from accel import perf
-from bench import density, local_result
+from bench import density, local_result, write_result
 from hw import build
 from accel.boards import get_board
 
@@ -314,8 +314,7 @@ def main(argv=None) -> int:
     print()
     print("COSTS fitted to these syntheses (accel.perf.COSTS):")
     print(format_costs(costs))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"shapes": rows, "fitted_costs": costs}, indent=1) + "\n")
+    write_result({"shapes": rows, "fitted_costs": costs}, a.out, indent=1)
     return 0
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import spec
-from bench import local_result
+from bench import local_result, write_result
 from accel import perf, regmap
 from hw import build
 from accel.boards import get_board
@@ -263,8 +263,7 @@ def main(argv=None) -> int:
             r["yosys"] = version
             rows.append(r)
             print(format_row(r), flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_result(rows, a.out, indent=1)
     print()
     print(table(rows))
     return 0

@@ -33,7 +33,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import sys
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from bench import local_result
+from bench import write_result
 import spec
 from accel import regmap
 from hw.depthwise_conv import DepthwiseConv
@@ -171,9 +170,7 @@ def main(argv=None) -> int:
             print(f"| {r['window']} | pe={pe} simd={simd} | {r['cycles_per_pixel']} | "
                   f"{r['lut4']:g} | {r['ff']} | {cl.get('PFUMX', 0)} | {cl.get('L6MUX21', 0)} | "
                   f"{cl.get('TRELLIS_DPR16X4', 0)} | {cl.get('DP16KD', 0)} |")
-        out = a.out or local_result("depthwise_front.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rows, indent=1) + "\n")
+        write_result(rows, a.out, "depthwise_front.json", indent=1)
         return 0
     if c % 4:
         ap.error(f"--channels {c} must be a multiple of 4 (the third array has channels/4 lanes)")
@@ -190,9 +187,7 @@ def main(argv=None) -> int:
     dense, dw = rows[0], rows[1]
     print(f"{c} -> {c} 3x3 at 9 cycles/pixel: dense {c} x {dense['lut4']:g} = "
           f"{c * dense['lut4']:g} LUT4, depthwise {dw['lut4']:g} LUT4")
-    out = a.out or local_result("depthwise_cost.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_result(rows, a.out, "depthwise_cost.json", indent=1)
     return 0
 
 

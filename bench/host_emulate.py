@@ -36,7 +36,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import platform
 import statistics
@@ -51,7 +50,7 @@ import av
 import numpy as np
 import torch
 
-from bench import local_result
+from bench import local_result, write_result
 import spec
 from bench.torch_float import TorchFloatModel
 from host.backend import EmulateBackend
@@ -230,7 +229,8 @@ def main(argv=None) -> dict:
                     help="model file to run")
     ap.add_argument("--clip", type=Path, default=REPO / "samples" / "clip.mp4",
                     help="video whose frames are scaled to each size")
-    ap.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH frame sizes")
+    ap.add_argument("--sizes", type=cli.frame_sizes, default="640x480,1280x720",
+                    help="comma-separated WxH frame sizes")
     ap.add_argument("--frames", type=cli.positive_int, default=30,
                     help="frames per size for host.run and the native path")
     ap.add_argument("--slow-frames", type=cli.positive_int, default=3,
@@ -255,12 +255,11 @@ def main(argv=None) -> dict:
 
 def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> dict:
     """Runs every size for ``model`` (stored at ``model_path``), prints, writes ``out``."""
-    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
     load_before = os.getloadavg()[0]
     path = EmulateBackend(model).path
     print(f"model {a.model.name} ({len(model.layers)} layers); emulation: {path}")
     records = []
-    for width, height in sizes:
+    for height, width in a.sizes:
         r = bench_size(model, model_path, a.clip, width, height, a.frames, a.slow_frames,
                        without_act)
         records.append(r)
@@ -301,8 +300,7 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
     }
     print(f"load average {load_before:.1f} before, {result['load_average_1min_after']:.1f} after, "
           f"on {result['cpus']} CPUs")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, out)
     return result
 
 

@@ -19,7 +19,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed, unsigned
 
-from bench import local_result
+from bench import local_result, write_result
 from hw import build
 from hw.compressor import Operand, carry_save_sum
 from hw.stream_util import tree_sum
@@ -125,8 +124,7 @@ def main(argv=None) -> int:
         what = (f"popcount of {r['terms']} XNOR bits" if r["w_bits"] == 1 else
                 f"{r['terms']} products of {r['x_bits']}x{r['w_bits']} bits")
         print(f"| {what} | {r['form']} | {r['lut4']:g} | {r['lut4_per_product']:.1f} |")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_result(rows, a.out, indent=1)
     return 0
 
 

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import local_result
+from bench import local_result, write_result
 import spec
 from sim.top import TopSim
 
@@ -98,8 +98,7 @@ def main(argv=None) -> int:
     print(f"simulator: {out['simulated_cycles_per_second']:.0f} cycles/s "
           f"({res['cycles_simulated']} cycles in {run_s:.1f} s), "
           f"generate+build {build_s:.1f} s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(out, args.json)
     print(json.dumps(out))
     return 0 if out["bit_exact"] else 1
 

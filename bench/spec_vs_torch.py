@@ -15,7 +15,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import platform
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import local_result
+from bench import local_result, write_result
 import spec
 from bench.torch_float import TorchFloatModel
 
@@ -90,8 +89,7 @@ def main(argv=None) -> dict:
           f"  bit-exact vs reference: {exact}")
     print(f"torch float32  {result['torch_float32_mpx_s']:8.3f} Mpx/s  ({t_torch * 1e3:.0f} ms/frame)")
     print(f"ratio (fast spec / torch float32): {result['ratio_spec_over_torch']:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.out)
     return result
 
 

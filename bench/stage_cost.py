@@ -15,13 +15,12 @@ one is ``bench/results/stage_cost.json``): the number behind the ECP5 ``act_lane
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal, signed, unsigned
 from amaranth.lib import data
 
-from bench import local_result
+from bench import local_result, write_result
 from hw.output_stages import prelu_shift, rounding_bias, saturate, scale_round
 from spec import arith
 
@@ -73,8 +72,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {'with' if r['act'] else 'without'} the activation | {r['lut4']:g} |")
     print(f"activation: +{rows[1]['lut4'] - rows[0]['lut4']:g} LUT4 per lane")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_result(rows, a.out, indent=1)
     return 0
 
 

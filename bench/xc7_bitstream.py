@@ -23,7 +23,6 @@ from gamir import cli
 
 cli.catch_signals(__name__)  # before the heavy imports: Ctrl-C while they load is one line
 
-import json
 import os
 import random
 import shutil
@@ -33,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import local_result
+from bench import local_result, write_result
 from hw.xc7 import bitstream, prjxray_db
 
 
@@ -121,8 +120,7 @@ def main(argv=None) -> int:
               f"{r['frames']:,} frames, {r['set_bits']:,} set bits; read back equal")
         for step, s in r["seconds"].items():
             print(f"  {step}: {s['wall']:.2f} s wall, {s['cpu']:.2f} s CPU")
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(r, indent=1) + "\n")
+        write_result(r, a.out, indent=1)
         return 0
 
     return cli.run(body, errors=(bitstream.BitstreamError, OSError))

@@ -226,6 +226,11 @@ def frame_size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def frame_sizes(text: str) -> list[tuple[int, int]]:
+    """``type=`` for a list of sizes: :func:`frame_size` of each comma-separated item."""
+    return [frame_size(item) for item in text.split(",")]
+
+
 def frame_text(frame: tuple[int, int]) -> str:
     """``(height, width)`` as :func:`frame_size` reads it (a ``--frame`` default)."""
     h, w = frame

@@ -3,7 +3,7 @@
 :class:`ZynqCore` is everything in the fabric: :class:`hw.top.Top` unchanged, the DMA
 (:class:`hw.axi_dma.AxiDma`) between its streams and an AXI3 master, and the register port
 (:class:`hw.register_port.RegisterPort`) that turns GP0's AXI3 into the registers. Its ports are
-the two PS buses, so the simulations test exactly it (sim/test_zynq.py).
+the two PS buses, so the simulations test exactly it (tests/sim/test_zynq.py).
 
 :class:`ZynqTop` adds the PS7 as a plain ``Instance("PS7")`` (Yosys ``synth_xilinx`` and
 nextpnr-himbaechel-xilinx place it at its one site): FCLK_CLK0 through a BUFG is the clock,

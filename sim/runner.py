@@ -1,8 +1,8 @@
 """Build Verilog once per design with Verilator, run cocotb benches on it, keep waves on failure.
 
-This is the host side of every simulation in ``sim/`` (pytest tests, ``python -m sim.check``,
+This is the host side of every simulation (the tests in ``tests/sim``, ``python -m sim.check``,
 the benchmark and the host's Verilator backend); the cocotb side of a run lives in the bench
-modules (``*_tests.py``), which read the job this module writes.
+modules (``*_tests.py``, ``board_tb.py``), which read the job this module writes.
 
 Builds. cocotb's Verilator runner (``cocotb_tools.runner``, slimmed by ``LeanVerilator``)
 compiles the Verilog into ``sim_build/<hash>`` where the hash covers the Verilog text, the top
@@ -191,6 +191,9 @@ def _compile(verilog: str, toplevel: str, bdir: Path, trace: bool, make_args) ->
 def run(b: Build, test_module: str, job: dict, arrays: dict | None = None, *,
         waves: bool = False, wave_path: Path | None = None, keep: Path | None = None) -> dict:
     """Run bench ``test_module`` (all its cocotb tests) on build ``b`` with ``job``.
+
+    ``test_module`` is a module name; the simulator imports it with this process's
+    ``sys.path`` (cocotb's runner passes it on), so a test's own bench may live in ``tests``.
 
     Returns the bench's result dict. Raises :class:`SimFailure` when the bench failed, and
     then records a VCD (``wave_path``, default ``sim_build/waves/<test>.vcd``) unless the run

@@ -164,12 +164,16 @@ class TopBench:
             await getattr(self, f"op_{op['op']}")(op)
         self.board.verdict()
 
+    def metrics(self) -> dict:
+        """This bench's part of ``result.json``, beside the scoreboard's and the run's speed."""
+        return {"frame_cycles": self.frame_cycles, "cycles_register": self.cycles_reg}
 
-@cocotb.test()
-async def top_job(dut):
-    """Execute the job's operations (see the module docstring)."""
+
+async def run_job(dut, bench_class: type[TopBench]) -> None:
+    """Run this simulator process's job on ``dut`` with a ``bench_class`` bench and save its
+    result, a failed run's too (its error, then the assertion goes on to fail the cocotb test)."""
     job, arrays = load_job()
-    bench = TopBench(dut, job, arrays)
+    bench = bench_class(dut, job, arrays)
     t0 = time.time()
     result = {"status": "fail", "error": None}
     try:
@@ -181,7 +185,12 @@ async def top_job(dut):
     finally:
         wall = time.time() - t0
         result.update(bench.board.summary())
-        result.update(frame_cycles=bench.frame_cycles, cycles_register=bench.cycles_reg,
-                      cycles_simulated=bench.clock.cycle, wall_seconds=wall,
+        result.update(bench.metrics(), cycles_simulated=bench.clock.cycle, wall_seconds=wall,
                       cycles_per_second=bench.clock.cycle / wall if wall else 0.0)
-        save_result(result, bench.outputs if bench.outputs else None)
+        save_result(result, bench.outputs or None)
+
+
+@cocotb.test()
+async def top_job(dut):
+    """Execute the job's operations (see the module docstring)."""
+    await run_job(dut, TopBench)

@@ -21,7 +21,6 @@ result reports the bursts seen, so the tests can require page splits to have hap
 from __future__ import annotations
 
 import random
-import time
 
 import cocotb
 import numpy as np
@@ -31,9 +30,8 @@ from accel import protocol, regmap
 
 from .axi3 import PAGE, Axi3Manager, Axi3Memory
 from .drivers import Clocked, replay
-from .runner import load_job, save_result
 from .scoreboard import Scoreboard
-from .top_tests import TopBench
+from .top_tests import TopBench, run_job
 
 DMA = regmap.DMA_REG
 #: Where the memory model sits (a PYNQ CMA buffer's kind of address) and its size.
@@ -174,29 +172,19 @@ class ZynqBench(TopBench):
         assert got == op["expect"], (f"burst read from 0x{op['address']:x}: "
                                      f"{[hex(v) for v in got]} != {[hex(v) for v in op['expect']]}")
 
+    async def run(self) -> None:
+        await super().run()
+        self._check_bus()
+
+    def metrics(self) -> dict:
+        """Bursts per channel, and how many of them ended early at a page end (split there)."""
+        bursts = self.mem.bursts
+        return {"bursts": {ch: len(b) for ch, b in bursts.items()},
+                "page_splits": {ch: sum(1 for a, n in b if n < 16 and (a + 8 * n) % PAGE == 0)
+                                for ch, b in bursts.items()}}
+
 
 @cocotb.test()
 async def zynq_job(dut):
     """Execute the job's operations (see the module docstring)."""
-    job, arrays = load_job()
-    bench = ZynqBench(dut, job, arrays)
-    t0 = time.time()
-    result = {"status": "fail", "error": None}
-    try:
-        await bench.run()
-        bench._check_bus()
-        result["status"] = "pass"
-    except AssertionError as e:
-        result["error"] = str(e)
-        raise
-    finally:
-        wall = time.time() - t0
-        bursts = bench.mem.bursts
-        result.update(bench.board.summary())
-        result.update(
-            bursts={ch: len(b) for ch, b in bursts.items()},
-            page_splits={ch: sum(1 for a, n in b if n < 16 and (a + 8 * n) % PAGE == 0)
-                         for ch, b in bursts.items()},
-            cycles_simulated=bench.clock.cycle, wall_seconds=wall,
-            cycles_per_second=bench.clock.cycle / wall if wall else 0.0)
-        save_result(result, bench.outputs if bench.outputs else None)
+    await run_job(dut, ZynqBench)

@@ -25,7 +25,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     for name in ["pyproject.toml", "setup.py", "README.md", "LICENSE"]:
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in PACKAGES + ["models"]:
+    for name in PACKAGES + ["models", "tests"]:
         shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=ignore)
     out = tmp_path_factory.mktemp("dist")
     pytest.importorskip("setuptools", minversion="77")
@@ -51,6 +51,14 @@ def test_sim_registers_the_verilator_backend(wheel):
     """host.run finds the Verilator backend through the entry point, never by importing sim."""
     text = _dist_info(wheel, "entry_points.txt")
     assert "[gamir.backends]\nverilator = sim.verilator_backend:VerilatorBackend" in text
+
+
+def test_the_wheel_carries_no_tests(wheel):
+    """The tests stay in the checkout: ``tests`` is no package of the wheel, and ``sim`` ships
+    without the tests of it (tests/sim, which ``pytest sim/`` runs)."""
+    modules = [n for n in wheel.namelist() if n.endswith(".py")]
+    assert "sim/runner.py" in modules
+    assert [n for n in modules if n.startswith("tests/") or Path(n).name.startswith("test_")] == []
 
 
 def test_models_are_package_data(wheel):

@@ -39,3 +39,7 @@ def test_frames_are_width_x_height_on_the_command_line():
     for bad in ("640", "0x480", "ax480"):
         with pytest.raises(argparse.ArgumentTypeError):
             cli.frame_size(bad)
+    assert cli.frame_sizes("640x480,1280x720") == [(480, 640), (720, 1280)]
+    for bad in ("640x480,", "640x480;1280x720"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.frame_sizes(bad)

@@ -1,7 +1,7 @@
 """hw.axi_dma.AxiDma alone in the Amaranth simulator: its reader looped into its writer, a
 memory with random stalls on every channel, every pixel width the streams can have.
 
-What the Verilator tests of the whole fabric (sim/test_zynq.py) do not reach cheaply: 8- and
+What the Verilator tests of the whole fabric (tests/sim/test_zynq.py) do not reach cheaply: 8- and
 32-byte pixels (one pixel per beat, four beats per pixel), buffers that start at every offset
 before a 4 KiB boundary, frames ending early or late (the writer's error bits), and a start
 with a bad address or length. The memory checks each burst (at most 16 beats, inside one

@@ -5,7 +5,7 @@ Yosys (YoWASP, in the dev extra) reads the Verilog against ``+/xilinx/cells_xtra
 ``hierarchy -check`` refuses a port the PS7 does not have, a width mismatch is a "Resizing"
 warning, ``check -assert`` refuses undriven or doubly driven nets; a signal bound in the wrong
 direction already stops Amaranth (two drivers). The fabric behind the PS7 is simulated in
-sim/test_zynq.py; placing the whole top
+tests/sim/test_zynq.py; placing the whole top
 with nextpnr is hw.build's open flow.
 """
 

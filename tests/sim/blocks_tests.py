@@ -2,8 +2,8 @@
 
 Generic on purpose: every block of ``hw/`` is a ``wiring.Component`` whose streams are
 ``lib.stream`` ports (``<name>__payload``, ``__valid``, ``__ready``). The host side
-(:mod:`sim.test_blocks`) converts a block to Verilog, computes the expected output beats with
-the spec, and writes a job:
+(:mod:`tests.sim.test_blocks`) converts a block to Verilog, computes the expected output beats
+with the spec, and writes a job:
 
 ``consts``   port name -> value held for the whole run (frame size, an idle parameter bus)
 ``inputs``   port name -> {"beats": [int], "gap": p}: a source with random valid gaps
@@ -22,9 +22,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
-from .drivers import Clocked, StreamBus, StreamSink, StreamSource
-from .runner import load_job, save_result
-from .scoreboard import Mismatch
+from sim.drivers import Clocked, StreamBus, StreamSink, StreamSource
+from sim.runner import load_job, save_result
+from sim.scoreboard import Mismatch
 
 
 def elements(word: int, bits: int, signed: bool) -> list[int]:

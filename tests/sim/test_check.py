@@ -9,7 +9,7 @@ import pytest
 
 import spec
 from sim import check
-from sim.test_top import DESIGNS
+from tests.sim.test_top import DESIGNS
 
 pytestmark = pytest.mark.tools  # runs Verilator or an FPGA toolchain (README: the fast loop)
 

@@ -1,11 +1,12 @@
 """Every hardware block, converted alone to Verilog and run in Verilator against the spec.
 
 Each block is built with small parameters (``amaranth.back.verilog.convert``), fed random
-frames with random valid gaps, drained with random ready stalls by :mod:`sim.blocks_tests`, and
-its output beats are compared with what the spec says they must be: windows from
-``spec.reference.window_tap``, accumulators from ``spec.reference.conv_acc``, output stages
-from ``spec.reference.output_stage``, sign bits from ``spec.arith.sign_bit``. Folding puts
-several beats (channel groups) per pixel through the PE arrays and output stages.
+frames with random valid gaps, drained with random ready stalls by
+:mod:`tests.sim.blocks_tests` (the bench, run inside the simulator), and its output beats are
+compared with what the spec says they must be: windows from ``spec.reference.window_tap``,
+accumulators from ``spec.reference.conv_acc``, output stages from
+``spec.reference.output_stage``, sign bits from ``spec.arith.sign_bit``. Folding puts several
+beats (channel groups) per pixel through the PE arrays and output stages.
 """
 
 import os
@@ -66,7 +67,7 @@ def run_block(b, block, *, inputs, outputs, consts=None, seed=0, timeout=20000):
         bits, sgn = elem_of(block, port)
         job["outputs"][port] = {"expect": beats, "labels": labels, "stall": STALL,
                                 "elem_bits": bits, "signed": sgn}
-    return runner.run(b, "sim.blocks_tests", job)
+    return runner.run(b, "tests.sim.blocks_tests", job)
 
 
 def pixel_labels(h, w, groups=1):
