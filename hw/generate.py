@@ -32,13 +32,14 @@ __all__ = ["generate", "main"]
 def generate(model: Model, out_dir, *, fold=DEFAULT_FOLD, max_width: int = config.DEFAULT_MAX_WIDTH,
              fps: float = config.DEFAULT_FPS, clock_hz: float = config.DEFAULT_CLOCK_HZ,
              frame=config.DEFAULT_FRAME, dsp: int | None = None,
-             lut_inputs: int = 4) -> Manifest:
+             lut_inputs: int = 4, lutram_depth: int = 0) -> Manifest:
     """Write ``gam_top.v`` and ``manifest.json`` into ``out_dir``; return the manifest.
 
     ``dsp`` caps the hard multipliers the design asks for (:func:`accel.perf.dsp_allocation`);
     ``None`` leaves every product to synthesis. ``lut_inputs`` is the target's LUT size (4 or
     6, :attr:`accel.boards.Board.lut_inputs`): the binary PE arrays are shaped to it, the
-    arithmetic is the same."""
+    arithmetic is the same. ``lutram_depth``: weight memories of at most this many rows go to
+    LUT RAM (:class:`hw.pipeline.Pipeline`)."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
@@ -47,7 +48,8 @@ def generate(model: Model, out_dir, *, fold=DEFAULT_FOLD, max_width: int = confi
     model = model.validate()
     folds = resolve_fold(model, fold, fps=fps, clock_hz=clock_hz, frame=frame,
                          max_width=max_width)
-    top = Top(model, max_width=max_width, fold=folds, dsp=dsp, lut_inputs=lut_inputs)
+    top = Top(model, max_width=max_width, fold=folds, dsp=dsp, lut_inputs=lut_inputs,
+              lutram_depth=lutram_depth)
     text = verilog.convert(top, name="gam_top", emit_src=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

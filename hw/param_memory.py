@@ -4,6 +4,8 @@ model and writable word by word from the register file.
 Why memories and not constants: one bitstream must run every model of the same shape, so the
 weights cannot be folded into the logic. A region with few deep entries (folded layers) maps to
 block or distributed RAM; a fully unfolded layer's single wide entry becomes flip-flops.
+Synthesis picks block RAM for a wide region however shallow; ``distributed`` asks for LUT RAM
+instead, for designs whose block RAM runs out (:class:`hw.pipeline.Pipeline`'s ``lutram_depth``).
 """
 
 from amaranth.hdl import Const, Module, unsigned
@@ -40,6 +42,8 @@ class ParamMemory(wiring.Component):
         Initial rows (:func:`accel.regmap.region_entries` of the default model).
     read_domain : str
         ``"sync"`` or ``"comb"``.
+    distributed : bool
+        Ask synthesis for LUT RAM (``ram_style = "distributed"``) instead of its own choice.
 
     Members
     -------
@@ -50,12 +54,13 @@ class ParamMemory(wiring.Component):
     data : Out(entry_bits)
     """
 
-    def __init__(self, region: regmap.Region, init, read_domain: str = "sync"):
+    def __init__(self, region: regmap.Region, init, read_domain: str = "sync", *,
+                 distributed: bool = False):
         if read_domain not in ("sync", "comb"):
             raise ValueError(f"read_domain={read_domain!r} must be 'sync' or 'comb'")
         if len(init) != region.entries:
             raise ValueError(f"init has {len(init)} rows, region {region.name!r} has {region.entries}")
-        self.region, self.read_domain = region, read_domain
+        self.region, self.read_domain, self.distributed = region, read_domain, distributed
         self._init = list(init)
         members = {"bus": In(ParamBus()), "hit": Out(1),
                    "addr": In(range(max(2, region.entries))),
@@ -68,8 +73,9 @@ class ParamMemory(wiring.Component):
         m = Module()
         r = self.region
         width = r.words * 32
+        attrs = {"ram_style": "distributed"} if self.distributed else None
         m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=r.entries,
-                                               init=self._init)
+                                               init=self._init, attrs=attrs)
         wr = mem.write_port(granularity=32)
         # Not transparent: parameters are written while idle (docs/hw.md), so a read never
         # meets a write to its row; a transparent port took ~2k more LUT4 per binary layer.

@@ -53,6 +53,11 @@ def tensor_elem(t):
 class Pipeline(wiring.Component):
     """All layers of ``model`` with ``fold``: tensor 0 pixels in, output pixels out.
 
+    ``lutram_depth``: weight memories of at most this many rows are asked of synthesis as LUT
+    RAM (0: none). A folded layer reads a whole row of its weights every cycle, so its memory is
+    wide and shallow (384 bits x 40 rows at 40 cycles per pixel), and block RAM holds it a
+    32-bit write lane per block whatever the depth: 12 of the ECP5's 208 EBR for 14,400 bits.
+
     Members
     -------
     i : In(stream.Signature(ArrayLayout(unsigned(8), input_channels)))
@@ -63,9 +68,11 @@ class Pipeline(wiring.Component):
     height : In(16)
     """
 
-    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None, lut_inputs=4):
+    def __init__(self, model: Model, *, max_width: int, fold=None, dsp=None, lut_inputs=4,
+                 lutram_depth=0):
         model = model.validate()
         self.model, self.max_width, self.lut_inputs = model, max_width, lut_inputs
+        self.lutram_depth = lutram_depth
         self.folds = regmap.given_fold(model, fold)
         self.regions = regmap.regions(model, self.folds)
         self.dsp_terms = dsp_allocation(model, self.folds, dsp)
@@ -160,6 +167,7 @@ class Pipeline(wiring.Component):
             lut_inputs=self.lut_inputs, grouped=grouped))
         if grouped:
             m.d.comb += [win.step_n.eq(mvu.step_n), win.step_s.eq(mvu.step_s)]
+        mvu.weights.distributed = w_region.entries <= self.lutram_depth
         hits.append(mvu.weights.hit)
         # Register slices around the PE array: its enable (thousands of flip-flops) and the
         # line buffer's read address then depend on registered ``ready`` signals only. A folded

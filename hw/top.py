@@ -85,6 +85,8 @@ class Top(wiring.Component):
     lut_inputs : int
         The target's LUT inputs, 4 or 6 (:attr:`accel.boards.Board.lut_inputs`): the binary PE
         arrays' first logic level is shaped to it (:class:`hw.xnor_engine.XnorEngine`).
+    lutram_depth : int
+        Weight memories of at most this many rows go to LUT RAM (:class:`hw.pipeline.Pipeline`).
 
     Members
     -------
@@ -94,11 +96,11 @@ class Top(wiring.Component):
     """
 
     def __init__(self, model: Model, *, max_width: int = config.DEFAULT_MAX_WIDTH, fold=None, dsp=None,
-                 lut_inputs=4):
+                 lut_inputs=4, lutram_depth=0):
         if not isinstance(max_width, int) or not 1 <= max_width <= 65535:
             raise ValueError(f"max_width={max_width!r} must be an integer in 1..65535")
         self.pipeline = Pipeline(model, max_width=max_width, fold=fold, dsp=dsp,
-                                 lut_inputs=lut_inputs)
+                                 lut_inputs=lut_inputs, lutram_depth=lutram_depth)
         self.model, self.max_width, self.folds = model, max_width, self.pipeline.folds
         self.c_in, self.c_out = model.input_channels, model.layers[-1].c_out
         super().__init__({

@@ -32,6 +32,10 @@ def main(argv=None) -> int:
                         help="frames/s at 1280x720 that --fold auto aims at")
     parser.add_argument("--dsp", type=cli.natural_int, default=None,
                         help="hard multipliers the design may use (default: 90 %% of the device's)")
+    parser.add_argument("--lutram-depth", type=cli.natural_int, default=0, metavar="ROWS",
+                        help="weight memories of at most ROWS rows in LUT RAM, not block RAM "
+                             "(for a design whose block RAM runs out: a folded layer's weights are"
+                             " wide and shallow, and block RAM holds them a 32-bit lane per block)")
     parser.add_argument("--tools", choices=TOOL_CHOICES, default="auto",
                         help="auto: tools named by YOSYS, NEXTPNR_ECP5, ... or native ones on PATH,"
                              " else YoWASP; native: never YoWASP; yowasp: only YoWASP")
@@ -58,6 +62,7 @@ def _main(args) -> int:
         raise BuildError(f"-o {args.out!r} is a file: give a folder")
     report = build(model, board, args.out, fold=args.fold, max_width=args.max_width,
                    fps=args.fps, dsp=args.dsp, tools=args.tools, clock_mhz=args.clock_mhz,
-                   flow=args.flow, nextpnr_opts=shlex.split(args.nextpnr_opts))
+                   flow=args.flow, nextpnr_opts=shlex.split(args.nextpnr_opts),
+                   lutram_depth=args.lutram_depth)
     print(format_report(report))
     return 0

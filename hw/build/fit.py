@@ -41,7 +41,7 @@ def fit_error(board: Board, model, manifest, used: dict) -> BuildError:
     :func:`accel.perf.choose_fold` for the fastest fold under 90 % of the device's LUTs. BRAM holds
     the line buffers, which grow with the frame width, not with the folding.
     """
-    from accel import perf
+    from accel import perf, regmap
 
     lines = overflow(board, used)
     fold, max_width = manifest.fold, manifest.max_width
@@ -60,7 +60,11 @@ def fit_error(board: Board, model, manifest, used: dict) -> BuildError:
                          f" now {perf.pixels_per_clock(model, fold):.3g}), or --fold lut:{budget}")
     if used["BRAM"] > board.resources["BRAM"]:
         width = int(0.9 * max_width * board.resources["BRAM"] / used["BRAM"])
-        hints.append(f"line buffers grow with the frame width: try --max-width {width} "
-                     f"(now {max_width}; the host tiles wider frames)")
+        hints.append(f"try --max-width {width}: line buffers grow with the frame width (now "
+                     f"{max_width}; the host tiles wider frames)")
+        if board.family != "ice40":  # the iCE40 has no LUT RAM
+            rows = max(r.entries for r in regmap.regions(model, fold)[::2])  # the weight regions
+            hints.append(f"or --lutram-depth {rows}: the weight memories in LUT RAM (block RAM "
+                         f"holds a folded layer's wide, shallow rows a 32-bit lane per block)")
     return BuildError(f"model does not fit {board.name} ({board.device}):\n  "
                       + "\n  ".join(lines + hints))

@@ -47,7 +47,8 @@ def choose_flow(board: Board, flow: str, tools: str) -> tuple[str, str, dict]:
 
 def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | None = None,
           fps: float = 30.0, dsp: int | None = None, tools: str = "auto",
-          clock_mhz: float | None = None, flow: str = "auto", nextpnr_opts=()) -> dict:
+          clock_mhz: float | None = None, flow: str = "auto", nextpnr_opts=(),
+          lutram_depth: int = 0) -> dict:
     """Build ``model`` for ``board`` into ``out_dir``; return (and write) the report.
 
     ``fold`` is anything ``python -m hw.generate --fold`` takes; ``auto`` folds as far as
@@ -62,7 +63,8 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     ``clock_mhz`` (default: the board's target) is the clock timing is asked for, the ECP5
     bitstream's PLL output and the clock ``auto`` folds for. ``flow`` (:data:`FLOWS`) picks the
     Zynq's open or Vivado flow; ``nextpnr_opts`` are more nextpnr options (``--seed 3``,
-    ``--placer sa``, ...).
+    ``--placer sa``, ...); ``lutram_depth`` puts weight memories of at most that many rows in
+    LUT RAM (:class:`hw.pipeline.Pipeline`: for designs whose block RAM runs out).
     """
     from .. import generate
 
@@ -84,7 +86,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
     with steps.step("generate"):
         manifest = generate.generate(model, out, fold=fold, max_width=max_width, fps=fps,
                                      clock_hz=clock_hz, frame=(-(-h // r), -(-w // r)), dsp=dsp,
-                                     lut_inputs=board.lut_inputs)
+                                     lut_inputs=board.lut_inputs, lutram_depth=lutram_depth)
         verilog = (out / "gam_top.v").read_text()
     work = out / "work"  # made only now: a bad model, fold or width leaves no folder behind
     work.mkdir(exist_ok=True)
@@ -112,6 +114,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         "fold": manifest.fold.as_json(),
         "max_width": max_width,
         "dsp_budget": dsp,
+        "lutram_depth": lutram_depth,
         "tools": tool_versions(toolset, env),
         **result,
         "step_seconds": steps.wall,

@@ -14,7 +14,7 @@ import re
 import pytest
 
 import spec
-from accel import perf
+from accel import perf, regmap
 from accel.manifest import Manifest
 from hw import build
 from accel.boards import BOARDS, BoardError, get_board
@@ -214,7 +214,12 @@ def test_fit_error_names_resource_and_folding():
     assert perf.pixels_per_clock(model, fold) < perf.pixels_per_clock(model, manifest.fold)
     budget = int(re.search(r"--fold lut:(\d+)", err).group(1))
     assert perf.estimate_cost(model, fold, max_width=640)["luts"] <= budget
-    assert "try --max-width 384 (now 640" in err
+    assert "try --max-width 384: line buffers grow with the frame width (now 640" in err
+    assert "--lutram-depth" not in err  # the iCE40 has no LUT RAM
+    ecp5 = str(build.fit.fit_error(get_board("ulx3s-85f"), model, manifest,
+                                   {"LUT": 100, "FF": 100, "BRAM": 300, "DSP": 0}))
+    rows = max(r.entries for r in regmap.regions(model, manifest.fold)[::2])
+    assert f"or --lutram-depth {rows}: the weight memories in LUT RAM" in ecp5 and "LUT:" not in ecp5
 
 
 def test_booth_pass_selects_exactly_the_lut_products(tmp_path):

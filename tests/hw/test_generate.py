@@ -46,3 +46,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                  "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: layer 1: c_out=4 must be a multiple of pe=3"
+
+
+def test_lutram_depth_marks_exactly_the_shallow_weight_memories(tmp_path):
+    """``lutram_depth`` asks synthesis for LUT RAM (``ram_style``) for the weight memories of at
+    most that many rows, and for no other memory."""
+    from hw.generate import generate
+
+    model = spec.random_model(4, channels=4, n_binary=2, image_channels=1, unshuffle=1)
+    fold = [{"pe": 1, "simd": 1}, {"pe": 2, "simd": 9}, {"pe": 4, "simd": 3}, {"pe": 1, "simd": 4}]
+    rows = sorted(r.entries for r in regmap.regions(model, regmap.given_fold(model, fold))[::2])
+    depth = rows[len(rows) // 2]
+    generate(model, tmp_path, fold=fold, max_width=16, lutram_depth=depth)
+    marked = (tmp_path / "gam_top.v").read_text().count('ram_style = "distributed"')
+    assert marked == sum(r <= depth for r in rows) and 0 < marked < len(rows)
+    generate(model, tmp_path, fold=fold, max_width=16)
+    assert 'ram_style' not in (tmp_path / "gam_top.v").read_text()
