@@ -115,8 +115,10 @@ def _open(path: Path):
     lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                  ctypes.c_int]
-    for name in ("gk_unshuffle", "gk_shuffle", "gk_degrid"):
+    for name in ("gk_unshuffle", "gk_shuffle"):
         getattr(lib, name).restype = None
+    for name in ("gk_degrid", "gk_temporal"):
+        getattr(lib, name).restype = ctypes.c_int
     if lib.gk_source_hash().decode() != build.source_hash():
         raise OSError(f"{path} was built from another kernel.c")
     return lib
@@ -523,7 +525,28 @@ def degrid(image: np.ndarray, top: int) -> np.ndarray | None:
     image = np.ascontiguousarray(image, dtype=np.uint8)
     h, w, c = image.shape
     out = np.empty_like(image)
-    work = np.empty(7 * (h // 2) * (w // 2), np.int32)
-    lib.gk_degrid(ctypes.c_void_p(image.ctypes.data), h // 2, w // 2, c, ctypes.c_int32(top),
-                  ctypes.c_void_p(out.ctypes.data), ctypes.c_void_p(work.ctypes.data))
+    _check(lib.gk_degrid(ctypes.c_void_p(image.ctypes.data), h // 2, w // 2, c,
+                         ctypes.c_int32(top), ctypes.c_void_p(out.ctypes.data)))
     return out
+
+
+def temporal(prev: np.ndarray, frame: np.ndarray, table: np.ndarray) -> np.ndarray | None:
+    """:func:`spec.temporal.blend` of two (H, W, C) uint8 frames (checked by it) with the new
+    frame's weight ``table`` (:func:`spec.temporal.weights`), in C; ``None`` without the
+    kernel."""
+    lib = _lib_or_none()
+    if lib is None:
+        return None
+    prev, frame = (np.ascontiguousarray(a, dtype=np.uint8) for a in (prev, frame))
+    table = np.ascontiguousarray(table, dtype=np.int32)
+    h, w, c = frame.shape
+    out = np.empty_like(frame)
+    _check(lib.gk_temporal(ctypes.c_void_p(prev.ctypes.data), ctypes.c_void_p(frame.ctypes.data),
+                           h, w, c, ctypes.c_void_p(table.ctypes.data),
+                           ctypes.c_void_p(out.ctypes.data)))
+    return out
+
+
+def _check(code: int) -> None:
+    if code:
+        raise MemoryError(f"native kernel: {_ERRORS.get(code, f'error {code}')}")
