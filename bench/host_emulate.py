@@ -4,7 +4,8 @@
                                  [--frames 30] [--slow-frames 3] [--act]
 
 The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240, 30 frames) scaled to
-each size, unless ``--clip`` names another, played again from its start to make ``--frames``. For each size, on the same decoded frames:
+each size, unless ``--clip`` names another, played again from its start to make ``--frames``.
+For each size, on the same decoded frames:
 
 - ``host.run --backend emulate`` end to end: decode, pixel steps, the bit-exact emulation
   (the native kernel by default), the grid and temporal filters, H.264 encode, overlapped as
