@@ -3,14 +3,19 @@
     python -m bench.host_emulate [--model models/denoise.gamir] [--sizes 640x480,1280x720]
                                  [--frames 30] [--slow-frames 3] [--act]
 
-The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240) scaled to each size,
-unless ``--clip`` names another. For each size, on the same decoded frames:
+The clip is the shipped ``samples/clip.mp4`` (real footage, 320x240, 30 frames) scaled to
+each size, unless ``--clip`` names another, played again from its start to make ``--frames``.
+For each size, on the same decoded frames:
 
 - ``host.run --backend emulate`` end to end: decode, pixel steps, the bit-exact emulation
-  (the native kernel by default), H.264 encode, overlapped as ``host.run`` runs them: what a
-  user sees; beside it the same stages one after another, timed each (the split per stage);
+  (the native kernel by default), the grid and temporal filters, H.264 encode, overlapped as
+  ``host.run`` runs them: what a user sees, with its CPU time per frame and the cores it kept
+  busy; beside it the same stages one after another, each timed in wall clock and CPU time
+  (the split per stage, :func:`stage_split`);
 - the emulate backend alone (pixel steps + the emulation, no video I/O), with the native
-  kernel (``impl="native"``) and with the numpy path (``impl="fast"``);
+  kernel (``impl="native"``: the frames in flight on one thread each, as ``host.run`` runs
+  them; one frame alone, in the interleaved comparison, in strips) and with the numpy path
+  (``impl="fast"``);
 - the torch float32 implementation of the same layers (:class:`bench.torch_float.TorchFloatModel`,
   float conv2d, not bit-exact) with the same pixel steps.
 
@@ -63,18 +68,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def scaled_clip(src: Path, dst: Path, width: int, height: int, frames: int) -> list[np.ndarray]:
-    """Write ``src`` scaled to ``width`` x ``height`` (first ``frames``) to ``dst``; return them."""
+    """Write ``frames`` frames of ``src`` scaled to ``width`` x ``height`` to ``dst`` (``src``
+    played again from its start where it is shorter: the shipped clip has 30); return them."""
     out_frames = []
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
-        v = out.add_stream("libx264", rate=vin.average_rate)
+        rate = vin.average_rate
+        scaled = [f.reformat(width=width, height=height, format="yuv420p",
+                             interpolation="BICUBIC") for f in inp.decode(vin)]
+    with av.open(str(dst), "w") as out:
+        v = out.add_stream("libx264", rate=rate)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": "12"}
-        for frame in inp.decode(vin):
-            if len(out_frames) == frames:
-                break
-            big = frame.reformat(width=width, height=height, format="yuv420p",
-                                 interpolation="BICUBIC")
+        for k in range(frames):
+            big = scaled[k % len(scaled)]
             big.pts = None
             out.mux(v.encode(big))
             out_frames.append(big.to_ndarray(format="rgb24"))
@@ -106,34 +113,59 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t
 
 
+def _timed_cpu(fn, *args):
+    """(result, wall seconds, CPU seconds of every thread of this process)."""
+    c, t = time.process_time(), time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+#: host.run's stages in the order a frame meets them, as :func:`stage_split` names them.
+STAGES = ("decode", "pixel_steps", "kernel", "grid_filter", "temporal_filter", "encode")
+
+
 def stage_split(model: spec.Model, backend: EmulateBackend, clip: Path, out: Path) -> dict:
-    """Milliseconds per frame of each stage of ``host.run``, one after another on the same
-    frames (``host.run`` overlaps them: decoding and encoding run in threads beside the
-    kernel): decoding to RGB (PyAV), the pixel steps (``spec.model_input`` / ``model_output``,
-    in C where the kernel runs), the kernel, the filters after it (``spec.degrid`` and
-    ``spec.temporal`` in numpy, each timed alone, at the model's noise level; 0 for a model
-    without one), and x264's encoding (``host.media.Sink``, the settings ``host.run`` uses)."""
+    """Milliseconds per frame of each stage of ``host.run``, wall clock and CPU time (all
+    threads), one after another on the same frames (``host.run`` overlaps them: decoding and
+    encoding in threads of their own, frames in flight on one kernel thread each): decoding to
+    RGB (PyAV), the pixel steps (``spec.model_input`` / ``model_output``, in C where the
+    kernel runs), the kernel (``backend.run`` on the stream of frames, as ``host.run`` calls
+    it), the filters after it (``spec.degrid`` and ``spec.temporal``, in C where the kernel
+    runs, each alone, at the model's noise level; 0 for a model without one), and x264's
+    encoding with the RGB to YUV conversion (``host.media.Sink``, the settings ``host.run``
+    uses). CPU time is what a loaded machine changes least: on an idle one the stages share
+    its cores."""
     source = open_source(clip, model.image_channels)
+    t: dict[str, list[float]] = {}
+
+    def timed(stage, fn):
+        out, wall, cpu = _timed_cpu(fn)
+        w, c = t.setdefault(stage, [0.0, 0.0])
+        t[stage] = [w + wall, c + cpu]
+        return out
+
     try:
-        frames, t_decode = _timed(lambda: [f for f, _ in source.frames()])
-        tensors, t_in = _timed(lambda: [spec.model_input(model, f) for f in frames])
-        ys, t_kernel = _timed(lambda: list(backend.run(tensors)))
-        imgs, t_out = _timed(lambda: [spec.model_output(model, y) for y in ys])
-        _, t_grid = _timed(lambda: list(postprocessed(model, imgs)))
-        _, t_temporal = _timed(lambda: list(postprocessed(model, imgs, grid=False, temporal=True)))
+        frames = timed("decode", lambda: [f for f, _ in source.frames()])
+        tensors = timed("pixel_steps", lambda: [spec.model_input(model, f) for f in frames])
+        ys = timed("kernel", lambda: list(backend.run(tensors)))
+        imgs = timed("pixel_steps", lambda: [spec.model_output(model, y) for y in ys])
+        timed("grid_filter", lambda: list(postprocessed(model, imgs)))
+        timed("temporal_filter", lambda: list(postprocessed(model, imgs, grid=False,
+                                                            temporal=True)))
         with open_sink(source, out, overwrite=True) as sink:
             def encode():
                 for img in imgs:
                     sink.write(img)
                 sink.commit()
-            _, t_encode = _timed(encode)
+            timed("encode", encode)
     finally:
         source.close()
     ms = 1000 / len(frames)
-    return {"decode_ms": t_decode * ms, "pixel_steps_ms": (t_in + t_out) * ms,
-            "kernel_ms": t_kernel * ms, "grid_filter_ms": t_grid * ms,
-            "temporal_filter_ms": t_temporal * ms, "encode_ms": t_encode * ms,
-            "sum_ms": (t_decode + t_in + t_kernel + t_out + t_grid + t_temporal + t_encode) * ms}
+    split = {f"{k}_ms": t[k][0] * ms for k in STAGES}
+    split.update({f"{k}_cpu_ms": t[k][1] * ms for k in STAGES})
+    split["sum_ms"] = sum(split[f"{k}_ms"] for k in STAGES)
+    split["sum_cpu_ms"] = sum(split[f"{k}_cpu_ms"] for k in STAGES)
+    return split
 
 
 def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, height: int,
@@ -145,8 +177,9 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
         clip = Path(tmp) / f"clip_{width}x{height}.mp4"
         imgs = scaled_clip(clip_src, clip, width, height, frames)
         n = len(imgs)
-        rc, t_cli = _timed(host_main, ["--backend", "emulate", "--model", str(model_path),
-                                       "-o", str(Path(tmp) / "out.mp4"), str(clip)])
+        rc, t_cli, cpu_cli = _timed_cpu(host_main, ["--backend", "emulate", "--model",
+                                                    str(model_path), "-o",
+                                                    str(Path(tmp) / "out.mp4"), str(clip)])
         if rc != 0:
             raise SystemExit(f"host.run failed with status {rc}")
         split = stage_split(model, EmulateBackend(model, impl="native"), clip,
@@ -206,6 +239,9 @@ def bench_size(model: spec.Model, model_path: Path, clip_src: Path, width: int, 
         "frames": n,
         "slow_frames": len(t_native),
         "host_run_emulate_fps": n / t_cli,
+        # CPU time of every thread per frame, and how many cores it kept busy on average
+        "host_run_cpu_ms_per_frame": cpu_cli * 1000 / n,
+        "host_run_cores_busy": cpu_cli / t_cli,
         "native_fps": n / t_all,
         "native_fps_interleaved": 1 / med(t_native),
         "numpy_fps": 1 / med(t_numpy),
@@ -271,12 +307,14 @@ def _bench(a, model: spec.Model, model_path: Path, out: Path, without_act) -> di
               f"{r['native_over_numpy']:5.2f}x | "
               f"native == numpy: {r['native_equals_numpy']}")
         st = r["host_run_stages_sequential"]
-        print(f"  host.run's stages one after another, ms per frame: decode {st['decode_ms']:.1f}"
-              f", pixel steps {st['pixel_steps_ms']:.1f}, kernel "
-              f"{st['kernel_ms']:.1f}, grid filter {st['grid_filter_ms']:.1f}, temporal filter "
-              f"{st['temporal_filter_ms']:.1f}, x264 encode {st['encode_ms']:.1f} (sum "
-              f"{st['sum_ms']:.1f}, {1000 / st['sum_ms']:.2f} fps); host.run overlapping them: "
-              f"{r['host_run_over_sequential']:.2f}x that")
+        names = {"pixel_steps": "pixel steps", "grid_filter": "grid filter",
+                 "temporal_filter": "temporal filter", "encode": "x264 encode"}
+        print("  host.run's stages one after another, ms per frame wall (CPU): " + ", ".join(
+            f"{names.get(k, k)} {st[f'{k}_ms']:.1f} ({st[f'{k}_cpu_ms']:.1f})" for k in STAGES)
+            + f" (sum {st['sum_ms']:.1f} ({st['sum_cpu_ms']:.1f}), {1000 / st['sum_ms']:.2f} "
+              f"fps); host.run overlapping them: {r['host_run_over_sequential']:.2f}x that, "
+              f"{r['host_run_cpu_ms_per_frame']:.1f} ms CPU per frame on "
+              f"{r['host_run_cores_busy']:.2f} cores on average")
         if without_act:
             print(f"  native with / without the activation, one thread: "
                   f"{r['native_with_over_without_act_one_thread']:.3f}")

@@ -83,11 +83,10 @@ class EmulateBackend(Backend):
 
     def __init__(self, model: Model, manifest: Manifest | None = None, impl: str = "auto"):
         super().__init__(model, manifest)
-        self.path, self._run = spec.tensor_runner(model, impl)
+        self.path, self._stream = spec.stream_runner(model, impl)
         self.name = f"emulate with {self.path}"
         if self.path.startswith("native"):
             self.band_pixels = None
 
     def run(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for x0 in tensors:
-            yield self._run(x0)
+        yield from self._stream(tensors)

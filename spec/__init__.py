@@ -51,6 +51,7 @@ __all__ = [
     "random_model",
     "IMPLS",
     "tensor_runner",
+    "stream_runner",
     "run_tensor",
     "restore",
 ]
@@ -60,23 +61,40 @@ __all__ = [
 IMPLS = ("auto", "native", "fast", "reference")
 
 
+def _runner(model: Model, impl: str):
+    """(what runs, the :class:`native.NativeRunner` or ``None``, function ``x0 -> output``)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl={impl!r} must be one of {', '.join(IMPLS)}")
+    if impl in ("auto", "native"):
+        try:
+            runner = native.NativeRunner(model)
+            return native.describe(), runner, runner.run
+        except ModelError as e:
+            if impl == "native":
+                raise
+            return f"numpy ({e})", None, lambda x0: fast.run_output(model, x0)
+    if impl == "fast":
+        return "numpy (spec.fast)", None, lambda x0: fast.run_output(model, x0)
+    return "numpy reference", None, lambda x0: reference.run_layers(model, x0)[-1]
+
+
 def tensor_runner(model: Model, impl: str = "auto"):
     """(what runs, function ``x0 -> output tensor``) for ``model`` with implementation ``impl``.
 
     The function skips :func:`run_tensor`'s input checks; a backend prepares it once per model.
     """
-    if impl not in IMPLS:
-        raise ValueError(f"impl={impl!r} must be one of {', '.join(IMPLS)}")
-    if impl in ("auto", "native"):
-        try:
-            return native.describe(), native.NativeRunner(model).run
-        except ModelError as e:
-            if impl == "native":
-                raise
-            return f"numpy ({e})", lambda x0: fast.run_output(model, x0)
-    if impl == "fast":
-        return "numpy (spec.fast)", lambda x0: fast.run_output(model, x0)
-    return "numpy reference", lambda x0: reference.run_layers(model, x0)[-1]
+    what, _, run = _runner(model, impl)
+    return what, run
+
+
+def stream_runner(model: Model, impl: str = "auto"):
+    """(what runs, function ``iterable of x0 -> iterator of output tensors``, in order): as
+    :func:`tensor_runner`, with several tensors in flight where the native kernel runs
+    (:meth:`native.NativeRunner.run_stream`)."""
+    what, runner, run = _runner(model, impl)
+    if runner is not None:
+        return what, runner.run_stream
+    return what, lambda tensors: map(run, tensors)
 
 
 def run_tensor(model: Model, x0: np.ndarray, impl: str = "auto") -> np.ndarray:

@@ -8,7 +8,8 @@ the 2x2 blocks, i.e. on the accelerator's output tensor before the shuffle (each
 pixel of it), with integer arithmetic and a 5 x 5 window of blocks, so the accelerator's tail
 can do the same bit for bit; the host runs it after the accelerator for every backend. The
 same rule runs in C where the native kernel is loaded (``gk_degrid`` in
-``spec/_native/kernel.c``: numpy's passes cost a third to a half of the kernel's time);
+``spec/_native/kernel.c``: numpy's passes cost a third to a half of the kernel's time, the C
+rows a twentieth);
 tests/spec/test_degrid.py checks that they agree.
 
 Per colour channel, for the block (i, j) with pixels ``a b`` over ``c d`` and block sums ``M``:
@@ -97,7 +98,7 @@ def degrid(image: np.ndarray, sigma: int) -> np.ndarray:
     if sigma == 0:
         return image
     h, w, ch = image.shape
-    x = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    x = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") if h % 2 or w % 2 else image
     if native_enabled:
         from . import native
 

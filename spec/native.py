@@ -43,11 +43,13 @@ Arithmetic (every constant prepared here in exact Python integers and checked to
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -115,8 +117,10 @@ def _open(path: Path):
     lib.gk_run_strip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                  ctypes.c_int]
-    for name in ("gk_unshuffle", "gk_shuffle", "gk_degrid"):
+    for name in ("gk_unshuffle", "gk_shuffle"):
         getattr(lib, name).restype = None
+    for name in ("gk_degrid", "gk_temporal"):
+        getattr(lib, name).restype = ctypes.c_int
     if lib.gk_source_hash().decode() != build.source_hash():
         raise OSError(f"{path} was built from another kernel.c")
     return lib
@@ -454,13 +458,15 @@ class NativeRunner:
         self.model = model
         self.n_threads = n_threads or threads()
 
-    def run(self, x0: np.ndarray) -> np.ndarray:
+    def run(self, x0: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """The output tensor of ``x0``, in strips on ``n_threads`` threads (default: the
+        runner's)."""
         x0 = np.ascontiguousarray(x0, dtype=np.uint8)
         h, w, c0 = x0.shape
         if c0 != self.model.input_channels:
             raise ModelError(f"input has {c0} channels, the model takes {self.model.input_channels}")
         out = np.empty((h, w, self.model.layers[-1].c_out), np.uint8)
-        n = max(1, min(self.n_threads, h // _MIN_STRIP_ROWS))
+        n = max(1, min(n_threads or self.n_threads, h // _MIN_STRIP_ROWS))
         bounds = [h * i // n for i in range(n + 1)]
         p = self.plan
 
@@ -474,6 +480,41 @@ class NativeRunner:
         if bad:
             raise RuntimeError(f"native kernel: {_ERRORS.get(bad[0], f'error {bad[0]}')}")
         return out
+
+    def run_stream(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """:meth:`run` of each tensor, in order, with up to ``n_threads + 1`` tensors in flight,
+        each on one thread.
+
+        A video keeps every core busy this way beside the threads that decode and encode it:
+        no thread waits for another's strip (strips of one frame end together only when
+        nothing else runs) and no halo rows are computed twice. A stream of one tensor (an
+        image) runs in strips. Each output is :meth:`run`'s, bit for bit, whatever the
+        threads. Closing the generator early cancels the tensors not started and waits for
+        the running ones.
+        """
+        if self.n_threads == 1:
+            yield from map(self.run, tensors)
+            return
+        it = iter(tensors)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None)
+        if second is None:
+            yield self.run(first)
+            return
+        pending: deque[Future] = deque()
+        try:
+            for x0 in itertools.chain((first, second), it):
+                pending.append(_pool().submit(self.run, x0, 1))
+                if len(pending) > self.n_threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+            wait(pending)
 
 
 def run_output(model: Model, x0: np.ndarray) -> np.ndarray:
@@ -523,7 +564,28 @@ def degrid(image: np.ndarray, top: int) -> np.ndarray | None:
     image = np.ascontiguousarray(image, dtype=np.uint8)
     h, w, c = image.shape
     out = np.empty_like(image)
-    work = np.empty(7 * (h // 2) * (w // 2), np.int32)
-    lib.gk_degrid(ctypes.c_void_p(image.ctypes.data), h // 2, w // 2, c, ctypes.c_int32(top),
-                  ctypes.c_void_p(out.ctypes.data), ctypes.c_void_p(work.ctypes.data))
+    _check(lib.gk_degrid(ctypes.c_void_p(image.ctypes.data), h // 2, w // 2, c,
+                         ctypes.c_int32(top), ctypes.c_void_p(out.ctypes.data)))
     return out
+
+
+def temporal(prev: np.ndarray, frame: np.ndarray, table: np.ndarray) -> np.ndarray | None:
+    """:func:`spec.temporal.blend` of two (H, W, C) uint8 frames (checked by it) with the new
+    frame's weight ``table`` (:func:`spec.temporal.weights`), in C; ``None`` without the
+    kernel."""
+    lib = _lib_or_none()
+    if lib is None:
+        return None
+    prev, frame = (np.ascontiguousarray(a, dtype=np.uint8) for a in (prev, frame))
+    table = np.ascontiguousarray(table, dtype=np.int32)
+    h, w, c = frame.shape
+    out = np.empty_like(frame)
+    _check(lib.gk_temporal(ctypes.c_void_p(prev.ctypes.data), ctypes.c_void_p(frame.ctypes.data),
+                           h, w, c, ctypes.c_void_p(table.ctypes.data),
+                           ctypes.c_void_p(out.ctypes.data)))
+    return out
+
+
+def _check(code: int) -> None:
+    if code:
+        raise MemoryError(f"native kernel: {_ERRORS.get(code, f'error {code}')}")

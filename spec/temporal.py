@@ -24,6 +24,10 @@ The first frame, and a frame whose size differs from the last, pass unchanged (n
 blend with); at sigma 0 every frame passes unchanged. A scene cut moves every window past the
 ``MOVING`` threshold, so the new scene comes through at once. The constants were chosen on the
 sample clip (docs/host.md, "Temporal filter").
+
+The same rule runs in C where the native kernel is loaded (``gk_temporal`` in
+``spec/_native/kernel.c``: one pass over the rows instead of a dozen numpy passes);
+tests/spec/test_temporal.py checks that they agree.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ MOVING_16 = 16  # sigma: moving at or above
 RADIUS = 1
 #: The ramp's gain is a 16-bit fraction.
 GAIN_SHIFT = 16
+#: Let :func:`blend` use the native kernel's copy (tests turn it off to compare the two).
+native_enabled = True
 
 
 def thresholds(sigma: int, channels: int) -> tuple[int, int]:
@@ -97,6 +103,12 @@ def blend(prev: np.ndarray, frame: np.ndarray, sigma: int) -> np.ndarray:
     if prev.shape != frame.shape or prev.dtype != np.uint8 or frame.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 of one shape, got {prev.dtype} {prev.shape} "
                          f"and {frame.dtype} {frame.shape}")
+    if native_enabled:
+        from . import native
+
+        out = native.temporal(prev, frame, _weights(sigma, frame.shape[2]))
+        if out is not None:
+            return out
     d = frame.astype(np.int16)
     d -= prev  # -255..255
     a = np.abs(d)

@@ -79,6 +79,34 @@ def test_strips_equal_whole_frame(variant, n_threads):
         _check(model, _x0(model, seed, 83, 37), variant, n_threads)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_stream_keeps_order_and_bits(n_threads):
+    """run_stream (frames in flight, one thread each; one frame alone in strips) gives each
+    tensor's output in order, for streams of 0, 1, 2 and 7 tensors of mixed sizes; an error
+    of one tensor is raised in order, and closing the stream early stops it."""
+    if not native.available():
+        pytest.skip(native.why_unavailable())
+    model = spec.random_model(21, n_binary=3, residual_prob=1.0, channels=8)
+    runner = native.NativeRunner(model, n_threads=n_threads)
+    sizes = [(40, 9), (1, 1), (33, 20), (40, 9), (2, 300), (17, 3), (5, 5)]
+    xs = [_x0(model, k, h, w) for k, (h, w) in enumerate(sizes)]
+    want = [reference.run_layers(model, x)[-1] for x in xs]
+    for n in (0, 1, 2, 7):
+        got = list(runner.run_stream(iter(xs[:n])))
+        assert len(got) == n
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    bad = xs[:3] + [xs[0][:, :, :1]] + xs[3:]
+    stream = runner.run_stream(bad)
+    for k in range(3):
+        np.testing.assert_array_equal(next(stream), want[k])
+    with pytest.raises(spec.ModelError, match="channels"):
+        next(stream)
+    stream = runner.run_stream(xs)
+    np.testing.assert_array_equal(next(stream), want[0])
+    stream.close()
+
+
 MODELS = sorted((Path(spec.__file__).parents[1] / "models").glob("*.gamir"))
 
 

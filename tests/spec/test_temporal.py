@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import spec.temporal
+from spec import native
+from spec._native import build
 from spec.temporal import TemporalFilter, blend, thresholds, weights
 
 
@@ -29,8 +32,12 @@ def _reference(prev: np.ndarray, frame: np.ndarray, sigma: int) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize("use_native", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_blend_equals_the_reference_on_random_frames(seed):
+def test_blend_equals_the_reference_on_random_frames(seed, use_native, monkeypatch):
+    if use_native and not native.available():
+        pytest.skip(native.why_unavailable())
+    monkeypatch.setattr(spec.temporal, "native_enabled", use_native)
     rng = np.random.default_rng(seed)
     c = (1, 3)[seed % 2]
     h, w = rng.integers(1, 9, 2)
@@ -108,3 +115,29 @@ def test_a_still_scene_calms_and_a_moving_square_comes_through():
         out = f(frame)
         if t:
             assert (out[11:19, 4 + 6 * t + 7:14 + 6 * t - 1] == 250).all()
+
+
+@pytest.mark.parametrize("variant", build.VARIANTS)
+def test_the_native_kernel_agrees_with_numpy(variant, monkeypatch):
+    """Every compiled variant against the numpy rule: one pixel, one row, one column, gray,
+    RGB and 2 channels (the general loop), a 640x480 frame; differences from still to moving
+    and the extremes (0 against 255 both ways), at levels 1, 25 and 255."""
+    lib = native._library(variant)
+    if isinstance(lib, str):
+        pytest.skip(lib)
+    monkeypatch.setenv("GAMIR_NATIVE", variant)
+    assert native._lib_or_none() is lib  # the C copy runs below, not numpy twice
+    rng = np.random.default_rng(2)
+    for shape in ((1, 1, 3), (1, 9, 3), (9, 1, 1), (2, 2, 2), (7, 9, 3), (5, 12, 1),
+                  (480, 640, 3)):
+        prev = rng.integers(0, 256, shape, dtype=np.uint8)
+        for spread in (3, 30, 255):
+            frame = np.clip(prev + rng.integers(-spread, spread + 1, shape), 0, 255)
+            frame = frame.astype(np.uint8)
+            extremes = (np.where(prev > 127, 0, 255).astype(np.uint8), prev)
+            for a, b in ((prev, frame), extremes, extremes[::-1]):
+                for sigma in (1, 25, 255):
+                    monkeypatch.setattr(spec.temporal, "native_enabled", True)
+                    got = blend(a, b, sigma)
+                    monkeypatch.setattr(spec.temporal, "native_enabled", False)
+                    np.testing.assert_array_equal(got, blend(a, b, sigma))
