@@ -17,7 +17,7 @@ from spec.model import Model
 
 from .pipeline import Pipeline
 
-__all__ = ["AXIStreamSignature", "AXILiteSignature", "AXI3Signature", "Top"]
+__all__ = ["AXIStreamSignature", "AXILiteSignature", "AXI3Signature", "TopSignature", "Top"]
 
 
 class AXIStreamSignature(wiring.Signature):
@@ -62,6 +62,18 @@ class AXI3Signature(wiring.Signature):
         super().__init__(ch)
 
 
+class TopSignature(wiring.Signature):
+    """:class:`Top`'s ports for ``c_in`` input and ``c_out`` output channels (they depend on
+    nothing else): ``s_axis``, ``m_axis``, ``s_axil`` as ``gam_top.v`` names them."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__({
+            "s_axis": In(AXIStreamSignature(regmap.stream_bits(c_in))),
+            "m_axis": Out(AXIStreamSignature(regmap.stream_bits(c_out))),
+            "s_axil": In(AXILiteSignature()),
+        })
+
+
 class Top(wiring.Component):
     """The accelerator for every model of ``model``'s shape, ``model`` loaded at reset.
 
@@ -103,11 +115,7 @@ class Top(wiring.Component):
                                  lut_inputs=lut_inputs, lutram_depth=lutram_depth)
         self.model, self.max_width, self.folds = model, max_width, self.pipeline.folds
         self.c_in, self.c_out = model.input_channels, model.layers[-1].c_out
-        super().__init__({
-            "s_axis": In(AXIStreamSignature(regmap.stream_bits(self.c_in))),
-            "m_axis": Out(AXIStreamSignature(regmap.stream_bits(self.c_out))),
-            "s_axil": In(AXILiteSignature()),
-        })
+        super().__init__(TopSignature(self.c_in, self.c_out))
 
     def elaborate(self, platform):
         m = Module()

@@ -1,9 +1,13 @@
 """The open-flow Zynq design: the accelerator, its own DMA and the PS7, no Xilinx IP.
 
-:class:`ZynqCore` is everything in the fabric: :class:`hw.top.Top` unchanged, the DMA
+:class:`ZynqCore` is everything in the fabric: the accelerator, the DMA
 (:class:`hw.axi_dma.AxiDma`) between its streams and an AXI3 master, and the register port
 (:class:`hw.register_port.RegisterPort`) that turns GP0's AXI3 into the registers. Its ports are
-the two PS buses, so the simulations test exactly it (tests/sim/test_zynq.py).
+the two PS buses. The simulations (tests/sim/test_zynq.py) test it with :class:`hw.top.Top` inside.
+In the open flow it holds :class:`GamTop` instead, an instance of ``gam_top.v``'s module: a
+build elaborates and converts the accelerator once (:func:`hw.generate.generate`'s
+``gam_top.v``, the file the other flows and the simulator take too) and Yosys reads that file
+beside this top.
 
 :class:`ZynqTop` adds the PS7 as a plain ``Instance("PS7")`` (Yosys ``synth_xilinx`` and
 nextpnr-himbaechel-xilinx place it at its one site): FCLK_CLK0 through a BUFG is the clock,
@@ -15,7 +19,7 @@ frequency at run time. :func:`zynq_verilog` writes it with top module ``gam_zynq
 
 import os
 
-from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -24,9 +28,10 @@ from accel import regmap
 
 from .axi_dma import AxiDma
 from .register_port import GP_ID_BITS, RegisterPort
-from .top import AXI3Signature, Top
+from .top import AXI3Signature, Top, TopSignature
 
-__all__ = ["ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "HP_ID_BITS", "CLOCK_NET"]
+__all__ = ["GamTop", "ZynqCore", "ZynqTop", "zynq_verilog", "TOP_NAME", "HP_ID_BITS",
+           "CLOCK_NET"]
 
 #: Module name of :func:`zynq_verilog`'s top.
 TOP_NAME = "gam_zynq"
@@ -36,9 +41,28 @@ HP_ID_BITS = 6
 CLOCK_NET = "clk"
 
 
+class GamTop(wiring.Component):
+    """``gam_top`` of :func:`hw.generate.generate`'s ``gam_top.v`` as a black box: an instance
+    with :class:`hw.top.Top`'s ports for ``model``'s channels, named as Amaranth's Verilog
+    names them (members joined by ``__``, the ``sync`` domain's ``clk`` and ``rst``). Synthesis
+    reads ``gam_top.v`` beside the design that holds it."""
+
+    def __init__(self, model):
+        self.c_in, self.c_out = model.input_channels, model.layers[-1].c_out
+        super().__init__(TopSignature(self.c_in, self.c_out))
+
+    def elaborate(self, platform):
+        ports = {("i_" if member.flow == In else "o_") + "__".join(map(str, path)): value
+                 for path, member, value in self.signature.flatten(self)}
+        return Instance("gam_top", i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"), **ports)
+
+
 class ZynqCore(wiring.Component):
-    """The fabric side: :class:`hw.top.Top` + DMA + register port (``model`` and the keyword
-    arguments as ``Top`` takes them).
+    """The fabric side: the accelerator + DMA + register port.
+
+    The accelerator is ``top(model, **top_args)``: :class:`hw.top.Top` (the simulations) or
+    :class:`GamTop` (the open flow; its ports depend on the channels alone, so it takes no
+    keyword arguments).
 
     Members
     -------
@@ -49,8 +73,8 @@ class ZynqCore(wiring.Component):
         To the PS7's S_AXI_HP0: the frames in DDR.
     """
 
-    def __init__(self, model, **top_args):
-        self.top = Top(model, **top_args)
+    def __init__(self, model, *, top=Top, **top_args):
+        self.top = top(model, **top_args)
         self.dma = AxiDma(regmap.stream_bytes(self.top.c_in), regmap.stream_bytes(self.top.c_out))
         super().__init__({
             "s_axi_gp": In(AXI3Signature(data_bits=32, id_bits=GP_ID_BITS)),
@@ -87,10 +111,11 @@ def _ps7_ports(prefix: str, bus, manager: bool) -> dict:
 
 
 class ZynqTop(wiring.Component):
-    """:class:`ZynqCore` with the PS7, its clock and reset: a whole design without ports."""
+    """:class:`ZynqCore` (with :class:`GamTop` inside) and the PS7, its clock and reset: with
+    ``gam_top.v``, a whole design without ports."""
 
-    def __init__(self, model, **top_args):
-        self.core = ZynqCore(model, **top_args)
+    def __init__(self, model):
+        self.core = ZynqCore(model, top=GamTop)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -113,12 +138,11 @@ class ZynqTop(wiring.Component):
         return m
 
 
-def zynq_verilog(model, **top_args) -> str:
+def zynq_verilog(model) -> str:
     """Verilog of :class:`ZynqTop` for ``model`` (top module :data:`TOP_NAME`, no ports): what
-    the open flow synthesizes. The keyword arguments (``max_width``, ``fold``, ``dsp``,
-    ``lut_inputs``) as :class:`hw.top.Top` takes them: pass the manifest's resolved fold so the
-    bitstream matches it."""
+    the open flow synthesizes, read with ``gam_top.v`` of the same model (any fold, width or
+    DSP budget: the accelerator's ports follow from its channels)."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
-    return verilog.convert(ZynqTop(model.validate(), **top_args), name=TOP_NAME, emit_src=False)
+    return verilog.convert(ZynqTop(model.validate()), name=TOP_NAME, emit_src=False)

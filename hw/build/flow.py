@@ -94,7 +94,7 @@ def build(model, board: str | Board, out_dir, *, fold="full", max_width: int | N
         if toolset == "xc7-open":
             from . import xc7_open  # imports the Zynq top level's Amaranth
 
-            result = xc7_open.build_open(board, work, out, model, manifest, env, clock_hz, steps,
+            result = xc7_open.build_open(board, work, out, verilog, model, env, clock_hz, steps,
                                          nextpnr_opts=list(nextpnr_opts))
         elif board.family == "xc7":
             result = estimate(board, work, out, verilog, manifest, env, clock_hz, steps)

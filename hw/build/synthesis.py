@@ -1,15 +1,20 @@
 """The Yosys side of every build: the classic-ABC synthesis scripts, Booth products in LUTs,
-and the cell tables that turn Yosys' statistics into LUT/FF/BRAM/DSP."""
+the cell tables that turn Yosys' statistics into LUT/FF/BRAM/DSP, and the Xilinx flows' one
+synthesis step with its fit check."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from accel.boards import Board
 from accel.config import LUT_PRODUCTS
 
+from .fit import FitFailure, overflow
+from .tools import Steps, run_tool
+
 __all__ = ["BOOTH_LUT_PRODUCTS", "classic_synth", "synth_script", "cell_counts",
-           "resources_from_cells"]
+           "resources_from_cells", "synthesize"]
 
 #: Yosys cell types counted as each resource, with the number of units one cell takes. Used
 #: for the Xilinx estimate and, on Lattice, to say what does not fit when nextpnr gives up.
@@ -100,3 +105,19 @@ def cell_counts(stat_json: Path) -> dict[str, int]:
 def resources_from_cells(family: str, cells: dict[str, int]) -> dict[str, float]:
     return {res: sum(n * cells.get(c, 0) for c, n in table.items())
             for res, table in _CELLS[family].items()}
+
+
+def synthesize(board: Board, work: Path, env: dict, steps: Steps, top: str, sources: list[str],
+               log: str, *, clock_buffers: bool = False, after: str = "") -> tuple[dict, dict]:
+    """The ``yosys`` step of the Xilinx flows: :func:`synth_script` of ``sources`` (in ``work``)
+    as ``top.ys``, Yosys' report in ``top.rpt``, its output in ``log``; return the cell counts
+    and the resources they take, or raise :class:`FitFailure` where those exceed ``board``'s."""
+    (work / "top.ys").write_text(synth_script(board.family, top, sources, "top.stat.json",
+                                              clock_buffers=clock_buffers, after=after))
+    with steps.step("yosys"):
+        run_tool([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], work, env, work / log)
+    cells = cell_counts(work / "top.stat.json")
+    used = resources_from_cells(board.family, cells)
+    if overflow(board, used):
+        raise FitFailure(used)
+    return cells, used

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from accel.boards import Board
 
-from .fit import FitFailure, overflow, utilization
-from .synthesis import cell_counts, resources_from_cells, synth_script
-from .tools import Steps, run_tool
+from .fit import utilization
+from .synthesis import synthesize
+from .tools import Steps
 
 __all__ = ["VIVADO_VERSION", "PART", "BOARD_PART", "write_project", "wrapper_verilog",
            "project_tcl", "estimate"]
@@ -202,13 +202,7 @@ def estimate(board: Board, work: Path, out: Path, verilog: str, manifest, env: d
     from ..harness import verilog_ports
 
     (work / "gam_top.v").write_text(verilog)
-    (work / "xc7.ys").write_text(synth_script("xc7", "gam_top", ["gam_top.v"], "gam_top.stat.json"))
-    with steps.step("yosys"):
-        run_tool([env["YOSYS"], "-q", "-l", "xc7.rpt", "xc7.ys"], work, env, work / "build.log")
-    cells = cell_counts(work / "gam_top.stat.json")
-    used = resources_from_cells("xc7", cells)
-    if overflow(board, used):
-        raise FitFailure(used)
+    cells, used = synthesize(board, work, env, steps, "gam_top", ["gam_top.v"], "build.log")
     write_project(out / "vivado", verilog, verilog_ports(verilog), manifest.to_dict(), clock_hz)
     return {
         "bitstream": None,

@@ -4,8 +4,9 @@
 :mod:`hw.zynq_top` (the PS7, the accelerator, its own AXI3 DMA on S_AXI_HP0 and the GP0
 register port; no Xilinx IP, no pins of its own) and runs, in ``DIR/work/``:
 
-1. ``yosys``: ``synth_xilinx`` of ``gam_zynq`` with the classic-ABC LUT mapping every gamir
-   synthesis uses (:func:`hw.build.synth_script`), to ``top.json``;
+1. ``yosys``: ``synth_xilinx`` of ``gam_zynq`` (:func:`hw.zynq_top.zynq_verilog`, the
+   ``generate_zynq`` step) around the build's ``gam_top.v`` with the classic-ABC LUT mapping
+   every gamir synthesis uses (:func:`hw.build.synth_script`), to ``top.json``;
 2. ``nextpnr_xilinx``: ``nextpnr-himbaechel-xilinx --device xc7z020clg400-1`` with an XDC that
    constrains the fabric clock (FCLK_CLK0 after its BUFG, :data:`hw.zynq_top.CLOCK_NET`) at the
    clock the report names, timing-driven, to ``top.fasm``; the report takes the placed
@@ -27,7 +28,7 @@ from accel.boards import Board
 
 from ..zynq_top import CLOCK_NET, TOP_NAME, zynq_verilog
 from .fit import FitFailure, overflow, utilization
-from .synthesis import cell_counts, resources_from_cells, synth_script
+from .synthesis import synthesize
 from .tools import BuildError, Steps, nextpnr_threads, run_tool
 
 __all__ = ["PART", "parse_nextpnr_log", "build_open"]
@@ -110,24 +111,17 @@ def clock_xdc(clock_hz: float) -> str:
     return f"create_clock -period {1e9 / clock_hz:.3f} [get_nets {CLOCK_NET}]\n"
 
 
-def build_open(board: Board, work: Path, out: Path, model, manifest, env: dict, clock_hz: float,
-               steps: Steps, *, nextpnr_opts: list[str] = ()) -> dict:
-    """Synthesize, place and route :func:`hw.zynq_top.zynq_verilog` of ``model`` at
-    ``manifest``'s fold, width and DSP budget for ``board`` and write ``out/gam.bit`` where the
-    bitstream tools allow; return the flow's part of the report."""
+def build_open(board: Board, work: Path, out: Path, verilog: str, model, env: dict,
+               clock_hz: float, steps: Steps, *, nextpnr_opts: list[str] = ()) -> dict:
+    """Synthesize, place and route :func:`hw.zynq_top.zynq_verilog` of ``model`` around
+    ``verilog`` (its ``gam_top.v``) for ``board`` and write ``out/gam.bit`` where the bitstream
+    tools allow; return the flow's part of the report."""
+    (work / "gam_top.v").write_text(verilog)
     with steps.step("generate_zynq"):
-        (work / "gam_zynq.v").write_text(zynq_verilog(
-            model, max_width=manifest.max_width, fold=manifest.fold, dsp=manifest.dsp_budget,
-            lut_inputs=board.lut_inputs))
+        (work / "gam_zynq.v").write_text(zynq_verilog(model))
     (work / "top.xdc").write_text(clock_xdc(clock_hz))
-    (work / "top.ys").write_text(synth_script("xc7", TOP_NAME, ["gam_zynq.v"], "top.stat.json",
-                                              clock_buffers=True, after="write_json top.json\n"))
-    with steps.step("yosys"):
-        run_tool([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], work, env, work / "yosys.log")
-    synth_cells = cell_counts(work / "top.stat.json")
-    estimate = resources_from_cells("xc7", synth_cells)
-    if overflow(board, estimate):
-        raise FitFailure(estimate)
+    _, estimate = synthesize(board, work, env, steps, TOP_NAME, ["gam_top.v", "gam_zynq.v"],
+                             "yosys.log", clock_buffers=True, after="write_json top.json\n")
 
     nextpnr = env["NEXTPNR_XILINX"]
     cmd = [nextpnr, "--device", PART, "--json", "top.json", "-o", "xdc=top.xdc",
