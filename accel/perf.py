@@ -65,8 +65,7 @@ FIFO_SLACK = 32
 COSTS = {
     "ecp5": {
         "window": {"window": (295, 57), "window_bits": (11, 14), "group_window": (0, 0),
-            "group_window_bits": (2.56, 0.0125), "group_window_ram_bits": (2.4, 0.331),
-            "group_window_out_bits": (0, 0)},
+            "group_window_bits": (2.56, 0.0125), "group_window_ram_bits": (2.4, 0.331)},
         "mvu": {"mvu": (0, 17.8), "slice_bits": (0, 2.11), "select_bits": (1.25, 0), "acc_bits":
             (0.533, 2.85), "xnor_lanes": (4.29, 1.97), "mac_bits": (1.86, 1.44), "booth_bits":
             (3.2, 0)},
@@ -83,8 +82,7 @@ COSTS = {
     },
     "xc7": {
         "window": {"window": (133, 57), "window_bits": (9.38, 14), "group_window": (0, 0),
-            "group_window_bits": (0.596, 0.141), "group_window_ram_bits": (1.57, 0.203),
-            "group_window_out_bits": (0, 0)},
+            "group_window_bits": (0.596, 0.141), "group_window_ram_bits": (1.57, 0.203)},
         "mvu": {"mvu": (26.6, 38.2), "slice_bits": (0, 0.0377), "select_bits": (0.224, 0.142),
             "acc_bits": (0.78, 1.76), "xnor_lanes": (1.87, 1.48), "mac_bits": (0.747, 0),
             "booth_bits": (1.23, 0)},
@@ -245,8 +243,8 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
 
     * ``window``: the window generator (3x3 only) and its channel bits; a folded depthwise
       layer's :class:`hw.group_window.GroupWindowGen` apart (LUT RAM instead of registers): its
-      column slots (LUT RAM of three rows of ``pe`` channels per :data:`LUTRAM_ROWS` groups)
-      and the step's slice (``simd*pe`` elements, each picked from the slots);
+      column slots (LUT RAM: three rows of ``pe`` channels, per :data:`LUTRAM_ROWS` groups),
+      which carry the slice read out of them too;
     * ``mvu``: the PE array without its weights: its sequencer, the slice register and its
       ``ways``-way selection, the accumulator bits (``pe`` times three registers and an adder),
       and the lanes: XNOR-popcount bits, or products with their adder tree (``mac_bits``: lanes
@@ -278,10 +276,9 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
         if layer.kernel == 3:
             key = "group_window" if grouped else "window"
             window = {key: 1, f"{key}_bits": layer.c_in * in_bits}
-            if grouped:  # four LUT-RAM column slots of three rows of a group; the step's slice
-                group = f.pe * in_bits
-                window["group_window_ram_bits"] = 4 * 3 * group * -(-(layer.c_in // f.pe) // rows)
-                window["group_window_out_bits"] = f.simd * group
+            if grouped:  # four LUT-RAM column slots, an entry of three rows per channel group
+                window["group_window_ram_bits"] = (4 * 3 * f.pe * in_bits
+                                                   * -(-(layer.c_in // f.pe) // rows))
         if layer.depthwise:  # every lane its own channel: nf*sf ways unless the window picks
             slice_bits, ways = lanes * in_bits, 1 if grouped else steps
         else:  # one slice, broadcast to the PEs
