@@ -64,37 +64,38 @@ FIFO_SLACK = 32
 #: (weights of an unfolded layer in flip-flops, with a write multiplexer each).
 COSTS = {
     "ecp5": {
-        "window": {"window": (0, 0), "window_bits": (29.9, 17.6), "group_window": (0, 0),
-            "group_window_bits": (0, 0)},
-        "mvu": {"mvu": (0, 0), "slice_bits": (0, 0), "select_bits": (1.51, 1.7), "acc_bits":
-            (2.16, 3.22), "xnor_lanes": (3.35, 1.43), "mac_bits": (0, 0), "booth_bits": (3.2,
-            0)},
-        "weights": {"weights": (0, 0), "weight_bits": (0, 0), "weight_ram_bits": (1.28, 0.5),
+        "window": {"window": (295, 57), "window_bits": (11, 14), "group_window": (0, 0),
+            "group_window_bits": (2.56, 0.0125), "group_window_ram_bits": (2.4, 0.331)},
+        "mvu": {"mvu": (0, 17.8), "slice_bits": (0, 2.11), "select_bits": (1.25, 0), "acc_bits":
+            (0.533, 2.85), "xnor_lanes": (4.29, 1.97), "mac_bits": (1.86, 1.44), "booth_bits":
+            (3.2, 0)},
+        "weights": {"weights": (54.6, 0), "weight_bits": (0, 0), "weight_ram_bits": (1.05, 0.5),
             "weight_ff_bits": (1, 1)},
-        "stage": {"stage": (0, 0), "param_ram_bits": (3.34, 2.63), "pixel_lanes": (183, 3.2),
-            "stage_lanes": (0, 0), "residual_lanes": (353, 0), "act_lanes": (242, 0),
+        "stage": {"stage": (19.4, 5.26), "param_ram_bits": (1.29, 0), "pixel_lanes": (281, 141),
+            "stage_lanes": (90.5, 127), "residual_lanes": (279, 0), "act_lanes": (242, 0),
             "compare_bits": (1, 0)},
-        "streams": {"streams": (26.3, 8.78), "skid_bits": (1.99, 2.01), "split_bits": (0, 0),
-            "gather_bits": (0, 2)},
-        "residual": {"fifo": (0, 0), "fifo_bits": (1.65, 3.26), "fifo_bank_bits": (2.54,
-            0.238)},
-        "top": {"top": (4, 0)},
+        "streams": {"streams": (26.6, 11), "skid_bits": (1.03, 2), "split_bits": (1.31, 0),
+            "gather_bits": (0.042, 2)},
+        "residual": {"fifo": (130, 45.2), "fifo_bits": (0.934, 2.99), "fifo_bank_bits": (1.27,
+            0.0635)},
+        "top": {"top": (3.99, 0)},
     },
     "xc7": {
-        "window": {"window": (142, 57), "window_bits": (9.14, 14), "group_window": (0, 0),
-            "group_window_bits": (5.84, 1)},
-        "mvu": {"mvu": (48.6, 32.6), "slice_bits": (0.184, 0), "select_bits": (0.0547, 0.147),
-            "acc_bits": (1, 1.78), "xnor_lanes": (1.98, 1.33), "mac_bits": (0.654, 0.101),
+        "window": {"window": (133, 57), "window_bits": (9.38, 14), "group_window": (0, 0),
+            "group_window_bits": (0.596, 0.141), "group_window_ram_bits": (1.57, 0.203)},
+        "mvu": {"mvu": (26.6, 38.2), "slice_bits": (0, 0.0377), "select_bits": (0.224, 0.142),
+            "acc_bits": (0.78, 1.76), "xnor_lanes": (1.87, 1.48), "mac_bits": (0.747, 0),
             "booth_bits": (1.23, 0)},
-        "weights": {"weights": (8.44, 0), "weight_bits": (0.158, 1), "weight_ram_bits": (0.624,
+        "weights": {"weights": (9.24, 0), "weight_bits": (0.144, 1), "weight_ram_bits": (0.631,
             0), "weight_ff_bits": (1, 1)},
-        "stage": {"stage": (37.1, 6.36), "param_ram_bits": (0.991, 1.14), "pixel_lanes": (51.7,
-            0), "stage_lanes": (0, 3.04), "residual_lanes": (105, 0.0585), "act_lanes": (93.1,
-            0), "compare_bits": (1, 0)},
-        "streams": {"streams": (16.9, 10), "skid_bits": (1.35, 1.96), "split_bits": (0.116,
-            0.052), "gather_bits": (0.0199, 2)},
-        "residual": {"fifo": (55, 31), "fifo_bits": (0, 1), "fifo_bank_bits": (0.721, 0.0737)},
-        "top": {"top": (1.16, 0)},
+        "stage": {"stage": (10.8, 6.5), "param_ram_bits": (1.23, 0.025), "pixel_lanes": (64.6,
+            60.2), "stage_lanes": (0, 59), "residual_lanes": (172, 0), "act_lanes": (93.1, 0),
+            "compare_bits": (1, 0)},
+        "streams": {"streams": (22.8, 10.6), "skid_bits": (0.997, 2), "split_bits": (0.5,
+            0.0118), "gather_bits": (0.0174, 2)},
+        "residual": {"fifo": (39.4, 35.5), "fifo_bits": (0.0367, 0.989), "fifo_bank_bits":
+            (0.826, 0.0325)},
+        "top": {"top": (2.19, 0)},
     },
 }
 
@@ -241,7 +242,9 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
     ``"ecp5"`` or ``"xc7"``; ``dsp`` as for :func:`estimate_cost`):
 
     * ``window``: the window generator (3x3 only) and its channel bits; a folded depthwise
-      layer's :class:`hw.group_window.GroupWindowGen` apart (LUT RAM instead of registers);
+      layer's :class:`hw.group_window.GroupWindowGen` apart (LUT RAM instead of registers): its
+      column slots (LUT RAM: three rows of ``pe`` channels, per :data:`LUTRAM_ROWS` groups),
+      which carry the slice read out of them too;
     * ``mvu``: the PE array without its weights: its sequencer, the slice register and its
       ``ways``-way selection, the accumulator bits (``pe`` times three registers and an adder),
       and the lanes: XNOR-popcount bits, or products with their adder tree (``mac_bits``: lanes
@@ -251,8 +254,8 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
       read register, or flip-flops when it has one row;
     * ``stage``: the output stage per ``out_pe`` lane (with a residual, an activation, or a
       threshold's comparison) and its parameter memory;
-    * ``streams``: the register slices (accumulators, and the window of an unfolded array), the
-      split's multiplexer and the gather's pixel;
+    * ``streams``: the register slices (accumulators, the window of an unfolded array, and the
+      input pixel of every layer but the first), the split's multiplexer and the gather's pixel;
     * ``residual``: the delay FIFO of each residual the stage joins, its output register and the
       read multiplexer of its block RAM banks (its fork's share with it).
     """
@@ -273,6 +276,9 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
         if layer.kernel == 3:
             key = "group_window" if grouped else "window"
             window = {key: 1, f"{key}_bits": layer.c_in * in_bits}
+            if grouped:  # four LUT-RAM column slots, an entry of three rows per channel group
+                window["group_window_ram_bits"] = (4 * 3 * f.pe * in_bits
+                                                   * -(-(layer.c_in // f.pe) // rows))
         if layer.depthwise:  # every lane its own channel: nf*sf ways unless the window picks
             slice_bits, ways = lanes * in_bits, 1 if grouped else steps
         else:  # one slice, broadcast to the PEs
@@ -301,8 +307,10 @@ def block_features(model: Model, fold=None, *, family: str, max_width: int = con
                 stage["act_lanes"] = f.out_pe
         else:
             stage["compare_bits"] = f.out_pe * acc_bits
-        # The slices behind the PE array, and in front of an unfolded one (its whole window).
-        skid = f.pe * acc_bits + (layer.kernel ** 2 * layer.c_in * in_bits if steps == 1 else 0)
+        # The slices behind the PE array, in front of an unfolded one (its whole window), and
+        # in front of every layer but the first (its input pixel, after the sign bits).
+        skid = (f.pe * acc_bits + (layer.kernel ** 2 * layer.c_in * in_bits if steps == 1 else 0)
+                + (layer.c_in * in_bits if i > 1 else 0))
         streams = {"streams": 1, "skid_bits": skid,
                    "split_bits": f.out_pe * acc_bits * (f.pe // f.out_pe - 1),
                    "gather_bits": layer.c_out * _tensor_bits(t_out)}

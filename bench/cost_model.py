@@ -135,7 +135,7 @@ def _record(path: Path, entry: dict) -> None:
 #: The submodules of layer ``k`` in each block of :func:`accel.perf.block_features`
 #: (``mvu`` less its weights; the residual's FIFOs by their readers, below).
 _BLOCK_MODULES = {"window": ("window", "sign"), "mvu": ("mvu",), "weights": ("mvu.weights",),
-                  "stage": ("stage",), "streams": ("acc_slice", "split", "gather", "win_slice")}
+                  "stage": ("stage",), "streams": ("in_slice", "acc_slice", "split", "gather", "win_slice")}
 _RESOURCES = ("LUT", "FF")
 
 
