@@ -121,7 +121,7 @@ def _open(path: Path):
     for name in ("gk_degrid", "gk_temporal"):
         getattr(lib, name).restype = ctypes.c_int
     if lib.gk_source_hash().decode() != build.source_hash():
-        raise OSError(f"{path} was built from another kernel.c")
+        raise OSError(f"{path} was built from another kernel.c or with other flags")
     return lib
 
 
