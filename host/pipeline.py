@@ -158,7 +158,7 @@ class Prefetched(Iterator[T]):
         self._stop = threading.Event()
         self._done = False
         # The thread holds the queue and the event, not this object, so dropping the last
-        # reference to an unclosed one still stops it (__del__).
+        # reference to an unclosed one still stops it (__del__ sets the event).
         self._thread = threading.Thread(target=_feed, args=(items, self._q, self._stop),
                                         name="gamir-prefetch", daemon=True)
         self._thread.start()
@@ -183,7 +183,9 @@ class Prefetched(Iterator[T]):
         self._stop.set()
         self._thread.join()
 
-    __del__ = close
+    def __del__(self) -> None:
+        # Only the signal: joining here could wait on a thread the interpreter stopped at exit.
+        self._stop.set()
 
 
 def _feed(items: Iterable[T], q: queue.Queue, stop: threading.Event) -> None:
