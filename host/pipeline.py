@@ -25,7 +25,7 @@ from .backend import Backend
 from .errors import HostError
 
 __all__ = ["FramePlan", "frame_plan", "restore_frames", "filter_level", "postprocessed",
-           "prefetched", "BackgroundWriter"]
+           "prefetched", "Prefetched", "BackgroundWriter"]
 
 T = TypeVar("T")
 _END = object()  # after the last item in a queue
@@ -138,42 +138,70 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """``items`` in order, produced by a thread of its own up to ``depth`` ahead.
+def prefetched(items: Iterable[T], depth: int = 2) -> "Prefetched[T]":
+    """``items`` in order, produced by a thread of its own up to ``depth`` ahead: see
+    :class:`Prefetched`."""
+    return Prefetched(items, depth)
 
-    An error of ``items`` re-raises here; closing this generator (or an error, or Ctrl-C in
-    the consumer) stops that thread and waits for it, so no thread outlives the call.
+
+class Prefetched(Iterator[T]):
+    """Iterates ``items`` in order, produced by a thread of its own up to ``depth`` ahead;
+    the thread starts at once, so the first items are ready while the caller still sets up.
+
+    An error of ``items`` re-raises here; :meth:`close` (also on an error, or Ctrl-C in the
+    consumer, under ``contextlib.closing``) stops that thread and waits for it, so no thread
+    outlives the call, even one never iterated.
     """
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
 
-    def feed() -> None:
-        it = iter(items)
+    def __init__(self, items: Iterable[T], depth: int = 2):
+        self._q: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        # The thread holds the queue and the event, not this object, so dropping the last
+        # reference to an unclosed one still stops it (__del__ sets the event).
+        self._thread = threading.Thread(target=_feed, args=(items, self._q, self._stop),
+                                        name="gamir-prefetch", daemon=True)
+        self._thread.start()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
         try:
-            for x in it:
-                if not _put(q, (x, None), stop):
-                    return
-            _put(q, (_END, None), stop)
-        except BaseException as e:  # handed to the consumer, raised there
-            _put(q, (_END, e), stop)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
+            x, err = self._q.get()
+        except BaseException:  # Ctrl-C while waiting
+            self.close()
+            raise
+        if x is _END:
+            self.close()
+            if err is not None:
+                raise err
+            raise StopIteration
+        return x
 
-    t = threading.Thread(target=feed, name="gamir-prefetch", daemon=True)
-    t.start()
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        self._thread.join()
+
+    def __del__(self) -> None:
+        # Only the signal: joining here could wait on a thread the interpreter stopped at exit.
+        self._stop.set()
+
+
+def _feed(items: Iterable[T], q: queue.Queue, stop: threading.Event) -> None:
+    """:class:`Prefetched`'s thread: ``items`` into ``q`` until the end, an error or ``stop``."""
+    it = iter(items)
     try:
-        while True:
-            x, err = q.get()
-            if x is _END:
-                if err is not None:
-                    raise err
+        for x in it:
+            if not _put(q, (x, None), stop):
                 return
-            yield x
+        _put(q, (_END, None), stop)
+    except BaseException as e:  # handed to the consumer, raised there
+        _put(q, (_END, e), stop)
     finally:
-        stop.set()
-        t.join()
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 class BackgroundWriter:

@@ -217,12 +217,13 @@ def _run(a: argparse.Namespace) -> None:
     source = open_source(a.input, model.image_channels)
     try:
         # The sink first: every check of the output path runs before the backend starts.
+        # Decoding starts next, in a thread, so the first frames are ready when the backend
+        # (the kernel's constants, or the board's bitstream) is.
         with open_sink(source, a.output, a.overwrite, a.crf) as sink, \
+                closing(prefetched(source.frames())) as decoded, \
                 open_backend(a.backend, model, manifest, a.bitstream, a.timeout) as backend:
             progress = Progress(source.n_frames)
             inputs: list[tuple[np.ndarray, int | None]] = []  # frames in flight, with pts
-
-            decoded = prefetched(source.frames())  # decoded in a thread
 
             def frames():
                 for pixels, pts in decoded:
@@ -235,7 +236,7 @@ def _run(a: argparse.Namespace) -> None:
 
             # The kernel here, decoding and x264 in threads beside it; the writer has ended
             # before the sink commits or (on an error or Ctrl-C) removes its file.
-            with closing(decoded), BackgroundWriter(write) as writer:
+            with BackgroundWriter(write) as writer:
                 restored = restore_frames(model, backend, frames())
                 for out in postprocessed(model, restored, grid=a.grid == "on",
                                          temporal=a.temporal == "on" and source.kind == "video"):

@@ -43,7 +43,6 @@ Arithmetic (every constant prepared here in exact Python integers and checked to
 from __future__ import annotations
 
 import ctypes
-import itertools
 import os
 import threading
 from collections import deque
@@ -122,7 +121,7 @@ def _open(path: Path):
     for name in ("gk_degrid", "gk_temporal"):
         getattr(lib, name).restype = ctypes.c_int
     if lib.gk_source_hash().decode() != build.source_hash():
-        raise OSError(f"{path} was built from another kernel.c")
+        raise OSError(f"{path} was built from another kernel.c or with other flags")
     return lib
 
 
@@ -461,60 +460,87 @@ class NativeRunner:
     def run(self, x0: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """The output tensor of ``x0``, in strips on ``n_threads`` threads (default: the
         runner's)."""
+        n = n_threads or self.n_threads
+        if n == 1:  # in this thread
+            out, strips = self._strips(x0, 1)
+            return _checked(out, [strips[0]()])
+        return _finished(*self._submit(x0, n))
+
+    def _strips(self, x0: np.ndarray, n_threads: int) -> tuple[np.ndarray, list]:
+        """The output array of ``x0`` and the calls that fill it: up to ``n_threads``
+        horizontal strips, each returning the kernel's status."""
         x0 = np.ascontiguousarray(x0, dtype=np.uint8)
         h, w, c0 = x0.shape
         if c0 != self.model.input_channels:
             raise ModelError(f"input has {c0} channels, the model takes {self.model.input_channels}")
         out = np.empty((h, w, self.model.layers[-1].c_out), np.uint8)
-        n = max(1, min(n_threads or self.n_threads, h // _MIN_STRIP_ROWS))
+        n = max(1, min(n_threads, h // _MIN_STRIP_ROWS))
         bounds = [h * i // n for i in range(n + 1)]
         p = self.plan
 
-        def strip(i: int) -> int:
-            return self.lib.gk_run_strip(
+        def strip(i: int):
+            return lambda: self.lib.gk_run_strip(
                 ctypes.addressof(p.tensors), ctypes.addressof(p.layers), len(self.model.layers),
                 x0.ctypes.data, out.ctypes.data, h, w, bounds[i], bounds[i + 1])
 
-        codes = list(_pool().map(strip, range(n))) if n > 1 else [strip(0)]
-        bad = [c for c in codes if c]
-        if bad:
-            raise RuntimeError(f"native kernel: {_ERRORS.get(bad[0], f'error {bad[0]}')}")
-        return out
+        return out, [strip(i) for i in range(n)]
+
+    def _submit(self, x0: np.ndarray, n_threads: int) -> tuple[np.ndarray, list[Future]]:
+        """:meth:`_strips` of ``x0`` queued on the pool: the output array and the futures. A
+        bad ``x0`` gives a failed future, so a stream raises its error in order."""
+        try:
+            out, strips = self._strips(x0, n_threads)
+        except Exception as e:
+            failed: Future = Future()
+            failed.set_exception(e)
+            return np.empty(0, np.uint8), [failed]
+        return out, [_pool().submit(f) for f in strips]
 
     def run_stream(self, tensors: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """:meth:`run` of each tensor, in order, with up to ``n_threads + 1`` tensors in flight,
-        each on one thread.
+        each on one thread, but the last (or only) one in strips.
 
         A video keeps every core busy this way beside the threads that decode and encode it:
         no thread waits for another's strip (strips of one frame end together only when
-        nothing else runs) and no halo rows are computed twice. A stream of one tensor (an
-        image) runs in strips. Each output is :meth:`run`'s, bit for bit, whatever the
-        threads. Closing the generator early cancels the tensors not started and waits for
-        the running ones.
+        nothing else runs) and no halo rows are computed twice. The last tensor's strips queue
+        behind the tensors before it and take each thread as it frees, so the stream's end
+        does not wait for one thread alone. Each output is :meth:`run`'s, bit for bit, whatever
+        the threads. Closing the generator early cancels the tensors not started and waits
+        for the running ones.
         """
         if self.n_threads == 1:
             yield from map(self.run, tensors)
             return
         it = iter(tensors)
-        first = next(it, None)
-        if first is None:
-            return
-        second = next(it, None)
-        if second is None:
-            yield self.run(first)
-            return
-        pending: deque[Future] = deque()
+        pending: deque[tuple[np.ndarray, list[Future]]] = deque()
+        x0 = next(it, None)
         try:
-            for x0 in itertools.chain((first, second), it):
-                pending.append(_pool().submit(self.run, x0, 1))
+            while x0 is not None:
+                following = next(it, None)
+                pending.append(self._submit(x0, self.n_threads if following is None else 1))
+                x0 = following
                 if len(pending) > self.n_threads:
-                    yield pending.popleft().result()
+                    yield _finished(*pending.popleft())
             while pending:
-                yield pending.popleft().result()
+                yield _finished(*pending.popleft())
         finally:
-            for f in pending:
+            futures = [f for _, fs in pending for f in fs]
+            for f in futures:
                 f.cancel()
-            wait(pending)
+            wait(futures)
+
+
+def _finished(out: np.ndarray, futures: list[Future]) -> np.ndarray:
+    """``out`` once its strips' ``futures`` are done."""
+    return _checked(out, [f.result() for f in futures])
+
+
+def _checked(out: np.ndarray, codes: list[int]) -> np.ndarray:
+    """``out``, or the first failing strip's error."""
+    bad = [c for c in codes if c]
+    if bad:
+        raise RuntimeError(f"native kernel: {_ERRORS.get(bad[0], f'error {bad[0]}')}")
+    return out
 
 
 def run_output(model: Model, x0: np.ndarray) -> np.ndarray:

@@ -895,35 +895,37 @@ static inline int32_t gk_round_shift13(int32_t v) {
 }
 
 /* Block row from image rows t, b: m, e_x without its ramp, e_y without its ramp, e_xy. s and
- * v are scratch rows readable c before and after. */
-static void dg_row(const uint8_t *restrict t, const uint8_t *restrict b, const int32_t *restrict sg,
-                   int32_t *restrict s, int32_t *restrict v, int L, int c, int32_t *restrict m,
-                   int32_t *restrict x, int32_t *restrict y, int32_t *restrict z) {
-    for (int p = 0; p < L; p++) s[p] = t[p] + b[p], v[p] = t[p] - b[p];
+ * v are scratch rows readable c before and after. Every block quantity fits int16 (|m| <=
+ * 1020, |e| <= 8 * 510 + 2 * 1020 with the ramps): half the bytes of int32 per pass; the
+ * windowed sums (up to 16x that) are int32. */
+static void dg_row(const uint8_t *restrict t, const uint8_t *restrict b, const int16_t *restrict sg,
+                   int16_t *restrict s, int16_t *restrict v, int L, int c, int16_t *restrict m,
+                   int16_t *restrict x, int16_t *restrict y, int16_t *restrict z) {
+    for (int p = 0; p < L; p++) s[p] = (int16_t)(t[p] + b[p]), v[p] = (int16_t)(t[p] - b[p]);
     for (int p = 0; p < L; p++) {
-        int32_t s1 = s[p + c], s0 = s[p - c], v1 = v[p + c], v0 = v[p - c];
-        int32_t so = sg[p] > 0 ? s1 : s0, vo = sg[p] > 0 ? v1 : v0;
-        m[p] = s[p] + so;
-        x[p] = 8 * sg[p] * (s[p] - so);
-        y[p] = 8 * (v[p] + vo);
-        z[p] = 8 * sg[p] * (v[p] - vo);
+        int16_t s1 = s[p + c], s0 = s[p - c], v1 = v[p + c], v0 = v[p - c];
+        int16_t so = sg[p] > 0 ? s1 : s0, vo = sg[p] > 0 ? v1 : v0;
+        m[p] = (int16_t)(s[p] + so);
+        x[p] = (int16_t)(8 * sg[p] * (s[p] - so));
+        y[p] = (int16_t)(8 * (v[p] + vo));
+        z[p] = (int16_t)(8 * sg[p] * (v[p] - vo));
     }
 }
 
 /* e += f * (hi - lo) over a row: the ramps. */
-static void dg_ramp(int32_t *restrict e, const int32_t *restrict hi, const int32_t *restrict lo,
-                    int n, int32_t f) {
-    for (int p = 0; p < n; p++) e[p] += f * (hi[p] - lo[p]);
+static void dg_ramp(int16_t *restrict e, const int16_t *restrict hi, const int16_t *restrict lo,
+                    int n, int f) {
+    for (int p = 0; p < n; p++) e[p] = (int16_t)(e[p] + f * (hi[p] - lo[p]));
 }
 
 /* o = [1 4 6 4 1] over blocks (step c2) of pad, a row with two blocks before and after. */
-static void dg_window(int32_t *restrict o, const int32_t *restrict pad, int L, int c2) {
+static void dg_window(int32_t *restrict o, const int16_t *restrict pad, int L, int c2) {
     for (int p = 0; p < L; p++)
         o[p] = pad[p] + 4 * pad[p + c2] + 6 * pad[p + 2 * c2] + 4 * pad[p + 3 * c2] + pad[p + 4 * c2];
 }
 
 /* Output rows ot, ob from image rows t, b and the windowed rows w[component][5 rows]. */
-static void dg_out(const uint8_t *restrict t, const uint8_t *restrict b, const int32_t *restrict sg,
+static void dg_out(const uint8_t *restrict t, const uint8_t *restrict b, const int16_t *restrict sg,
                    const int32_t *const w[3][5], int L, int32_t top, uint8_t *restrict ot,
                    uint8_t *restrict ob) {
     const int32_t *restrict x0 = w[0][0], *restrict x1 = w[0][1], *restrict x2 = w[0][2],
@@ -948,24 +950,25 @@ static void dg_out(const uint8_t *restrict t, const uint8_t *restrict b, const i
 
 int gk_degrid(const uint8_t *img, int bh, int bw, int c, int32_t top, uint8_t *out) {
     const int L = 2 * bw * c, c2 = 2 * c;
-    /* sg; s and v, padded by c each side; m x3; e_x, e_y, e_xy x2; windowed rows 5 x 3; a
-     * padded row (L + 8c) */
-    size_t n = (size_t)L * (1 + 2 + 3 + 6 + 15 + 1) + 12 * (size_t)c;
-    int32_t *work = calloc(n, sizeof(int32_t));
+    /* int16: sg; s and v, padded by c each side; m x3; e_x, e_y, e_xy x2; a padded row
+     * (L + 8c). int32: windowed rows 5 x 3. */
+    size_t n16 = (size_t)L * (1 + 2 + 3 + 6 + 1) + 12 * (size_t)c, n32 = (size_t)L * 15;
+    int32_t *work = calloc(n32 + (n16 + 1) / 2, sizeof(int32_t));
     if (!work) return GK_ENOMEM;
-    int32_t *sg = work, *s = sg + L + c, *v = s + L + 2 * c, *m[3], *ex[2], *eyb[2], *exy[2];
-    int32_t *q = v + L + c;
+    int32_t *hw[5][3], *q32 = work;
+    for (int k = 0; k < 5; k++)
+        for (int e = 0; e < 3; e++, q32 += L) hw[k][e] = q32;
+    int16_t *sg = (int16_t *)q32, *s = sg + L + c, *v = s + L + 2 * c, *m[3], *ex[2], *eyb[2],
+            *exy[2];
+    int16_t *q = v + L + c;
     for (int k = 0; k < 3; k++, q += L) m[k] = q;
     for (int k = 0; k < 2; k++, q += 3 * L) ex[k] = q, eyb[k] = q + L, exy[k] = q + 2 * L;
-    int32_t *hw[5][3];
-    for (int k = 0; k < 5; k++)
-        for (int e = 0; e < 3; e++, q += L) hw[k][e] = q;
-    int32_t *pad = q;  /* L + 8c: a component row with two replicated blocks each side */
+    int16_t *pad = q;  /* L + 8c: a component row with two replicated blocks each side */
     for (int p = 0; p < L; p++) sg[p] = (p / c) & 1 ? -1 : 1;
     for (int r = 0; r < bh + 3; r++) {
         if (r < bh) {  /* block row r: m, e_x (with its ramp), e_y without its ramp, e_xy */
             const uint8_t *t = img + (size_t)2 * r * L;
-            int32_t *mr = m[r % 3], *x = ex[r & 1];
+            int16_t *mr = m[r % 3], *x = ex[r & 1];
             dg_row(t, t + L, sg, s, v, L, c, mr, x, eyb[r & 1], exy[r & 1]);
             if (bw > 1) {
                 dg_ramp(x + c2, mr + 2 * c2, mr, L - 2 * c2, 1);
@@ -975,18 +978,18 @@ int gk_degrid(const uint8_t *img, int bh, int bw, int c, int32_t top, uint8_t *o
         }
         int i = r - 1;  /* e_y of row i (row i + 1's m is here), then row i windowed */
         if (i >= 0 && i < bh) {
-            int32_t *y = eyb[i & 1];
+            int16_t *y = eyb[i & 1];
             if (bh > 1)
                 dg_ramp(y, m[(i < bh - 1 ? i + 1 : i) % 3], m[(i > 0 ? i - 1 : 0) % 3], L,
                         i == 0 || i == bh - 1 ? 2 : 1);
-            const int32_t *comp[3] = {ex[i & 1], y, exy[i & 1]};
+            const int16_t *comp[3] = {ex[i & 1], y, exy[i & 1]};
             for (int e = 0; e < 3; e++) {
-                const int32_t *src = comp[e];
-                memcpy(pad, src, (size_t)c2 * sizeof(int32_t));
-                memcpy(pad + c2, src, (size_t)c2 * sizeof(int32_t));
-                memcpy(pad + 2 * c2, src, (size_t)L * sizeof(int32_t));
-                memcpy(pad + 2 * c2 + L, src + L - c2, (size_t)c2 * sizeof(int32_t));
-                memcpy(pad + 3 * c2 + L, src + L - c2, (size_t)c2 * sizeof(int32_t));
+                const int16_t *src = comp[e];
+                memcpy(pad, src, (size_t)c2 * sizeof(int16_t));
+                memcpy(pad + c2, src, (size_t)c2 * sizeof(int16_t));
+                memcpy(pad + 2 * c2, src, (size_t)L * sizeof(int16_t));
+                memcpy(pad + 2 * c2 + L, src + L - c2, (size_t)c2 * sizeof(int16_t));
+                memcpy(pad + 3 * c2 + L, src + L - c2, (size_t)c2 * sizeof(int16_t));
                 dg_window(hw[i % 5][e], pad, L, c2);
             }
         }

@@ -54,6 +54,34 @@ def test_prefetched_closed_early_stops_the_producer():
     assert closed.is_set() and _stage_threads() == []
 
 
+def test_prefetched_starts_before_the_first_item_is_asked():
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield from range(3)
+
+    it = prefetched(items())
+    assert started.wait(5)  # host.run decodes while the backend sets up
+    assert list(it) == [0, 1, 2] and _stage_threads() == []
+
+
+def test_prefetched_closed_before_any_item_stops_the_producer():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()
+
+    it = prefetched(endless(), depth=1)
+    it.close()  # the backend failed to open: nothing was iterated
+    assert closed.is_set() and _stage_threads() == []
+    assert list(it) == []
+
+
 def test_writer_writes_in_order():
     out = []
     with BackgroundWriter(out.append, depth=2) as w:
