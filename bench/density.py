@@ -55,7 +55,7 @@ BLOCKS = {
     "weights": ("mvu.weights",),
     "pe_array": ("mvu",),  # sequencer, slice mux, XNOR, popcounts, accumulators, registers
     "stage": ("stage",),
-    "streams": ("acc_slice", "split", "gather", "slice"),
+    "streams": ("acc_slice", "split", "gather", "in_slice", "win_slice"),
     "residual_fifo": ("fork", "delay"),
 }
 
